@@ -1,0 +1,1 @@
+"""One module per ``qmail-sim`` subcommand: ``HELP``, ``add_arguments(parser)``, ``run(args)``."""

@@ -1,0 +1,59 @@
+"""``python -m server [--home DIR] PROGRAM ARGS...``: run one qmail program as a process.
+
+The generated ``HOME/bin/NAME`` scripts call :func:`exec_program` with the
+home baked in, as qmail compiles ``auto_qmail`` into its binaries. This is the
+only place a program meets the real process: real runtime, real environment,
+real file descriptors.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+
+from server.errors import EXIT_PERM
+
+
+def exec_program(name: str, home: str, argv: list[str]) -> int:
+    from server.programs import ProgramContext, read_patches, run
+    from server.runtime import real_environ, real_runtime
+
+    home_path = Path(home)
+    fds = {}
+    for fd in (3, 4, 5):
+        try:
+            os.fstat(fd)
+        except OSError:
+            continue
+        fds[fd] = os.fdopen(fd, "r+b" if fd != 3 else "rb", buffering=0, closefd=False)
+    ctx = ProgramContext(
+        home=home_path,
+        runtime=real_runtime(),
+        stderr=sys.stderr.buffer,
+        patches=read_patches(home_path),
+        inprocess=False,
+        fds=fds,
+    )
+    try:
+        code = run(name, [name, *argv], real_environ(), sys.stdin.buffer, sys.stdout.buffer, ctx)
+    finally:
+        try:
+            sys.stdout.buffer.flush()
+        except (BrokenPipeError, ValueError):
+            pass
+    return code
+
+
+def main(args: list[str]) -> int:
+    home = os.environ.get("QMAILSIM_HOME", "/var/qmail")
+    if len(args) >= 2 and args[0] == "--home":
+        home, args = args[1], args[2:]
+    if not args:
+        sys.stderr.write("usage: python -m server [--home DIR] PROGRAM [ARGS...]\n")
+        return EXIT_PERM
+    return exec_program(args[0], home, args[1:])
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))

@@ -1,0 +1,178 @@
+"""Every source of nondeterminism, in one place (STYLE.md, "Everywhere").
+
+Nothing else in ``server/`` or ``harness/`` reads the real clock, the process
+id, the host name, the environment or the random source directly: it is handed
+a :class:`Runtime`. :func:`real_runtime` builds the one backed by the operating
+system; the simulator builds one with a :class:`VirtualClock`, counters for
+pids and a seeded :class:`random.Random`.
+
+:class:`FileOps` is the seam for durable file steps (write, fsync, link,
+rename, unlink). The queue and the delivery code call it for every ordered
+step, so a test can substitute one that "crashes" (raises :class:`Crash`) at
+step N and then inspect what a real crash would have left on disk.
+"""
+
+from __future__ import annotations
+
+import itertools
+import os
+import random
+import socket
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Protocol
+
+
+class Clock(Protocol):
+    """Seconds since the epoch, as a float (qmail's ``now()`` is whole seconds)."""
+
+    def now(self) -> float: ...
+
+
+class RealClock:
+    def now(self) -> float:
+        return time.time()
+
+
+@dataclass
+class VirtualClock:
+    """A clock that moves only when told to. Starts at a fixed, plausible instant."""
+
+    t: float = 1_700_000_000.0
+
+    def now(self) -> float:
+        return self.t
+
+    def advance(self, seconds: float) -> None:
+        if seconds < 0:
+            raise ValueError("a clock does not run backwards")
+        self.t += seconds
+
+    def set(self, t: float) -> None:
+        if t < self.t:
+            raise ValueError("a clock does not run backwards")
+        self.t = t
+
+
+@dataclass
+class OffsetClock:
+    """Real time plus an offset read from a file: lets live daemons "advance".
+
+    The harness writes a number of seconds into ``path``; every ``now()`` adds
+    it to the real clock. Reading a small file per call is cheap next to the
+    work each call stands for (a queue pass, a delivery).
+    """
+
+    path: Path
+    base: Clock = field(default_factory=RealClock)
+
+    def now(self) -> float:
+        try:
+            offset = float(self.path.read_text().strip() or 0)
+        except (OSError, ValueError):
+            offset = 0.0
+        return self.base.now() + offset
+
+
+class Crash(Exception):
+    """Raised by a test's :class:`FileOps` to stand for the machine going down."""
+
+
+class FileOps:
+    """The durable file steps, done for real. Subclass to inject faults."""
+
+    def write_new(self, path: Path, data: bytes, mode: int = 0o644) -> int:
+        """Create ``path`` exclusively, write ``data``, fsync; return its inode."""
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, mode)
+        try:
+            view = memoryview(data)
+            while view:
+                n = os.write(fd, view)
+                view = view[n:]
+            os.fsync(fd)
+            return os.fstat(fd).st_ino
+        finally:
+            os.close(fd)
+
+    def fsync_path(self, path: Path) -> None:
+        fd = os.open(path, os.O_RDONLY)
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+
+    def link(self, src: Path, dst: Path) -> None:
+        os.link(src, dst)
+
+    def rename(self, src: Path, dst: Path) -> None:
+        os.rename(src, dst)
+
+    def unlink(self, path: Path) -> None:
+        os.unlink(path)
+
+    def mkdir(self, path: Path, mode: int = 0o700) -> None:
+        os.mkdir(path, mode)
+
+
+@dataclass
+class Runtime:
+    """The injected world: clock, identity, randomness, file steps."""
+
+    clock: Clock
+    rng: random.Random
+    hostname: str
+    next_pid: Callable[[], int]
+    uid: int
+    fileops: FileOps = field(default_factory=FileOps)
+    #: Whether to fsync at all. The simulator may turn it off for speed; the
+    #: order of steps is kept either way.
+    fsync: bool = True
+
+    def now(self) -> int:
+        """qmail works in whole seconds (now.c)."""
+        return int(self.clock.now())
+
+
+def real_runtime() -> Runtime:
+    """The runtime of a real process: the one place that reads the real world."""
+    return Runtime(
+        clock=RealClock(),
+        rng=random.Random(),
+        hostname=socket.gethostname(),
+        next_pid=os.getpid,
+        uid=os.getuid(),
+    )
+
+
+def _counter(start: int) -> Iterator[int]:
+    return itertools.count(start)
+
+
+def virtual_runtime(
+    seed: int = 0,
+    *,
+    start: float = 1_700_000_000.0,
+    hostname: str = "sim.example",
+    first_pid: int = 1000,
+    uid: int = 1000,
+) -> tuple[Runtime, VirtualClock]:
+    """A deterministic runtime for the simulator: same seed, same bytes."""
+    clock = VirtualClock(start)
+    pids = _counter(first_pid)
+    return (
+        Runtime(
+            clock=clock,
+            rng=random.Random(seed),
+            hostname=hostname,
+            next_pid=lambda: next(pids),
+            uid=uid,
+        ),
+        clock,
+    )
+
+
+def real_environ() -> dict[str, str]:
+    """The process environment, read once at a program's edge."""
+    return dict(os.environ)
