@@ -60,6 +60,10 @@ class ProgramContext:
     patches: frozenset[str] = frozenset()
     inprocess: bool = True
     fds: dict[int, BinaryIO] = field(default_factory=dict)
+    #: The current directory of an in-process program (None: the process's
+    #: own). checkpassword "chdir"s to the user's home by setting it, so that
+    #: ``qmail-pop3d Maildir`` finds ``HOME/Maildir`` without a real chdir.
+    cwd: Path | None = None
 
 
 #: qmail's programs (hier.c) and ours that run them.
