@@ -135,10 +135,16 @@ def error_str(number: int | None) -> str:
     return ERROR_STR.get(number, "unknown error")
 
 
-def make_maildir(path: str) -> str | None:
-    """Make the Maildir; None on success, else qmail's one-line fatal message."""
-    steps = [(path, path)]
-    steps += [(os.path.join(path, sub), f"{path}/{sub}") for sub in ("tmp", "new", "cur")]
+def make_maildir(path: str, cwd: str | None = None) -> str | None:
+    """Make the Maildir; None on success, else qmail's one-line fatal message.
+
+    A relative ``path`` is taken from ``cwd`` (an in-process program's current
+    directory, :attr:`ProgramContext.cwd`) when given; messages show ``path``
+    as the user wrote it, as qmail's do.
+    """
+    base = os.path.join(cwd, path) if cwd is not None else path
+    steps = [(base, path)]
+    steps += [(os.path.join(base, sub), f"{path}/{sub}") for sub in ("tmp", "new", "cur")]
     for target, shown in steps:
         try:
             os.mkdir(target, MODE)
@@ -159,7 +165,7 @@ def main(
         ctx.stderr.write(f"{USAGE}\n".encode())
         ctx.stderr.flush()
         return EXIT_PERM
-    failure = make_maildir(argv[1])
+    failure = make_maildir(argv[1], None if ctx.cwd is None else str(ctx.cwd))
     if failure is None:
         return EXIT_OK
     ctx.stderr.write(os.fsencode(failure) + b"\n")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import errno
+import io
 import mailbox
 import os
 import stat
@@ -11,6 +12,8 @@ from pathlib import Path
 import pytest
 
 from server.maildirmake import error_str
+from server.programs import ProgramContext, run
+from server.runtime import virtual_runtime
 
 from .helpers import run_program
 
@@ -78,3 +81,14 @@ def test_error_str_texts() -> None:
     assert error_str(errno.EACCES) == "access denied"
     assert error_str(errno.EAGAIN) == "temporary failure"  # EWOULDBLOCK == EAGAIN
     assert error_str(99999) == "unknown error"
+
+
+def test_relative_to_context_cwd(home: Path, tmp_path: Path) -> None:
+    runtime, _ = virtual_runtime()
+    err = io.BytesIO()
+    ctx = ProgramContext(home=home, runtime=runtime, stderr=err, cwd=tmp_path)
+    code = run("maildirmake", ["maildirmake", "Maildir"], {}, io.BytesIO(), io.BytesIO(), ctx)
+    assert code == 0
+    assert (tmp_path / "Maildir" / "cur").is_dir()
+    code = run("maildirmake", ["maildirmake", "Maildir"], {}, io.BytesIO(), io.BytesIO(), ctx)
+    assert err.getvalue() == b"maildirmake: fatal: unable to mkdir Maildir: file already exists\n"
