@@ -1,0 +1,166 @@
+"""checkpassword: ours, with users from a file, speaking DJB's interface.
+
+The interface (cr.yp.to/checkpwd/interface.html), which qmail-popup relies
+on: ``checkpassword PROG [ARGS...]`` reads at most 512 bytes from
+descriptor 3 up to end of file: ``user\\0password\\0timestamp\\0``. A wrong
+user or password exits 1; a temporary trouble (the table cannot be read, the
+home cannot be entered) exits 111; misuse (no PROG, malformed input) exits 2.
+Otherwise it changes to the user's home, sets ``USER``, ``HOME`` and
+``SHELL`` and runs PROG, which takes over (as with execvp).
+
+Users come from a file named by the environment variable
+``QMAILSIM_PASSWORDS``, else ``HOME/.qmail-sim/passwords`` in the qmail home.
+One user a line, ``user:password:home[:shell]``; empty lines and lines
+starting with ``#`` are skipped; a relative home is below the qmail home.
+An empty password never matches. Besides the plain password we accept
+APOP's digest, the hex MD5 of the timestamp followed by the password (DJB's
+checkpassword does not; it is here so APOP can be tested).
+
+In-process (``ctx.inprocess``) PROG is one of our programs called with
+``ctx.cwd`` set to the home instead of a real chdir; as a process it is a
+real chdir and exec.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import BinaryIO
+
+from server import programs
+
+ENV_FILE = "QMAILSIM_PASSWORDS"
+DEFAULT_FILE = ".qmail-sim/passwords"
+#: The interface's limit: "at most 512 bytes".
+MAX_INPUT = 512
+DEFAULT_SHELL = "/bin/sh"
+
+EXIT_BAD = 1
+EXIT_MISUSE = 2
+EXIT_TEMP = 111
+
+
+@dataclass(frozen=True, kw_only=True)
+class User:
+    name: str
+    password: str
+    home: Path
+    shell: str = DEFAULT_SHELL
+
+
+class TableError(Exception):
+    """The user table is missing or malformed: a temporary failure."""
+
+
+def parse_table(text: str, base: Path) -> dict[str, User]:
+    """``user:password:home[:shell]`` lines into users by name."""
+    users: dict[str, User] = {}
+    for number, line in enumerate(text.splitlines(), 1):
+        if not line.strip() or line.startswith("#"):
+            continue
+        fields = line.split(":")
+        if len(fields) not in (3, 4) or not fields[0]:
+            raise TableError(f"line {number}: want user:password:home[:shell]")
+        shell = fields[3] if len(fields) == 4 and fields[3] else DEFAULT_SHELL
+        home = base / fields[2]  # an absolute home replaces the base
+        users[fields[0]] = User(name=fields[0], password=fields[1], home=home, shell=shell)
+    return users
+
+
+def format_table(users: Mapping[str, tuple[str, Path]]) -> str:
+    """The file the harness writes: {user: (password, home)}."""
+    return "".join(f"{name}:{pw}:{home}\n" for name, (pw, home) in users.items())
+
+
+def split_input(data: bytes) -> tuple[bytes, bytes, bytes] | None:
+    """``user\\0password\\0timestamp...``: None when a NUL is missing."""
+    parts = data.split(b"\0", 2)
+    if len(parts) < 3:
+        return None
+    return parts[0], parts[1], parts[2].split(b"\0", 1)[0]
+
+
+def password_ok(user: User, password: bytes, timestamp: bytes) -> bool:
+    stored = user.password.encode()
+    if not stored:
+        return False
+    if hmac.compare_digest(password, stored):
+        return True
+    digest = hashlib.md5(timestamp + stored).hexdigest().encode()
+    return bool(timestamp) and hmac.compare_digest(password.lower(), digest)
+
+
+def table_path(env: Mapping[str, str], ctx: programs.ProgramContext) -> Path:
+    return Path(env[ENV_FILE]) if env.get(ENV_FILE) else ctx.home / DEFAULT_FILE
+
+
+def _read_fd3(ctx: programs.ProgramContext) -> bytes | int:
+    """Up to 512 bytes from descriptor 3, or an exit code."""
+    fd3 = ctx.fds.get(3)
+    if fd3 is None:
+        return EXIT_TEMP
+    data = b""
+    try:
+        while chunk := fd3.read(MAX_INPUT + 1 - len(data)):
+            data += chunk
+            if len(data) > MAX_INPUT:
+                return EXIT_BAD
+    except OSError:
+        return EXIT_TEMP
+    return data
+
+
+def check(data: bytes, env: Mapping[str, str], ctx: programs.ProgramContext) -> User | int:
+    """The user who may log in with ``data``, or the exit code that says why not."""
+    fields = split_input(data)
+    if fields is None:
+        return EXIT_MISUSE
+    login, password, timestamp = fields
+    try:
+        users = parse_table(table_path(env, ctx).read_text(), ctx.home)
+    except (OSError, UnicodeDecodeError, TableError):
+        return EXIT_TEMP
+    user = users.get(login.decode("utf-8", "surrogateescape"))
+    if user is None or not password_ok(user, password, timestamp):
+        return EXIT_BAD
+    return user
+
+
+def main(
+    argv: list[str],
+    env: Mapping[str, str],
+    stdin: BinaryIO,
+    stdout: BinaryIO,
+    ctx: programs.ProgramContext,
+) -> int:
+    if len(argv) < 2:
+        return EXIT_MISUSE
+    data = _read_fd3(ctx)
+    if isinstance(data, int):
+        return data
+    user = check(data, env, ctx)
+    if isinstance(user, int):
+        return user
+    if not user.home.is_dir():
+        return EXIT_TEMP  # chdir() failed
+    child_env = {**env, "USER": user.name, "HOME": str(user.home), "SHELL": user.shell}
+    if ctx.inprocess:
+        name = os.path.basename(argv[1])
+        if programs.PROGRAMS.get(name) is None and programs.EXTRA_PROGRAMS.get(name) is None:
+            return EXIT_TEMP  # execvp() failed
+        fds = {fd: f for fd, f in ctx.fds.items() if fd != 3}  # close(3)
+        child = replace(ctx, cwd=user.home, fds=fds)
+        return programs.run(name, argv[1:], child_env, stdin, stdout, child)
+    try:
+        os.chdir(user.home)
+        for f in ctx.fds.values():
+            f.close()
+        os.closerange(3, 4)  # close(3): PROG gets no descriptor 3
+        os.execvpe(argv[1], argv[1:], child_env)
+    except OSError:
+        return EXIT_TEMP
+    return EXIT_TEMP  # not reached: execvpe does not return

@@ -1,0 +1,47 @@
+"""Reading command lines from a program's stdin, for qmail-popup and qmail-pop3d.
+
+qmail-popup hands its descriptor 0 to checkpassword and qmail-pop3d, so it
+must not read past the PASS/APOP line: bytes it buffered would never reach
+qmail-pop3d. (qmail-popup.c reads up to 128 bytes at a time and so loses
+commands a client pipelines after PASS; we read exactly one line, which
+gives the same replies to every client that waits for the PASS reply.)
+A stream with a ``raw`` layer (a real fd 0) is read a byte at a time below
+its buffer; any other (BytesIO, the harness) is exact with readline().
+"""
+
+from __future__ import annotations
+
+from typing import BinaryIO
+
+from server.pop3.core import MAX_LINE, Command, LineTooLong
+
+
+def read_line(stream: BinaryIO, *, exact: bool = False) -> bytes | None:
+    """The next line through its LF; None at end of input (a partial line is dropped)."""
+    raw = getattr(stream, "raw", None) if exact else None
+    if raw is not None:
+        return _read_raw(raw)
+    line = stream.readline(MAX_LINE + 1)
+    if len(line) > MAX_LINE:
+        raise LineTooLong(len(line))
+    if not line.endswith(b"\n"):
+        return None
+    return line
+
+
+def _read_raw(raw: BinaryIO) -> bytes | None:
+    line = bytearray()
+    while True:
+        byte = raw.read(1)
+        if not byte:
+            return None
+        line += byte
+        if byte == b"\n":
+            return bytes(line)
+        if len(line) > MAX_LINE:
+            raise LineTooLong(len(line))
+
+
+def read_command(stream: BinaryIO, *, exact: bool = False) -> Command | None:
+    line = read_line(stream, exact=exact)
+    return None if line is None else Command.parse(line)
