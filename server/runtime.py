@@ -115,6 +115,47 @@ class FileOps:
     def mkdir(self, path: Path, mode: int = 0o700) -> None:
         os.mkdir(path, mode)
 
+    # Added for the queue writer (server/queue/core.py), which follows
+    # qmail-queue.c's order: create an empty file, learn its inode, link it
+    # elsewhere, and only then write into it.
+
+    def create_new(self, path: Path, mode: int = 0o644) -> int:
+        """Create ``path`` exclusively and empty (no fsync); return its inode."""
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, mode)
+        try:
+            return os.fstat(fd).st_ino
+        finally:
+            os.close(fd)
+
+    def append(self, path: Path, data: bytes, *, fsync: bool = True) -> None:
+        """Write ``data`` at the end of the existing ``path``, then fsync it."""
+        fd = os.open(path, os.O_WRONLY | os.O_APPEND)
+        try:
+            view = memoryview(data)
+            while view:
+                n = os.write(fd, view)
+                view = view[n:]
+            if fsync:
+                os.fsync(fd)
+        finally:
+            os.close(fd)
+
+    def pull_trigger(self, path: Path) -> None:
+        """Write one byte to a named pipe without blocking; ignore every failure.
+
+        triggerpull.c: nobody reading (ENXIO) or a full pipe is not an error.
+        """
+        try:
+            fd = os.open(path, os.O_WRONLY | os.O_NONBLOCK)
+        except OSError:
+            return
+        try:
+            os.write(fd, b"\0")
+        except OSError:
+            pass
+        finally:
+            os.close(fd)
+
 
 @dataclass
 class Runtime:

@@ -1,0 +1,193 @@
+"""qmail-queue's ordered durable steps, and small readers of what they leave.
+
+:func:`write_queue` puts one message into ``HOME/queue`` in qmail-queue.c's
+order (INTERNALS section 3); each numbered step is one call of
+``FileOps`` so a test can crash between any two of them (the states that a
+crash leaves behind are tabled in :mod:`server.queue.states`):
+
+1. create ``pid/<pid>.<starttime>.<seq>`` exclusively (seq 1..9; exit 63 if
+   all nine exist); its inode becomes the message number N;
+2. link it to ``mess/<N % 23>/N`` (64);
+3. unlink the pid file (63);
+4. write the Received line and the message into ``mess/``, fsync (53);
+5. create ``intd/N`` exclusively (65);
+6. read the envelope; write ``u<uid>\\0p<pid>\\0`` and the envelope into
+   ``intd/N``, fsync (53; 91 or 11 for a bad envelope, 54 if it ends early);
+7. link ``intd/N`` to ``todo/N`` (66) -- from here on the message is queued;
+8. pull ``lock/trigger`` (failure ignored).
+
+Like qmail-queue.c, a write or read failure (53, 54) removes ``intd/N`` and
+``mess/N`` before exiting, while the other failures leave their files for
+qmail-send's 36-hour cleanup. A bad envelope (91, 11) leaves ``intd/N``
+holding what qmail-queue's 256-byte output buffer had flushed.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable
+from contextlib import suppress
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Final
+
+from server.qdir import SPLIT, qfn
+from server.queue import codes
+from server.queue.envelope import Envelope, EnvelopeError, TodoFile, intd_header, parse_todo
+from server.runtime import FileOps
+
+#: qmail-queue.c ``#define DEATH 86400``: it gives up (exit 52) after a day.
+DEATH: Final = 86400
+#: qmail-queue.c tries pid/<pid>.<time>.<seq> for seq 1..9.
+PID_TRIES: Final = 9
+#: substdio buffer qmail-queue.c writes intd/ through (``outbuf[256]``).
+OUTBUF: Final = 256
+
+
+class QueueFailure(Exception):
+    """qmail-queue gives up with exit ``code`` (qmail-queue(8))."""
+
+    def __init__(self, code: int) -> None:
+        super().__init__(f"qmail-queue exit {code}")
+        self.code = code
+
+
+def received_line(pid: int, invoked: str, date: str) -> bytes:
+    """``Received: (qmail <pid> invoked <how>); <date822fmt>\\n`` (qmail-queue.c)."""
+    return f"Received: (qmail {pid} invoked {invoked}); {date}\n".encode()
+
+
+@dataclass(frozen=True, kw_only=True)
+class QueueJob:
+    """One run of qmail-queue: who it is and what it writes first."""
+
+    queue: Path
+    pid: int
+    uid: int
+    starttime: int
+    received: bytes
+
+
+def _flushed(data: bytes) -> bytes:
+    # substdio flushes a full buffer only when one more byte arrives, so of
+    # k bytes put, ((k-1)//256)*256 reached the file when qmail-queue died.
+    return data[: max(0, (len(data) - 1) // OUTBUF * OUTBUF)]
+
+
+def _make_pid(job: QueueJob, fileops: FileOps) -> tuple[Path, int]:
+    for seq in range(1, PID_TRIES + 1):
+        path = job.queue / "pid" / f"{job.pid}.{job.starttime}.{seq}"
+        try:
+            return path, fileops.create_new(path)
+        except OSError:
+            continue
+    raise QueueFailure(codes.PID_TROUBLE)
+
+
+def _cleanup(fileops: FileOps, *paths: Path) -> None:
+    # qmail-queue.c cleanup(): intd first, then mess; stop at the first failure.
+    for path in paths:
+        try:
+            fileops.unlink(path)
+        except FileNotFoundError:
+            continue
+        except OSError:
+            return
+
+
+def _step(code: int, action: Callable[[], object]) -> None:
+    try:
+        action()
+    except OSError as exc:
+        raise QueueFailure(code) from exc
+
+
+def write_queue(
+    job: QueueJob,
+    message: bytes,
+    envelope: Callable[[], Envelope],
+    fileops: FileOps,
+    *,
+    fsync: bool = True,
+) -> int:
+    """Queue ``message``; return its number. Raises :class:`QueueFailure`.
+
+    ``envelope`` is called after ``intd/N`` exists, as qmail-queue reads fd 1
+    only then; it may raise :class:`EnvelopeError`.
+    """
+    pidfn, msgid = _make_pid(job, fileops)
+    messfn = qfn(job.queue, "mess", msgid)
+    intdfn = qfn(job.queue, "intd", msgid)
+    todofn = qfn(job.queue, "todo", msgid)
+    _step(codes.MESS_TROUBLE, lambda: fileops.link(pidfn, messfn))
+    _step(codes.PID_TROUBLE, lambda: fileops.unlink(pidfn))
+    try:
+        fileops.append(messfn, job.received + message, fsync=fsync)
+    except OSError as exc:
+        _cleanup(fileops, messfn)
+        raise QueueFailure(codes.WRITE_ERROR) from exc
+    _step(codes.INTD_TROUBLE, lambda: fileops.create_new(intdfn))
+    header = intd_header(job.uid, job.pid)
+    try:
+        env = envelope()
+    except EnvelopeError as exc:
+        if exc.code == codes.READ_ERROR:
+            _cleanup(fileops, intdfn, messfn)
+        else:
+            _write_partial_intd(fileops, intdfn, header, exc)
+        raise QueueFailure(exc.code) from exc
+    try:
+        fileops.append(intdfn, header + env.echo, fsync=fsync)
+    except OSError as exc:
+        _cleanup(fileops, intdfn, messfn)
+        raise QueueFailure(codes.WRITE_ERROR) from exc
+    _step(codes.TODO_TROUBLE, lambda: fileops.link(intdfn, todofn))
+    fileops.pull_trigger(job.queue / "lock" / "trigger")
+    return msgid
+
+
+def _write_partial_intd(fileops: FileOps, intdfn: Path, header: bytes, exc: EnvelopeError) -> None:
+    """What a bad envelope leaves in intd/: the flushed part of the echo."""
+    partial = _flushed(header + exc.echo)
+    if partial:
+        with suppress(OSError):
+            fileops.append(intdfn, partial, fsync=False)
+
+
+def check_home(home: Path) -> Path:
+    """qmail-queue's chdir(auto_qmail) (61) and chdir("queue") (62)."""
+    if not home.is_dir():
+        raise QueueFailure(codes.HOME_TROUBLE)
+    queue = home / "queue"
+    if not queue.is_dir():
+        raise QueueFailure(codes.QUEUE_DIR_TROUBLE)
+    return queue
+
+
+# --- readers for qmail-send and friends -----------------------------------
+
+
+def read_todo(path: Path) -> TodoFile:
+    """An ``intd/`` or ``todo/`` file, parsed as qmail-send's todo_do() does."""
+    return parse_todo(path.read_bytes())
+
+
+def read_envelope(path: Path) -> tuple[str, list[str]]:
+    """``(sender, recipients)`` of an ``intd/`` or ``todo/`` file."""
+    todo = read_todo(path)
+    return todo.sender, list(todo.recipients)
+
+
+def message_ids(queue: Path) -> list[int]:
+    """The numbers of the messages in ``queue/mess/*/``, sorted.
+
+    Names that are not all digits are skipped, as readsubdir.c does.
+    """
+    ids: list[int] = []
+    for i in range(SPLIT):
+        try:
+            names = os.listdir(queue / "mess" / str(i))
+        except FileNotFoundError:
+            continue
+        ids.extend(int(name) for name in names if name.isdigit() and name.isascii())
+    return sorted(ids)

@@ -1,0 +1,85 @@
+"""Who runs qmail-queue, and the Received line and date that follow from it.
+
+qmail-queue.c words its ``Received: (qmail N invoked ...)`` line from its
+real uid: ``by alias`` for the alias user (auto_uida), ``from network`` for
+qmaild (auto_uidd), ``for bounce`` for qmails (auto_uids), else ``by uid N``.
+A one-user home cannot tell those apart by uid, so the caller says who it
+is (DESIGN.md, "Users and privileges"): in-process as an :data:`Invoker`,
+and to a qmail-queue process through :data:`INVOKER_ENV`. Without that
+variable a process is "invoked by uid <its real uid>", as in qmail.
+
+The ``u`` record of ``intd/`` holds the real uid (or the uid an int invoker
+names): qmail-send logs it in ``info msg N: ... uid U``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Final, Literal
+
+from server.date822 import date822fmt, zone_from_env
+from server.programs import ProgramContext
+from server.queue.core import QueueJob, check_home, received_line
+
+Invoker = Literal["network", "bounce", "alias"] | int
+
+#: Our variable (not qmail's) that tells a qmail-queue process who called it.
+INVOKER_ENV: Final = "QMAILSIM_INVOKER"
+
+_NAMED: Final[dict[str, str]] = {
+    "alias": "by alias",
+    "network": "from network",
+    "bounce": "for bounce",
+}
+
+#: The home's patch that turns date822fmt into local time.
+DATE_LOCALTIME: Final = "date-localtime"
+
+
+def invoked_text(invoker: Invoker) -> str:
+    """The words after ``invoked `` in the Received line."""
+    if isinstance(invoker, int):
+        return f"by uid {invoker}"
+    return _NAMED[invoker]
+
+
+def invoker_env_value(invoker: Invoker) -> str:
+    return str(invoker)
+
+
+def invoker_from_env(env: Mapping[str, str], real_uid: int) -> Invoker:
+    """The invoker a process was told, or its real uid (an unknown value counts as unset)."""
+    value = env.get(INVOKER_ENV, "")
+    if value == "network":
+        return "network"
+    if value == "bounce":
+        return "bounce"
+    if value == "alias":
+        return "alias"
+    if value.isascii() and value.isdigit():
+        return int(value)
+    return real_uid
+
+
+def record_uid(invoker: Invoker, real_uid: int) -> int:
+    return invoker if isinstance(invoker, int) else real_uid
+
+
+def date_text(ctx: ProgramContext, env: Mapping[str, str], t: int) -> str:
+    """date822fmt for this home: GMT, or local time with the date-localtime patch."""
+    if DATE_LOCALTIME in ctx.patches:
+        return date822fmt(t, localtime=True, tz=zone_from_env(env))
+    return date822fmt(t)
+
+
+def make_job(ctx: ProgramContext, env: Mapping[str, str], pid: int, invoker: Invoker) -> QueueJob:
+    """Everything qmail-queue fixes before touching a file (may raise 61/62)."""
+    queue = check_home(ctx.home)
+    start = ctx.runtime.now()
+    return QueueJob(
+        queue=queue,
+        pid=pid,
+        uid=record_uid(invoker, ctx.runtime.uid),
+        starttime=start,
+        received=received_line(pid, invoked_text(invoker), date_text(ctx, env, start)),
+    )
