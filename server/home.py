@@ -15,6 +15,7 @@ only when it is not there yet).
 from __future__ import annotations
 
 import os
+import shlex
 import stat
 import sys
 from collections.abc import Iterable
@@ -70,6 +71,43 @@ BIN_MODES: dict[str, int] = {
 DEFAULT_BIN_MODE = 0o755
 
 ALIAS_FILES = (".qmail-root", ".qmail-postmaster", ".qmail-mailer-daemon")
+
+# boot/ (hier.c installs home, proc, binm1..3 and their "+df" variants). Each
+# starts qmail-start with a different default delivery (the first argument,
+# used when a user has no .qmail); "+df" puts dot-forward's ".forward"
+# handling first. Logging goes through splogger, as in qmail's scripts. The
+# scripts below are ours; only the delivery instructions are qmail's facts.
+_DOT_FORWARD = "|dot-forward .forward\n"
+_BINMAIL = '|preline -f {prog} {flag} "${{SENDER:-MAILER-DAEMON}}" -d "$USER"'
+_BOOT_DELIVERY: dict[str, str] = {
+    "home": "./Mailbox",
+    "proc": "|preline procmail",
+    "binm1": _BINMAIL.format(prog="/usr/libexec/mail.local", flag="-r"),
+    "binm2": _BINMAIL.format(prog="/bin/mail", flag="-r"),
+    "binm3": _BINMAIL.format(prog="/bin/mail", flag="-f"),
+}
+BOOT_SCRIPTS: dict[str, str] = {
+    **_BOOT_DELIVERY,
+    **{f"{name}+df": _DOT_FORWARD + delivery for name, delivery in _BOOT_DELIVERY.items()},
+}
+
+
+def boot_script(home: Path, delivery: str) -> str:
+    """A boot script of ours: a clean environment, HOME/bin first in PATH."""
+    return (
+        "#!/bin/sh\n"
+        "# qmail-sim: start qmail (qmail-start -> qmail-send) for this home,\n"
+        "# logging through splogger; the first argument is the default delivery.\n"
+        f'exec env - PATH={shlex.quote(f"{home}/bin")}:"$PATH" '
+        f"qmail-start {shlex.quote(delivery)} splogger qmail\n"
+    )
+
+
+def write_boot(home: Path) -> None:
+    for name in sorted(BOOT_SCRIPTS):
+        path = home / "boot" / name
+        path.write_text(boot_script(home, BOOT_SCRIPTS[name]))
+        os.chmod(path, 0o755)
 
 
 @dataclass(frozen=True)
@@ -199,6 +237,7 @@ def setup(
     home = Path(home).absolute()
     make_tree(home)
     write_bin(home, python)
+    write_boot(home)
     write_aliases(home)
     if me is not None:
         config_fast(home, me)
