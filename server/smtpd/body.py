@@ -1,0 +1,135 @@
+"""blast(): how qmail-smtpd reads a message after ``354 go ahead`` (qmail-smtpd.c).
+
+A byte-level machine, kept exactly: CR LF becomes LF; at the start of a line
+a dot is dropped (``..`` gives ``.``, ``.x`` gives ``x``) except in ``.`` CR
+followed by something other than LF, which is kept whole; ``.`` CR LF ends the
+message; a LF not preceded by CR (also ``.`` LF) is a stray newline and ends
+the connection. A CR not followed by LF is kept.
+
+While in the header (until a line that is exactly CR LF), each line starting
+with ``received`` or ``delivered`` — every letter in either case — counts one
+hop. ``put()`` counts the bytes stored; past ``databytes`` nothing more is
+kept and the message will be refused once its end is read.
+"""
+
+from __future__ import annotations
+
+import re
+
+#: qmail streams the body to qmail-queue; we hold it, so past this size the
+#: bytes are dropped and the message is refused as if the disk were full.
+MAX_MESSAGE = 256 << 20
+
+_LINE_BREAK = re.compile(rb"[\r\n]")
+
+_HEADER_X = (b"received", b"RECEIVED")
+_HEADER_Z = (b"delivered", b"DELIVERED")
+
+
+class Blast:
+    """blast(): the byte-level state machine of the message after 354."""
+
+    def __init__(self, databytes: int) -> None:
+        self.state = 1  # 0 mid-line, 1 after CR LF, 2 CR LF ".", 3 CR LF "." CR, 4 after CR
+        self.out = bytearray()
+        self.size = 0
+        self.databytes = databytes
+        self.hops = 0
+        self.in_header = True
+        self.pos = 0
+        self.maybe_x = self.maybe_y = self.maybe_z = True
+
+    def put(self, data: bytes) -> None:
+        """put(): past databytes qmail_fail()s and stores nothing more."""
+        self.size += len(data)
+        if self.databytes and self.size > self.databytes:
+            return
+        if self.size <= MAX_MESSAGE:
+            self.out += data
+
+    @property
+    def too_big(self) -> bool:
+        return bool(self.databytes) and self.size > self.databytes
+
+    @property
+    def out_of_room(self) -> bool:
+        return self.size > MAX_MESSAGE
+
+    def _header(self, ch: int) -> None:
+        pos = self.pos
+        if pos < 9:
+            if ch not in (_HEADER_Z[0][pos], _HEADER_Z[1][pos]):
+                self.maybe_z = False
+            if self.maybe_z and pos == 8:
+                self.hops += 1
+            if pos < 8 and ch not in (_HEADER_X[0][pos], _HEADER_X[1][pos]):
+                self.maybe_x = False
+            if self.maybe_x and pos == 7:
+                self.hops += 1
+            if pos < 2 and ch != b"\r\n"[pos]:
+                self.maybe_y = False
+            if self.maybe_y and pos == 1:
+                self.in_header = False
+            self.pos += 1
+        if ch == 0x0A:
+            self.pos = 0
+            self.maybe_x = self.maybe_y = self.maybe_z = True
+
+    def feed(self, buf: bytes | bytearray, start: int) -> tuple[int, str | None]:
+        """Consume from ``buf[start:]``: (new offset, "end"/"stray_newline"/None)."""
+        i, n = start, len(buf)
+        while i < n:
+            if self.state == 0 and not (self.in_header and self.pos < 9):
+                # Fast path: the middle of a line changes nothing but the bytes.
+                found = _LINE_BREAK.search(buf, i)
+                j = n if found is None else found.start()
+                if j > i:
+                    self.put(bytes(buf[i:j]))
+                    i = j
+                    continue
+            ch = buf[i]
+            i += 1
+            if self.in_header:
+                self._header(ch)
+            verdict = self._step(ch)
+            if verdict is not None:
+                return i, verdict
+        return i, None
+
+    def _step(self, ch: int) -> str | None:
+        state = self.state
+        if state in (0, 1, 2) and ch == 0x0A:
+            return "stray_newline"
+        if state == 0:
+            if ch == 0x0D:
+                self.state = 4
+                return None
+        elif state == 1:
+            if ch == 0x2E:
+                self.state = 2
+                return None
+            if ch == 0x0D:
+                self.state = 4
+                return None
+            self.state = 0
+        elif state == 2:
+            if ch == 0x0D:
+                self.state = 3
+                return None
+            self.state = 0
+        elif state == 3:
+            if ch == 0x0A:
+                return "end"
+            self.put(b".\r")
+            if ch == 0x0D:
+                self.state = 4
+                return None
+            self.state = 0
+        elif state == 4:
+            if ch == 0x0A:
+                self.state = 1
+            elif ch != 0x0D:
+                self.put(b"\r")
+                self.state = 0
+        self.put(bytes((ch,)))
+        return None

@@ -1,0 +1,134 @@
+"""``qmail-smtpd``: the program, speaking SMTP on stdin/stdout (qmail-smtpd(8)).
+
+It runs under tcpserver (ours or ucspi-tcp's), which puts the TCP* variables
+and RELAYCLIENT into the environment. :func:`main` reads the controls
+(setup()), finds this host's addresses (ipme_init), then drives
+:class:`~server.smtpd.core.SmtpCore`: write what it said, read at most 1024
+bytes (qmail's ssinbuf) with a ``timeoutsmtpd`` limit, feed it, and run
+qmail-queue (:func:`server.queue.client.queue_message`) when it asks.
+
+Exit codes are qmail-smtpd's: 0 after QUIT, 1 for everything else (end of
+input, timeout, a stray newline, unreadable controls).
+"""
+
+from __future__ import annotations
+
+import io
+import os
+import select
+from collections.abc import Callable, Mapping
+from typing import BinaryIO
+
+from server.date822 import date822fmt, zone_from_env
+from server.errors import TempFail
+from server.programs import ProgramContext
+from server.smtpd import replies
+from server.smtpd.core import Closed, QueueMessage, SmtpCore
+from server.smtpd.policy import SmtpdConfig, load_config
+
+#: qmail-smtpd.c's ssinbuf.
+READ_SIZE = 1024
+
+Reader = Callable[[float], bytes | None]
+
+
+def make_core(config: SmtpdConfig, ctx: ProgramContext, env: Mapping[str, str]) -> SmtpCore:
+    """A core whose clock is the runtime's and whose dates follow the patches."""
+    tz = zone_from_env(env)
+
+    def date(t: int) -> bytes:
+        return date822fmt(t, localtime=config.date_localtime, tz=tz).encode()
+
+    return SmtpCore(config, now=ctx.runtime.now, date=date)
+
+
+def queue(ctx: ProgramContext, env: Mapping[str, str], request: QueueMessage) -> tuple[str, int]:
+    """qmail_open ... qmail_close for one message: (error text, qp)."""
+    from server.queue.client import queue_message
+    from server.queue.envelope import addr_str
+
+    result = queue_message(
+        ctx,
+        env,
+        request.message,
+        addr_str(request.sender),
+        [addr_str(r) for r in request.recipients],
+        invoker="network",
+    )
+    return result.error, result.qp
+
+
+def _reader(stdin: BinaryIO) -> Reader:
+    """Read up to READ_SIZE bytes within a timeout; None when the time ran out."""
+    try:
+        fd = stdin.fileno()
+    except (OSError, AttributeError, io.UnsupportedOperation):
+        fd = -1
+    if fd < 0:
+        read1 = getattr(stdin, "read1", stdin.read)
+        return lambda timeout: bytes(read1(READ_SIZE))
+
+    def read(timeout: float) -> bytes | None:
+        ready, _, _ = select.select([fd], [], [], timeout)
+        if not ready:
+            return None
+        try:
+            return os.read(fd, READ_SIZE)
+        except OSError:
+            return b""  # saferead: an error is the end
+
+    return read
+
+
+def converse(
+    core: SmtpCore,
+    read: Reader,
+    write: Callable[[bytes], None],
+    run_queue: Callable[[QueueMessage], tuple[str, int]],
+) -> int:
+    """Drive ``core`` to its end; the exit code."""
+    while True:
+        event = core.next_event()
+        out = core.data_to_send()
+        if out:
+            write(out)  # flush before every read (saferead) and at every exit
+        if isinstance(event, Closed):
+            return event.exit_code
+        if isinstance(event, QueueMessage):
+            core.queue_result(*run_queue(event))
+            continue
+        data = read(core.config.timeout)
+        if data is None:
+            core.timeout()
+        else:
+            core.receive_data(data)
+
+
+def main(
+    argv: list[str],
+    env: Mapping[str, str],
+    stdin: BinaryIO,
+    stdout: BinaryIO,
+    ctx: ProgramContext,
+) -> int:
+    def write(data: bytes) -> None:
+        stdout.write(data)
+        stdout.flush()
+
+    try:
+        from server.smtpd.ipme import local_ips
+
+        ipme = local_ips()
+        config = load_config(ctx.home, env, ipme=ipme, patches=ctx.patches)
+    except TempFail:
+        write(replies.CONTROL)
+        return 1
+    try:
+        return converse(
+            make_core(config, ctx, env),
+            _reader(stdin),
+            write,
+            lambda request: queue(ctx, env, request),
+        )
+    except (BrokenPipeError, ConnectionError):
+        return 1  # safewrite(): a failed write is _exit(1)
