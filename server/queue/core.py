@@ -34,6 +34,7 @@ from typing import Final
 from server.qdir import SPLIT, qfn
 from server.queue import codes
 from server.queue.envelope import Envelope, EnvelopeError, TodoFile, intd_header, parse_todo
+from server.queue.states import CleanupAction, QueueListing, RemovePid
 from server.runtime import FileOps
 
 #: qmail-queue.c ``#define DEATH 86400``: it gives up (exit 52) after a day.
@@ -191,3 +192,68 @@ def message_ids(queue: Path) -> list[int]:
             continue
         ids.extend(int(name) for name in names if name.isdigit() and name.isascii())
     return sorted(ids)
+
+
+def _atime(path: Path) -> int | None:
+    try:
+        return int(path.stat().st_atime)
+    except OSError:
+        return None
+
+
+def _numbers(directory: Path) -> frozenset[int]:
+    try:
+        names = os.listdir(directory)
+    except FileNotFoundError:
+        return frozenset()
+    return frozenset(int(n) for n in names if n.isdigit() and n.isascii())
+
+
+def scan_queue(queue: Path) -> QueueListing:
+    """The :class:`~server.queue.states.QueueListing` of ``queue`` as it is on disk."""
+    pids: dict[str, int] = {}
+    with suppress(FileNotFoundError):
+        for name in os.listdir(queue / "pid"):
+            atime = _atime(queue / "pid" / name)
+            if atime is not None:
+                pids[name] = atime
+    mess: dict[int, int] = {}
+    for msgid in message_ids(queue):
+        atime = _atime(qfn(queue, "mess", msgid))
+        if atime is not None:
+            mess[msgid] = atime
+    info: set[int] = set()
+    for i in range(SPLIT):
+        info |= _numbers(queue / "info" / str(i))
+    return QueueListing(pid=pids, mess=mess, info=frozenset(info), todo=_numbers(queue / "todo"))
+
+
+def apply_cleanup(queue: Path, actions: list[CleanupAction], fileops: FileOps) -> list[bool]:
+    """Do ``actions`` as qmail-clean would; per action, whether it succeeded.
+
+    qmail-clean answers ``!`` when an unlink fails for a reason other than
+    "no such file" (qmail-send then logs a warning); that is ``False`` here.
+    """
+    results: list[bool] = []
+    for action in actions:
+        if isinstance(action, RemovePid):
+            # cleanuppid() ignores every failure.
+            with suppress(OSError):
+                fileops.unlink(queue / "pid" / action.name)
+            results.append(True)
+            continue
+        results.append(
+            _unlink_all(fileops, qfn(queue, "intd", action.msgid), qfn(queue, "mess", action.msgid))
+        )
+    return results
+
+
+def _unlink_all(fileops: FileOps, *paths: Path) -> bool:
+    for path in paths:
+        try:
+            fileops.unlink(path)
+        except FileNotFoundError:
+            continue
+        except OSError:
+            return False
+    return True

@@ -17,7 +17,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Final, Literal
 
-from server.date822 import date822fmt, zone_from_env
+from server.date822 import home_date
 from server.programs import ProgramContext
 from server.queue.core import QueueJob, check_home, received_line
 
@@ -31,9 +31,6 @@ _NAMED: Final[dict[str, str]] = {
     "network": "from network",
     "bounce": "for bounce",
 }
-
-#: The home's patch that turns date822fmt into local time.
-DATE_LOCALTIME: Final = "date-localtime"
 
 
 def invoked_text(invoker: Invoker) -> str:
@@ -65,13 +62,6 @@ def record_uid(invoker: Invoker, real_uid: int) -> int:
     return invoker if isinstance(invoker, int) else real_uid
 
 
-def date_text(ctx: ProgramContext, env: Mapping[str, str], t: int) -> str:
-    """date822fmt for this home: GMT, or local time with the date-localtime patch."""
-    if DATE_LOCALTIME in ctx.patches:
-        return date822fmt(t, localtime=True, tz=zone_from_env(env))
-    return date822fmt(t)
-
-
 def make_job(ctx: ProgramContext, env: Mapping[str, str], pid: int, invoker: Invoker) -> QueueJob:
     """Everything qmail-queue fixes before touching a file (may raise 61/62)."""
     queue = check_home(ctx.home)
@@ -81,5 +71,5 @@ def make_job(ctx: ProgramContext, env: Mapping[str, str], pid: int, invoker: Inv
         pid=pid,
         uid=record_uid(invoker, ctx.runtime.uid),
         starttime=start,
-        received=received_line(pid, invoked_text(invoker), date_text(ctx, env, start)),
+        received=received_line(pid, invoked_text(invoker), home_date(start, ctx.patches, env)),
     )
