@@ -23,7 +23,7 @@ variable into one, as libc's localtime() would.
 from __future__ import annotations
 
 import datetime as _dt
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 from typing import Final
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
@@ -31,6 +31,9 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 MONTHS: Final = ("Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec")
 
 Zone = _dt.tzinfo | str
+
+#: The home patch (server.programs.PATCHES) that makes date822fmt local.
+DATE_LOCALTIME: Final = "date-localtime"
 
 
 def _zone(tz: Zone | None) -> _dt.tzinfo:
@@ -83,3 +86,12 @@ def zone_from_env(env: Mapping[str, str]) -> _dt.tzinfo | None:
         return ZoneInfo(name)
     except (ZoneInfoNotFoundError, ValueError):
         return _dt.UTC
+
+
+def home_date(t: int, patches: Collection[str], env: Mapping[str, str]) -> str:
+    """date822fmt as a home's programs print it: GMT, or with the date-localtime
+    patch the local time of the zone ``TZ`` in ``env`` names (GMT without one).
+    """
+    if DATE_LOCALTIME in patches:
+        return date822fmt(t, localtime=True, tz=zone_from_env(env))
+    return date822fmt(t)
