@@ -51,8 +51,9 @@ def _str(name: str, flagme: bool, default: str, pre: str) -> ControlSpec:
     return ControlSpec(name=name, kind="str", flagme=flagme, default=default, pre=pre)
 
 
-def _lst(name: str, default: str, pre: str, post: str) -> ControlSpec:
-    return ControlSpec(name=name, kind="list", default=default, pre=pre, post=post)
+def _lst(name: str, default: str, pre: str, post: str, flagme: bool = False) -> ControlSpec:
+    # flagme: a missing file reads as [me] (qmail-send reads locals so).
+    return ControlSpec(name=name, kind="list", default=default, pre=pre, post=post, flagme=flagme)
 
 
 #: Every control file, in qmail-showctl's order, with qmail-showctl's texts.
@@ -76,6 +77,7 @@ CONTROLS: tuple[ControlSpec, ...] = (
         "Messages for me are delivered locally.",
         "Messages for ",
         " are delivered locally.",
+        flagme=True,
     ),
     _str("me", False, "undefined! Uh-oh", "My name is "),
     _lst(
@@ -190,4 +192,4 @@ class ControlDir:
             return self.readint(name, int(spec.default))
         if spec.kind == "str":
             return self.rldef(name, spec.flagme, spec.default)
-        return self.readfile(name)
+        return self.readfile(name, spec.flagme)

@@ -1,0 +1,70 @@
+"""Runtime seams: VirtualClock, OffsetClock, virtual_runtime determinism."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+from server.runtime import OffsetClock, VirtualClock, virtual_runtime
+
+
+@dataclass
+class FixedClock:
+    t: float
+
+    def now(self) -> float:
+        return self.t
+
+
+def test_virtual_clock_moves_only_when_told() -> None:
+    clock = VirtualClock()
+    start = clock.now()
+    assert clock.now() == start
+    clock.advance(10.5)
+    assert clock.now() == start + 10.5
+    clock.set(start + 100)
+    assert clock.now() == start + 100
+
+
+def test_virtual_clock_never_runs_backwards() -> None:
+    clock = VirtualClock(1000.0)
+    with pytest.raises(ValueError):
+        clock.advance(-1)
+    with pytest.raises(ValueError):
+        clock.set(999.0)
+    clock.advance(0)
+    clock.set(1000.0)
+    assert clock.now() == 1000.0
+
+
+def test_offset_clock_reads_offset_file(tmp_path: Path) -> None:
+    offset = tmp_path / "offset"
+    clock = OffsetClock(offset, base=FixedClock(5000.0))
+    assert clock.now() == 5000.0  # no file: no offset
+    offset.write_text("86400\n")
+    assert clock.now() == 5000.0 + 86400
+    offset.write_text("12.5")
+    assert clock.now() == 5012.5
+    offset.write_text("")
+    assert clock.now() == 5000.0
+    offset.write_text("garbage")
+    assert clock.now() == 5000.0  # unreadable offset: treated as none
+
+
+def test_runtime_now_is_whole_seconds() -> None:
+    runtime, clock = virtual_runtime(start=1000.0)
+    clock.advance(0.9)
+    assert runtime.now() == 1000
+    clock.advance(0.1)
+    assert runtime.now() == 1001
+
+
+def test_virtual_runtime_is_deterministic() -> None:
+    a, _ = virtual_runtime(seed=7)
+    b, _ = virtual_runtime(seed=7)
+    assert [a.rng.random() for _ in range(5)] == [b.rng.random() for _ in range(5)]
+    assert [a.next_pid() for _ in range(3)] == [1000, 1001, 1002]
+    assert [b.next_pid() for _ in range(3)] == [1000, 1001, 1002]
+    assert a.hostname == "sim.example" and a.uid == 1000
