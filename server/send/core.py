@@ -1,0 +1,233 @@
+"""qmail-send's main loop around :class:`~server.send.scheduler.Scheduler`.
+
+:class:`Engine` is the loop body shared by the simulator and the daemon:
+``begin`` (signal flags), ``wakeup`` (when anything is next due), ``step``
+(todo_do, pass_do, cleanup_do: returns deliveries to start) and ``complete``
+(a report). :class:`QmailSend` drives it in the simulator: deliveries run
+synchronously on the injected clock, and a report is applied at the start of
+the next pass — where qmail's ``del_do`` would read it — so the log keeps
+qmail's order (``starting delivery``, ``status``, ``delivery N: success``,
+``status``, ``end msg``).
+
+Every call to :meth:`QmailSend.run_due` counts as a pull of lock/trigger: in
+the simulator, whoever queued a message calls it next.
+"""
+
+from __future__ import annotations
+
+import traceback
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+
+from server.programs import ProgramContext
+from server.send import log as L
+from server.send.config import SendConfig
+from server.send.phases import Cleanup, Inject, TodoScan, messdone
+from server.send.schedule import CHANNELS, SLEEP_FUZZ
+from server.send.scheduler import Scheduler, Start
+from server.send.store import QueueStore
+from server.spawn import Channel, ChannelName
+
+#: what a channel that raises is taken to have said (a deferral, never a loss)
+CHANNEL_CRASHED = b"Zqmail-sim: delivery channel raised an exception. (#4.3.0)\n"
+
+
+def default_inject(ctx: ProgramContext) -> Inject:
+    """Bounces go through qmail-queue (helper C's client) with invoker "bounce"."""
+
+    def inject(message: bytes, sender: str, recipient: str) -> tuple[str, int]:
+        from server.queue.client import queue_message
+
+        result = queue_message(ctx, {}, message, sender, [recipient], invoker="bounce")
+        return result.error, result.qp
+
+    return inject
+
+
+def default_date(ctx: ProgramContext, env: Mapping[str, str]) -> Callable[[int], str]:
+    """date822fmt as this home prints it (GMT, or local time with date-localtime)."""
+    from server.date822 import home_date
+
+    def date(t: int) -> str:
+        return home_date(t, ctx.patches, env)
+
+    return date
+
+
+class Engine:
+    def __init__(
+        self,
+        ctx: ProgramContext,
+        cfg: SendConfig,
+        log: Callable[[str], None],
+        inject: Inject,
+        date: Callable[[int], str],
+    ) -> None:
+        self.ctx = ctx
+        self.store = QueueStore(ctx.home / "queue", ctx.runtime)
+        self.sched = Scheduler(self.store, cfg, log)
+        self.sched.control = ctx.home / "control"
+        self.inject = inject
+        self.date = date
+        now = ctx.runtime.now()
+        self.sched.pqstart(now)
+        log(self.sched.status_line())
+        self.todo = TodoScan(nextrun=now)
+        self.cleanup = Cleanup(due=now)
+
+    @property
+    def log(self) -> Callable[[str], None]:
+        return self.sched.log
+
+    def begin(self, recent: int) -> None:
+        s = self.sched
+        if s.runasap:
+            s.runasap = False
+            s.pqrun(recent)
+        if s.readasap:
+            s.readasap = False
+            self.reread()
+
+    def reread(self) -> None:
+        assert self.sched.control is not None
+        cfg, alert = self.sched.cfg.reread(self.sched.control)
+        if alert:
+            self.log(alert)
+        self.sched.cfg = cfg
+
+    def wakeup(self, recent: int) -> int:
+        s = self.sched
+        w = s.default_wakeup(recent)
+        w = s.pass_wakeup(w)
+        w = self.todo.wakeup(w, s.exitasap)
+        return self.cleanup.wakeup(w)
+
+    def step(self, recent: int, triggered: bool) -> list[Start]:
+        s = self.sched
+        self.todo.step(s, recent, triggered)
+        starts = []
+        for c in CHANNELS:
+            start = s.pass_chan(c, recent)
+            if start is not None:
+                starts.append(start)
+        e = s.pqfail.min()
+        if e is not None and e.dt <= recent:
+            s.pqfail.delmin()
+            s.pqadd(e.id, recent)
+        e = s.pqdone.min()
+        if e is not None and e.dt <= recent:
+            s.pqdone.delmin()
+            messdone(s, e.id, recent, self.inject, self.date(recent))
+        self.cleanup.step(s, recent)
+        return starts
+
+    def complete(self, start: Start, report: bytes) -> None:
+        self.sched.complete(start.channel, start.slot, report, self.ctx.runtime.now())
+
+    def finish(self) -> None:
+        self.sched.pqfinish()
+        self.log(L.STATUS_EXITING)
+
+    def next_due(self) -> int | None:
+        """The earliest scheduled time of a queued message, or None if there is none."""
+        s = self.sched
+        times = [e.dt for pq in (*s.pqchan.values(), s.pqfail, s.pqdone) for e in pq]
+        return min(times) if times else None
+
+
+def deliver_safely(channel: Channel, start: Start) -> bytes:
+    """Run one delivery; an exception becomes a deferral report, never a crash."""
+    try:
+        return channel.deliver(start.job)
+    except Exception:
+        traceback.print_exc()
+        return CHANNEL_CRASHED
+
+
+@dataclass(frozen=True, kw_only=True)
+class QueueStatus:
+    messages: int  # mess/ files (qmail-qstat's first line)
+    unprocessed: int  # todo/ files (its second)
+    scheduled: int  # messages waiting in qmail-send's schedules
+    in_flight: dict[ChannelName, int]
+    stopped: bool
+
+
+class QmailSend:
+    """qmail-send in the simulator: the harness's API (see module docstring)."""
+
+    def __init__(
+        self,
+        ctx: ProgramContext,
+        channels: Mapping[ChannelName, Channel],
+        log: Callable[[str], None],
+        *,
+        inject: Inject | None = None,
+        date: Callable[[int], str] | None = None,
+        env: Mapping[str, str] | None = None,
+    ) -> None:
+        self.ctx = ctx
+        self.channels = channels
+        cfg = SendConfig.read(ctx.home / "control")
+        self.engine = Engine(
+            ctx, cfg, log, inject or default_inject(ctx), date or default_date(ctx, env or {})
+        )
+        self._reports: list[tuple[Start, bytes]] = []
+        self.stopped = False
+
+    def run_due(self) -> None:
+        if self.stopped:
+            return
+        triggered = True
+        engine = self.engine
+        while True:
+            recent = self.ctx.runtime.now()
+            engine.begin(recent)
+            triggered = triggered or engine.sched.trigger_pulled
+            engine.sched.trigger_pulled = False
+            if not self._reports and not triggered and engine.wakeup(recent) > recent:
+                break
+            reports, self._reports = self._reports, []
+            for start, report in reports:
+                engine.complete(start, report)
+            for start in engine.step(recent, triggered):
+                channel = self.channels[start.channel]
+                self._reports.append((start, deliver_safely(channel, start)))
+            triggered = False
+            if engine.sched.exitasap and engine.sched.can_exit() and not self._reports:
+                self._stop()
+                return
+
+    def next_wakeup(self) -> float | None:
+        """When qmail's select() would next return: the earliest due time plus SLEEP_FUZZ."""
+        if self.stopped:
+            return None
+        due = self.engine.next_due()
+        if due is None:
+            return None
+        return float(max(due, self.ctx.runtime.now()) + SLEEP_FUZZ)
+
+    def alarm(self) -> None:
+        self.engine.sched.runasap = True
+
+    def hangup(self) -> None:
+        self.engine.sched.readasap = True
+
+    def terminate(self) -> None:
+        self.engine.sched.exitasap = True
+        self.run_due()
+
+    def _stop(self) -> None:
+        self.engine.finish()
+        self.stopped = True
+
+    def status(self) -> QueueStatus:
+        store = self.engine.store
+        sched = self.engine.sched
+        return QueueStatus(
+            messages=len(store.subdir_ids("mess")),
+            unprocessed=len(store.todo_ids()),
+            scheduled=sum(len(pq) for pq in (*sched.pqchan.values(), sched.pqfail, sched.pqdone)),
+            in_flight={c: len(sched.slots[c].used) for c in CHANNELS},
+            stopped=self.stopped,
+        )

@@ -1,0 +1,195 @@
+"""The file-handling parts of qmail-send's loop: todo/, finished messages, cleanup.
+
+* :class:`TodoScan` — todo_do: one todo/ entry per pass, while a scan is open;
+  a scan opens when the trigger is pulled or every SLEEP_TODO seconds.
+* :func:`messdone` / :func:`injectbounce` — a message with no channel file
+  left: queue its bounce (if any), log ``end msg``, remove info/ and mess/.
+* :class:`Cleanup` — every SLEEP_CLEANUP seconds, remove what a crash left in
+  mess/ (no info/, no todo/, 36 hours old) and pid/ (qmail-clean cleanuppid).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from server.queue.core import apply_cleanup, scan_queue
+from server.queue.states import CleanMessage, stale_cleanup_actions
+from server.send import log as L
+from server.send.bounce import compose, info_sender_for_bounce
+from server.send.schedule import SLEEP_CLEANUP, SLEEP_SYSFAIL, SLEEP_TODO
+from server.send.scheduler import Scheduler
+from server.send.store import rel
+from server.send.todo import BadEnvelope, Envelope, parse_envelope, split
+
+#: inject(message, sender, recipient) -> (error text or "", qp); raises OSError
+#: when qmail-queue cannot be started at all.
+Inject = Callable[[bytes, str, str], tuple[str, int]]
+
+
+@dataclass(kw_only=True)
+class TodoScan:
+    nextrun: int
+    pending: list[int] | None = None  # the open "directory", or None
+
+    def wakeup(self, wakeup: int, exitasap: bool) -> int:
+        if exitasap:
+            return wakeup
+        if self.pending is not None:
+            return 0
+        return min(wakeup, self.nextrun)
+
+    def step(self, sched: Scheduler, recent: int, triggered: bool) -> None:
+        if sched.exitasap:
+            return
+        if self.pending is None:
+            if not triggered and recent < self.nextrun:
+                return
+            try:
+                self.pending = sched.store.todo_ids()
+            except OSError:
+                sched.log("alert: unable to opendir todo, sleeping...")
+                return
+            self.nextrun = recent + SLEEP_TODO
+        if not self.pending:
+            self.pending = None
+            return
+        todo_one(sched, self.pending.pop(0), recent)
+
+
+def _log_info(sched: Scheduler, msgid: int, size: int, env: Envelope) -> None:
+    for sender in env.senders:
+        sched.log(L.info_msg(msgid, size, sender, env.pid, env.uid))
+
+
+def todo_one(sched: Scheduler, msgid: int, now: int) -> None:
+    store = sched.store
+    try:
+        data = store.read("todo", msgid)
+    except OSError:
+        sched.log(L.warning("unable to open", rel("todo", msgid)))
+        return
+    fn = rel("mess", msgid)
+    try:
+        size = store.size("mess", msgid)
+        for sub in ("local", "remote", "info"):
+            fn = rel(sub, msgid)
+            store.unlink(sub, msgid)
+    except OSError:
+        what = "unable to stat" if fn.startswith("mess") else "unable to unlink"
+        sched.log(L.warning(what, fn))
+        return
+    sched.log(L.new_msg(msgid))
+    try:
+        env = parse_envelope(data)
+    except BadEnvelope as exc:
+        _log_info(sched, msgid, size, exc.partial)
+        sched.log(L.unknown_record(rel("todo", msgid), bang=False))
+        return
+    _log_info(sched, msgid, size, env)
+    plan = split(env, sched.cfg)
+    fn = rel("info", msgid)
+    try:
+        store.create("info", msgid, plan.info, now)
+        for c, body in plan.chan.items():
+            fn = rel(c, msgid)
+            store.create(c, msgid, body, now)
+    except OSError:
+        sched.log(L.warning("unable to create", fn))
+        return
+    if not store.clean("todo", msgid):
+        sched.log(L.clean_failed(rel("todo", msgid)))
+        return
+    for c in plan.chan:
+        sched.pqchan[c].insert(now, msgid)
+    if not plan.chan:
+        sched.pqdone.insert(now, msgid)
+
+
+def messdone(sched: Scheduler, msgid: int, now: int, inject: Inject, date: str) -> None:
+    store = sched.store
+    fn = ""
+    try:
+        for sub in ("local", "remote", "todo"):
+            fn = rel(sub, msgid)
+            if store.exists(sub, msgid):
+                return  # false alarm, or todo_do has it
+        fn = rel("info", msgid)
+        if not store.exists("info", msgid):
+            return
+    except OSError:
+        sched.log(L.warning("unable to stat", fn, L.WILL_TRY_AGAIN))
+        sched.pqdone.insert(now + SLEEP_SYSFAIL, msgid)
+        return
+    if not injectbounce(sched, msgid, inject, date):
+        sched.pqdone.insert(now + SLEEP_SYSFAIL, msgid)
+        return
+    sched.log(L.end_msg(msgid))
+    try:
+        store.unlink("info", msgid, missing_ok=False)
+    except OSError:
+        sched.log(L.warning("unable to unlink", rel("info", msgid), L.WILL_TRY_AGAIN))
+        sched.pqdone.insert(now + SLEEP_SYSFAIL, msgid)
+        return
+    if not store.clean("foop", msgid):
+        sched.log(L.clean_failed(rel("foop", msgid)))
+
+
+def injectbounce(sched: Scheduler, msgid: int, inject: Inject, date: str) -> bool:
+    store = sched.store
+    info = store.getinfo(msgid)
+    if info is None:
+        return False
+    sender = info_sender_for_bounce(info.sender)
+    try:
+        if not store.exists("bounce", msgid):
+            return True
+        entries = store.read("bounce", msgid)
+        message = store.read("mess", msgid)
+    except OSError:
+        sched.log(L.warning("unable to stat", rel("bounce", msgid)))
+        return False
+    mail = compose(sender, entries, message, date, sched.cfg)
+    if mail is None:
+        sched.log(L.triple_bounce(rel("bounce", msgid)))
+    else:
+        try:
+            error, qp = inject(mail.message, mail.sender, mail.recipient)
+        except OSError:
+            sched.log(L.INJECT_START_FAILED)
+            return False
+        if error:
+            sched.log(L.INJECT_FAILED)
+            return False
+        sched.log(L.bounce_msg(msgid, qp))
+        sched.trigger_pulled = True
+    try:
+        store.unlink("bounce", msgid, missing_ok=False)
+    except OSError:
+        sched.log(L.warning("unable to unlink", rel("bounce", msgid)))
+        return False
+    return True
+
+
+@dataclass(kw_only=True)
+class Cleanup:
+    """cleanup_do and qmail-clean's cleanuppid, one whole walk per due time.
+
+    The 36-hour rule itself is helper C's :func:`stale_cleanup_actions`.
+    """
+
+    due: int
+
+    def wakeup(self, wakeup: int) -> int:
+        return min(wakeup, self.due)
+
+    def step(self, sched: Scheduler, recent: int) -> None:
+        if recent < self.due:
+            return
+        self.due = recent + SLEEP_CLEANUP
+        queue = sched.store.queue
+        actions = stale_cleanup_actions(scan_queue(queue), recent)
+        results = apply_cleanup(queue, actions, sched.store.runtime.fileops)
+        for action, ok in zip(actions, results, strict=True):
+            if isinstance(action, CleanMessage) and not ok:
+                sched.log(L.clean_failed(rel("foop", action.msgid)))

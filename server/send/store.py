@@ -1,0 +1,167 @@
+"""Every file step qmail-send (and qmail-clean on its behalf) takes in ``queue/``.
+
+Names are qmail's (fmtqfn.c), relative to the queue directory, because they
+appear in log lines: ``info/5/1234``, ``todo/1234``, ``bounce/1234``.
+
+Durable steps (create-and-fsync, unlink) go through the runtime's
+:class:`~server.runtime.FileOps` so a test can crash qmail-send between any
+two of them. Files qmail-send creates get their mtime set from the injected
+clock: qmail reads a message's birth from ``info/``'s mtime and, after a
+restart, each channel file's next retry from its mtime (pqadd, pqfinish).
+
+The queue states qmail-send moves a message through (INTERNALS):
+
+===========================  ==============================================
+files present                what qmail-send does with it
+===========================  ==============================================
+mess + intd + todo           todo_do: write info (+local/remote), clean todo
+mess + info + todo           crashed in todo_do: redo it (pqadd skips it)
+mess + info + local/remote   deliveries; job_close unlinks each when done
+mess + info (+ bounce)       messdone: inject bounce, unlink info, clean mess
+mess only, 36 hours old      cleanup: qmail-clean removes it (foop/)
+===========================  ==============================================
+"""
+
+from __future__ import annotations
+
+import errno
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+from server.qdir import SPLIT, qfn
+from server.runtime import Runtime
+from server.spawn import ChannelName
+
+
+def rel(sub: str, msgid: int) -> str:
+    """fmtqfn: ``sub/[split/]id`` relative to queue/, as logged."""
+    if sub in ("mess", "info", "local", "remote"):
+        return f"{sub}/{msgid % SPLIT}/{msgid}"
+    return f"{sub}/{msgid}"
+
+
+def _ids(names: list[str]) -> list[int]:
+    # qmail-send.c todo_do and readsubdir skip names that are not all digits
+    return [int(n) for n in names if n.isdigit() and n.isascii()]
+
+
+@dataclass(frozen=True)
+class Info:
+    sender: str
+    birth: int
+
+
+class QueueStore:
+    def __init__(self, queue: Path, runtime: Runtime) -> None:
+        self.queue = queue
+        self.runtime = runtime
+
+    def path(self, sub: str, msgid: int) -> Path:
+        return qfn(self.queue, sub, msgid)
+
+    # -- listings ------------------------------------------------------------
+    def todo_ids(self) -> list[int]:
+        """todo/ in numeric order (readdir order is the file system's; ours is stable)."""
+        return sorted(_ids(os.listdir(self.queue / "todo")))
+
+    def subdir_ids(self, sub: str) -> list[int]:
+        """readsubdir: every id in sub/0 .. sub/22."""
+        ids: list[int] = []
+        for i in range(SPLIT):
+            try:
+                ids.extend(sorted(_ids(os.listdir(self.queue / sub / str(i)))))
+            except FileNotFoundError:
+                continue
+        return ids
+
+    # -- reading -------------------------------------------------------------
+    def exists(self, sub: str, msgid: int) -> bool:
+        """stat() == 0; ENOENT is False, any other error raises OSError."""
+        try:
+            os.stat(self.path(sub, msgid))
+        except FileNotFoundError:
+            return False
+        return True
+
+    def read(self, sub: str, msgid: int) -> bytes:
+        return self.path(sub, msgid).read_bytes()
+
+    def size(self, sub: str, msgid: int) -> int:
+        return os.stat(self.path(sub, msgid)).st_size
+
+    def mtime(self, sub: str, msgid: int) -> int:
+        return int(os.stat(self.path(sub, msgid)).st_mtime)
+
+    def getinfo(self, msgid: int) -> Info | None:
+        """qmail-send.c getinfo(): the F record and the file's mtime, or None."""
+        try:
+            path = self.path("info", msgid)
+            data = path.read_bytes()
+            birth = int(os.stat(path).st_mtime)
+        except OSError:
+            return None
+        record, nul, _ = data.partition(b"\0")
+        if not nul or not record.startswith(b"F"):
+            return None
+        return Info(sender=record[1:].decode("latin-1"), birth=birth)
+
+    # -- writing -------------------------------------------------------------
+    def create(self, sub: str, msgid: int, data: bytes, mtime: int) -> None:
+        """open_excl + write + fsync, then stamp the clock's time on it."""
+        path = self.path(sub, msgid)
+        self.runtime.fileops.write_new(path, data, 0o600)
+        os.utime(path, (mtime, mtime))
+
+    def unlink(self, sub: str, msgid: int, missing_ok: bool = True) -> None:
+        try:
+            self.runtime.fileops.unlink(self.path(sub, msgid))
+        except FileNotFoundError:
+            if not missing_ok:
+                raise
+
+    def utime(self, sub: str, msgid: int, t: int) -> None:
+        os.utime(self.path(sub, msgid), (t, t))
+
+    def markdone(self, channel: ChannelName, msgid: int, pos: int) -> bool:
+        """Overwrite the record's ``T`` at ``pos`` with ``D`` (not fsynced, as in qmail)."""
+        try:
+            fd = os.open(self.path(channel, msgid), os.O_WRONLY)
+        except OSError:
+            return False
+        try:
+            return os.pwrite(fd, b"D", pos) == 1
+        except OSError:
+            return False
+        finally:
+            os.close(fd)
+
+    def append_bounce(self, msgid: int, entry: bytes) -> None:
+        fd = os.open(self.path("bounce", msgid), os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
+        try:
+            view = memoryview(entry)
+            while view:
+                view = view[os.write(fd, view) :]
+        finally:
+            os.close(fd)
+
+    # -- qmail-clean ---------------------------------------------------------
+    def clean(self, kind: str, msgid: int) -> bool:
+        """qmail-clean's two commands: ``todo/`` (intd, todo) and ``foop/`` (intd, mess).
+
+        False stands for its ``!`` answer (an unlink failed other than ENOENT).
+        """
+        subs = ("intd", "todo") if kind == "todo" else ("intd", "mess")
+        for sub in subs:
+            try:
+                self.unlink(sub, msgid)
+            except OSError as exc:
+                if exc.errno != errno.ENOENT:
+                    return False
+        return True
+
+    def atime(self, path: Path) -> int | None:
+        try:
+            return int(os.stat(path).st_atime)
+        except OSError:
+            return None
