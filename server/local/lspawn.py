@@ -1,0 +1,260 @@
+"""qmail-lspawn: the local delivery channel (qmail-lspawn.c, spawn.c).
+
+:class:`LocalChannel` is what qmail-send calls for each local recipient
+(server/spawn.py): it splits ``local@domain`` at the last ``@``, finds the
+user in charge (:mod:`.getpw`), runs qmail-local (:mod:`.program`) and turns
+its exit code and output into the report qmail-lspawn's ``report()`` writes:
+
+* exit 0 → ``K``; 111, 71, 74, 75 → ``Z``; 100 and anything else → ``D``,
+  each followed by qmail-local's output (cut at a NUL, and at 3000 bytes
+  with "Error report too long, sorry.");
+* the qlx.h codes of the lspawn child itself → their fixed texts, e.g.
+  ``ZUnable to find alias user!`` or ``ZTrouble reading users/cdb in
+  qmail-lspawn.``; an empty local part (``<>``) → ``K`` with no text.
+
+Privileges (DESIGN.md "Users and privileges"): qmail-lspawn would switch to
+the user's uid and refuse uid 0 ("Not allowed to perform deliveries as
+root."). We never switch users; we refuse when the *recorded* uid (from
+users/cdb or passwd) is 0 — what qmail would do for that assignment — and do
+not look at the uid we run as, so a simulator running as root (CI) delivers
+normally. The alias user is recorded with a non-zero uid for that reason.
+
+``bin/qmail-lspawn defaultdelivery`` speaks qmail-send's pipe protocol
+(spawn.c): it first writes one byte, its concurrency limit; then reads
+commands ``<delivery number byte><messid>\\0<sender>\\0<recipient>\\0`` (messid
+relative to queue/mess) and answers each with ``<delivery number byte>
+<report>\\0``, in the order deliveries finish. At end of input it waits for
+running deliveries and exits 0.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Mapping
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import BinaryIO
+
+from server.local import replies
+from server.local.forwarding import Forwarder, queue_forwarder
+from server.local.getpw import LspawnExit, Passwd, SystemPasswd, TablePasswd, nughde_get
+from server.local.program import Delivery, LocalArgs
+from server.programs import ProgramContext
+from server.spawn import DeliveryJob
+
+#: conf-spawn: qmail-lspawn's concurrency limit, announced to qmail-send.
+AUTO_SPAWN = 120
+#: Our limit on one ``|command`` (qmail has none); the caller may change it.
+DEFAULT_PROGRAM_TIMEOUT = 300.0
+
+
+def report(code: int | None, output: bytes) -> bytes:
+    """qmail-lspawn.c report(): ``code`` None means qmail-local crashed."""
+    if code is None:
+        return replies.REPORT_CRASHED.encode()
+    fixed = replies.REPORT_FIXED.get(code)
+    if fixed is not None:
+        return fixed.encode()
+    if code == 0:
+        letter = b"K"
+    elif code in replies.REPORT_SOFT_CODES:
+        letter = b"Z"
+    else:
+        letter = b"D"
+    return letter + truncate(output).split(b"\0", 1)[0]
+
+
+def truncate(output: bytes) -> bytes:
+    """spawn.c: a report longer than truncreport is cut, with a note."""
+    limit = replies.TRUNCREPORT
+    if len(output) <= limit:
+        return output
+    mess = replies.TRUNCMESS.encode()
+    return output[: limit - len(mess) - 3] + mess
+
+
+def default_env(home: Path) -> dict[str, str]:
+    """qmail's rc: ``env - PATH="/var/qmail/bin:$PATH" qmail-start ./Maildir/``."""
+    return {"PATH": f"{home}/bin:/usr/local/bin:/usr/bin:/bin"}
+
+
+@dataclass
+class LocalChannel:
+    """qmail-lspawn + qmail-getpw + qmail-local, in this process."""
+
+    ctx: ProgramContext
+    default_delivery: str = "./Maildir/"
+    passwd: Passwd | None = None
+    env: Mapping[str, str] | None = None
+    program_timeout: float | None = DEFAULT_PROGRAM_TIMEOUT
+    forwarder: Forwarder | None = None
+    _passwd: Passwd = field(init=False)
+
+    def __post_init__(self) -> None:
+        home, uid = self.ctx.home, self.ctx.runtime.uid
+        if self.passwd is not None:
+            self._passwd = self.passwd
+        elif self.ctx.inprocess:
+            # The simulator is hermetic: no system accounts, only users/cdb
+            # and alias. As a process (bin/qmail-lspawn) we read passwd.
+            self._passwd = TablePasswd(home, uid)
+        else:
+            self._passwd = SystemPasswd(home, uid)
+
+    def deliver(self, job: DeliveryJob) -> bytes:
+        return self.deliver_path(job.message, job.sender, job.recipient)
+
+    def deliver_path(self, message: Path, sender: str, recipient: str) -> bytes:
+        at = recipient.rfind("@")
+        if at < 0:
+            return replies.SPAWN_NO_HOST.encode()
+        local, host = recipient[:at], recipient[at + 1 :]
+        if not local:
+            return report(0, b"")
+        try:
+            data = message.read_bytes()
+        except OSError:
+            return replies.SPAWN_OPEN.encode()
+        try:
+            nughde = nughde_get(self.ctx.home, local, self._passwd)
+        except LspawnExit as exc:
+            return report(exc.code, b"")
+        if nughde.uid == 0:
+            return report(replies.QLX_ROOT, b"")
+        args = LocalArgs(
+            user=nughde.user,
+            homedir=nughde.home,
+            local=local,
+            dash=nughde.dash,
+            ext=nughde.ext,
+            host=host,
+            sender=sender,
+            aliasempty=self.default_delivery,
+        )
+        outcome = Delivery(
+            args=args,
+            message=data,
+            message_path=message,
+            runtime=self.ctx.runtime,
+            env=self.env if self.env is not None else default_env(self.ctx.home),
+            forwarder=self.forwarder or queue_forwarder(self.ctx),
+            uid=nughde.uid,
+            program_timeout=self.program_timeout,
+        ).run()
+        return report(outcome.code, outcome.output)
+
+
+# --- bin/qmail-lspawn: qmail-send's pipe protocol ------------------------------
+
+
+@dataclass(frozen=True, kw_only=True)
+class Command:
+    delnum: int
+    messid: bytes
+    sender: bytes
+    recipient: bytes
+
+
+class CommandParser:
+    """spawn.c getcmd(): bytes in, commands out, any chunking."""
+
+    def __init__(self) -> None:
+        self.stage = 0
+        self.delnum = 0
+        self.fields: list[bytearray] = [bytearray(), bytearray(), bytearray()]
+
+    def feed(self, data: bytes) -> list[Command]:
+        done: list[Command] = []
+        for byte in data:
+            if self.stage == 0:
+                self.delnum = byte
+                self.fields = [bytearray(), bytearray(), bytearray()]
+                self.stage = 1
+            elif byte:
+                self.fields[self.stage - 1].append(byte)
+            elif self.stage < 3:
+                self.stage += 1
+            else:
+                messid, sender, recip = (bytes(f) for f in self.fields)
+                done.append(
+                    Command(delnum=self.delnum, messid=messid, sender=sender, recipient=recip)
+                )
+                self.stage = 0
+        return done
+
+
+def check_command(cmd: Command, in_use: set[int]) -> str | None:
+    """docmd()'s checks before a delivery starts; the error report or None."""
+    if cmd.delnum >= AUTO_SPAWN:
+        return replies.SPAWN_DELNUM_BIG
+    if cmd.delnum in in_use:
+        return replies.SPAWN_DELNUM_USED
+    for i, ch in enumerate(cmd.messid):
+        if not (i and ch == ord("/")) and not 0x30 <= ch <= 0x39:
+            return replies.SPAWN_MESSID_NONNUMERIC
+    if len(cmd.messid) > 100:
+        return replies.SPAWN_MESSID_LONG
+    if not cmd.messid:
+        return replies.SPAWN_MESSID_SHORT
+    if b"@" not in cmd.recipient:
+        return replies.SPAWN_NO_HOST
+    return None
+
+
+class _Spawner:
+    def __init__(self, channel: LocalChannel, stdout: BinaryIO) -> None:
+        self.channel = channel
+        self.stdout = stdout
+        self.lock = threading.Lock()
+        self.in_use: set[int] = set()
+        self.pool = ThreadPoolExecutor(max_workers=AUTO_SPAWN)
+
+    def write(self, delnum: int, text: bytes) -> None:
+        with self.lock:
+            self.stdout.write(bytes([delnum]) + text + b"\0")
+            self.stdout.flush()
+
+    def start(self, cmd: Command) -> None:
+        with self.lock:
+            error = check_command(cmd, self.in_use)
+            if error is None:
+                self.in_use.add(cmd.delnum)
+        if error is not None:
+            self.write(cmd.delnum, error.encode())
+            return
+        self.pool.submit(self._run, cmd)
+
+    def _run(self, cmd: Command) -> None:
+        mess = self.channel.ctx.home / "queue" / "mess" / cmd.messid.decode("latin-1")
+        try:
+            text = self.channel.deliver_path(
+                mess, cmd.sender.decode("latin-1"), cmd.recipient.decode("latin-1")
+            )
+        except Exception:  # a bug of ours must not leave qmail-send waiting
+            text = replies.REPORT_FIXED[replies.QLX_SYS].encode()
+        with self.lock:
+            self.in_use.discard(cmd.delnum)
+        self.write(cmd.delnum, text)
+
+
+def main(
+    argv: list[str],
+    env: Mapping[str, str],
+    stdin: BinaryIO,
+    stdout: BinaryIO,
+    ctx: ProgramContext,
+) -> int:
+    if len(argv) < 2:
+        return 100
+    channel = LocalChannel(ctx, argv[1], env=env)
+    spawner = _Spawner(channel, stdout)
+    stdout.write(bytes([AUTO_SPAWN]))  # spawn.c: the concurrency limit, first
+    stdout.flush()
+    parser = CommandParser()
+    read = getattr(stdin, "read1", stdin.read)
+    while chunk := read(1024):
+        for cmd in parser.feed(chunk):
+            spawner.start(cmd)
+    spawner.pool.shutdown(wait=True)
+    return 0
