@@ -1,0 +1,85 @@
+"""blast(): transparency, bare LF, hop counting, databytes, qmail-queue failures."""
+
+from __future__ import annotations
+
+import pytest
+
+from server.smtpd import replies
+
+from .helpers import replies_of, session
+
+START = b"MAIL FROM:<a@b>\r\nRCPT TO:<bob@example.org>\r\nDATA\r\n"
+
+
+def body_of(data: bytes) -> bytes:
+    out = session(START + data)
+    (msg,) = out.queued
+    return msg.message.split(b"\n", 2)[2]
+
+
+@pytest.mark.parametrize(
+    ("sent", "stored"),
+    [
+        (b"a\r\nb\r\n.\r\n", b"a\nb\n"),
+        (b"..x\r\n.\r\n", b".x\n"),
+        (b".x\r\n.\r\n", b"x\n"),  # a leading dot always goes
+        (b".\rx\r\n.\r\n", b".\rx\n"),  # except before CR not followed by LF
+        (b"a\rb\r\n.\r\n", b"a\rb\n"),
+        (b"a\r\r\n.\r\n", b"a\r\n"),
+        (b".\r\n", b""),
+        (b"\xff\x00\r\n.\r\n", b"\xff\x00\n"),
+    ],
+)
+def test_transparency(sent: bytes, stored: bytes) -> None:
+    assert body_of(sent) == stored
+
+
+@pytest.mark.parametrize("sent", [b"a\nb\r\n.\r\n", b"\n.\r\n", b".\n", b"x\r\n..\n"])
+def test_bare_lf_ends_the_connection_at_once(sent: bytes) -> None:
+    out = session(START + sent + b"QUIT\r\n", eof=False)
+    assert out.output.endswith(b"354 go ahead\r\n" + replies.STRAY_NEWLINE)
+    assert out.exit_code == 1
+    assert out.queued == []
+
+
+def _headers(n: int, name: bytes) -> bytes:
+    return b"".join(name + b": x\r\n" for _ in range(n))
+
+
+@pytest.mark.parametrize("name", [b"Received", b"DELIVERED-TO", b"rEcEiVeDx", b"deliveredz"])
+def test_hops(name: bytes) -> None:
+    ok = session(START + _headers(99, name) + b"\r\n.\r\n")
+    assert len(ok.queued) == 1
+    loop = session(START + _headers(100, name) + b"\r\n.\r\n")
+    assert loop.queued == []
+    assert loop.output.endswith(replies.TOO_MANY_HOPS)
+
+
+def test_hops_count_only_in_the_header() -> None:
+    out = session(START + b"X: y\r\n\r\n" + _headers(100, b"Received") + b".\r\n")
+    assert len(out.queued) == 1
+
+
+def test_databytes_counts_stored_bytes_and_reads_to_the_end() -> None:
+    fits = session(START + b"12345678\r\n.\r\nNOOP\r\n", databytes=9)
+    assert len(fits.queued) == 1
+    over = session(START + b"123456789\r\n.\r\nNOOP\r\n", databytes=9)
+    assert over.queued == []
+    assert replies_of(over.output)[-2:] == [replies.DATABYTES[:-2], b"250 ok"]
+
+
+def test_hops_win_over_databytes() -> None:
+    out = session(START + _headers(100, b"Received") + b".\r\n", databytes=10)
+    assert out.output.endswith(replies.TOO_MANY_HOPS)
+
+
+@pytest.mark.parametrize(
+    ("error", "reply"),
+    [
+        ("Zqq write error or disk full (#4.3.0)", b"451 qq write error or disk full (#4.3.0)"),
+        ("Dqq permanent problem (#5.3.0)", b"554 qq permanent problem (#5.3.0)"),
+    ],
+)
+def test_queue_failure_replies(error: str, reply: bytes) -> None:
+    out = session(START + b".\r\nNOOP\r\n", result=(error, 1))
+    assert replies_of(out.output)[-2:] == [reply, b"250 ok"]

@@ -1,0 +1,155 @@
+"""bin/qmail-smtpd in-process: controls, environment, the real queue, qmail-newmrh."""
+
+from __future__ import annotations
+
+import io
+import mailbox
+import os
+from collections.abc import Mapping
+from pathlib import Path
+
+import pytest
+
+from server import cdb
+from server.home import setup
+from server.programs import ProgramContext
+from server.runtime import virtual_runtime
+from server.smtpd import newmrh, replies
+from server.smtpd.core import SmtpCore
+from server.smtpd.policy import load_config
+from server.smtpd.program import converse, main
+
+SESSION = (
+    b"HELO client\r\nMAIL FROM:<a@far.example>\r\nRCPT TO:<bob@mx.example.org>\r\n"
+    b"DATA\r\nSubject: hi\r\n\r\nhello\r\n.\r\nQUIT\r\n"
+)
+
+
+@pytest.fixture
+def home(tmp_path: Path) -> Path:
+    path = tmp_path / "qmail"
+    setup(path, me="mx.example.org")
+    return path
+
+
+def ctx_for(home: Path, patches: frozenset[str] = frozenset()) -> ProgramContext:
+    runtime, _ = virtual_runtime()
+    return ProgramContext(home=home, runtime=runtime, stderr=io.BytesIO(), patches=patches)
+
+
+def run(home: Path, data: bytes, env: Mapping[str, str] | None = None) -> tuple[int, bytes]:
+    out = io.BytesIO()
+    code = main(["qmail-smtpd"], dict(env or {}), io.BytesIO(data), out, ctx_for(home))
+    return code, out.getvalue()
+
+
+def queued(home: Path) -> list[bytes]:
+    mess = home / "queue" / "mess"
+    return [p.read_bytes() for p in sorted(mess.rglob("*")) if p.is_file()]
+
+
+def test_a_message_lands_in_the_queue(home: Path) -> None:
+    env = {"TCPREMOTEIP": "127.0.0.1", "TCPLOCALHOST": "mx.example.org", "TCPREMOTEHOST": "c"}
+    code, out = run(home, SESSION, env)
+    assert code == 0
+    assert out.split(b"\r\n")[-3].startswith(b"250 ok 1700000000 qp ")
+    (msg,) = queued(home)
+    lines = msg.split(b"\n")
+    assert lines[0].startswith(b"Received: (qmail ") and b"invoked from network" in lines[0]
+    assert lines[1] == b"Received: from c (HELO client) (127.0.0.1)"
+    assert lines[2] == b"  by mx.example.org with SMTP; 14 Nov 2023 22:13:20 -0000"
+    assert lines[3:] == [b"Subject: hi", b"", b"hello", b""]
+    parsed = mailbox.Message(msg)
+    assert parsed["Subject"] == "hi"
+
+
+def test_missing_me_and_greeting_is_unable_to_read_controls(home: Path) -> None:
+    (home / "control" / "me").unlink()
+    code, out = run(home, SESSION)
+    assert (code, out) == (1, replies.CONTROL)
+
+
+def test_databytes_env_overrides_the_file(home: Path) -> None:
+    (home / "control" / "databytes").write_text("5\n")
+    assert load_config(home, {}).databytes == 5
+    assert load_config(home, {"DATABYTES": "0"}).databytes == 0
+    assert load_config(home, {"DATABYTES": "x"}).databytes == 0
+    assert load_config(home, {"DATABYTES": "4294967295"}).databytes == 4294967294
+    _code, out = run(home, SESSION, {"DATABYTES": "3"})
+    assert replies.DATABYTES in out
+    assert queued(home) == []
+
+
+def test_environment_defaults_and_empty_values(home: Path) -> None:
+    config = load_config(home, {})
+    assert (config.remoteip, config.local, config.remotehost) == (b"unknown",) * 3
+    assert config.remoteinfo is None and config.relayclient is None
+    config = load_config(home, {"TCPREMOTEIP": "", "TCPLOCALIP": "1.2.3.4", "RELAYCLIENT": ""})
+    assert (config.remoteip, config.local, config.relayclient) == (b"", b"1.2.3.4", b"")
+
+
+def test_controls(home: Path) -> None:
+    control = home / "control"
+    (control / "smtpgreeting").write_text("greet.example here \t\n")
+    (control / "timeoutsmtpd").write_text("0\n")
+    (control / "badmailfrom").write_text("# c\n\n@Spam.Example\n")
+    config = load_config(home, {})
+    assert config.greeting == b"greet.example here"
+    assert config.timeout == 1
+    assert config.badmailfrom == frozenset({b"@spam.example"})
+    (control / "rcpthosts").unlink()
+    assert load_config(home, {}).rcpthosts.allowed(b"x@anywhere.example")
+    (control / "rcpthosts").write_text("")
+    assert not load_config(home, {}).rcpthosts.allowed(b"x@mx.example.org")
+
+
+def test_newmrh_and_morercpthosts(home: Path) -> None:
+    control = home / "control"
+    text = "# more\nMore.Example  \n\n.Sub.More.Example\t\nlast.example"
+    (control / "morercpthosts").write_text(text)
+    assert newmrh.main(["qmail-newmrh"], {}, io.BytesIO(), io.BytesIO(), ctx_for(home)) == 0
+    reader = cdb.Reader.open(control / "morercpthosts.cdb")
+    keys = [k for k, _ in reader.items()]
+    assert keys == [b"more.example", b".sub.more.example", b"last.example"]
+    assert not (control / "morercpthosts.tmp").exists()
+    assert oct((control / "morercpthosts.cdb").stat().st_mode & 0o777) == "0o644"
+    hosts = load_config(home, {}).rcpthosts
+    assert hosts.allowed(b"a@MORE.example")
+    assert hosts.allowed(b"a@x.sub.more.example")
+    assert not hosts.allowed(b"a@sub.more.example")
+    assert hosts.allowed(b"a@last.example")
+
+
+def test_newmrh_without_the_file(home: Path) -> None:
+    ctx = ctx_for(home)
+    assert newmrh.main(["qmail-newmrh"], {}, io.BytesIO(), io.BytesIO(), ctx) == 111
+    assert isinstance(ctx.stderr, io.BytesIO)
+    assert ctx.stderr.getvalue() == (
+        b"qmail-newmrh: fatal: unable to read control/morercpthosts: file does not exist\n"
+    )
+
+
+def test_converse_times_out(home: Path) -> None:
+    config = load_config(home, {})
+    core = SmtpCore(config, now=lambda: 0, date=lambda t: b"d")
+    written: list[bytes] = []
+    code = converse(core, lambda timeout: None, written.append, lambda req: ("", 1))
+    assert code == 1
+    assert b"".join(written) == b"220 mx.example.org ESMTP\r\n" + replies.TIMEOUT
+
+
+def test_relay_reject_patch_switch(home: Path) -> None:
+    out = io.BytesIO()
+    data = b"MAIL FROM:<>\r\nRCPT TO:<a%b@mx.example.org>\r\nQUIT\r\n"
+    ctx = ctx_for(home, frozenset({"smtpd-relay-reject"}))
+    main(["qmail-smtpd"], {}, io.BytesIO(data), out, ctx)
+    assert replies.RELAY_REJECT in out.getvalue()
+    assert replies.RELAY_REJECT not in run(home, data)[1]
+
+
+def test_qmailqueue_program_failure_becomes_451(home: Path, tmp_path: Path) -> None:
+    fake = tmp_path / "fakeqq"
+    fake.write_text("#!/bin/sh\ncat >/dev/null\nexit 53\n")
+    os.chmod(fake, 0o755)
+    _code, out = run(home, SESSION, {"QMAILQUEUE": str(fake)})
+    assert b"451 qq write error or disk full (#4.3.0)\r\n" in out
