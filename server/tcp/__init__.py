@@ -1,0 +1,1 @@
+"""ucspi-tcp's programs (tcpserver, tcprules, tcprulescheck) and qmail's tcp-env."""
