@@ -62,9 +62,7 @@ def test_default_delivery_into_maildir(rt: Runtime, tmp_path: Path) -> None:
     assert name == f"{rt.now()}.1000.mx.example.org"
     assert os.listdir(home / "Maildir" / "tmp") == []
     raw = (home / "Maildir" / "new" / name).read_bytes()
-    assert raw == (
-        b"Return-Path: <alice@far.example>\nDelivered-To: joe@example.org\n" + MESSAGE
-    )
+    assert raw == (b"Return-Path: <alice@far.example>\nDelivered-To: joe@example.org\n" + MESSAGE)
     assert (os.stat(home / "Maildir" / "new" / name).st_mode & 0o777) == 0o600
     box = mailbox.Maildir(home / "Maildir", create=False)
     (msg,) = list(box)
@@ -140,8 +138,21 @@ def test_program_gets_environment_and_message(rt: Runtime, tmp_path: Path) -> No
 
 @pytest.mark.parametrize(
     ("code", "want"),
-    [(0, 0), (99, 0), (100, 100), (64, 100), (65, 100), (70, 100), (76, 100), (77, 100),
-     (78, 100), (112, 100), (111, 111), (1, 111), (75, 111)],
+    [
+        (0, 0),
+        (99, 0),
+        (100, 100),
+        (64, 100),
+        (65, 100),
+        (70, 100),
+        (76, 100),
+        (77, 100),
+        (78, 100),
+        (112, 100),
+        (111, 111),
+        (1, 111),
+        (75, 111),
+    ],
 )
 def test_program_exit_codes(rt: Runtime, tmp_path: Path, code: int, want: int) -> None:
     home = make_user_home(tmp_path, "joe", {"": f"|echo said {code}; exit {code}\n"})
@@ -173,7 +184,9 @@ def test_program_that_hangs_is_killed_at_the_limit(rt: Runtime, tmp_path: Path) 
 
 def test_forwarding_rewrites_sender_with_owner_files(rt: Runtime, tmp_path: Path) -> None:
     home = make_user_home(
-        tmp_path, "joe", {"-l": "&a@x.example\nb@y.example\n", "-l-owner": "", "-l-owner-default": ""}
+        tmp_path,
+        "joe",
+        {"-l": "&a@x.example\nb@y.example\n", "-l-owner": "", "-l-owner-default": ""},
     )
     queue = FakeQueue()
     out = deliver(rt, home, local="joe-l", dash="-", ext="l", queue=queue)
@@ -186,13 +199,26 @@ def test_forwarding_rewrites_sender_with_owner_files(rt: Runtime, tmp_path: Path
 
 
 def test_forward_keeps_bounce_sender_and_alias_invoker(rt: Runtime, tmp_path: Path) -> None:
-    home = make_user_home(tmp_path, "alias", {"-postmaster": "&joe@example.org\n", "-postmaster-owner": ""})
+    home = make_user_home(
+        tmp_path, "alias", {"-postmaster": "&joe@example.org\n", "-postmaster-owner": ""}
+    )
     queue = FakeQueue()
-    deliver(rt, home, user="alias", local="postmaster", dash="-", ext="postmaster", sender="", queue=queue)
+    deliver(
+        rt,
+        home,
+        user="alias",
+        local="postmaster",
+        dash="-",
+        ext="postmaster",
+        sender="",
+        queue=queue,
+    )
     assert queue.calls[0][1] == "" and queue.calls[0][3] == "alias"
 
 
-@pytest.mark.parametrize(("error", "code"), [("Zqq temporary problem (#4.3.0)", 111), ("Dbad (#5.0.0)", 100)])
+@pytest.mark.parametrize(
+    ("error", "code"), [("Zqq temporary problem (#4.3.0)", 111), ("Dbad (#5.0.0)", 100)]
+)
 def test_forward_failure(rt: Runtime, tmp_path: Path, error: str, code: int) -> None:
     home = make_user_home(tmp_path, "joe", {"": "&a@b\n"})
     out = deliver(rt, home, queue=FakeQueue(error=error))
@@ -202,7 +228,9 @@ def test_forward_failure(rt: Runtime, tmp_path: Path, error: str, code: int) -> 
 def test_loop_detection(rt: Runtime, tmp_path: Path) -> None:
     home = make_user_home(tmp_path, "joe")
     looped = b"Delivered-To: joe@example.org\n" + MESSAGE
-    assert deliver(rt, home, message=looped) == Outcome(code=100, output=(replies.LOOPING + "\n").encode())
+    assert deliver(rt, home, message=looped) == Outcome(
+        code=100, output=(replies.LOOPING + "\n").encode()
+    )
     # The same line in the body is not a loop.
     body = MESSAGE + b"Delivered-To: joe@example.org\n"
     assert deliver(rt, home, message=body).code == 0
@@ -215,9 +243,7 @@ def test_no_mailbox_with_dash(rt: Runtime, tmp_path: Path) -> None:
 
 
 def test_extension_uses_most_specific_default(rt: Runtime, tmp_path: Path) -> None:
-    home = make_user_home(
-        tmp_path, "joe", {"-foo-default": "./foo/\n", "-default": "./Maildir/\n"}
-    )
+    home = make_user_home(tmp_path, "joe", {"-foo-default": "./foo/\n", "-default": "./Maildir/\n"})
     for sub in ("tmp", "new", "cur"):
         (home / "foo" / sub).mkdir(parents=True)
     assert deliver(rt, home, local="joe-foo-bar", dash="-", ext="foo-bar").code == 0
@@ -322,7 +348,9 @@ def test_unopenable_mbox_defers(rt: Runtime, tmp_path: Path) -> None:
 def test_dry_run_says_what_it_would_do(rt: Runtime, tmp_path: Path) -> None:
     home = make_user_home(tmp_path, "joe", {"": "./Maildir/\n./mbox\n|prog a\n&x@y\n"})
     out = deliver(rt, home, flagdoit=False)
-    assert out.output == b"maildir ./Maildir/\nmbox ./mbox\nprogram prog a\nforward x@y\ndid 2+1+1\n"
+    assert (
+        out.output == b"maildir ./Maildir/\nmbox ./mbox\nprogram prog a\nforward x@y\ndid 2+1+1\n"
+    )
     assert os.listdir(home / "Maildir" / "new") == []
 
 

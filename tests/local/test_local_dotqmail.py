@@ -95,7 +95,10 @@ def test_trailing_bytes_after_a_line_do_not_change_it(line: bytes, rest: bytes) 
 
 
 def test_owner_files() -> None:
-    assert dotqmail.owner_candidates("-", "List") == (".qmail-list-owner", ".qmail-list-owner-default")
+    assert dotqmail.owner_candidates("-", "List") == (
+        ".qmail-list-owner",
+        ".qmail-list-owner-default",
+    )
 
 
 def test_header_lines() -> None:

@@ -102,7 +102,9 @@ def test_valid_assign_files_round_trip(rows: list[tuple[str, list[str]]]) -> Non
     rows = [(k, [f or "x" if i == 0 else f for i, f in enumerate(fs)]) for k, fs in rows]
     text = "".join(k + ":".join(fs) + ":\n" for k, fs in rows) + ".\n"
     got = newu.parse(text.encode("latin-1"))
-    assert [(a.wildcard, a.local.decode("latin-1")) for a in got] == [(k == "+", fs[0]) for k, fs in rows]
+    assert [(a.wildcard, a.local.decode("latin-1")) for a in got] == [
+        (k == "+", fs[0]) for k, fs in rows
+    ]
     assert all(len(a.fields) == 6 for a in got)
 
 
@@ -153,7 +155,9 @@ def passwd(tmp_path: Path, *entries: PwEntry) -> TablePasswd:
 
 
 def test_getpw_finds_longest_user_prefix(tmp_path: Path) -> None:
-    pw = passwd(tmp_path, PwEntry("joe", 501, 100, "/home/joe"), PwEntry("joe-x", 502, 100, "/home/jx"))
+    pw = passwd(
+        tmp_path, PwEntry("joe", 501, 100, "/home/joe"), PwEntry("joe-x", 502, 100, "/home/jx")
+    )
     assert getpw.getpw("Joe-X-y", pw) == Nughde(
         user="joe-x", uid=502, gid=100, home="/home/jx", dash="-", ext="y"
     )
