@@ -1,0 +1,112 @@
+"""``qmail-sim run [PATHS…]``: run scenario files and report, with an exit status for CI."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from pathlib import Path
+
+from harness.outcome import Result
+from harness.report import details, result_line, summary, write_junit
+from harness.runner import bundled_suite, load_all, run_all
+from harness.selection import BadExpression, select
+
+HELP = "run scenario files (default: the bundled suite) against a target"
+DESCRIPTION = """\
+Run scenario files (YAML; see docs/scenarios.md) against a target and print a
+PASS/FAIL line per scenario; for a failure, the step, expected and actual lines
+side by side and the transcript. PATHS may be files or directories (searched
+for *.yaml); without PATHS the bundled suite runs.
+
+Exit status: 0 when every scenario passed (or failed as marked xfail), 1 when
+any failed, 2 for bad arguments.
+"""
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "paths",
+        nargs="*",
+        type=Path,
+        metavar="PATHS",
+        help="scenario files or directories (default: the bundled suite)",
+    )
+    parser.add_argument(
+        "-k",
+        metavar="EXPR",
+        help="only scenarios whose name/file/tags match EXPR (words with and/or/not, as pytest -k)",
+    )
+    parser.add_argument(
+        "--tag",
+        action="append",
+        metavar="T",
+        help="only scenarios with tag T (repeatable: any of them)",
+    )
+    parser.add_argument("--junit", type=Path, metavar="FILE", help="write JUnit XML to FILE")
+    parser.add_argument(
+        "--keep",
+        action="store_true",
+        help="keep each scenario's work directory (its qmail home) for inspection",
+    )
+    parser.add_argument(
+        "--target",
+        default="sim",
+        choices=["sim"],
+        help="what to run against (default: sim, the simulator)",
+    )
+    parser.add_argument("--seed", type=int, metavar="N", help="override every scenario's seed")
+    parser.add_argument("-q", "--quiet", action="store_true", help="print only failures")
+
+
+def _progress(done: int, total: int, name: str) -> None:
+    if not sys.stderr.isatty():
+        return
+    width = 30
+    filled = width * done // max(total, 1)
+    sys.stderr.write(f"\r[{'#' * filled}{'.' * (width - filled)}] {done}/{total} {name[:40]:40}")
+    sys.stderr.flush()
+
+
+def run(args: argparse.Namespace) -> int:
+    started = time.monotonic()
+    paths = args.paths or [bundled_suite()]
+    missing = [p for p in paths if not p.exists()]
+    if missing:
+        print(f"qmail-sim run: no such file or directory: {missing[0]}", file=sys.stderr)
+        return 2
+    scenarios, results = load_all(paths)
+    try:
+        scenarios = select(scenarios, args.k, args.tag)
+    except BadExpression as exc:
+        print(f"qmail-sim run: {exc}", file=sys.stderr)
+        return 2
+    for r in results:
+        _show(r, args.quiet)
+    total = len(scenarios)
+    done = [0]
+
+    def on_result(r: Result) -> None:
+        done[0] += 1
+        _progress(done[0], total, r.name)
+        if sys.stderr.isatty():
+            sys.stderr.write("\r\033[K")
+        _show(r, args.quiet)
+
+    results += run_all(
+        scenarios, target=args.target, keep=args.keep, seed=args.seed, on_result=on_result
+    )
+    seconds = time.monotonic() - started
+    print(summary(results, seconds))
+    if args.junit:
+        write_junit(results, args.junit, seconds)
+    return 0 if all(r.ok for r in results) else 1
+
+
+def _show(r: Result, quiet: bool) -> None:
+    if quiet and r.ok and r.workdir is None:
+        return
+    print(result_line(r))
+    for line in details(r):
+        print(line)
+    sys.stdout.flush()

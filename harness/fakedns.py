@@ -1,0 +1,292 @@
+"""The scripted fake DNS: a zone plus rules, answering in real DNS wire format.
+
+:class:`FakeDns` holds a zone (zone-file text parsed by dnslib) and the
+scenario's rules (``dns.rules``: rcode, timeout, padding, TC, RFC 8482
+minimal ANY, malformed packets, canned answers, limited by ``times`` and by
+virtual time ``after``/``until``). :meth:`FakeDns.respond` turns one query
+packet into one response packet (or ``None``: no answer at all); it records
+every query it sees for ``expect: dns_queries``.
+
+It is reached two ways with the same answers:
+
+- in-process, as a :class:`server.net.DnsTransport` (:meth:`FakeDns.exchange`),
+  for the simulator: a query to an address not in ``servers`` times out, the
+  way a wrong ``resolv.conf`` entry does;
+- over real UDP and TCP on loopback (:func:`serve`), for live runs and
+  ``qmail-sim dns``.
+
+Over UDP an answer longer than 512 bytes (RFC 1035 4.2.1; more if the query
+carries an EDNS0 OPT record) is replaced by a header with the TC bit and the
+question, as real servers do; over TCP the whole answer is sent.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import struct
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from dnslib import CNAME, QTYPE, RCODE, RD, RR, TXT, DNSRecord
+
+from harness.scenario.model import DnsRule, DnsSpec
+from server.net import DnsTimeout
+
+UDP_LIMIT = 512  # RFC 1035 4.2.1: UDP messages are limited to 512 bytes
+MAX_CHAIN = 8  # CNAME hops followed inside the zone before giving up (a loop)
+
+
+@dataclass(frozen=True, kw_only=True)
+class DnsQuery:
+    """One query the fake DNS saw."""
+
+    name: str
+    type: str
+    transport: str  # "udp" or "tcp"
+    server: str
+    time: float  # seconds since the scenario's start
+
+    def __str__(self) -> str:
+        return f"{self.name} {self.type} {self.transport} @{self.server} +{self.time:g}s"
+
+    def matches(self, pattern: str) -> bool:
+        """``name [TYPE] [udp|tcp] [@server]``, in any order after the name."""
+        words = pattern.split()
+        if not words or words[0].rstrip(".").lower() != self.name:
+            return False
+        for word in words[1:]:
+            low = word.lower()
+            if low in ("udp", "tcp"):
+                if low != self.transport:
+                    return False
+            elif word.startswith("@"):
+                if word[1:] != self.server:
+                    return False
+            elif word.upper() != self.type:
+                return False
+        return True
+
+
+def _norm(name: object) -> str:
+    return str(name).rstrip(".").lower()
+
+
+class Zone:
+    """Records by owner name, with CNAME chasing the way an authoritative server does."""
+
+    def __init__(self, text: str) -> None:
+        self.records: dict[str, list[RR]] = {}
+        for rr in RR.fromZone(text) if text.strip() else []:
+            self.records.setdefault(_norm(rr.rname), []).append(rr)
+
+    def exists(self, name: str) -> bool:
+        return name in self.records or any(n.endswith("." + name) for n in self.records)
+
+    def lookup(self, name: str, qtype: int) -> tuple[int, list[RR]]:
+        answers: list[RR] = []
+        seen = {name}
+        for _ in range(MAX_CHAIN):
+            rrs = self.records.get(name, [])
+            if not rrs:
+                return (RCODE.NOERROR if self.exists(name) else RCODE.NXDOMAIN), answers
+            if qtype == QTYPE.ANY:
+                return RCODE.NOERROR, answers + rrs
+            same = [r for r in rrs if r.rtype == qtype]
+            if same:
+                return RCODE.NOERROR, answers + same
+            cnames = [r for r in rrs if r.rtype == QTYPE.CNAME]
+            if not cnames:
+                return RCODE.NOERROR, answers
+            answers.append(cnames[0])
+            name = _norm(cnames[0].rdata.label)
+            if name in seen:
+                break
+            seen.add(name)
+        return RCODE.NOERROR, answers
+
+
+class FakeDns:
+    """The fake DNS of one scenario. ``clock`` gives the current (virtual) time."""
+
+    def __init__(self, spec: DnsSpec, clock: Callable[[], float], start: float = 0.0) -> None:
+        self.spec = spec
+        self.zone = Zone(spec.zone)
+        self.clock = clock
+        self.start = start
+        self.queries: list[DnsQuery] = []
+        self._hits = [0] * len(spec.rules)
+
+    # -- the DnsTransport seam --------------------------------------------------
+    def exchange(
+        self, server: tuple[str, int], query: bytes, *, tcp: bool, timeout: float
+    ) -> bytes:
+        answer = self.respond(query, tcp=tcp, server=server[0])
+        if answer is None:
+            raise DnsTimeout(f"no answer from {server[0]}")
+        return answer
+
+    # -- the core -------------------------------------------------------------------
+    def respond(self, query: bytes, *, tcp: bool, server: str) -> bytes | None:
+        try:
+            request = DNSRecord.parse(query)
+        except Exception:  # dnslib raises several kinds for garbage; a server ignores it
+            return None
+        if not request.questions:
+            return None
+        question = request.questions[0]
+        qname, qtype = _norm(question.qname), int(question.qtype)
+        elapsed = self.clock() - self.start
+        self.queries.append(
+            DnsQuery(
+                name=qname,
+                type=QTYPE.get(qtype, str(qtype)),
+                transport="tcp" if tcp else "udp",
+                server=server,
+                time=elapsed,
+            )
+        )
+        if self.spec.servers and server not in self.spec.servers:
+            return None  # nobody answers at that address
+        rule = self._rule(qname, qtype, server, elapsed)
+        if rule is not None and rule.timeout:
+            return None
+        reply = self._reply(request, qname, qtype, rule)
+        wire = bytes(reply.pack())
+        if not tcp and ((rule is not None and rule.tc) or len(wire) > _udp_limit(request)):
+            wire = bytes(DNSRecord(reply.header, q=reply.q).pack())
+            wire = wire[:2] + bytes([wire[2] | 0x02]) + wire[3:]  # the TC bit
+        if rule is not None and rule.malformed:
+            wire = malform(wire, rule.malformed)
+        return wire
+
+    def _rule(self, qname: str, qtype: int, server: str, elapsed: float) -> DnsRule | None:
+        for i, rule in enumerate(self.spec.rules):
+            if rule.name != qname or not _type_matches(rule.type, qtype):
+                continue
+            if rule.server is not None and rule.server != server:
+                continue
+            if rule.after is not None and elapsed < rule.after:
+                continue
+            if rule.until is not None and elapsed >= rule.until:
+                continue
+            if rule.times is not None and self._hits[i] >= rule.times:
+                continue
+            self._hits[i] += 1
+            return rule
+        return None
+
+    def _reply(self, request: DNSRecord, qname: str, qtype: int, rule: DnsRule | None) -> Any:
+        reply = request.reply(ra=1, aa=1)
+        if rule is not None and rule.answer is not None:
+            for line in rule.answer:
+                for rr in RR.fromZone(line):
+                    reply.add_answer(rr)
+        elif rule is not None and rule.minimal_any and qtype == QTYPE.ANY:
+            # RFC 8482 section 4.2: one synthesised HINFO with CPU "RFC8482" and empty OS.
+            reply.add_answer(RR(qname, QTYPE.HINFO, rdata=RD(b"\x07RFC8482\x00"), ttl=3600))
+        elif rule is None or rule.rcode is None:
+            rcode, answers = self.zone.lookup(qname, qtype)
+            reply.header.rcode = rcode
+            for rr in answers:
+                reply.add_answer(rr)
+        if rule is not None and rule.rcode is not None:
+            reply.header.rcode = getattr(RCODE, rule.rcode)
+        if rule is not None and rule.pad_to is not None:
+            _pad(reply, qname, rule.pad_to)
+        return reply
+
+
+def _type_matches(rule_type: str, qtype: int) -> bool:
+    return rule_type == "*" or rule_type == QTYPE.get(qtype, str(qtype))
+
+
+def _udp_limit(request: DNSRecord) -> int:
+    for rr in request.ar:
+        if rr.rtype == QTYPE.OPT:
+            return max(UDP_LIMIT, int(rr.rclass))  # EDNS0: CLASS holds the payload size
+    return UDP_LIMIT
+
+
+def _pad(reply: Any, qname: str, size: int) -> None:
+    """Grow the answer past ``size`` bytes with TXT records of the queried name."""
+    n = 0
+    while len(reply.pack()) <= size:
+        reply.add_answer(RR(qname, QTYPE.TXT, rdata=TXT(f"padding {n:03d} " + "x" * 100), ttl=300))
+        n += 1
+
+
+def malform(wire: bytes, how: str) -> bytes:
+    """Break a response the way a buggy server or a bad network would."""
+    if how == "truncated":
+        return wire[: max(12, len(wire) // 2)]
+    if how == "wrong_id":
+        (ident,) = struct.unpack("!H", wire[:2])
+        return struct.pack("!H", (ident + 1) & 0xFFFF) + wire[2:]
+    if how == "other_question":
+        record = DNSRecord.parse(wire)
+        record.questions[0].qname = "other." + str(record.questions[0].qname)
+        return bytes(record.pack())
+    # pointer_loop: one answer record whose owner name is a compression pointer to itself.
+    header = bytearray(wire[:12])
+    end = _question_end(wire)
+    header[7] = 1  # ANCOUNT = 1
+    header[9] = header[11] = 0  # no authority or additional records
+    offset = end
+    record = struct.pack("!HHHIH", 0xC000 | offset, 1, 1, 300, 4) + bytes(4)
+    return bytes(header) + wire[12:end] + record
+
+
+def _question_end(wire: bytes) -> int:
+    pos = 12
+    while pos < len(wire) and wire[pos] != 0:
+        pos += 1 + wire[pos]
+    return pos + 5  # the root label, QTYPE, QCLASS
+
+
+# -- a real server on loopback ------------------------------------------------------
+
+
+class _Udp(asyncio.DatagramProtocol):
+    def __init__(self, dns: FakeDns, server: str) -> None:
+        self.dns = dns
+        self.server = server
+        self.transport: asyncio.DatagramTransport | None = None
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        assert isinstance(transport, asyncio.DatagramTransport)
+        self.transport = transport
+
+    def datagram_received(self, data: bytes, addr: tuple[str, int]) -> None:
+        answer = self.dns.respond(data, tcp=False, server=self.server)
+        if answer is not None and self.transport is not None:
+            self.transport.sendto(answer, addr)
+
+
+async def serve(
+    dns: FakeDns, host: str, port: int
+) -> tuple[asyncio.DatagramTransport, asyncio.Server, int]:
+    """Serve ``dns`` over UDP and TCP on ``host:port`` (0: pick one); return the port."""
+    loop = asyncio.get_running_loop()
+
+    async def tcp_client(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        try:
+            while True:
+                (size,) = struct.unpack("!H", await reader.readexactly(2))
+                answer = dns.respond(await reader.readexactly(size), tcp=True, server=host)
+                if answer is None:
+                    continue
+                writer.write(struct.pack("!H", len(answer)) + answer)
+                await writer.drain()
+        except (asyncio.IncompleteReadError, ConnectionError):
+            pass
+        finally:
+            writer.close()
+
+    tcp = await asyncio.start_server(tcp_client, host, port)
+    port = tcp.sockets[0].getsockname()[1]
+    udp, _ = await loop.create_datagram_endpoint(lambda: _Udp(dns, host), local_addr=(host, port))
+    return udp, tcp, port
+
+
+__all__ = ["CNAME", "DnsQuery", "FakeDns", "Zone", "malform", "serve"]

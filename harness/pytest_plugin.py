@@ -1,0 +1,102 @@
+"""pytest plugin: scenario files are test items, so ``pytest scenarios/`` and ``-n 2`` work.
+
+Collected: ``*.yaml``/``*.yml`` files inside a directory named ``scenarios``
+(so fixtures and other YAML are left alone), one item per scenario. A file that
+does not load becomes one failing item whose message names file, line and key.
+Tags are added as keywords, so ``-k dns`` selects by tag too. A scenario with
+``xfail:`` is reported as xfail/xpass. ``--qmail-sim-keep`` keeps work
+directories. Imports of the harness happen lazily: other test suites in the
+same environment pay nothing for this plugin.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import pytest
+
+if TYPE_CHECKING:
+    from harness.outcome import Result
+    from harness.scenario import Scenario
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    group = parser.getgroup("qmail-sim")
+    group.addoption(
+        "--qmail-sim-keep", action="store_true", help="keep each scenario's work directory"
+    )
+    group.addoption("--qmail-sim-seed", type=int, default=None, help="override scenario seeds")
+
+
+def pytest_collect_file(parent: pytest.Collector, file_path: Path) -> pytest.Collector | None:
+    if file_path.suffix in (".yaml", ".yml") and "scenarios" in file_path.parts[:-1]:
+        collector: pytest.Collector = ScenarioFile.from_parent(parent, path=file_path)
+        return collector
+    return None
+
+
+class ScenarioFile(pytest.File):
+    def collect(self) -> Iterator[pytest.Item]:
+        from harness.scenario import ScenarioError, load_file
+
+        try:
+            scenarios = load_file(self.path)
+        except ScenarioError as exc:
+            yield BrokenScenario.from_parent(self, name="(load)", error=str(exc))
+            return
+        for scenario in scenarios:
+            item = ScenarioItem.from_parent(self, name=scenario.name, scenario=scenario)
+            for tag in scenario.tags:
+                item.extra_keyword_matches.add(tag)
+            yield item
+
+
+class ScenarioFailed(Exception):
+    pass
+
+
+class ScenarioItem(pytest.Item):
+    def __init__(self, *, scenario: Scenario, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.scenario = scenario
+
+    def runtest(self) -> None:
+        from harness.runner import run_scenario
+
+        result = run_scenario(
+            self.scenario,
+            keep=self.config.getoption("qmail_sim_keep"),
+            seed=self.config.getoption("qmail_sim_seed"),
+        )
+        if result.status == "xfail":
+            pytest.xfail(result.message)
+        if not result.ok:
+            raise ScenarioFailed(result)
+
+    def repr_failure(self, excinfo: pytest.ExceptionInfo[BaseException], style: Any = None) -> str:
+        if isinstance(excinfo.value, ScenarioFailed):
+            from harness.report import details, result_line
+
+            result: Result = excinfo.value.args[0]
+            return "\n".join([result_line(result), *details(result)])
+        return str(super().repr_failure(excinfo))
+
+    def reportinfo(self) -> tuple[Path, int, str]:
+        return self.path, self.scenario.line - 1, f"scenario: {self.scenario.name}"
+
+
+class BrokenScenario(pytest.Item):
+    def __init__(self, *, error: str, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.error = error
+
+    def runtest(self) -> None:
+        raise ScenarioFailed(self.error)
+
+    def repr_failure(self, excinfo: pytest.ExceptionInfo[BaseException], style: Any = None) -> str:
+        return f"broken scenario file: {self.error}"
+
+    def reportinfo(self) -> tuple[Path, int, str]:
+        return self.path, 0, "broken scenario file"

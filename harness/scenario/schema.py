@@ -1,0 +1,381 @@
+"""The scenario schema, as data: every key a scenario may hold, and its type.
+
+docs/scenarios.md documents the same keys for people. ``SCENARIO`` is the
+top level; ``FRAGMENT`` the same keys all optional, for ``include:``-d fixture
+files. Builders turn checked values into the frozen classes of model.py.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import fields as dc_fields
+from dataclasses import replace
+from typing import Any
+
+from harness.scenario import model as m
+from harness.scenario.dsl import Either, Field, MapOf, Scalar, Schema, Seq, Struct, Tagged
+from harness.scenario.values import Match, parse_duration, parse_match, parse_transcript
+from server.programs import PATCHES
+
+STR = Scalar("str")
+INT = Scalar("int")
+BOOL = Scalar("bool")
+NULL = Scalar("null")
+DURATION = Either(
+    (Scalar("number"), Scalar("str", parse=parse_duration, what="a duration")),
+    what="a duration (90s, 2h, 8d)",
+)
+MATCH = Scalar("str", parse=parse_match, what="text or '~ regex'")
+
+
+def _lines(value: Any) -> str:
+    """A string as is, or a list of lines joined with newlines (a trailing one added)."""
+    if isinstance(value, str):
+        return value
+    return "".join(f"{line}\n" for line in value)
+
+
+TEXT = Either((STR, Seq(STR)), what="a string or a list of lines")
+TEXT_OR_NULL = Either((NULL, STR, Seq(STR)), what="a string, a list of lines, or null")
+STRS = Either((Scalar("str", parse=lambda s: (s,)), Seq(STR)), what="a string or a list")
+MATCHES = Either(
+    (Scalar("str", parse=lambda s: (parse_match(s),), what="text"), Seq(MATCH)),
+    what="text or a list of texts ('~ regex' for a regular expression)",
+)
+
+
+def _struct(cls: type, spec: dict[str, Schema | Field], **renames: str) -> Struct:
+    """A Struct whose values become ``cls(**values)`` (plus ``line`` if it has one)."""
+    names = {f.name for f in dc_fields(cls)}
+
+    def build(values: dict[str, Any], line: int, _lines: dict[str, int]) -> Any:
+        kwargs = {renames.get(k, k): v for k, v in values.items()}
+        if "line" in names:
+            kwargs["line"] = line
+        return cls(**kwargs)
+
+    flds = {k: v if isinstance(v, Field) else Field(v) for k, v in spec.items()}
+    return Struct(flds, build)
+
+
+def _control_value(value: Any) -> str | None:
+    return None if value is None else _lines(value)
+
+
+CONTROL = MapOf(TEXT_OR_NULL, build_item=lambda _k, v: _control_value(v))
+
+# -- users, aliases, DNS, peers -------------------------------------------------
+
+_DOTQMAIL_KEY = re.compile(r"(-[^/]*)?")
+
+
+def _dotqmail_item(key: str, value: Any) -> str:
+    if not _DOTQMAIL_KEY.fullmatch(key):
+        raise ValueError("a .qmail key is '' (for .qmail) or '-ext' (for .qmail-ext)")
+    return _lines(value)
+
+
+def _build_user(name: str, values: dict[str, Any]) -> m.User:
+    values = {k: v for k, v in values.items() if not k.startswith("__")}
+    return m.User(name=name, **values)
+
+
+USER = Struct(
+    {
+        "home": Field(STR, doc="home directory, relative to the scenario's work dir"),
+        "dotqmail": Field(MapOf(TEXT, build_item=_dotqmail_item)),
+        "maildir": Field(BOOL),
+        "mbox": Field(STR),
+        "password": Field(STR),
+    }
+)
+
+
+def _check_zone_lines(value: Any) -> tuple[str, ...]:
+    from dnslib import RR  # imported here: loading a scenario without DNS stays cheap
+
+    lines = (value,) if isinstance(value, str) else tuple(value)
+    for line in lines:
+        try:
+            if not RR.fromZone(line):
+                raise ValueError
+        except Exception:  # dnslib raises many kinds; all mean "not a record"
+            raise ValueError(f"not a zone-file record: {line!r}") from None
+    return lines
+
+
+def _check_zone(text: str) -> str:
+    from dnslib import RR
+
+    try:
+        RR.fromZone(text)
+    except Exception as exc:  # dnslib's parser raises assorted errors
+        raise ValueError(f"zone does not parse: {exc}") from None
+    return text
+
+
+DNS_RULE = _struct(
+    m.DnsRule,
+    {
+        "name": Field(Scalar("str", parse=lambda s: s.rstrip(".").lower()), required=True),
+        "type": Scalar("str", parse=lambda s: s.upper()),
+        "rcode": Scalar("str", choices=m.RCODES),
+        "timeout": BOOL,
+        "pad_to": INT,
+        "tc": BOOL,
+        "minimal_any": BOOL,
+        "malformed": Scalar("str", choices=m.MALFORMED),
+        "answer": Either(
+            (Scalar("str", parse=_check_zone_lines), Seq(STR, build=_check_zone_lines))
+        ),
+        "times": INT,
+        "after": DURATION,
+        "until": DURATION,
+        "server": STR,
+    },
+)
+DNS = _struct(
+    m.DnsSpec,
+    {
+        "zone": Scalar("str", parse=_check_zone, what="zone-file text"),
+        "servers": Seq(STR),
+        "rules": Seq(DNS_RULE),
+    },
+)
+
+_REPLY = Either((STR, Seq(STR, build=lambda xs: "\n".join(xs))), what="a reply or list of lines")
+_STAGE = Scalar("str", choices=m.PEER_STAGES)
+_PEER_FIELDS: dict[str, Schema] = {
+    "greeting": _REPLY,
+    "helo": _REPLY,
+    "ehlo": _REPLY,
+    "mail": _REPLY,
+    "rcpt": Either((Scalar("str", parse=lambda s: {"*": s}), MapOf(_REPLY))),
+    "data": _REPLY,
+    "end": _REPLY,
+    "quit": _REPLY,
+    "rset": _REPLY,
+    "refuse": BOOL,
+    "timeout": _STAGE,
+    "drop": _STAGE,
+}
+
+
+def _clean(values: dict[str, Any]) -> dict[str, Any]:
+    return {k: v for k, v in values.items() if not k.startswith("__")}
+
+
+def _build_peer(ip: str, values: dict[str, Any]) -> m.PeerSpec:
+    values = _clean(values)
+    attempts = values.pop("attempts", ())
+    values.pop("accept", None)  # "accept: all" is the default script, said out loud
+    base = m.PeerScript(**values)
+    return m.PeerSpec(
+        ip=ip, script=base, attempts=tuple(replace(base, **_clean(a)) for a in attempts)
+    )
+
+
+PEER = Struct(
+    {
+        **{k: Field(v) for k, v in _PEER_FIELDS.items()},
+        "accept": Field(Scalar("str", choices=("all",))),
+        "attempts": Field(Seq(Struct({k: Field(v) for k, v in _PEER_FIELDS.items()}))),
+    }
+)
+
+LIMITS = _struct(m.Limits, {"virtual": DURATION, "wall": DURATION, "passes": INT})
+
+# -- steps -----------------------------------------------------------------------
+
+ENV = MapOf(Either((NULL, STR), what="a string or null"))
+
+
+def _session(kind: str) -> Struct:
+    def build(values: dict[str, Any], line: int, lines: dict[str, int]) -> m.SessionStep:
+        return m.SessionStep(
+            kind=kind,  # type: ignore[arg-type]
+            transcript_line=lines.get("transcript", line),
+            line=line,
+            **values,
+        )
+
+    return Struct(
+        {
+            "env": Field(ENV),
+            "transcript": Field(
+                Scalar("str", parse=parse_transcript, what="a transcript"), required=True
+            ),
+            "exit": Field(INT),
+            "host": Field(STR),
+        },
+        build,
+    )
+
+
+INJECT = _struct(
+    m.InjectStep,
+    {
+        "args": Either((Scalar("str", parse=lambda s: tuple(s.split())), Seq(STR))),
+        "env": ENV,
+        "message": Field(STR, required=True),
+        "exit": Either((NULL, INT)),
+    },
+)
+RUN = Either(
+    (
+        Scalar("str", choices=("idle",)),
+        Struct({"until": Field(Scalar("str", choices=("idle",)), required=True)}),
+    )
+)
+
+
+def _signal(text: str) -> str:
+    name = text.lower().removeprefix("sig")
+    if name not in ("alrm", "hup", "term"):
+        raise ValueError(f"{text!r} is not a signal qmail-send handles (alrm, hup, term)")
+    return name
+
+
+def _mailbox_item(_name: str, value: Any) -> m.MailboxExpect:
+    if isinstance(value, int):
+        return m.MailboxExpect(count=value)
+    assert isinstance(value, m.MailboxExpect)
+    return value
+
+
+MAILBOX = Either(
+    (
+        INT,
+        _struct(
+            m.MailboxExpect,
+            {
+                "count": INT,
+                "headers": MapOf(MATCH),
+                "body_contains": STRS,
+                "filename_re": STR,
+                "from_line": MATCH,
+            },
+        ),
+    )
+)
+
+
+def _next_retry(value: Any) -> Any:
+    return "none" if value is None or value == "none" else value
+
+
+QUEUE = _struct(
+    m.QueueExpect,
+    {
+        "messages": INT,
+        "recipients": MapOf(Scalar("str", choices=("todo", "pending", "done"))),
+        "next_retry": Either(
+            (
+                NULL,
+                Scalar("number"),
+                Scalar("str", parse=lambda s: _next_retry(s if s == "none" else parse_duration(s))),
+            )
+        ),
+    },
+)
+BOUNCES = Either((INT, _struct(m.BouncesExpect, {"count": INT, "to": STR, "body_contains": STRS})))
+DNS_QUERIES = Either(
+    (Seq(STR), _struct(m.DnsQueryExpect, {"seen": Seq(STR), "not_seen": Seq(STR), "count": INT}))
+)
+PEER_EXPECT = _struct(
+    m.PeerExpect,
+    {"connections": INT, "messages": INT, "rcpt": STRS, "mail_from": STR, "data_contains": STRS},
+)
+FILE_EXPECT = _struct(m.FileExpect, {"exists": BOOL, "contains": STRS, "equals": STR})
+
+
+def _build_expect(values: dict[str, Any], line: int, _lines: dict[str, int]) -> m.ExpectStep:
+    if isinstance(values.get("bounces"), int):
+        values["bounces"] = m.BouncesExpect(count=values["bounces"])
+    if isinstance(values.get("dns_queries"), tuple):
+        values["dns_queries"] = m.DnsQueryExpect(seen=values["dns_queries"])
+    if "queue" in values and values["queue"].next_retry is not None:
+        values["queue"] = replace(
+            values["queue"], next_retry=_next_retry(values["queue"].next_retry)
+        )
+    return m.ExpectStep(line=line, **values)
+
+
+EXPECT = Struct(
+    {
+        "queue": Field(QUEUE),
+        "maildir": Field(MapOf(MAILBOX, build_item=_mailbox_item)),
+        "mbox": Field(MapOf(MAILBOX, build_item=_mailbox_item)),
+        "bounces": Field(BOUNCES),
+        "log": Field(MATCHES),
+        "log_absent": Field(MATCHES),
+        "dns_queries": Field(DNS_QUERIES),
+        "peers": Field(MapOf(PEER_EXPECT)),
+        "files": Field(MapOf(FILE_EXPECT)),
+    },
+    _build_expect,
+)
+
+
+def _build_step(kind: str, value: Any, line: int) -> m.Step:
+    if kind in ("smtp", "pop3", "expect", "inject"):
+        step: m.Step = value
+        return step
+    if kind == "run":
+        return m.RunStep(line=line)
+    if kind == "advance":
+        return m.AdvanceStep(seconds=float(value), line=line)
+    if kind == "signal":
+        return m.SignalStep(signal=value, line=line)
+    return m.ControlStep(files=value, line=line)
+
+
+STEP = Tagged(
+    {
+        "smtp": _session("smtp"),
+        "pop3": _session("pop3"),
+        "inject": INJECT,
+        "run": RUN,
+        "advance": DURATION,
+        "signal": Scalar("str", parse=_signal, what="alrm, hup or term"),
+        "control": CONTROL,
+        "expect": EXPECT,
+    },
+    _build_step,
+)
+
+# -- top level ---------------------------------------------------------------------
+
+_TOP: dict[str, Schema] = {
+    "include": STRS,
+    "name": STR,
+    "tags": STRS,
+    "xfail": STR,
+    "control": CONTROL,
+    "patches": Seq(Scalar("str", choices=PATCHES)),
+    "users": MapOf(USER, build_item=_build_user),
+    "assign": Either((Scalar("str", parse=lambda s: tuple(s.splitlines())), Seq(STR))),
+    "aliases": MapOf(TEXT, build_item=lambda _k, v: _lines(v)),
+    "tcprules": TEXT,
+    "dns": DNS,
+    "peers": MapOf(PEER, build_item=_build_peer),
+    "seed": INT,
+    "limits": LIMITS,
+    "steps": Seq(STEP),
+}
+SCENARIO = Struct(
+    {k: Field(v, required=k in ("name", "steps")) for k, v in _TOP.items()},
+    what="a scenario (a mapping with name and steps)",
+)
+FRAGMENT = Struct({k: Field(v) for k, v in _TOP.items()}, what="a fixture (a mapping)")
+
+
+def build_scenario(values: dict[str, Any], file: str) -> m.Scenario:
+    line = values.get("__line__", 1)
+    values = _clean(values)
+    if "tcprules" in values:
+        values["tcprules"] = _lines(values["tcprules"])
+    return m.Scenario(file=file, line=line, **values)
+
+
+__all__ = ["FRAGMENT", "SCENARIO", "Match", "build_scenario"]

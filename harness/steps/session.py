@@ -1,0 +1,76 @@
+"""Shared by the smtp and pop3 steps: replay a transcript, compare the replies.
+
+All ``C:``/``R:`` bytes go to the server at once and its output is split into
+CRLF lines; the ``S:`` lines must match them one for one, in order (exact
+text, or ``~ regex`` searched in the line). A line the server sent without its
+CRLF shows as ``…<no CRLF>``; extra server lines are a failure too.
+"""
+
+from __future__ import annotations
+
+from harness.outcome import StepFailure
+from harness.scenario.model import SessionStep
+from harness.scenario.values import Match
+from harness.targets.base import Target
+
+NO_CRLF = " <no CRLF>"
+
+
+def server_lines(output: bytes) -> list[str]:
+    parts = output.split(b"\r\n")
+    lines = [p.decode("latin-1") for p in parts[:-1]]
+    if parts[-1]:
+        lines.append(parts[-1].decode("latin-1") + NO_CRLF)
+    return lines
+
+
+def replay(step: SessionStep, target: Target) -> None:
+    client = b"".join(line.data for line in step.transcript if line.who != "S")
+    result = target.session(step, client)
+    actual = server_lines(result.stdout)
+    expected = [line.expect for line in step.transcript if line.expect is not None]
+    problem = _compare(expected, actual)
+    if problem is None and step.exit is not None and result.exit != step.exit:
+        problem = f"exit code {result.exit}, expected {step.exit}"
+    if problem is not None:
+        if result.stderr:
+            problem += "\nstderr: " + result.stderr.decode("utf-8", "replace").strip()
+        raise StepFailure(
+            problem,
+            expected=[str(e) for e in expected],
+            actual=actual,
+            transcript=_as_played(step, actual),
+        )
+
+
+def _compare(expected: list[Match], actual: list[str]) -> str | None:
+    for i, want in enumerate(expected):
+        if i >= len(actual):
+            return f"server line {i + 1}: expected {str(want)!r}, the server sent nothing more"
+        ok = want.search(actual[i]) if want.regex else want.text == actual[i]
+        if not ok:
+            return f"server line {i + 1}: expected {str(want)!r}, got {actual[i]!r}"
+    if len(actual) > len(expected):
+        return f"server line {len(expected) + 1}: unexpected {actual[len(expected)]!r}"
+    return None
+
+
+def _as_played(step: SessionStep, actual: list[str]) -> list[str]:
+    """The transcript with the server's real lines in place of the expected ones."""
+    out = []
+    n = 0
+    for line in step.transcript:
+        if line.who == "S":
+            got = actual[n] if n < len(actual) else "<nothing>"
+            mark = (
+                ""
+                if line.expect is not None
+                and (line.expect.search(got) if line.expect.regex else line.expect.text == got)
+                else f"    <-- expected {line.expect}"
+            )
+            out.append(f"S: {got}{mark}")
+            n += 1
+        else:
+            out.append(f"{line.who}: " + line.data.decode("latin-1").rstrip("\r\n"))
+    out.extend(f"S: {extra}    <-- unexpected" for extra in actual[n:])
+    return out

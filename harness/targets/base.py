@@ -1,0 +1,82 @@
+"""The Target interface: the verbs a scenario's steps need from a mail system.
+
+A target prepares a qmail home for a scenario (:meth:`Target.start`), plays
+sessions and injections, moves its clock, sends qmail-send signals, and lets
+``expect`` look at the result (:meth:`Target.observe`). Everything ``expect``
+checks on disk (queue/, Maildirs, mboxes) is read from the home, which is the
+contract every target shares (DESIGN.md, "The contract: a qmail home").
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from harness.fakedns import DnsQuery
+from harness.fakepeers import PeerSession
+from harness.scenario.model import InjectStep, Scenario, SessionStep, SignalName
+
+
+class StepError(Exception):
+    """A step could not be carried out (as opposed to an expectation not met)."""
+
+
+class LimitExceeded(StepError):
+    """A per-scenario limit (virtual time, wall clock, queue passes) was hit."""
+
+
+@dataclass(frozen=True, kw_only=True)
+class ProgramResult:
+    """What a program run (a session, an injection) gave back."""
+
+    exit: int
+    stdout: bytes
+    stderr: bytes = b""
+
+
+@dataclass(kw_only=True)
+class Observation:
+    """A read-only view of a target's world, for ``expect``."""
+
+    home: Path
+    workdir: Path
+    user_homes: Mapping[str, Path]
+    log: Sequence[str]
+    dns_queries: Sequence[DnsQuery]
+    peer_sessions: Mapping[str, Sequence[PeerSession]]
+    now: float  # seconds since the scenario's start
+    next_retry: float | None  # seconds since the start; None when nothing waits
+    extra: dict[str, object] = field(default_factory=dict)
+
+
+class Target(ABC):
+    name = "abstract"
+
+    @abstractmethod
+    def start(self, scenario: Scenario, workdir: Path, seed: int | None = None) -> None: ...
+
+    @abstractmethod
+    def session(self, step: SessionStep, client: bytes) -> ProgramResult: ...
+
+    @abstractmethod
+    def inject(self, step: InjectStep) -> ProgramResult: ...
+
+    @abstractmethod
+    def run_until_idle(self) -> None: ...
+
+    @abstractmethod
+    def advance(self, seconds: float) -> None: ...
+
+    @abstractmethod
+    def signal(self, name: SignalName) -> None: ...
+
+    @abstractmethod
+    def set_control(self, files: Mapping[str, str | None]) -> None: ...
+
+    @abstractmethod
+    def observe(self) -> Observation: ...
+
+    def close(self) -> None:  # noqa: B027 - optional hook
+        """Release what :meth:`start` took (not the work directory: the runner owns it)."""

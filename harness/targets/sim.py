@@ -1,0 +1,317 @@
+"""The simulator target: our server's cores in-process, on a virtual clock.
+
+:meth:`SimTarget.start` makes a real qmail home in the scenario's work
+directory (server.home.setup, then the scenario's control files, users and
+their ``.qmail`` files and Maildirs, users/assign + users/cdb, alias files,
+the patches file, a resolv.conf naming the fake DNS servers, the checkpassword
+table). Programs run through :func:`server.programs.run` with all the client's
+bytes on stdin: qmail-smtpd and qmail-pop3d answer strictly in order, so one
+pass gives the same replies a live session would.
+
+Deliveries happen only in ``run``/``advance``/``signal`` steps: qmail-send's
+core (server.send.core.QmailSend) is driven by hand with the local channel
+(server.local.lspawn) and the remote channel (server.remote.rspawn) wired to
+the fake DNS and fake peers. The same seed gives the same bytes.
+"""
+
+from __future__ import annotations
+
+import io
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Protocol
+
+from harness.fakedns import FakeDns
+from harness.fakepeers import FakePeers
+from harness.scenario.model import InjectStep, Scenario, SessionStep, SignalName, User
+from harness.targets.base import LimitExceeded, Observation, ProgramResult, StepError, Target
+from server import programs
+from server.home import setup as setup_home
+from server.programs import ProgramContext
+from server.runtime import Runtime, VirtualClock, virtual_runtime
+from server.spawn import Channel, ChannelName
+
+#: What tcpserver would set for a connection from 127.0.0.1 (tcp-environ(5)).
+SMTP_ENV = {
+    "PROTO": "TCP",
+    "TCPLOCALIP": "127.0.0.1",
+    "TCPLOCALPORT": "25",
+    "TCPREMOTEIP": "127.0.0.1",
+    "TCPREMOTEPORT": "40000",
+}
+POP3_ENV = {**SMTP_ENV, "TCPLOCALPORT": "110"}
+LOCAL_IPS = ("127.0.0.1",)
+
+
+class SendCore(Protocol):
+    def run_due(self) -> None: ...
+    def next_wakeup(self) -> float | None: ...
+    def alarm(self) -> None: ...
+    def hangup(self) -> None: ...
+    def terminate(self) -> None: ...
+
+
+LogFn = Callable[[str], None]
+SendFactory = Callable[[ProgramContext, Mapping[ChannelName, Channel], LogFn], SendCore]
+LocalFactory = Callable[[ProgramContext], Channel]
+RemoteFactory = Callable[[ProgramContext, FakeDns, FakePeers, Path], Channel]
+
+
+def _real_send(
+    ctx: ProgramContext, channels: Mapping[ChannelName, Channel], log: LogFn
+) -> SendCore:
+    from server.send.core import QmailSend
+
+    core: SendCore = QmailSend(ctx, channels, log)
+    return core
+
+
+def _real_local(ctx: ProgramContext) -> Channel:
+    from server.local.lspawn import LocalChannel
+
+    channel: Channel = LocalChannel(ctx)
+    return channel
+
+
+def _real_remote(ctx: ProgramContext, dns: FakeDns, peers: FakePeers, resolv: Path) -> Channel:
+    from server.remote.rspawn import RemoteChannel
+
+    channel: Channel = RemoteChannel(
+        ctx, dns=dns, connector=peers, resolvconf=resolv, local_ips=list(LOCAL_IPS)
+    )
+    return channel
+
+
+@dataclass
+class Components:
+    """The server parts the simulator drives; tests swap in fakes."""
+
+    send: SendFactory = _real_send
+    local: LocalFactory = _real_local
+    remote: RemoteFactory = _real_remote
+
+
+def _text(value: str) -> str:
+    return value if value == "" or value.endswith("\n") else value + "\n"
+
+
+class SimTarget(Target):
+    name = "sim"
+
+    def __init__(self, components: Components | None = None) -> None:
+        self.components = components or Components()
+        self.interrupt_check: Callable[[], None] = lambda: None
+        self._send: SendCore | None = None
+        self.log: list[str] = []
+
+    # -- setting up -------------------------------------------------------------
+    def start(self, scenario: Scenario, workdir: Path, seed: int | None = None) -> None:
+        self.scenario = scenario
+        self.workdir = workdir
+        self.home = workdir / "qmail"
+        runtime, clock = virtual_runtime(scenario.seed if seed is None else seed)
+        runtime.fsync = False  # the order of steps is kept; the disk is a temp dir
+        self.runtime: Runtime = runtime
+        self.clock: VirtualClock = clock
+        self.start_time = clock.now()
+        me = (scenario.control.get("me") or "sim.example").strip() or "sim.example"
+        setup_home(self.home, me=me, patches=scenario.patches)
+        self.set_control(scenario.control)
+        self.user_homes = {name: self._make_user(u) for name, u in scenario.users.items()}
+        self._write_assign()
+        for name, text in scenario.aliases.items():
+            (self.home / "alias" / f".qmail-{name}").write_text(text)
+        self._write_passwords()
+        self.resolvconf = workdir / "resolv.conf"
+        self.resolvconf.write_text("".join(f"nameserver {s}\n" for s in scenario.dns.servers))
+        self.dns = FakeDns(scenario.dns, clock.now, self.start_time)
+        self.peers = FakePeers(scenario.peers)
+        self.stderr = io.BytesIO()
+        self.ctx = ProgramContext(
+            home=self.home,
+            runtime=runtime,
+            stderr=self.stderr,
+            patches=frozenset(scenario.patches),
+            inprocess=True,
+        )
+
+    def set_control(self, files: Mapping[str, str | None]) -> None:
+        for name, value in files.items():
+            path = self.home / "control" / name
+            if value is None:
+                path.unlink(missing_ok=True)
+            else:
+                path.write_text(_text(value))
+
+    def _make_user(self, user: User) -> Path:
+        home = (self.workdir / (user.home or f"homes/{user.name}")).resolve()
+        home.mkdir(parents=True, exist_ok=True)
+        if user.maildir:
+            for sub in ("tmp", "new", "cur"):
+                (home / "Maildir" / sub).mkdir(parents=True, exist_ok=True, mode=0o700)
+        if user.mbox:
+            (home / user.mbox).touch()
+        for ext, text in user.dotqmail.items():
+            (home / f".qmail{ext}").write_text(_text(text))
+        return home
+
+    def _write_assign(self) -> None:
+        sc = self.scenario
+        if sc.assign is not None:
+            lines = list(sc.assign)
+        else:
+            uid = gid = self.runtime.uid
+            lines = []
+            for name, home in self.user_homes.items():
+                # qmail-users(5): an exact entry and one for name-ext (qmail-pw2u's pair)
+                lines.append(f"={name}:{name}:{uid}:{gid}:{home}:::")
+                lines.append(f"+{name}-:{name}:{uid}:{gid}:{home}:-::")
+        if not lines and sc.assign is None:
+            return
+        if not lines or lines[-1] != ".":
+            lines.append(".")
+        (self.home / "users" / "assign").write_text("".join(f"{x}\n" for x in lines))
+        try:
+            from server.local.newu import build
+        except ImportError:
+            return
+        build(self.home)
+
+    def _write_passwords(self) -> None:
+        rows = [
+            f"{u.name}:{u.password}:{self.user_homes[u.name]}"
+            for u in self.scenario.users.values()
+            if u.password is not None
+        ]
+        if rows:
+            path = self.home / ".qmail-sim" / "passwords"
+            path.parent.mkdir(exist_ok=True)
+            path.write_text("".join(f"{r}\n" for r in rows))
+
+    # -- programs -----------------------------------------------------------------
+    def _run(
+        self, name: str, argv: list[str], env: Mapping[str, str], stdin: bytes
+    ) -> ProgramResult:
+        out = io.BytesIO()
+        err_start = len(self.stderr.getvalue())
+        code = programs.run(name, argv, env, io.BytesIO(stdin), out, self.ctx)
+        return ProgramResult(
+            exit=code, stdout=out.getvalue(), stderr=self.stderr.getvalue()[err_start:]
+        )
+
+    def session(self, step: SessionStep, client: bytes) -> ProgramResult:
+        base = SMTP_ENV if step.kind == "smtp" else POP3_ENV
+        env = _env(base, step.env)
+        if step.kind == "smtp":
+            if self.scenario.tcprules is not None:
+                rule_env = self._tcprules(env)
+                if rule_env is None:
+                    return ProgramResult(exit=0, stdout=b"")  # tcpserver drops it
+                env = {**env, **rule_env}
+            return self._run("qmail-smtpd", ["qmail-smtpd"], env, client)
+        host = step.host or (self.home / "control" / "me").read_text().strip()
+        argv = ["qmail-popup", host, "checkpassword", "qmail-pop3d", "Maildir"]
+        return self._run("qmail-popup", argv, env, client)
+
+    def _tcprules(self, env: Mapping[str, str]) -> dict[str, str] | None:
+        from harness.targets.tcprules import lookup
+
+        assert self.scenario.tcprules is not None
+        return lookup(self.scenario.tcprules, self.workdir, env)
+
+    def inject(self, step: InjectStep) -> ProgramResult:
+        env = _env({}, step.env)
+        return self._run(
+            "qmail-inject", ["qmail-inject", *step.args], env, step.message.encode("utf-8")
+        )
+
+    # -- qmail-send -----------------------------------------------------------------
+    @property
+    def send(self) -> SendCore:
+        if self._send is None:
+            try:
+                local = self.components.local(self.ctx)
+                remote = self.components.remote(self.ctx, self.dns, self.peers, self.resolvconf)
+                self._send = self.components.send(
+                    self.ctx, {"local": local, "remote": remote}, self.log.append
+                )
+            except (ImportError, programs.NotBuilt) as exc:
+                raise StepError(f"the queue cannot run: {exc}") from exc
+        return self._send
+
+    def _pass(self) -> None:
+        self.interrupt_check()
+        self.send.run_due()
+
+    def run_until_idle(self) -> None:
+        send = self.send
+        for _ in range(self.scenario.limits.passes):
+            self._pass()
+            wake = send.next_wakeup()
+            if wake is None or wake > self.clock.now():
+                return
+        raise LimitExceeded(f"still busy after {self.scenario.limits.passes} queue passes")
+
+    def advance(self, seconds: float) -> None:
+        target = self.clock.now() + seconds
+        if target - self.start_time > self.scenario.limits.virtual:
+            raise LimitExceeded(
+                f"advancing to +{target - self.start_time:g}s passes limits.virtual "
+                f"({self.scenario.limits.virtual:g}s)"
+            )
+        send = self.send
+        for _ in range(self.scenario.limits.passes):
+            wake = send.next_wakeup()
+            if wake is None or wake > target:
+                break
+            self.clock.set(max(wake, self.clock.now()))
+            self._pass()
+        else:
+            raise LimitExceeded(f"more than {self.scenario.limits.passes} queue passes")
+        self.clock.set(target)
+        self._pass()
+
+    def signal(self, name: SignalName) -> None:
+        send = self.send
+        {"alrm": send.alarm, "hup": send.hangup, "term": send.terminate}[name]()
+
+    # -- looking -------------------------------------------------------------------------
+    def observe(self) -> Observation:
+        next_retry: float | None = None
+        try:
+            wake = self.send.next_wakeup()
+            next_retry = None if wake is None else wake - self.start_time
+        except StepError:
+            pass
+        return Observation(
+            home=self.home,
+            workdir=self.workdir,
+            user_homes=self.user_homes,
+            log=self.log,
+            dns_queries=self.dns.queries,
+            peer_sessions=self.peers.sessions,
+            now=self.clock.now() - self.start_time,
+            next_retry=next_retry,
+            extra={
+                "stderr": self.stderr.getvalue(),
+                "mboxes": {
+                    name: self.user_homes[name] / u.mbox
+                    for name, u in self.scenario.users.items()
+                    if u.mbox
+                },
+            },
+        )
+
+
+def _env(base: Mapping[str, str], changes: Mapping[str, str | None]) -> dict[str, str]:
+    env = dict(base)
+    for key, value in changes.items():
+        if value is None:
+            env.pop(key, None)
+        else:
+            env[key] = value
+    return env
+
+
+__all__ = ["Components", "SendCore", "SimTarget"]
