@@ -110,12 +110,12 @@ class LocalChannel:
         if at < 0:
             return replies.SPAWN_NO_HOST.encode()
         local, host = recipient[:at], recipient[at + 1 :]
-        if not local:
-            return report(0, b"")
         try:
             data = message.read_bytes()
         except OSError:
             return replies.SPAWN_OPEN.encode()
+        if not local:  # spawn.c: "<>" — nothing to deliver, success
+            return report(0, b"")
         try:
             nughde = nughde_get(self.ctx.home, local, self._passwd)
         except LspawnExit as exc:

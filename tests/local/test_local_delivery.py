@@ -358,3 +358,31 @@ def test_argv() -> None:
     args = parse_argv(["qmail-local", "--", "u", "/h", "l", "-", "e", "d", "s", "./Maildir/"])
     assert args.flagdoit and args.ext == "e" and args.aliasempty == "./Maildir/"
     assert not parse_argv(["qmail-local", "-n", "u", "/h", "l", "", "", "d", "", "x"]).flagdoit
+
+
+def test_mbox_lock_held_too_long_defers(tmp_path: Path) -> None:
+    import fcntl
+
+    from server.errors import TempFail
+    from server.local.locking import lock_ex
+
+    path = tmp_path / "box"
+    with path.open("wb") as holder, path.open("ab") as other:
+        fcntl.flock(holder.fileno(), fcntl.LOCK_EX)
+        with pytest.raises(TempFail) as info:
+            lock_ex(other.fileno(), seconds=0.1)
+    assert info.value.text == "File has been locked for 30 seconds straight. (#4.3.0)"
+
+
+def test_mbox_locker_is_used_and_slow_lock_text_reaches_the_report(
+    rt: Runtime, tmp_path: Path
+) -> None:
+    from server.errors import TempFail
+    from server.local.mbox import deliver as mbox_deliver
+
+    def stuck(fd: int) -> bool:
+        raise TempFail(replies.SLOWLOCK)
+
+    with pytest.raises(TempFail):
+        mbox_deliver(tmp_path / "box", "./box", b"", MESSAGE, stuck)
+    assert (tmp_path / "box").read_bytes() == b""
