@@ -55,7 +55,7 @@ def read_mbox(path: Path) -> list[Delivered]:
     box = mailbox.mbox(path, create=False)
     try:
         out = []
-        for key in box:
+        for key in list(box.iterkeys()):
             msg = box.get_message(key)
             out.append(
                 Delivered(

@@ -22,12 +22,14 @@ class StepFailure(Exception):
         expected: list[str] | None = None,
         actual: list[str] | None = None,
         transcript: list[str] | None = None,
+        same: list[bool] | None = None,
     ) -> None:
         super().__init__(message)
         self.message = message
         self.expected = expected or []
         self.actual = actual or []
         self.transcript = transcript or []
+        self.same = same
 
 
 @dataclass(kw_only=True)
@@ -44,6 +46,8 @@ class Result:
     expected: list[str] = field(default_factory=list)
     actual: list[str] = field(default_factory=list)
     transcript: list[str] = field(default_factory=list)
+    #: per side-by-side row: did it match (regexes make "equal text" the wrong test)
+    same: list[bool] | None = None
     workdir: Path | None = None
     tags: tuple[str, ...] = ()
 

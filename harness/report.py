@@ -25,12 +25,18 @@ def result_line(r: Result) -> str:
     return f"{LABELS[r.status]:5} {r.id}{tags} ({r.seconds * 1000:.0f} ms)"
 
 
-def side_by_side(expected: Sequence[str], actual: Sequence[str], width: int = WIDTH) -> list[str]:
+def side_by_side(
+    expected: Sequence[str],
+    actual: Sequence[str],
+    width: int = WIDTH,
+    same: Sequence[bool] | None = None,
+) -> list[str]:
     rows = [f"  {'expected':<{width}} | actual", f"  {'-' * width}-+-{'-' * 20}"]
     for i in range(max(len(expected), len(actual))):
         left = expected[i] if i < len(expected) else ""
         right = actual[i] if i < len(actual) else ""
-        mark = " " if left == right else "!"
+        ok = same[i] if same is not None and i < len(same) else left == right
+        mark = " " if ok else "!"
         if len(left) > width:
             left = left[: width - 1] + "…"
         rows.append(f"{mark} {left:<{width}} | {right}")
@@ -42,7 +48,7 @@ def details(r: Result) -> list[str]:
         return []
     out = [f"    at {r.step}: {r.message}" if r.step else f"    {r.message}"]
     if r.expected or r.actual:
-        out += ["    " + row for row in side_by_side(r.expected, r.actual)]
+        out += ["    " + row for row in side_by_side(r.expected, r.actual, same=r.same)]
     if r.transcript:
         out.append(
             "    transcript:"

@@ -133,6 +133,7 @@ def _play(
     except StepFailure as exc:
         result.status, result.step, result.message = "fail", current, exc.message
         result.expected, result.actual, result.transcript = exc.expected, exc.actual, exc.transcript
+        result.same = exc.same
     except (StepError, LimitExceeded) as exc:
         result.status, result.step, result.message = "error", current, str(exc)
     except Exception as exc:  # a bug in a server module must not stop the suite

@@ -22,6 +22,7 @@ import os
 import signal
 import sys
 from collections.abc import Awaitable, Callable, Mapping
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, replace
 from pathlib import Path
 
@@ -104,10 +105,11 @@ def _smtp_service(
 
     limit = asyncio.Semaphore(concurrency)
     servers: list[asyncio.Server] = []
+    queue_threads = ThreadPoolExecutor(max_workers=concurrency, thread_name_prefix="qmail-queue")
 
     async def connection(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         async with limit:
-            await handle(reader, writer, tcp_env(base_env, writer), ctx)
+            await handle(reader, writer, tcp_env(base_env, writer), ctx, queue_threads)
 
     async def start() -> str:
         server = await asyncio.start_server(connection, host, port)
@@ -119,6 +121,7 @@ def _smtp_service(
         for server in servers:
             server.close()
             await server.wait_closed()
+        queue_threads.shutdown(wait=True)
 
     return Service(name="smtp", start=start, close=close)
 

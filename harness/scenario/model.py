@@ -52,6 +52,9 @@ class DnsRule:
 class DnsSpec:
     zone: str = ""
     servers: tuple[str, ...] = ("127.0.0.53",)
+    #: What the home's resolv.conf names (default: ``servers``); naming another
+    #: address reproduces a broken resolv.conf: every query times out.
+    resolv_conf: tuple[str, ...] | None = None
     rules: tuple[DnsRule, ...] = ()
 
 

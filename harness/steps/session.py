@@ -35,20 +35,26 @@ def replay(step: SessionStep, target: Target) -> None:
     if problem is not None:
         if result.stderr:
             problem += "\nstderr: " + result.stderr.decode("utf-8", "replace").strip()
+        same = [i < len(actual) and matches(e, actual[i]) for i, e in enumerate(expected)]
         raise StepFailure(
             problem,
             expected=[str(e) for e in expected],
             actual=actual,
             transcript=_as_played(step, actual),
+            same=same,
         )
+
+
+def matches(want: Match, got: str) -> bool:
+    """An ``S:`` line: exact text, or ``~ regex`` found anywhere in the line."""
+    return want.search(got) if want.regex else want.text == got
 
 
 def _compare(expected: list[Match], actual: list[str]) -> str | None:
     for i, want in enumerate(expected):
         if i >= len(actual):
             return f"server line {i + 1}: expected {str(want)!r}, the server sent nothing more"
-        ok = want.search(actual[i]) if want.regex else want.text == actual[i]
-        if not ok:
+        if not matches(want, actual[i]):
             return f"server line {i + 1}: expected {str(want)!r}, got {actual[i]!r}"
     if len(actual) > len(expected):
         return f"server line {len(expected) + 1}: unexpected {actual[len(expected)]!r}"
@@ -60,15 +66,10 @@ def _as_played(step: SessionStep, actual: list[str]) -> list[str]:
     out = []
     n = 0
     for line in step.transcript:
-        if line.who == "S":
+        if line.expect is not None:
             got = actual[n] if n < len(actual) else "<nothing>"
-            mark = (
-                ""
-                if line.expect is not None
-                and (line.expect.search(got) if line.expect.regex else line.expect.text == got)
-                else f"    <-- expected {line.expect}"
-            )
-            out.append(f"S: {got}{mark}")
+            ok = n < len(actual) and matches(line.expect, got)
+            out.append(f"S: {got}" + ("" if ok else f"    <-- expected {line.expect}"))
             n += 1
         else:
             out.append(f"{line.who}: " + line.data.decode("latin-1").rstrip("\r\n"))

@@ -17,6 +17,7 @@ the fake DNS and fake peers. The same seed gives the same bytes.
 from __future__ import annotations
 
 import io
+import os
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -124,7 +125,9 @@ class SimTarget(Target):
             (self.home / "alias" / f".qmail-{name}").write_text(text)
         self._write_passwords()
         self.resolvconf = workdir / "resolv.conf"
-        self.resolvconf.write_text("".join(f"nameserver {s}\n" for s in scenario.dns.servers))
+        named = scenario.dns.resolv_conf
+        named = scenario.dns.servers if named is None else named
+        self.resolvconf.write_text("".join(f"nameserver {s}\n" for s in named))
         self.dns = FakeDns(scenario.dns, clock.now, self.start_time)
         self.peers = FakePeers(scenario.peers)
         self.stderr = io.BytesIO()
@@ -243,6 +246,25 @@ class SimTarget(Target):
     def _pass(self) -> None:
         self.interrupt_check()
         self.send.run_due()
+        self._stamp_deliveries()
+
+    def _stamp_deliveries(self) -> None:
+        """Give mail delivered in this pass the virtual time as its mtime.
+
+        The file system's clock is the real one; qmail-pop3d (maildir.c) lists
+        only messages whose mtime is before ``now``, so a Maildir file stamped
+        with real time would stay invisible to a virtual ``now``. Every new
+        file was written during this pass, at the current virtual time.
+        """
+        now = self.clock.now()
+        for home in self.user_homes.values():
+            for sub in ("new", "cur"):
+                folder = home / "Maildir" / sub
+                if not folder.is_dir():
+                    continue
+                for entry in os.scandir(folder):
+                    if entry.stat().st_mtime > now + 1:
+                        os.utime(entry.path, (now, now))
 
     def run_until_idle(self) -> None:
         send = self.send
