@@ -4,14 +4,17 @@
 ``bin/qmail-smtpd``: it reads the controls afresh for each connection (as a
 new qmail-smtpd process would), writes the core's replies before every read,
 waits ``timeoutsmtpd`` seconds for each buffer, and runs qmail-queue in a
-worker thread so that one connection's fsyncs do not stall the others.
+worker thread so that one connection's fsyncs do not stall the others (and
+concurrent fsyncs share the file system's journal commits).
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 from collections.abc import Mapping
+from concurrent.futures import Executor
 
 from server.errors import TempFail
 from server.programs import ProgramContext
@@ -32,7 +35,9 @@ async def _converse(
     writer: asyncio.StreamWriter,
     ctx: ProgramContext,
     env: Mapping[str, str],
+    executor: Executor | None,
 ) -> int:
+    loop = asyncio.get_running_loop()
     while True:
         event = core.next_event()
         out = core.data_to_send()
@@ -42,7 +47,8 @@ async def _converse(
         if isinstance(event, Closed):
             return event.exit_code
         if isinstance(event, QueueMessage):
-            core.queue_result(*await asyncio.to_thread(queue, ctx, env, event))
+            job = functools.partial(queue, ctx, env, event)
+            core.queue_result(*await loop.run_in_executor(executor, job))
             continue
         try:
             data = await asyncio.wait_for(reader.read(READ_SIZE), core.config.timeout)
@@ -57,8 +63,14 @@ async def handle(
     writer: asyncio.StreamWriter,
     env: Mapping[str, str],
     ctx: ProgramContext,
+    executor: Executor | None = None,
 ) -> int:
-    """One SMTP connection; returns what qmail-smtpd's exit code would be."""
+    """One SMTP connection; returns what qmail-smtpd's exit code would be.
+
+    qmail-queue runs in ``executor`` (the loop's default when None); the
+    server gives it one thread per allowed connection, as each qmail-smtpd
+    would have its own qmail-queue process.
+    """
     try:
         try:
             config = load_config(ctx.home, env, ipme=local_ips(), patches=ctx.patches)
@@ -66,7 +78,8 @@ async def handle(
             writer.write(replies.CONTROL)
             await writer.drain()
             return 1
-        return await _converse(make_core(config, ctx, env), reader, writer, ctx, env)
+        core = make_core(config, ctx, env)
+        return await _converse(core, reader, writer, ctx, env, executor)
     except (ConnectionError, OSError):
         return 1  # safewrite()/saferead(): the connection failing ends the program
     finally:
