@@ -124,13 +124,21 @@ class QueueStore:
         os.utime(self.path(sub, msgid), (t, t))
 
     def markdone(self, channel: ChannelName, msgid: int, pos: int) -> bool:
-        """Overwrite the record's ``T`` at ``pos`` with ``D`` (not fsynced, as in qmail)."""
+        """Overwrite the record's ``T`` at ``pos`` with ``D`` (not fsynced, as in qmail).
+
+        The write moves the file's mtime to "now", which a restarted qmail-send
+        reads as the file's due time; we stamp the injected clock's now.
+        """
         try:
             fd = os.open(self.path(channel, msgid), os.O_WRONLY)
         except OSError:
             return False
         try:
-            return os.pwrite(fd, b"D", pos) == 1
+            if os.pwrite(fd, b"D", pos) != 1:
+                return False
+            now = self.runtime.now()
+            os.utime(fd, (now, now))
+            return True
         except OSError:
             return False
         finally:
