@@ -231,3 +231,27 @@ def test_qmailqueue_overrides_inprocess(home: Path, tmp_path: Path) -> None:
     result = queue_message(ctx, {"QMAILQUEUE": str(script)}, b"", "", [], invoker=1)
     assert result.error == "Zmail server temporarily rejected message (#4.3.0)"
     assert result.msgid is None
+
+
+class Dribble(io.RawIOBase):
+    """fd 1 that hands out one byte per read and must not be read past the envelope."""
+
+    def __init__(self, data: bytes) -> None:
+        self.data = data
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer: memoryview) -> int:  # type: ignore[override]
+        assert self.data, "qmail-queue read past the envelope's final NUL"
+        buffer[:1], self.data = self.data[:1], self.data[1:]
+        return 1
+
+
+def test_envelope_read_byte_at_a_time_stops_at_the_final_nul(home: Path) -> None:
+    # The writer may keep fd 1 open after the envelope: reading on would hang.
+    with Dribble(ENVELOPE) as fd1:
+        code = main(["qmail-queue"], {}, io.BytesIO(MESSAGE), fd1, make_ctx(home))  # type: ignore[arg-type]
+    assert code == 0
+    [todo] = queue_files(home / "queue")["todo"]
+    assert todo.read_bytes().endswith(b"Fa@b\0Tc@d\0")

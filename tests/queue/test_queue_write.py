@@ -7,6 +7,8 @@ import stat
 from pathlib import Path
 
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 from queue_helpers import RecordingFileOps, make_ctx, queue_files
 
 from server.qdir import qfn
@@ -133,3 +135,20 @@ def test_trigger_is_pulled(home: Path) -> None:
         assert os.read(fd, 10) == b"\0"
     finally:
         os.close(fd)
+
+
+addresses = st.text(
+    st.characters(blacklist_characters="\0", blacklist_categories=("Cs",)), max_size=60
+)
+
+
+@settings(max_examples=30, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(sender=addresses, recipients=st.lists(addresses, max_size=4), body=st.binary(max_size=300))
+def test_any_envelope_round_trips_through_the_queue(
+    home: Path, sender: str, recipients: list[str], body: bytes
+) -> None:
+    result = queue_message(make_ctx(home), {}, body, sender, recipients, invoker="network")
+    assert result.msgid is not None
+    queue = home / "queue"
+    assert read_envelope(queue / "todo" / str(result.msgid)) == (sender, recipients)
+    assert qfn(queue, "mess", result.msgid).read_bytes().endswith(body)
