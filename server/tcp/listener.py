@@ -1,0 +1,294 @@
+"""The asyncio side of tcpserver: listen, accept under a limit, serve each client.
+
+:func:`serve` starts a :class:`TcpServer`; for each connection it writes the
+banner, builds the environment of tcp-environ(5) (:mod:`server.tcp.environ`),
+consults the rules cdb (:func:`check_rules`) and then runs a program with the
+socket as its stdin and stdout, or awaits an in-process
+``handler(reader, writer, env)``. :mod:`server.tcp.tcpserver` is the
+command-line program around it; see there for what is and is not modelled.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import itertools
+import socket
+from collections.abc import Awaitable, Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from server.cdb import CdbError, Reader
+from server.errors import EXIT_PERM, EXIT_TEMP
+from server.maildirmake import error_str
+from server.tcp.environ import (
+    Endpoints,
+    decision_line,
+    end_line,
+    pid_line,
+    status_line,
+    tcp_environ,
+    with_rules,
+)
+from server.tcp.rules import Decision, lookup
+
+Handler = Callable[[asyncio.StreamReader, asyncio.StreamWriter, dict[str, str]], Awaitable[None]]
+#: Reverse lookup of an IPv4 address: the name, or None.
+Resolver = Callable[[str], Awaitable[str | None]]
+
+DROP = "tcpserver: warning: dropping connection, "
+DEFAULT_LIMIT = 40  # tcpserver.c: limit = 40
+DEFAULT_BACKLOG = 20  # tcpserver.c: backlog = 20
+
+
+class RulesUnreadable(Exception):
+    """The rules file exists but cannot be read (or is missing without -X)."""
+
+    def __init__(self, path: Path, errno_: int | None) -> None:
+        super().__init__(str(path))
+        self.path = path
+        self.errno = errno_
+
+
+def check_rules(
+    path: Path | None,
+    ip: str,
+    host: str | None,
+    info: str | None,
+    *,
+    allow_missing: bool = False,
+) -> Decision | None:
+    """What tcpserver's rules step decides; None means allow with nothing added.
+
+    A missing file is an error unless ``allow_missing`` (``-X``); any other
+    failure to read is always one (tcpserver drops the connection).
+    """
+    if path is None:
+        return None
+    try:
+        reader = Reader.open(path)
+    except FileNotFoundError as exc:
+        if allow_missing:
+            return None
+        raise RulesUnreadable(path, exc.errno) from exc
+    except OSError as exc:
+        raise RulesUnreadable(path, exc.errno) from exc
+    try:
+        return lookup(reader, ip, host, info)
+    except CdbError as exc:
+        raise RulesUnreadable(path, 71) from exc  # EPROTO: djb's cdb_read
+
+
+@dataclass(kw_only=True)
+class Config:
+    """Everything tcpserver's options set."""
+
+    host: str = "0.0.0.0"
+    port: int = 0
+    limit: int = DEFAULT_LIMIT
+    rules: Path | None = None
+    allow_missing_rules: bool = False
+    banner: bytes = b""
+    verbosity: int = 1
+    remote_host: bool = True
+    local_name: str | None = None
+    backlog: int = DEFAULT_BACKLOG
+    nodelay: bool = False
+    print_port: bool = False
+    base_env: Mapping[str, str] = field(default_factory=dict)
+    resolver: Resolver | None = None
+    log: Callable[[str], None] = lambda line: None
+
+
+class TcpServer:
+    """A listening socket and the accept loop; start it with :func:`serve`."""
+
+    def __init__(self, config: Config, target: Handler | Sequence[str]) -> None:
+        self.config = config
+        self.target = target
+        self.active = 0
+        self._serial = itertools.count(1)
+        self._room = asyncio.Condition()
+        self._tasks: set[asyncio.Task[None]] = set()
+        self._sock = _listen(config.host, config.port, config.backlog)
+        self.port: int = self._sock.getsockname()[1]
+        self._accepting: asyncio.Task[None] | None = None
+
+    @property
+    def address(self) -> tuple[str, int]:
+        host, port = self._sock.getsockname()
+        return str(host), int(port)
+
+    def start(self) -> None:
+        if self._verbose:
+            self.config.log(status_line(self.active, self.config.limit))
+        self._accepting = asyncio.get_running_loop().create_task(self._accept_loop())
+
+    @property
+    def _verbose(self) -> bool:
+        return self.config.verbosity >= 2
+
+    def _warn(self, line: str) -> None:
+        if self.config.verbosity >= 1:
+            self.config.log(line)
+
+    async def _accept_loop(self) -> None:
+        loop = asyncio.get_running_loop()
+        while True:
+            async with self._room:
+                await self._room.wait_for(lambda: self.active < self.config.limit)
+            try:
+                conn, _ = await loop.sock_accept(self._sock)
+            except OSError:  # tcpserver: "if (t == -1) continue;"
+                await asyncio.sleep(0)
+                continue
+            conn.setblocking(False)
+            self.active += 1
+            if self._verbose:
+                self.config.log(status_line(self.active, self.config.limit))
+            task = loop.create_task(self._connection(conn))
+            self._tasks.add(task)
+            task.add_done_callback(self._tasks.discard)
+
+    async def _connection(self, conn: socket.socket) -> None:
+        wstat = 0
+        serial = next(self._serial)
+        try:
+            wstat = await self._run(conn, serial)
+        finally:
+            conn.close()
+            self.active -= 1
+            if self._verbose:
+                self.config.log(end_line(serial, wstat))
+                self.config.log(status_line(self.active, self.config.limit))
+            async with self._room:
+                self._room.notify_all()
+
+    async def _endpoints(self, conn: socket.socket) -> Endpoints:
+        local_ip, local_port = conn.getsockname()[:2]
+        remote_ip, remote_port = conn.getpeername()[:2]
+        resolver = self.config.resolver if self.config.remote_host else None
+        local_host = self.config.local_name
+        if local_host is None and self.config.resolver is not None:
+            local_host = await self.config.resolver(local_ip)
+        remote_host = await resolver(remote_ip) if resolver is not None else None
+        return Endpoints(
+            local_ip=local_ip,
+            local_port=local_port,
+            remote_ip=remote_ip,
+            remote_port=remote_port,
+            local_host=local_host,
+            remote_host=remote_host,
+        )
+
+    async def _run(self, conn: socket.socket, serial: int) -> int:
+        """Serve one connection; the wait status tcpserver would log for it."""
+        loop = asyncio.get_running_loop()
+        if self.config.nodelay:
+            conn.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        try:
+            if self.config.banner:
+                await loop.sock_sendall(conn, self.config.banner)
+            ends = await self._endpoints(conn)
+        except OSError as exc:
+            self._warn(f"{DROP}unable to get local address: {error_str(exc.errno)}")
+            return EXIT_TEMP << 8
+        if self._verbose:
+            self.config.log(pid_line(serial, ends.remote_ip))
+        env = tcp_environ(self.config.base_env, ends)
+        try:
+            decision = check_rules(
+                self.config.rules,
+                ends.remote_ip,
+                ends.remote_host,
+                ends.remote_info,
+                allow_missing=self.config.allow_missing_rules,
+            )
+        except RulesUnreadable as exc:
+            self._warn(f"{DROP}unable to read {exc.path}: {error_str(exc.errno)}")
+            return EXIT_TEMP << 8
+        deny = decision is not None and decision.deny
+        if self._verbose:
+            self.config.log(decision_line(serial, deny, ends))
+        if deny:
+            return EXIT_PERM << 8  # the child's _exit(100)
+        env = with_rules(env, decision)
+        if callable(self.target):
+            return await self._handle(conn, env)
+        return await self._spawn(conn, env, list(self.target))
+
+    async def _handle(self, conn: socket.socket, env: dict[str, str]) -> int:
+        assert callable(self.target)
+        reader, writer = await asyncio.open_connection(sock=conn.dup())
+        try:
+            await self.target(reader, writer, env)
+        finally:
+            writer.close()
+            with contextlib.suppress(OSError):
+                await writer.wait_closed()
+        return 0
+
+    async def _spawn(self, conn: socket.socket, env: dict[str, str], argv: list[str]) -> int:
+        conn.setblocking(True)  # the child reads and writes it as plain fds 0 and 1
+        try:
+            proc = await asyncio.create_subprocess_exec(
+                *argv, stdin=conn.fileno(), stdout=conn.fileno(), env=env
+            )
+        except OSError as exc:
+            self._warn(f"{DROP}unable to run {argv[0]}: {error_str(exc.errno)}")
+            return EXIT_TEMP << 8
+        code = await proc.wait()
+        return (-code) if code < 0 else code << 8
+
+    async def close(self) -> None:
+        """Stop accepting; wait for the connections being served to finish."""
+        if self._accepting is not None:
+            self._accepting.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._accepting
+        self._sock.close()
+        if self._tasks:
+            await asyncio.gather(*self._tasks, return_exceptions=True)
+
+    async def serve_forever(self) -> None:
+        assert self._accepting is not None
+        await self._accepting
+
+
+def _listen(host: str, port: int, backlog: int) -> socket.socket:
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    try:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # socket_bind4_reuse
+        sock.bind((host, port))
+        sock.listen(backlog)
+        sock.setblocking(False)
+    except BaseException:
+        sock.close()
+        raise
+    return sock
+
+
+async def serve(
+    host: str,
+    port: int,
+    handler_or_argv: Handler | Sequence[str],
+    rules: Path | None = None,
+    concurrency: int = DEFAULT_LIMIT,
+    **options: object,
+) -> TcpServer:
+    """Listen on ``host:port`` (port 0: any free port) and start accepting.
+
+    ``handler_or_argv`` is ``async def handler(reader, writer, env)`` or a
+    program's argv. Other :class:`Config` fields go in ``options`` (e.g.
+    ``base_env``, ``verbosity``, ``log``, ``banner``, ``resolver``,
+    ``local_name``, ``allow_missing_rules``). Returns the running server:
+    ``server.port``, ``await server.close()``.
+    """
+    config = Config(host=host, port=port, rules=rules, limit=concurrency)
+    for name, value in options.items():
+        if not hasattr(config, name):
+            raise TypeError(f"serve() got an unexpected option {name!r}")
+        setattr(config, name, value)
+    server = TcpServer(config, handler_or_argv)
+    server.start()
+    return server

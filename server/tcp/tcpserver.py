@@ -1,0 +1,200 @@
+"""tcpserver: accept TCP connections and run a program (or a handler) for each.
+
+An asyncio version of ucspi-tcp 0.88's tcpserver (tcpserver(1), tcpserver.c).
+For each connection it writes the ``-B`` banner, builds the environment of
+tcp-environ(5) (:mod:`server.tcp.environ`), consults the ``-x`` rules cdb
+(:mod:`server.tcp.rules`) — a ``deny`` closes the connection, an ``allow``
+adds its variables — and then either
+
+* runs ``program args...`` with the socket as its stdin and stdout (a
+  subprocess; PATH is looked up in the child's environment, as pathexec
+  does), or
+* awaits an in-process ``handler(reader, writer, env)``, so the live server
+  runs qmail-smtpd's core without a process per connection.
+
+``-c N`` limits the connections handled at once: like tcpserver we stop
+calling accept() while N are running, so further clients wait in the
+kernel's backlog. ``-v`` logs ``status``, ``pid``, ``ok``/``deny`` and
+``end`` lines as tcpserver does; an in-process handler or a denied
+connection has no process of its own, so its "pid" is a connection serial.
+
+Not modelled: ``-u``/``-g``/``-U`` (a one-user simulator does not change
+user; the options are accepted), ``-p`` paranoid checks, IP options
+(``-o``/``-O``), and the RFC 1413 ident lookup (``-r``): TCPREMOTEINFO is
+left unset, which is what tcpserver gives a client that runs no identd.
+Host names (``-h``, the default) come from a resolver you pass in; the
+command line uses the system's reverse lookup. IPv4 only, as 0.88.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import getopt
+import os
+import signal
+import socket
+from collections.abc import Callable, Mapping, Sequence
+from pathlib import Path
+from typing import BinaryIO
+
+from server.errors import EXIT_OK, EXIT_PERM, EXIT_TEMP
+from server.maildirmake import error_str
+from server.programs import ProgramContext
+from server.tcp.listener import (
+    DEFAULT_LIMIT,
+    Config,
+    Handler,
+    Resolver,
+    RulesUnreadable,
+    TcpServer,
+    check_rules,
+    serve,
+)
+
+__all__ = [
+    "DEFAULT_LIMIT",
+    "Config",
+    "Handler",
+    "Resolver",
+    "RulesUnreadable",
+    "TcpServer",
+    "check_rules",
+    "main",
+    "parse_args",
+    "serve",
+]
+
+FATAL = "tcpserver: fatal: "
+USAGE = (
+    "tcpserver: usage: tcpserver [ -1UXpPhHrRoOdDqQv ] [ -c limit ] [ -x rules.cdb ] "
+    "[ -B banner ] [ -g gid ] [ -u uid ] [ -b backlog ] [ -l localname ] "
+    "[ -t timeout ] host port program"
+)
+OPTSTRING = "dDvqQhHrR1UXx:t:u:g:l:b:B:c:pPoO"
+
+
+# --- the program -------------------------------------------------------------
+
+
+class UsageError(Exception):
+    pass
+
+
+def _ulong(text: str) -> int:
+    """scan_ulong: leading digits, 0 when there are none."""
+    digits = len(text) - len(text.lstrip("0123456789"))
+    return int(text[:digits]) if digits else 0
+
+
+def _apply_flag(config: Config, opt: str, arg: str) -> None:
+    flags: dict[str, tuple[str, object]] = {
+        "-X": ("allow_missing_rules", True),
+        "-v": ("verbosity", 2),
+        "-q": ("verbosity", 0),
+        "-Q": ("verbosity", 1),
+        "-H": ("remote_host", False),
+        "-h": ("remote_host", True),
+        "-D": ("nodelay", True),
+        "-d": ("nodelay", False),
+        "-1": ("print_port", True),
+    }
+    if opt in flags:
+        setattr(config, *flags[opt])
+    elif opt == "-c":
+        config.limit = _ulong(arg)
+    elif opt == "-b":
+        config.backlog = _ulong(arg)
+    elif opt == "-x":
+        config.rules = Path(arg)
+    elif opt == "-B":
+        config.banner = os.fsencode(arg)
+    elif opt == "-l":
+        config.local_name = arg
+    # -r -R -t -u -g -U -p -P -o -O: accepted, not modelled (see the docstring).
+
+
+def parse_args(argv: Sequence[str]) -> tuple[Config, list[str]]:
+    """tcpserver's command line: options, host, port, program and its args."""
+    try:
+        opts, rest = getopt.getopt(list(argv[1:]), OPTSTRING)
+    except getopt.GetoptError as exc:
+        raise UsageError(str(exc)) from exc
+    config = Config()
+    for opt, arg in opts:
+        _apply_flag(config, opt, arg)
+    if len(rest) < 3:
+        raise UsageError("missing host, port or program")
+    host, port_text, program = rest[0], rest[1], rest[2:]
+    config.host = "0.0.0.0" if host in ("", "0") else host
+    config.port = _port(port_text)
+    return config, program
+
+
+def _port(text: str) -> int:
+    if text.isdigit():
+        return int(text)
+    try:
+        return socket.getservbyname(text, "tcp")
+    except OSError as exc:
+        raise LookupError(f"{FATAL}unable to figure out port number for {text}") from exc
+
+
+async def system_resolver(ip: str) -> str | None:
+    """The command line's -h: the system's reverse lookup (tcpserver uses DNS)."""
+    loop = asyncio.get_running_loop()
+    try:
+        name, _ = await loop.getnameinfo((ip, 0), socket.NI_NAMEREQD)
+    except OSError:
+        return None
+    return name
+
+
+def _stderr_logger(stream: BinaryIO) -> Callable[[str], None]:
+    def log(line: str) -> None:
+        stream.write(os.fsencode(line + "\n"))
+        stream.flush()
+
+    return log
+
+
+async def _run_program(config: Config, program: list[str], stdout: BinaryIO) -> int:
+    server = TcpServer(config, program)
+    if config.print_port:
+        stdout.write(f"{server.port}\n".encode())
+        stdout.flush()
+    loop = asyncio.get_running_loop()
+    stop = asyncio.Event()
+    loop.add_signal_handler(signal.SIGTERM, stop.set)  # tcpserver: sigterm -> _exit(0)
+    try:
+        server.start()
+        await stop.wait()
+    finally:
+        loop.remove_signal_handler(signal.SIGTERM)
+        await server.close()
+    return EXIT_OK
+
+
+def main(
+    argv: list[str],
+    env: Mapping[str, str],
+    stdin: BinaryIO,
+    stdout: BinaryIO,
+    ctx: ProgramContext,
+) -> int:
+    log = _stderr_logger(ctx.stderr)
+    try:
+        config, program = parse_args(argv)
+    except UsageError:
+        log(USAGE)
+        return EXIT_PERM
+    except LookupError as exc:
+        log(str(exc))
+        return EXIT_TEMP
+    config.base_env = dict(env)
+    config.log = log if config.verbosity else (lambda line: None)
+    config.resolver = system_resolver
+    try:
+        return asyncio.run(_run_program(config, program, stdout))
+    except OSError as exc:
+        log(f"{FATAL}unable to bind: {error_str(exc.errno)}")
+        return EXIT_TEMP
