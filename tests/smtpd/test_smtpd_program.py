@@ -153,3 +153,12 @@ def test_qmailqueue_program_failure_becomes_451(home: Path, tmp_path: Path) -> N
     os.chmod(fake, 0o755)
     _code, out = run(home, SESSION, {"QMAILQUEUE": str(fake)})
     assert b"451 qq write error or disk full (#4.3.0)\r\n" in out
+
+
+def test_date_localtime_patch_reaches_the_received_line(home: Path) -> None:
+    out = io.BytesIO()
+    ctx = ctx_for(home, frozenset({"date-localtime"}))
+    env = {"TZ": "Europe/Berlin", "TCPREMOTEIP": "127.0.0.1"}
+    assert main(["qmail-smtpd"], env, io.BytesIO(SESSION), out, ctx) == 0
+    (msg,) = queued(home)
+    assert b"  by unknown with SMTP; 14 Nov 2023 23:13:20 +0100\n" in msg
