@@ -44,8 +44,20 @@ def invoker_env_value(invoker: Invoker) -> str:
     return str(invoker)
 
 
-def invoker_from_env(env: Mapping[str, str], real_uid: int) -> Invoker:
-    """The invoker a process was told, or its real uid (an unknown value counts as unset)."""
+#: qmail's users (INSTALL.ids) whose uids qmail-queue.c compares with its
+#: real uid: auto_uida, auto_uidd, auto_uids.
+QMAIL_USERS: Final[dict[str, Invoker]] = {"alias": "alias", "qmaild": "network", "qmails": "bounce"}
+
+
+def invoker_from_env(
+    env: Mapping[str, str], real_uid: int, qmail_uids: Mapping[int, Invoker] | None = None
+) -> Invoker:
+    """The invoker a process was told, else what its real uid says.
+
+    ``qmail_uids`` maps the uids of qmail's users (alias, qmaild, qmails) to
+    their invoker, as qmail-queue.c compares getuid() with auto_uida/uidd/uids;
+    any other uid, or an unknown variable value, is "by uid <real uid>".
+    """
     value = env.get(INVOKER_ENV, "")
     if value == "network":
         return "network"
@@ -55,6 +67,8 @@ def invoker_from_env(env: Mapping[str, str], real_uid: int) -> Invoker:
         return "alias"
     if value.isascii() and value.isdigit():
         return int(value)
+    if qmail_uids is not None and real_uid in qmail_uids:
+        return qmail_uids[real_uid]
     return real_uid
 
 

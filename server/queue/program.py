@@ -4,7 +4,9 @@ qmail-queue(8): the message is read to end of file from descriptor 0, then
 the envelope (``F``sender NUL, ``T``recipient NUL ..., NUL) from descriptor 1,
 which the caller opened as the read end of a pipe. The exit code is the only
 output; qmail-queue prints no diagnostics. The Received line's wording comes
-from :mod:`server.queue.invoker`.
+from :mod:`server.queue.invoker`: the caller's ``QMAILSIM_INVOKER``, else
+the real uid compared with the uids of qmail's users alias, qmaild and qmails
+when this system has them (a process only), else "by uid N".
 
 qmail-queue.c gives up after :data:`~server.queue.core.DEATH` seconds with
 exit 52; we check the injected clock while waiting for the envelope instead
@@ -14,6 +16,7 @@ of arming a real alarm, so an in-process run never gets a signal.
 from __future__ import annotations
 
 import os
+import pwd
 from collections.abc import Callable, Mapping
 from typing import BinaryIO
 
@@ -21,7 +24,7 @@ from server.programs import ProgramContext
 from server.queue import codes
 from server.queue.core import DEATH, QueueFailure, write_queue
 from server.queue.envelope import Envelope, EnvelopeError, EnvelopeReader
-from server.queue.invoker import invoker_from_env, make_job
+from server.queue.invoker import QMAIL_USERS, Invoker, invoker_from_env, make_job
 
 #: qmail-queue.c ``umask(033)``: queue files are 0644 whoever runs it.
 UMASK = 0o033
@@ -40,7 +43,8 @@ def main(
         # share ours.
         os.umask(UMASK)
     pid = ctx.runtime.next_pid()
-    invoker = invoker_from_env(env, ctx.runtime.uid)
+    qmail_uids = None if ctx.inprocess else system_qmail_uids()
+    invoker = invoker_from_env(env, ctx.runtime.uid, qmail_uids)
     try:
         job = make_job(ctx, env, pid, invoker)
         try:
@@ -59,6 +63,18 @@ def main(
     except QueueFailure as failure:
         return failure.code
     return codes.OK
+
+
+def system_qmail_uids() -> dict[int, Invoker]:
+    """The uids of qmail's users in this system's passwd (qmail compiles them in)."""
+    found: dict[int, Invoker] = {}
+    for name, invoker in QMAIL_USERS.items():
+        try:
+            uid = pwd.getpwnam(name).pw_uid
+        except KeyError:
+            continue
+        found.setdefault(uid, invoker)  # qmail-queue.c tests alias, then qmaild, then qmails
+    return found
 
 
 def _envelope_stream(stdout: BinaryIO) -> BinaryIO:

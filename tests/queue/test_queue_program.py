@@ -15,6 +15,7 @@ from server.programs import ProgramContext
 from server.queue import codes
 from server.queue.client import queue_message
 from server.queue.core import DEATH
+from server.queue.invoker import Invoker, invoker_from_env
 from server.queue.program import main
 from server.runtime import VirtualClock
 
@@ -255,3 +256,14 @@ def test_envelope_read_byte_at_a_time_stops_at_the_final_nul(home: Path) -> None
     assert code == 0
     [todo] = queue_files(home / "queue")["todo"]
     assert todo.read_bytes().endswith(b"Fa@b\0Tc@d\0")
+
+
+def test_real_uid_of_qmail_users() -> None:
+    # qmail-queue.c compares getuid() with auto_uida, auto_uidd, auto_uids.
+    uids: dict[int, Invoker] = {64010: "alias", 64011: "network", 64012: "bounce"}
+    assert invoker_from_env({}, 64011, uids) == "network"
+    assert invoker_from_env({}, 64010, uids) == "alias"
+    assert invoker_from_env({}, 64012, uids) == "bounce"
+    assert invoker_from_env({}, 500, uids) == 500
+    assert invoker_from_env({"QMAILSIM_INVOKER": "bounce"}, 64011, uids) == "bounce"
+    assert invoker_from_env({}, 64011) == 64011
