@@ -85,7 +85,7 @@ def test_missing_file_is_harmless(tmp_path: Path) -> None:
 
 
 def test_listing_and_clean(tmp_path: Path) -> None:
-    t, clock, path = make(tmp_path)
+    t, _clock, path = make(tmp_path)
     t.error("10.0.0.1", True)
     assert listing(path.read_bytes(), T0 + 30) == (
         b"10.0.0.1 timed out 30 seconds ago; # recent timeouts: 1\n"
@@ -95,7 +95,7 @@ def test_listing_and_clean(tmp_path: Path) -> None:
 
 
 def _ctx(home: Path) -> ProgramContext:
-    runtime, clock = virtual_runtime(start=T0 + 5)
+    runtime, _clock = virtual_runtime(start=T0 + 5)
     return ProgramContext(home=home, runtime=runtime, stderr=io.BytesIO())
 
 
