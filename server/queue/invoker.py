@@ -6,7 +6,8 @@ qmaild (auto_uidd), ``for bounce`` for qmails (auto_uids), else ``by uid N``.
 A one-user home cannot tell those apart by uid, so the caller says who it
 is (DESIGN.md, "Users and privileges"): in-process as an :data:`Invoker`,
 and to a qmail-queue process through :data:`INVOKER_ENV`. Without that
-variable a process is "invoked by uid <its real uid>", as in qmail.
+variable a process compares its real uid with those of qmail's users, when
+the system has them, and is otherwise "invoked by uid <its real uid>".
 
 The ``u`` record of ``intd/`` holds the real uid (or the uid an int invoker
 names): qmail-send logs it in ``info msg N: ... uid U``.
