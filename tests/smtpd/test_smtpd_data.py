@@ -83,3 +83,21 @@ def test_hops_win_over_databytes() -> None:
 def test_queue_failure_replies(error: str, reply: bytes) -> None:
     out = session(START + b".\r\nNOOP\r\n", result=(error, 1))
     assert replies_of(out.output)[-2:] == [reply, b"250 ok"]
+
+
+def test_overlong_command_line_is_out_of_memory(monkeypatch: pytest.MonkeyPatch) -> None:
+    from server.smtpd import core
+
+    monkeypatch.setattr(core, "MAX_COMMAND", 100)
+    out = session([b"NOOP\r\n", b"x" * 60, b"y" * 60, b"\r\n"])
+    assert replies_of(out.output)[1:] == [b"250 ok", replies.NOMEM[:-2]]
+    assert out.exit_code == 1
+
+
+def test_message_past_our_memory_limit(monkeypatch: pytest.MonkeyPatch) -> None:
+    from server.smtpd import body
+
+    monkeypatch.setattr(body, "MAX_MESSAGE", 10)
+    out = session(START + b"0123456789abc\r\n.\r\nNOOP\r\n")
+    assert out.queued == []
+    assert replies_of(out.output)[-2:] == [b"451 qq write error or disk full (#4.3.0)", b"250 ok"]

@@ -147,12 +147,24 @@ def test_relay_reject_patch_switch(home: Path) -> None:
     assert replies.RELAY_REJECT not in run(home, data)[1]
 
 
-def test_qmailqueue_program_failure_becomes_451(home: Path, tmp_path: Path) -> None:
+@pytest.mark.parametrize(
+    ("status", "reply"),
+    [
+        (53, b"451 qq write error or disk full (#4.3.0)\r\n"),
+        (31, b"554 mail server permanently rejected message (#5.3.0)\r\n"),
+        (11, b"554 envelope address too long for qq (#5.1.3)\r\n"),
+        (99, b"451 qq temporary problem (#4.3.0)\r\n"),
+        (None, b"451 unable to exec qq (#4.3.0)\r\n"),
+    ],
+)
+def test_qmailqueue_failures(home: Path, tmp_path: Path, status: int | None, reply: bytes) -> None:
     fake = tmp_path / "fakeqq"
-    fake.write_text("#!/bin/sh\ncat >/dev/null\nexit 53\n")
-    os.chmod(fake, 0o755)
+    if status is not None:
+        fake.write_text(f"#!/bin/sh\ncat >/dev/null\nexit {status}\n")
+        os.chmod(fake, 0o755)
     _code, out = run(home, SESSION, {"QMAILQUEUE": str(fake)})
-    assert b"451 qq write error or disk full (#4.3.0)\r\n" in out
+    assert out.split(b"\r\n")[-3:] == [reply[:-2], b"221 mx.example.org", b""]
+    assert queued(home) == []
 
 
 def test_date_localtime_patch_reaches_the_received_line(home: Path) -> None:
