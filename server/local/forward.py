@@ -1,0 +1,37 @@
+"""forward address ... (forward.c, forward(1)): queue the message anew.
+
+The new message is ``$DTLINE`` followed by standard input, from
+``$NEWSENDER``, to the arguments. Success prints ``forward: qp N`` (on
+stderr, through strerr_die with exit 0).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import BinaryIO
+
+from server.local.tools import Die, finish, queue, read_all
+from server.programs import ProgramContext
+
+FATAL = "forward: fatal: "
+
+
+def main(
+    argv: list[str],
+    env: Mapping[str, str],
+    stdin: BinaryIO,
+    stdout: BinaryIO,
+    ctx: ProgramContext,
+) -> int:
+    try:
+        sender = env.get("NEWSENDER")
+        if sender is None:
+            raise Die(100, FATAL + "NEWSENDER not set")
+        dtline = env.get("DTLINE")
+        if dtline is None:
+            raise Die(100, FATAL + "DTLINE not set")
+        data = dtline.encode("latin-1", "replace") + read_all(stdin, FATAL)
+        qp = queue(ctx, env, FATAL, data, sender, argv[1:])
+        raise Die(0, f"forward: qp {qp}")
+    except Die as die:
+        return finish(ctx, die)

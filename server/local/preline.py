@@ -1,0 +1,63 @@
+"""preline [ -frdFRD ] cmd [ arg ... ] (preline.c, preline(1)).
+
+Feed ``cmd`` the message preceded by ``$UFLINE``, ``$RPLINE`` and ``$DTLINE``
+(each can be left out with ``-f``, ``-r``, ``-d``; the capital letters put it
+back), for programs that expect an mbox-style message; exit with its code.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import BinaryIO
+
+from server.local import replies
+from server.local.tools import Die, exec_child, finish, read_all, sys_text
+from server.programs import ProgramContext
+
+FATAL = "preline: fatal: "
+USAGE = "preline: usage: preline cmd [ arg ... ]"
+
+
+def _options(argv: list[str]) -> tuple[dict[str, bool], list[str]]:
+    flags = {"f": True, "r": True, "d": True}
+    args = argv[1:]
+    while args and args[0].startswith("-") and args[0] != "-":
+        opt = args.pop(0)
+        if opt == "--":
+            break
+        for ch in opt[1:]:
+            if ch.lower() not in flags or not ch.isalpha():
+                raise Die(100, USAGE)
+            flags[ch.lower()] = ch.isupper()
+    if not args:
+        raise Die(100, USAGE)
+    return flags, args
+
+
+def main(
+    argv: list[str],
+    env: Mapping[str, str],
+    stdin: BinaryIO,
+    stdout: BinaryIO,
+    ctx: ProgramContext,
+) -> int:
+    try:
+        lines = [env.get("UFLINE"), env.get("RPLINE"), env.get("DTLINE")]
+        if any(line is None for line in lines):
+            raise Die(100, USAGE)
+        flags, args = _options(argv)
+        head = "".join(
+            line or "" for line, key in zip(lines, "frd", strict=True) if flags[key]
+        ).encode("latin-1", "replace")
+        message = read_all(stdin, FATAL)
+        try:
+            code = exec_child(args, env, head + message, stdout)
+        except OSError as exc:
+            err = exc.errno or 0
+            text = sys_text(f"{FATAL}unable to run {args[0]}: ", err)
+            raise Die(111 if replies.error_temp(err) else 100, text) from exc
+        if code is None:
+            raise Die(111, FATAL + "child crashed")
+        return code
+    except Die as die:
+        return finish(ctx, die)
