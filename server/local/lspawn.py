@@ -247,6 +247,8 @@ def main(
 ) -> int:
     if len(argv) < 2:
         return 100
+    if not (ctx.home / "queue" / "mess").is_dir():
+        return 111  # spawn.c: chdir(auto_qmail), chdir("queue/mess")
     channel = LocalChannel(ctx, argv[1], env=env)
     spawner = _Spawner(channel, stdout)
     stdout.write(bytes([AUTO_SPAWN]))  # spawn.c: the concurrency limit, first

@@ -154,6 +154,8 @@ class Delivery:
             raise TempFail(replies.switch_home_failed(self.args.homedir, _errno(exc))) from exc
         if not stat.S_ISDIR(st.st_mode):
             raise TempFail(replies.switch_home_failed(self.args.homedir, errno.ENOTDIR))
+        if not os.access(self.home, os.X_OK):
+            raise TempFail(replies.switch_home_failed(self.args.homedir, errno.EACCES))
         if st.st_mode & AUTO_PATRN:
             raise TempFail(replies.HOME_WRITABLE)
         if st.st_mode & stat.S_ISVTX:

@@ -386,3 +386,31 @@ def test_mbox_locker_is_used_and_slow_lock_text_reaches_the_report(
     with pytest.raises(TempFail):
         mbox_deliver(tmp_path / "box", "./box", b"", MESSAGE, stuck)
     assert (tmp_path / "box").read_bytes() == b""
+
+
+def test_bin_qmail_local_main_delivers(rt: Runtime, tmp_path: Path) -> None:
+    import io
+
+    from server.local.program import main
+    from server.programs import ProgramContext
+
+    home = make_user_home(tmp_path, "joe", {"-x": "./Maildir/\n"})
+    ctx = ProgramContext(home=tmp_path, runtime=rt, stderr=io.BytesIO())
+    out = io.BytesIO()
+    argv = [
+        "qmail-local",
+        "--",
+        "joe",
+        str(home),
+        "joe-x",
+        "-",
+        "x",
+        "example.org",
+        "",
+        "./Mailbox",
+    ]
+    assert main(argv, {}, io.BytesIO(MESSAGE), out, ctx) == 0
+    assert out.getvalue() == b"did 1+0+0\n"
+    argv[5:7] = ["-", "y"]
+    assert main(argv, {}, io.BytesIO(MESSAGE), out, ctx) == 100
+    assert ctx.stderr.getvalue() == b"Sorry, no mailbox here by that name. (#5.1.1)\n"  # type: ignore[attr-defined]
