@@ -5,10 +5,10 @@ start in the same event loop and stop together on SIGINT/SIGTERM. Services
 are built by the functions in :data:`SERVICE_BUILDERS` (one per kind), so a
 new kind adds its options in :func:`add_arguments` and one builder.
 
-``--smtp HOST:PORT`` listens on loopback and runs qmail-smtpd's core for each
-connection with the environment tcpserver would give it (TCPLOCALIP,
-TCPLOCALPORT, TCPREMOTEIP, TCPREMOTEPORT, PROTO=TCP, plus ours), queueing in
-this process.
+``--smtp HOST:PORT`` listens on loopback through our tcpserver
+(:mod:`server.tcp.listener`: tcp-environ(5) variables, ``--rules`` as
+``-x``, ``--concurrency`` as ``-c``, ``--localname`` as ``-l``) and runs
+qmail-smtpd's core in this process for each connection, queueing here too.
 """
 
 from __future__ import annotations
@@ -28,6 +28,9 @@ from pathlib import Path
 
 from server.programs import ProgramContext, read_patches
 from server.runtime import real_environ, real_runtime
+
+#: Seconds open connections get to finish when the server is told to stop.
+CLOSE_GRACE = 5.0
 
 HELP = "run the live server (SMTP, POP3, delivery) for a home"
 DESCRIPTION = """\
@@ -52,16 +55,16 @@ ServiceBuilder = Callable[[argparse.Namespace, ProgramContext, Mapping[str, str]
 
 
 def loopback_address(text: str) -> tuple[str, int]:
-    """HOST:PORT (``[::1]:PORT`` for IPv6), refusing anything but loopback."""
+    """IPv4 HOST:PORT, refusing anything but loopback (tcpserver is IPv4 only)."""
     host, sep, port = text.rpartition(":")
-    host = host.strip("[]")
     if not sep or not port.isdigit() or int(port) > 65535:
         raise argparse.ArgumentTypeError(f"{text!r} is not HOST:PORT")
     try:
-        if not ipaddress.ip_address(host).is_loopback:
-            raise argparse.ArgumentTypeError(f"{host} is not a loopback address")
+        address = ipaddress.IPv4Address(host)
     except ValueError:
-        raise argparse.ArgumentTypeError(f"{host!r} is not an IP address") from None
+        raise argparse.ArgumentTypeError(f"{host!r} is not an IPv4 address") from None
+    if not address.is_loopback:
+        raise argparse.ArgumentTypeError(f"{host} is not a loopback address")
     return host, int(port)
 
 
@@ -76,6 +79,17 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="serve qmail-smtpd on this loopback address (repeatable)",
     )
     parser.add_argument(
+        "--rules",
+        type=Path,
+        metavar="CDB",
+        help="follow the tcprules cdb for SMTP clients, as tcpserver -x (e.g. RELAYCLIENT)",
+    )
+    parser.add_argument(
+        "--localname",
+        metavar="NAME",
+        help="TCPLOCALHOST for SMTP connections, as tcpserver -l (default: unset)",
+    )
+    parser.add_argument(
         "--concurrency",
         type=int,
         default=40,
@@ -84,52 +98,55 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
 
 
-def tcp_env(base: Mapping[str, str], writer: asyncio.StreamWriter) -> dict[str, str]:
-    """What tcpserver -HR puts into a child's environment (tcp-environ(5))."""
-    local = writer.get_extra_info("sockname")
-    remote = writer.get_extra_info("peername")
-    return {
-        **base,
-        "PROTO": "TCP",
-        "TCPLOCALIP": str(local[0]),
-        "TCPLOCALPORT": str(local[1]),
-        "TCPREMOTEIP": str(remote[0]),
-        "TCPREMOTEPORT": str(remote[1]),
-    }
-
-
 def _smtp_service(
-    host: str, port: int, ctx: ProgramContext, base_env: Mapping[str, str], concurrency: int
+    host: str, port: int, ctx: ProgramContext, base_env: Mapping[str, str], args: argparse.Namespace
 ) -> Service:
     from server.smtpd.live import handle
+    from server.tcp.listener import TcpServer
+    from server.tcp.listener import serve as tcp_serve
 
-    limit = asyncio.Semaphore(concurrency)
-    servers: list[asyncio.Server] = []
-    queue_threads = ThreadPoolExecutor(max_workers=concurrency, thread_name_prefix="qmail-queue")
+    servers: list[TcpServer] = []
+    queue_threads = ThreadPoolExecutor(
+        max_workers=args.concurrency, thread_name_prefix="qmail-queue"
+    )
 
-    async def connection(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        async with limit:
-            await handle(reader, writer, tcp_env(base_env, writer), ctx, queue_threads)
+    async def connection(
+        reader: asyncio.StreamReader, writer: asyncio.StreamWriter, env: dict[str, str]
+    ) -> None:
+        await handle(reader, writer, env, ctx, queue_threads)
 
     async def start() -> str:
-        server = await asyncio.start_server(connection, host, port)
+        server = await tcp_serve(
+            host,
+            port,
+            connection,
+            args.rules,
+            args.concurrency,
+            base_env=base_env,
+            local_name=args.localname,
+            log=_log,
+        )
         servers.append(server)
-        bound = server.sockets[0].getsockname()
-        return f"{host}:{bound[1]}" if ":" not in host else f"[{host}]:{bound[1]}"
+        return f"{host}:{server.port}"
 
     async def close() -> None:
         for server in servers:
-            server.close()
-            await server.wait_closed()
+            # Connections still open get CLOSE_GRACE seconds to finish.
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(server.close(), CLOSE_GRACE)
         queue_threads.shutdown(wait=True)
 
     return Service(name="smtp", start=start, close=close)
 
 
+def _log(line: str) -> None:
+    print(line, file=sys.stderr, flush=True)
+
+
 def smtp_services(
     args: argparse.Namespace, ctx: ProgramContext, env: Mapping[str, str]
 ) -> list[Service]:
-    return [_smtp_service(h, p, ctx, env, args.concurrency) for h, p in args.smtp]
+    return [_smtp_service(h, p, ctx, env, args) for h, p in args.smtp]
 
 
 #: One builder per kind of service; other kinds (delivery, POP3) append theirs.

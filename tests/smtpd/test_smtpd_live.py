@@ -64,16 +64,20 @@ def home(tmp_path: Path) -> Path:
     return path
 
 
-@pytest.fixture
-def served(home: Path) -> Iterator[tuple[Path, int]]:
-    cmd = [sys.executable, "-m", "harness.cli", "serve", "--smtp", "127.0.0.1:0", str(home)]
-    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE)
+def _serve(home: Path, *options: str) -> Iterator[tuple[Path, int]]:
+    cmd = [sys.executable, "-m", "harness.cli", "serve", "--smtp", "127.0.0.1:0", *options]
+    proc = subprocess.Popen([*cmd, str(home)], stdout=subprocess.PIPE)
     try:
         line = _first_line(proc)
         assert line.startswith(b"listening smtp 127.0.0.1:"), line
         yield home, int(line.rsplit(b":", 1)[1])
     finally:
         _stop(proc)
+
+
+@pytest.fixture
+def served(home: Path) -> Iterator[tuple[Path, int]]:
+    yield from _serve(home)
 
 
 def messages(home: Path) -> list[bytes]:
@@ -179,3 +183,18 @@ def test_bin_qmail_smtpd_under_debian_tcpserver(home: Path) -> None:
     (msg,) = messages(home)
     assert b"Received: from unknown (HELO client.example) (127.0.0.1)\n  by mx.example.org " in msg
     assert b"invoked from network" in msg.split(b"\n", 1)[0]
+
+
+def test_rules_set_relayclient_and_localname_sets_tcplocalhost(home: Path) -> None:
+    from server import cdb
+    from server.tcp.rules import compile_rules
+
+    rules = home / "control" / "smtp.cdb"
+    cdb.write(rules, compile_rules(b'127.0.0.1:allow,RELAYCLIENT="-r"\n:allow\n'))
+    for _, port in _serve(home, "--rules", str(rules), "--localname", "mx.example.org"):
+        assert talk(port, SESSION)[6] == b"250 ok"  # x@far.example relayed
+    (msg,) = messages(home)
+    assert b"\n  by mx.example.org with SMTP; " in msg
+    (todo,) = (home / "queue" / "todo").iterdir()
+    envelope = todo.read_bytes()
+    assert b"\0Tbob@mx.example.org-r\0Tx@far.example-r\0\0" in envelope
