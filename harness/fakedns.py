@@ -116,6 +116,8 @@ class FakeDns:
         self.start = start
         self.queries: list[DnsQuery] = []
         self._hits = [0] * len(spec.rules)
+        #: A real server answers on whatever address it listens on (serve()).
+        self.answer_everywhere = False
 
     # -- the DnsTransport seam --------------------------------------------------
     def exchange(
@@ -146,7 +148,7 @@ class FakeDns:
                 time=elapsed,
             )
         )
-        if self.spec.servers and server not in self.spec.servers:
+        if not self.answer_everywhere and server not in self.spec.servers:
             return None  # nobody answers at that address
         rule = self._rule(qname, qtype, server, elapsed)
         if rule is not None and rule.timeout:
@@ -254,8 +256,7 @@ class _Udp(asyncio.DatagramProtocol):
         self.transport: asyncio.DatagramTransport | None = None
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        assert isinstance(transport, asyncio.DatagramTransport)
-        self.transport = transport
+        self.transport = transport  # type: ignore[assignment]  # a datagram transport
 
     def datagram_received(self, data: bytes, addr: tuple[str, int]) -> None:
         answer = self.dns.respond(data, tcp=False, server=self.server)
@@ -268,6 +269,7 @@ async def serve(
 ) -> tuple[asyncio.DatagramTransport, asyncio.Server, int]:
     """Serve ``dns`` over UDP and TCP on ``host:port`` (0: pick one); return the port."""
     loop = asyncio.get_running_loop()
+    dns.answer_everywhere = True
 
     async def tcp_client(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         try:

@@ -320,7 +320,7 @@ EXPECT = Struct(
 
 def _build_step(kind: str, value: Any, line: int) -> m.Step:
     if kind in ("smtp", "pop3", "expect", "inject"):
-        step: m.Step = value
+        step: m.Step = replace(value, line=line)  # the "- kind:" line, not its body's
         return step
     if kind == "run":
         return m.RunStep(line=line)

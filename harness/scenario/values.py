@@ -101,6 +101,14 @@ def _client_bytes(who: str, text: str) -> bytes:
         raise ValueError(f"bad escape in R: line: {exc}") from None
 
 
+class TranscriptError(ValueError):
+    """A bad transcript line; ``offset`` is its index, for the loader's line number."""
+
+    def __init__(self, message: str, offset: int) -> None:
+        super().__init__(message)
+        self.offset = offset
+
+
 def parse_transcript(text: str) -> tuple[TranscriptLine, ...]:
     """Parse ``S: …``/``C: …``/``R: …`` lines; blank lines and ``#`` lines are skipped."""
     lines: list[TranscriptLine] = []
@@ -109,7 +117,9 @@ def parse_transcript(text: str) -> tuple[TranscriptLine, ...]:
             continue
         who, sep, rest = raw.partition(":")
         if not sep or who not in ("S", "C", "R"):
-            raise ValueError(f"transcript line {offset + 1} {raw!r}: must start with S:, C: or R:")
+            raise TranscriptError(
+                f"transcript line {offset + 1} {raw!r}: must start with S:, C: or R:", offset
+            )
         rest = rest[1:] if rest.startswith(" ") else rest
         try:
             if who == "S":
@@ -118,5 +128,5 @@ def parse_transcript(text: str) -> tuple[TranscriptLine, ...]:
                 data = _client_bytes(who, rest)
                 lines.append(TranscriptLine(who=who, data=data, offset=offset))  # type: ignore[arg-type]
         except ValueError as exc:
-            raise ValueError(f"transcript line {offset + 1}: {exc}") from None
+            raise TranscriptError(f"transcript line {offset + 1}: {exc}", offset) from None
     return tuple(lines)
