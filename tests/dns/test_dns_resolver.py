@@ -176,3 +176,21 @@ class TestResolvConf:
         given = tmp_path / "x"
         assert resolvconf.resolvconf_path(tmp_path, given) == given
         assert resolvconf.load(given) == ResolverConfig()
+
+
+def test_tc_answer_without_question_is_ignored() -> None:
+    """res_queriesmatch: qdcount differs, so glibc drops it and waits (dnslib's truncate())."""
+
+    def handler(server: tuple[str, int], query: bytes, tcp: bool) -> bytes:
+        if tcp:
+            return bytes(DNSRecord.parse(query).reply().pack())
+        bare = DNSRecord.parse(query).reply()
+        bare.questions = []
+        bare.header.tc = 1
+        return bytes(bare.pack())
+
+    transport = FakeTransport(handler=handler)
+    with pytest.raises(ResolveError) as info:
+        resolver(transport).res_query("x.example", 1, 512)
+    assert info.value.h_errno == TRY_AGAIN
+    assert {t for _, _, t in transport.log} == {"udp"}
