@@ -21,6 +21,7 @@ from pathlib import Path
 from server.cdb import CdbError, Reader
 from server.errors import EXIT_PERM, EXIT_TEMP
 from server.maildirmake import error_str
+from server.tcp import ident
 from server.tcp.environ import (
     Endpoints,
     decision_line,
@@ -39,6 +40,7 @@ Resolver = Callable[[str], Awaitable[str | None]]
 DROP = "tcpserver: warning: dropping connection, "
 DEFAULT_LIMIT = 40  # tcpserver.c: limit = 40
 DEFAULT_BACKLOG = 20  # tcpserver.c: backlog = 20
+DEFAULT_IDENT_TIMEOUT = 26  # tcpserver.c: timeout = 26
 
 
 class RulesUnreadable(Exception):
@@ -91,6 +93,10 @@ class Config:
     banner: bytes = b""
     verbosity: int = 1
     remote_host: bool = True
+    #: -r: ask the client's identd (RFC 1413) for TCPREMOTEINFO; -t is its timeout.
+    remote_info: bool = False
+    ident_timeout: float = DEFAULT_IDENT_TIMEOUT
+    ident_port: int = ident.IDENT_PORT
     local_name: str | None = None
     backlog: int = DEFAULT_BACKLOG
     nodelay: bool = False
@@ -172,6 +178,14 @@ class TcpServer:
         if local_host is None and self.config.resolver is not None:
             local_host = await self.config.resolver(local_ip)
         remote_host = await resolver(remote_ip) if resolver is not None else None
+        info = None
+        if self.config.remote_info:
+            info = await ident.lookup(
+                (remote_ip, remote_port),
+                (local_ip, local_port),
+                self.config.ident_timeout,
+                port=self.config.ident_port,
+            )
         return Endpoints(
             local_ip=local_ip,
             local_port=local_port,
@@ -179,6 +193,7 @@ class TcpServer:
             remote_port=remote_port,
             local_host=local_host,
             remote_host=remote_host,
+            remote_info=info,
         )
 
     async def _run(self, conn: socket.socket, serial: int) -> int:

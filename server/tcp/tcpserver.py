@@ -18,12 +18,13 @@ kernel's backlog. ``-v`` logs ``status``, ``pid``, ``ok``/``deny`` and
 ``end`` lines as tcpserver does; an in-process handler or a denied
 connection has no process of its own, so its "pid" is a connection serial.
 
+``-r`` (the default) asks the client's identd for TCPREMOTEINFO
+(:mod:`server.tcp.ident`), giving up after ``-t`` seconds (26).
+
 Not modelled: ``-u``/``-g``/``-U`` (a one-user simulator does not change
-user; the options are accepted), ``-p`` paranoid checks, IP options
-(``-o``/``-O``), and the RFC 1413 ident lookup (``-r``): TCPREMOTEINFO is
-left unset, which is what tcpserver gives a client that runs no identd.
-Host names (``-h``, the default) come from a resolver you pass in; the
-command line uses the system's reverse lookup. IPv4 only, as 0.88.
+user; the options are accepted), ``-p`` paranoid checks and IP options
+(``-o``/``-O``). Host names (``-h``, the default) come from a resolver you
+pass in; the command line uses the system's reverse lookup. IPv4 only, as 0.88.
 """
 
 from __future__ import annotations
@@ -97,6 +98,8 @@ def _apply_flag(config: Config, opt: str, arg: str) -> None:
         "-D": ("nodelay", True),
         "-d": ("nodelay", False),
         "-1": ("print_port", True),
+        "-r": ("remote_info", True),
+        "-R": ("remote_info", False),
     }
     if opt in flags:
         setattr(config, *flags[opt])
@@ -110,7 +113,9 @@ def _apply_flag(config: Config, opt: str, arg: str) -> None:
         config.banner = os.fsencode(arg)
     elif opt == "-l":
         config.local_name = arg
-    # -r -R -t -u -g -U -p -P -o -O: accepted, not modelled (see the docstring).
+    elif opt == "-t":
+        config.ident_timeout = _ulong(arg)
+    # -u -g -U -p -P -o -O: accepted, not modelled (see the docstring).
 
 
 def parse_args(argv: Sequence[str]) -> tuple[Config, list[str]]:
@@ -119,7 +124,7 @@ def parse_args(argv: Sequence[str]) -> tuple[Config, list[str]]:
         opts, rest = getopt.getopt(list(argv[1:]), OPTSTRING)
     except getopt.GetoptError as exc:
         raise UsageError(str(exc)) from exc
-    config = Config()
+    config = Config(remote_info=True)  # -r is tcpserver's default
     for opt, arg in opts:
         _apply_flag(config, opt, arg)
     if len(rest) < 3:
