@@ -7,6 +7,8 @@ import os
 from pathlib import Path
 
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from server.local import replies
 from server.local.program import Delivery, LocalArgs, Outcome, parse_argv
@@ -414,3 +416,18 @@ def test_bin_qmail_local_main_delivers(rt: Runtime, tmp_path: Path) -> None:
     argv[5:7] = ["-", "y"]
     assert main(argv, {}, io.BytesIO(MESSAGE), out, ctx) == 100
     assert ctx.stderr.getvalue() == b"Sorry, no mailbox here by that name. (#5.1.1)\n"  # type: ignore[attr-defined]
+
+
+@settings(max_examples=60, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(st.binary(max_size=200))
+def test_any_dotqmail_gives_a_qmail_outcome(
+    rt: Runtime, tmp_path_factory: pytest.TempPathFactory, text: bytes
+) -> None:
+    """Odd .qmail files never crash qmail-local (-n: nothing is executed)."""
+    base = tmp_path_factory.mktemp("odd")
+    home = make_user_home(base, "joe")
+    (home / ".qmail").write_bytes(text)
+    os.chmod(home / ".qmail", 0o644)
+    out = deliver(rt, home, flagdoit=False)
+    assert out.code in (0, 111)
+    assert out.output.endswith(b"\n")
