@@ -26,6 +26,7 @@ import enum
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
+from server.errors import TempFail
 from server.smtpd import replies
 from server.smtpd.address import addrparse
 from server.smtpd.body import Blast
@@ -49,6 +50,7 @@ _ANY_COMMAND = {
     "eof": State.CLOSED,
     "timeout": State.CLOSED,
     "nomem": State.CLOSED,
+    "control": State.CLOSED,  # die_control(): morercpthosts.cdb unreadable mid-session
 }
 
 #: {state: {outcome: next state}}: every move qmail-smtpd can make. "same"
@@ -307,7 +309,11 @@ class SmtpCore:
             self._reply(replies.WANT_MAIL, "no_mail")
             return
         addr = self._parse(arg)
-        refusal = self._rcpt_refusal(addr)
+        try:
+            refusal = self._rcpt_refusal(addr)
+        except TempFail:
+            self._reply(replies.CONTROL, "control")
+            return
         if refusal is not None or addr is None:
             self._reply(refusal or replies.SYNTAX, "rcpt_refused")
             return

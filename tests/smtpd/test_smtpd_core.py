@@ -191,3 +191,16 @@ def test_driver_misuse_is_a_protocol_error() -> None:
     c.receive_data(b"")
     with pytest.raises(SmtpProtocolError):
         c.receive_data(b"x")
+
+
+def test_unreadable_morercpthosts_cdb_is_die_control() -> None:
+    from server.cdb import Reader
+    from server.smtpd.policy import Rcpthosts
+
+    broken = Reader(b"\xff" * 2048)  # every table points past the end
+    hosts = Rcpthosts(hosts=frozenset({b"example.org"}), more=broken)
+    out = session(
+        b"MAIL FROM:<>\r\nRCPT TO:<a@example.org>\r\nRCPT TO:<a@far>\r\nNOOP\r\n", rcpthosts=hosts
+    )
+    assert replies_of(out.output)[2:] == [b"250 ok", replies.CONTROL[:-2]]
+    assert out.exit_code == 1
