@@ -38,6 +38,10 @@ def data(events: list[Event]) -> bytes:
     return b"".join(e.data for e in events if isinstance(e, Reply))
 
 
+def state_of(session: Popup | Pop3d) -> State:
+    return session.state
+
+
 def popup() -> Popup:
     return Popup(hostname=b"mx.example.org", pid=4242, now=1700000000)
 
@@ -142,7 +146,7 @@ def test_popup_before_login() -> None:
     [auth] = p.handle(cmd(b"PASS pw word"))
     assert auth == Authenticate(user=b"bob", password=b"pw word", timestamp=p.timestamp)
     assert auth.fd3() == b"bob\0pw word\0<4242.1700000000@mx.example.org>\0"
-    assert p.state is State.CHECKING
+    assert state_of(p) is State.CHECKING
     with pytest.raises(ProtocolError):
         p.handle(cmd(b"NOOP"))
 

@@ -1,0 +1,171 @@
+"""The live POP3 service: ``qmail-popup HOST checkpassword qmail-pop3d Maildir`` per connection.
+
+What ``tcpserver 0 110 qmail-popup HOST checkpassword qmail-pop3d Maildir``
+does, in one asyncio process: each connection gets tcpserver's environment
+(``PROTO``, ``TCPLOCALIP``, ``TCPLOCALPORT``, ``TCPREMOTEIP``,
+``TCPREMOTEPORT``) and runs the three programs in-process, in a worker
+thread, with stdin/stdout bridged to the connection's streams. Used by
+``qmail-sim serve --pop3 HOST:PORT``.
+
+The bridge turns an idle client (no line for :data:`IDLE_TIMEOUT` seconds,
+qmail-popup's and qmail-pop3d's 20 minutes) into end of input, which both
+programs answer by exiting without a word, as their timeoutread() does.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import io
+from collections.abc import Callable
+from concurrent.futures import TimeoutError as FutureTimeout
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import BinaryIO, cast
+
+from server.control import ControlDir
+from server.pop3.core import MAX_LINE, LineTooLong
+from server.programs import ProgramContext, read_patches, run
+from server.runtime import Runtime, real_runtime
+
+#: qmail-popup.c and qmail-pop3d.c: timeoutread(1200, ...).
+IDLE_TIMEOUT = 1200.0
+CHECKPASSWORD = "checkpassword"
+
+
+class _StreamIn(io.RawIOBase):
+    """A blocking reader (for the worker thread) over an asyncio StreamReader."""
+
+    def __init__(self, reader: asyncio.StreamReader, loop: asyncio.AbstractEventLoop) -> None:
+        self._reader = reader
+        self._loop = loop
+
+    def readable(self) -> bool:
+        return True
+
+    def readline(self, size: int | None = -1) -> bytes:
+        future = asyncio.run_coroutine_threadsafe(self._reader.readline(), self._loop)
+        try:
+            return future.result(timeout=IDLE_TIMEOUT)
+        except FutureTimeout:
+            future.cancel()
+            return b""
+        except ValueError as exc:  # the StreamReader's limit: a runaway line
+            raise LineTooLong(MAX_LINE) from exc
+        except (ConnectionError, asyncio.IncompleteReadError):
+            return b""
+
+
+class _StreamOut(io.RawIOBase):
+    """A blocking writer over an asyncio StreamWriter; flush() waits for drain().
+
+    close() does not flush (IOBase's would): it runs on the loop's thread, or
+    from a garbage collection anywhere, where waiting for the loop would hang.
+    """
+
+    def __init__(self, writer: asyncio.StreamWriter, loop: asyncio.AbstractEventLoop) -> None:
+        self._writer = writer
+        self._loop = loop
+        self._done = False
+
+    def close(self) -> None:
+        self._done = True
+
+    def writable(self) -> bool:
+        return True
+
+    def write(self, data: bytes) -> int:  # type: ignore[override]
+        self._loop.call_soon_threadsafe(self._writer.write, bytes(data))
+        return len(data)
+
+    def flush(self) -> None:
+        if self._done or self._loop.is_closed():
+            return
+        future = asyncio.run_coroutine_threadsafe(self._writer.drain(), self._loop)
+        with contextlib.suppress(ConnectionError, FutureTimeout):
+            future.result(timeout=IDLE_TIMEOUT)
+
+
+@dataclass
+class Pop3Service:
+    """One listening POP3 service for a qmail home."""
+
+    home: Path
+    hostname: str | None = None
+    maildir: str = "Maildir"
+    runtime: Callable[[], Runtime] = real_runtime
+    _active: dict[asyncio.Task[None], asyncio.StreamWriter] = field(
+        default_factory=dict, init=False, repr=False
+    )
+
+    def argv(self) -> list[str]:
+        host = self.hostname or ControlDir(self.home / "control").me or "localhost"
+        return ["qmail-popup", host, CHECKPASSWORD, "qmail-pop3d", self.maildir]
+
+    async def handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        task = asyncio.current_task()
+        assert task is not None
+        self._active[task] = writer
+        try:
+            await self._session(reader, writer)
+        finally:
+            del self._active[task]
+
+    async def _session(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        loop = asyncio.get_running_loop()
+        local = writer.get_extra_info("sockname") or ("", 0)
+        remote = writer.get_extra_info("peername") or ("", 0)
+        env = {
+            "PROTO": "TCP",
+            "TCPLOCALIP": str(local[0]),
+            "TCPLOCALPORT": str(local[1]),
+            "TCPREMOTEIP": str(remote[0]),
+            "TCPREMOTEPORT": str(remote[1]),
+        }
+        stderr = io.BytesIO()
+        ctx = ProgramContext(
+            home=self.home,
+            runtime=self.runtime(),
+            stderr=stderr,
+            patches=read_patches(self.home),
+        )
+        stdin = _StreamIn(reader, loop)
+        stdout = _StreamOut(writer, loop)
+        try:
+            await asyncio.to_thread(
+                run,
+                "qmail-popup",
+                self.argv(),
+                env,
+                cast(BinaryIO, stdin),
+                cast(BinaryIO, stdout),
+                ctx,
+            )
+        finally:
+            stdout.close()
+            stdin.close()
+            writer.close()
+            with contextlib.suppress(ConnectionError):
+                await writer.wait_closed()
+            stderr.close()
+
+    async def start(self, host: str, port: int) -> asyncio.Server:
+        return await asyncio.start_server(self.handle, host, port, limit=MAX_LINE + 2)
+
+    async def aclose(self) -> None:
+        """Hang up on every client and wait for its worker thread to finish.
+
+        Call it before the event loop stops: a worker blocked on the
+        connection needs the loop to see end of input.
+        """
+        for writer in list(self._active.values()):
+            writer.close()
+        await asyncio.gather(*self._active, return_exceptions=True)
+
+
+def parse_hostport(text: str) -> tuple[str, int]:
+    """``HOST:PORT`` (``[::1]:PORT`` for IPv6) as ``--pop3`` takes it."""
+    host, sep, port = text.rpartition(":")
+    if not sep or not port.isdigit():
+        raise ValueError(f"want HOST:PORT, not {text!r}")
+    return host.strip("[]"), int(port)
