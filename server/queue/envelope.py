@@ -40,10 +40,15 @@ def addr_str(raw: bytes) -> str:
     return raw.decode("utf-8", "surrogateescape")
 
 
+def _c_string(address: str) -> bytes:
+    # qmail_puts() writes a C string: an address ends at its first NUL.
+    return addr_bytes(address).split(b"\0", 1)[0]
+
+
 def encode_envelope(sender: str, recipients: Sequence[str]) -> bytes:
     """What qmail.c's qmail_from/qmail_to/qmail_close write on the envelope pipe."""
-    parts = [b"F" + addr_bytes(sender) + b"\0"]
-    parts.extend(b"T" + addr_bytes(r) + b"\0" for r in recipients)
+    parts = [b"F" + _c_string(sender) + b"\0"]
+    parts.extend(b"T" + _c_string(r) + b"\0" for r in recipients)
     parts.append(b"\0")
     return b"".join(parts)
 

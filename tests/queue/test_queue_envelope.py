@@ -44,6 +44,8 @@ def outcome(data: bytes, *, bytewise: bool) -> object:
 def test_encode_is_what_qmail_c_writes() -> None:
     assert encode_envelope("a@b.example", ["c@d.example", "e@f.example"]) == GOOD
     assert encode_envelope("", []) == b"F\0\0"
+    # C strings: an address ends at its first NUL.
+    assert encode_envelope("a\0b", ["c\0d"]) == b"Fa\0Tc\0\0"
 
 
 def test_whole_bytewise_and_with_trailing_bytes() -> None:
