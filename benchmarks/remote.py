@@ -1,0 +1,131 @@
+"""Remote deliveries per second: qmail-remote in-process to an aiosmtpd sink on loopback.
+
+    python benchmarks/remote.py [--deliveries N] [--concurrency 1 20]
+
+Makes a throw-away qmail home and runs N deliveries through
+``server.remote.rspawn.RemoteChannel`` — the path qmail-send takes — with 1
+and with 20 at once (concurrencyremote). Every delivery does what
+qmail-remote does: the CNAME lookup (ANY), the MX lookup and the MX host's A
+lookup against a dnslib DNS server on 127.0.0.1 (real UDP), lock/tcpto, a
+real TCP connection to an aiosmtpd sink and the SMTP dialogue with a message
+of about 2 KB. Port 25 of the MX's address is mapped to the sink's port, as
+the live target does when it cannot bind port 25. Loopback only.
+"""
+
+from __future__ import annotations
+
+import argparse
+import io
+import socket
+import sys
+import tempfile
+import time
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Any
+
+from aiosmtpd.controller import Controller
+from dnslib import QTYPE, RR, DNSRecord
+from dnslib.server import BaseResolver, DNSLogger, DNSServer
+
+from server.dns.transport import SocketDnsTransport
+from server.home import setup
+from server.programs import ProgramContext
+from server.remote.connect import SocketConnection, SocketConnector
+from server.remote.rspawn import RemoteChannel
+from server.runtime import real_runtime
+from server.spawn import DeliveryJob
+
+HOST = "127.0.0.1"
+ZONE = "bench.example. 60 IN MX 10 mx.bench.example.\nmx.bench.example. 60 IN A 127.0.0.1\n"
+MESSAGE = b"Subject: bench\n\n" + b"x" * 75 + b"\n" * 1 + (b"y" * 75 + b"\n") * 26
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind((HOST, 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+class ZoneResolver(BaseResolver):  # type: ignore[misc]
+    def __init__(self) -> None:
+        self.records = list(RR.fromZone(ZONE))
+
+    def resolve(self, request: DNSRecord, handler: Any) -> DNSRecord:
+        reply = request.reply()
+        name = str(request.q.qname).lower()
+        for rr in self.records:
+            if str(rr.rname).lower() == name and request.q.qtype in (rr.rtype, QTYPE.ANY):
+                reply.add_answer(rr)
+        return reply
+
+
+class Sink:
+    def __init__(self) -> None:
+        self.count = 0
+
+    async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:
+        self.count += 1
+        return "250 OK"
+
+
+class PortMap(SocketConnector):
+    def __init__(self, port: int) -> None:
+        super().__init__(60.0)
+        self.port = port
+
+    def connect(
+        self, ip: str, port: int, *, timeout: float, local_ip: str | None = None
+    ) -> SocketConnection:
+        return super().connect(ip, self.port if port == 25 else port, timeout=timeout)
+
+
+def run(channel: RemoteChannel, message: Path, deliveries: int, concurrency: int) -> float:
+    job = DeliveryJob(msgid=1, message=message, sender="a@me.example", recipient="b@bench.example")
+    start = time.perf_counter()
+    with ThreadPoolExecutor(concurrency) as pool:
+        reports = list(pool.map(lambda _: channel.deliver(job), range(deliveries)))
+    elapsed = time.perf_counter() - start
+    bad = [r for r in reports if not r.startswith(b"K")]
+    if bad:
+        sys.exit(f"{len(bad)} deliveries failed, e.g. {bad[0]!r}")
+    return deliveries / elapsed
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--deliveries", type=int, default=400)
+    parser.add_argument("--concurrency", type=int, nargs="+", default=[1, 20])
+    args = parser.parse_args()
+    dns_port, smtp_port = free_port(), free_port()
+    logger = DNSLogger(log="-recv,-send,-request,-reply,-truncated,-error,-data", prefix=False)
+    dns = DNSServer(ZoneResolver(), address=HOST, port=dns_port, logger=logger)
+    dns.start_thread()
+    sink = Sink()
+    controller = Controller(sink, hostname=HOST, port=smtp_port)
+    controller.start()
+    try:
+        with tempfile.TemporaryDirectory() as tmp:
+            home = Path(tmp) / "home"
+            setup(home, me="me.example")
+            resolv = Path(tmp) / "resolv.conf"
+            resolv.write_text(f"nameserver {HOST}:{dns_port}\n")
+            message = Path(tmp) / "message"
+            message.write_bytes(MESSAGE)
+            ctx = ProgramContext(home=home, runtime=real_runtime(), stderr=io.BytesIO())
+            channel = RemoteChannel(
+                ctx, dns=SocketDnsTransport(), connector=PortMap(smtp_port),
+                resolvconf=resolv, local_ips=["192.0.2.1"],
+            )  # fmt: skip
+            run(channel, message, 20, 4)  # warm up
+            for concurrency in args.concurrency:
+                rate = run(channel, message, args.deliveries, concurrency)
+                print(f"concurrency {concurrency:3d}: {rate:8.1f} remote deliveries/s")
+    finally:
+        controller.stop()
+        dns.stop()
+
+
+if __name__ == "__main__":
+    main()
