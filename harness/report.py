@@ -45,7 +45,7 @@ def side_by_side(
 
 def details(r: Result) -> list[str]:
     if r.ok and r.status != "xfail":
-        return []
+        return [f"    kept: {r.workdir}"] if r.workdir is not None else []
     out = [f"    at {r.step}: {r.message}" if r.step else f"    {r.message}"]
     if r.expected or r.actual:
         out += ["    " + row for row in side_by_side(r.expected, r.actual, same=r.same)]

@@ -139,7 +139,7 @@ DNS = _struct(
     {
         "zone": Scalar("str", parse=_check_zone, what="zone-file text"),
         "servers": Seq(STR),
-    "resolv_conf": Seq(STR),
+        "resolv_conf": Seq(STR),
         "rules": Seq(DNS_RULE),
     },
 )

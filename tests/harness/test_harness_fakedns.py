@@ -37,8 +37,9 @@ def make(*rules: DnsRule) -> tuple[FakeDns, Clock]:
 
 
 def ask(dns: FakeDns, name: str, qtype: str, *, tcp: bool = False) -> DNSRecord:
-    return DNSRecord.parse(dns.exchange(SERVER, DNSRecord.question(name, qtype).pack(),
-                                        tcp=tcp, timeout=5))
+    return DNSRecord.parse(
+        dns.exchange(SERVER, DNSRecord.question(name, qtype).pack(), tcp=tcp, timeout=5)
+    )
 
 
 def test_zone_answers_mx_a_and_any() -> None:
@@ -61,8 +62,10 @@ def test_cname_chains_are_followed_and_loops_stop() -> None:
 
 
 def test_rcode_times_and_time_window() -> None:
-    dns, clock = make(DnsRule(name="far.example", type="ANY", rcode="SERVFAIL", times=2),
-                      DnsRule(name="far.example", type="MX", rcode="REFUSED", after=3600))
+    dns, clock = make(
+        DnsRule(name="far.example", type="ANY", rcode="SERVFAIL", times=2),
+        DnsRule(name="far.example", type="MX", rcode="REFUSED", after=3600),
+    )
     assert ask(dns, "far.example", "ANY").header.rcode == RCODE.SERVFAIL
     assert ask(dns, "far.example", "ANY").header.rcode == RCODE.SERVFAIL
     assert ask(dns, "far.example", "ANY").header.rcode == RCODE.NOERROR
@@ -76,28 +79,33 @@ def test_timeout_and_wrong_server_raise_dns_timeout() -> None:
     with pytest.raises(DnsTimeout):
         ask(dns, "far.example", "A")
     with pytest.raises(DnsTimeout):
-        dns.exchange(("127.0.0.99", 53), DNSRecord.question("mx.far.example").pack(),
-                     tcp=False, timeout=5)
+        dns.exchange(
+            ("127.0.0.99", 53), DNSRecord.question("mx.far.example").pack(), tcp=False, timeout=5
+        )
     assert [str(q).split(" +")[0] for q in dns.queries] == [
-        "far.example A udp @127.0.0.53", "mx.far.example A udp @127.0.0.99"]
+        "far.example A udp @127.0.0.53",
+        "mx.far.example A udp @127.0.0.99",
+    ]
 
 
 def test_padding_truncates_over_udp_and_is_whole_over_tcp() -> None:
     dns, _ = make(DnsRule(name="far.example", type="ANY", pad_to=600))
-    udp = dns.exchange(SERVER, DNSRecord.question("far.example", "ANY").pack(), tcp=False,
-                       timeout=5)
+    udp = dns.exchange(
+        SERVER, DNSRecord.question("far.example", "ANY").pack(), tcp=False, timeout=5
+    )
     assert len(udp) <= 512 and udp[2] & 0x02  # TC
-    tcp = dns.exchange(SERVER, DNSRecord.question("far.example", "ANY").pack(), tcp=True,
-                       timeout=5)
+    tcp = dns.exchange(SERVER, DNSRecord.question("far.example", "ANY").pack(), tcp=True, timeout=5)
     assert len(tcp) > 600 and not tcp[2] & 0x02
     assert QTYPE[DNSRecord.parse(tcp).rr[0].rtype] == "MX"
     assert [q.transport for q in dns.queries] == ["udp", "tcp"]
 
 
 def test_tc_rule_minimal_any_and_canned_answers() -> None:
-    dns, _ = make(DnsRule(name="far.example", type="A", tc=True),
-                  DnsRule(name="far.example", type="ANY", minimal_any=True),
-                  DnsRule(name="x.example", answer=("x.example. 60 IN CNAME far.example.",)))
+    dns, _ = make(
+        DnsRule(name="far.example", type="A", tc=True),
+        DnsRule(name="far.example", type="ANY", minimal_any=True),
+        DnsRule(name="x.example", answer=("x.example. 60 IN CNAME far.example.",)),
+    )
     assert ask(dns, "far.example", "A").header.tc == 1
     hinfo = ask(dns, "far.example", "ANY").rr
     assert len(hinfo) == 1 and hinfo[0].rtype == QTYPE.HINFO

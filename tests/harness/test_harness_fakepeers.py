@@ -33,8 +33,15 @@ def talk(p: FakePeers, *lines: bytes) -> bytes:
 
 def test_a_whole_delivery_is_recorded() -> None:
     p = peers()
-    out = talk(p, b"EHLO me\r\n", b"MAIL FROM:<a@b>\r\n", b"RCPT TO:<c@d>\r\n", b"DATA\r\n",
-               b"Subject: x\r\n\r\n..dot\r\nbody\r\n.\r\n", b"QUIT\r\n")
+    out = talk(
+        p,
+        b"EHLO me\r\n",
+        b"MAIL FROM:<a@b>\r\n",
+        b"RCPT TO:<c@d>\r\n",
+        b"DATA\r\n",
+        b"Subject: x\r\n\r\n..dot\r\nbody\r\n.\r\n",
+        b"QUIT\r\n",
+    )
     assert out.startswith(b"220 127.0.2.1 ESMTP fake\r\n250-127.0.2.1\r\n250 PIPELINING\r\n")
     assert out.endswith(b"354 go ahead\r\n250 ok 1\r\n221 bye\r\n")
     [s] = p.sessions["127.0.2.1"]
@@ -54,8 +61,9 @@ peers:
     p = FakePeers(sc.peers)
     first = talk(p, b"HELO x\r\n", b"MAIL FROM:<>\r\n", b"RCPT TO:<c@d>\r\n")
     assert first.endswith(b"451 greylisted\r\n")
-    second = talk(p, b"HELO x\r\n", b"MAIL FROM:<>\r\n", b"RCPT TO:<c@d>\r\n",
-                  b"RCPT TO:<no@d>\r\n")
+    second = talk(
+        p, b"HELO x\r\n", b"MAIL FROM:<>\r\n", b"RCPT TO:<c@d>\r\n", b"RCPT TO:<no@d>\r\n"
+    )
     assert second.endswith(b"250 ok\r\n550 no such user\r\n")
     assert p.sessions["127.0.2.1"][1].rejected == ["no@d"]
 

@@ -45,8 +45,11 @@ steps:
 def test_a_good_scenario_builds_the_model() -> None:
     [sc] = load_text(GOOD, "good.yaml")
     assert sc.name == "example" and sc.tags == ("a", "b")
-    assert sc.control == {"me": "mx.example.org", "rcpthosts": "example.org\nexample.net\n",
-                          "badmailfrom": None}
+    assert sc.control == {
+        "me": "mx.example.org",
+        "rcpthosts": "example.org\nexample.net\n",
+        "badmailfrom": None,
+    }
     assert sc.users["alice"].dotqmail == {"": "./Maildir/", "-list": "&bob@example.org"}
     peer = sc.peers["127.0.2.10"]
     assert peer.for_attempt(0).rcpt == {"*": "451 greylisted"}
@@ -67,18 +70,25 @@ def test_a_good_scenario_builds_the_model() -> None:
     ("text", "line", "key", "words"),
     [
         ("name: x\nsteps: []\nbogus: 1\n", 3, "bogus", "unknown key"),
-        ("name: x\nsteps:\n  - smtp: {transcript: 'S: x', envv: {}}\n", 3, "steps[0].smtp.envv",
-         "unknown key"),
+        (
+            "name: x\nsteps:\n  - smtp: {transcript: 'S: x', envv: {}}\n",
+            3,
+            "steps[0].smtp.envv",
+            "unknown key",
+        ),
         ("name: x\nsteps:\n  - teleport: 1\n", 3, "steps[0].teleport", "unknown step kind"),
         ("name: x\nsteps:\n  - advance: soon\n", 3, "steps[0].advance", "duration"),
         ("name: x\n", 1, "(top)", "missing required key 'steps'"),
         ("name: x\nseed: many\nsteps: []\n", 2, "seed", "integer"),
         ("name: x\nsteps:\n  - signal: kill\n", 3, "steps[0].signal", "signal"),
         ("name: x\nsteps: []\npatches: [qmail-999]\n", 3, "patches[0]", "one of"),
-        ("name: x\nsteps:\n - expect:\n     log: [a: b]\n", 4, "steps[0].expect.log[0]",
-         "quoted"),
-        ("name: x\nsteps:\n  - smtp:\n      transcript: |\n        S: 220\n        X: what\n",
-         6, "steps[0].smtp.transcript", "S:, C: or R:"),
+        ("name: x\nsteps:\n - expect:\n     log: [a: b]\n", 4, "steps[0].expect.log[0]", "quoted"),
+        (
+            "name: x\nsteps:\n  - smtp:\n      transcript: |\n        S: 220\n        X: what\n",
+            6,
+            "steps[0].smtp.transcript",
+            "S:, C: or R:",
+        ),
         ("name: x\ndns: {zone: 'not a zone ((('}\nsteps: []\n", 2, "dns.zone", "zone"),
         ("name: [unclosed\n", 2, "", "YAML syntax"),
         ("name: x\nname: y\nsteps: []\n", 2, "name", "duplicate key"),
@@ -95,10 +105,12 @@ def test_errors_name_file_line_and_key(text: str, line: int, key: str, words: st
 
 def test_includes_merge_mappings_and_append_lists(tmp_path: Path) -> None:
     (tmp_path / "base.yaml").write_text(
-        "control: {me: a.example, locals: [a.example]}\ntags: [base]\nusers: {bob: {}}\n")
+        "control: {me: a.example, locals: [a.example]}\ntags: [base]\nusers: {bob: {}}\n"
+    )
     (tmp_path / "s.yaml").write_text(
         "include: base.yaml\nname: s\ntags: [own]\ncontrol: {locals: [b.example]}\n"
-        "users: {carol: {}}\nsteps: []\n")
+        "users: {carol: {}}\nsteps: []\n"
+    )
     [sc] = load_file(tmp_path / "s.yaml")
     assert sc.control == {"me": "a.example", "locals": "b.example\n"}
     assert sc.tags == ("base", "own") and set(sc.users) == {"bob", "carol"}
@@ -125,9 +137,18 @@ def test_the_bundled_fixture_loads() -> None:
         assert load_file(path)
 
 
-@pytest.mark.parametrize(("text", "seconds"), [
-    ("90s", 90), ("2h", 7200), ("8d", 691200), ("1h30m", 5400), ("42", 42), ("1w", 604800),
-    ("0.5s", 0.5)])
+@pytest.mark.parametrize(
+    ("text", "seconds"),
+    [
+        ("90s", 90),
+        ("2h", 7200),
+        ("8d", 691200),
+        ("1h30m", 5400),
+        ("42", 42),
+        ("1w", 604800),
+        ("0.5s", 0.5),
+    ],
+)
 def test_durations(text: str, seconds: float) -> None:
     assert parse_duration(text) == seconds
 
@@ -160,11 +181,55 @@ def test_transcript_parser_parses_or_says_why(text: str) -> None:
     assert all(line.who in "SCR" for line in lines)
 
 
-_SCALARS = st.sampled_from(["x", "1", "true", "null", "~", "'q: x'", "8d", "[", "{", "-", "|",
-                            "*a", "&a b", "S: 1", "'", '"', "\t", ":", "? x", "%", "!!int x"])
-_KEYS = st.sampled_from(["name", "steps", "tags", "control", "me", "smtp", "transcript",
-                         "expect", "queue", "users", "dns", "rules", "peers", "seed", "advance",
-                         "include", "zz", "log", "run", "signal"])
+_SCALARS = st.sampled_from(
+    [
+        "x",
+        "1",
+        "true",
+        "null",
+        "~",
+        "'q: x'",
+        "8d",
+        "[",
+        "{",
+        "-",
+        "|",
+        "*a",
+        "&a b",
+        "S: 1",
+        "'",
+        '"',
+        "\t",
+        ":",
+        "? x",
+        "%",
+        "!!int x",
+    ]
+)
+_KEYS = st.sampled_from(
+    [
+        "name",
+        "steps",
+        "tags",
+        "control",
+        "me",
+        "smtp",
+        "transcript",
+        "expect",
+        "queue",
+        "users",
+        "dns",
+        "rules",
+        "peers",
+        "seed",
+        "advance",
+        "include",
+        "zz",
+        "log",
+        "run",
+        "signal",
+    ]
+)
 
 
 @st.composite
