@@ -198,3 +198,31 @@ def test_rules_set_relayclient_and_localname_sets_tcplocalhost(home: Path) -> No
     (todo,) = (home / "queue" / "todo").iterdir()
     envelope = todo.read_bytes()
     assert envelope.endswith(b"\0Tbob@mx.example.org-r\0Tx@far.example-r\0")
+
+
+def test_bin_qmail_smtpd_under_our_tcpserver(home: Path) -> None:
+    cmd = [
+        sys.executable,
+        "-m",
+        "server",
+        "--home",
+        str(home),
+        "tcpserver",
+        "-1",
+        "-q",
+        "-R",
+        "-H",
+        "-l",
+        "mx.example.org",
+        "127.0.0.1",
+        "0",
+        str(home / "bin" / "qmail-smtpd"),
+    ]
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE)
+    try:
+        port = int(_first_line(proc).strip())
+        assert talk(port, SESSION) == EXPECTED
+    finally:
+        _stop(proc)
+    (msg,) = messages(home)
+    assert b"Received: from unknown (HELO client.example) (127.0.0.1)\n  by mx.example.org " in msg
