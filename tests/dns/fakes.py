@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
@@ -12,8 +13,14 @@ from server.net import DnsTimeout
 UDP_LIMIT = 512
 
 
+@functools.cache
+def _parsed(text: str) -> tuple[RR, ...]:
+    return tuple(RR.fromZone(text))
+
+
 def zone(text: str) -> list[RR]:
-    return list(RR.fromZone(text))
+    """The records of zone-file ``text`` (parsed once per text: dnslib is slow at it)."""
+    return list(_parsed(text))
 
 
 def answer_from_zone(records: list[RR], query: DNSRecord) -> DNSRecord:

@@ -204,7 +204,7 @@ def _answer_packet(query: bytes, body: bytes, ancount: int, rcode: int = 0) -> b
     return header + query[12:] + body
 
 
-@settings(max_examples=300, deadline=None)
+@settings(max_examples=150, deadline=None)
 @given(
     body=st.binary(max_size=120),
     ancount=st.integers(min_value=0, max_value=6),

@@ -223,7 +223,7 @@ class TestDialogue:
         assert client.next_event() is NEED_DATA
 
 
-@settings(max_examples=200, deadline=None)
+@settings(max_examples=120, deadline=None)
 @given(st.lists(st.binary(max_size=40), max_size=8), st.booleans())
 def test_random_replies_end_in_kzd(chunks: list[bytes], eof: bool) -> None:
     """Whatever the server says, the client finishes with one K, Z or D report."""
