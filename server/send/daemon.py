@@ -1,0 +1,167 @@
+"""qmail-send as a daemon: the :class:`~server.send.core.Engine` on a real clock.
+
+The loop is qmail-send.c main(): read ``now`` once, ask every part for its
+next wake-up, then wait in ``select()`` for the earliest of that wake-up
+(plus SLEEP_FUZZ), a pull of ``queue/lock/trigger`` (a named pipe
+qmail-queue writes a byte to), a finished delivery, or a signal. Deliveries
+run in worker threads, at most concurrencylocal/concurrencyremote at a time
+(the scheduler never starts more); their reports come back through a queue
+and a self-pipe, and only the loop thread touches the scheduler.
+
+Signals (installed by the program edge, :mod:`server.send.program`): ALRM
+reschedules everything now, HUP rereads locals and virtualdomains, TERM stops
+starting deliveries, waits for those running, stamps retry times and exits.
+Each handler sets a flag and writes to the self-pipe so ``select`` returns.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import queue
+import select
+from collections.abc import Callable, Mapping
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+from server.programs import ProgramContext
+from server.send.config import SendConfig
+from server.send.core import Engine, default_date, default_inject, deliver_safely
+from server.send.phases import Inject
+from server.send.schedule import SLEEP_FUZZ
+from server.send.scheduler import Start
+from server.spawn import Channel, ChannelName
+
+
+class Trigger:
+    """trigger.c: lock/trigger opened for reading without blocking, reopened after a pull."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self.fd: int | None = None
+        self.set()
+
+    def set(self) -> None:
+        self.close()
+        try:
+            self.fd = os.open(self.path, os.O_RDONLY | os.O_NONBLOCK)
+        except OSError:
+            self.fd = None
+
+    def drain(self) -> None:
+        if self.fd is None:
+            return
+        try:
+            while os.read(self.fd, 4096):
+                pass
+        except BlockingIOError:
+            pass
+        except OSError:
+            pass
+
+    def close(self) -> None:
+        if self.fd is not None:
+            os.close(self.fd)
+            self.fd = None
+
+
+class Daemon:
+    def __init__(
+        self,
+        ctx: ProgramContext,
+        channels: Mapping[ChannelName, Channel],
+        log: Callable[[str], None],
+        *,
+        cfg: SendConfig | None = None,
+        inject: Inject | None = None,
+        date: Callable[[int], str] | None = None,
+        env: Mapping[str, str] | None = None,
+        max_sleep: float | None = None,
+    ) -> None:
+        self.ctx = ctx
+        self.channels = channels
+        cfg = cfg or SendConfig.read(ctx.home / "control")
+        self.engine = Engine(
+            ctx, cfg, log, inject or default_inject(ctx), date or default_date(ctx, env or {})
+        )
+        #: an OffsetClock can jump; the harness caps the sleep so a jump is seen
+        self.max_sleep = max_sleep
+        self.reports: queue.SimpleQueue[tuple[Start, bytes]] = queue.SimpleQueue()
+        self.wake_r, self.wake_w = os.pipe()
+        os.set_blocking(self.wake_r, False)
+        os.set_blocking(self.wake_w, False)
+        workers = max(1, sum(cfg.concurrency.values()))
+        self.pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="delivery")
+        self.trigger = Trigger(ctx.home / "queue" / "lock" / "trigger")
+
+    # -- signals: safe to call from a signal handler or another thread ---------
+    def _poke(self) -> None:
+        # a full pipe means the loop is awake anyway
+        with contextlib.suppress(OSError):
+            os.write(self.wake_w, b"!")
+
+    def alarm(self) -> None:
+        self.engine.sched.runasap = True
+        self._poke()
+
+    def hangup(self) -> None:
+        self.engine.sched.readasap = True
+        self._poke()
+
+    def terminate(self) -> None:
+        self.engine.sched.exitasap = True
+        self._poke()
+
+    # -- the loop -------------------------------------------------------------
+    def run(self) -> int:
+        try:
+            while not (self.engine.sched.exitasap and self.engine.sched.can_exit()):
+                self._once()
+            self.engine.finish()
+        finally:
+            self.pool.shutdown(wait=True)
+            self.trigger.close()
+            os.close(self.wake_r)
+            os.close(self.wake_w)
+        return 0
+
+    def _timeout(self, recent: int) -> float:
+        wakeup = self.engine.wakeup(recent)
+        timeout = 0.0 if wakeup <= recent else float(wakeup - recent + SLEEP_FUZZ)
+        if self.max_sleep is not None:
+            timeout = min(timeout, self.max_sleep)
+        return timeout
+
+    def _once(self) -> None:
+        runtime = self.ctx.runtime
+        recent = runtime.now()
+        self.engine.begin(recent)
+        timeout = 0.0 if not self.reports.empty() else self._timeout(recent)
+        fds = [self.wake_r] + ([self.trigger.fd] if self.trigger.fd is not None else [])
+        readable, _, _ = select.select(fds, [], [], timeout)
+        self._drain_wake()
+        triggered = self.trigger.fd is not None and self.trigger.fd in readable
+        if triggered:
+            self.trigger.drain()
+            self.trigger.set()
+        recent = runtime.now()
+        while not self.reports.empty():
+            start, report = self.reports.get()
+            self.engine.complete(start, report)
+        sched = self.engine.sched
+        triggered = triggered or sched.trigger_pulled
+        sched.trigger_pulled = False
+        for start in self.engine.step(recent, triggered):
+            self.pool.submit(self._work, start)
+
+    def _drain_wake(self) -> None:
+        try:
+            while os.read(self.wake_r, 4096):
+                pass
+        except BlockingIOError:
+            pass
+
+    def _work(self, start: Start) -> None:
+        report = deliver_safely(self.channels[start.channel], start)
+        self.reports.put((start, report))
+        self._poke()

@@ -1,0 +1,167 @@
+"""``bin/qmail-send``: the delivery daemon as a program (qmail-send(8)).
+
+qmail-send prints its log to descriptor 0, which qmail-start points at the
+logger; as a program of ours it prints to stdout, one line per event. It
+takes the send mutex (``queue/lock/sendmutex``, so two never run at once),
+reads its controls, builds its two channels in this process
+(qmail-lspawn's LocalChannel with the default delivery qmail-start passed,
+qmail-rspawn's RemoteChannel on real sockets and the system's DNS) and runs
+:class:`~server.send.daemon.Daemon` until a TERM.
+
+This is also where the real world is touched: signal handlers, the lock,
+umask. ``QMAILSIM_DEFAULTDELIVERY`` gives the default delivery when
+qmail-send is started on its own (qmail-start's own default is
+``./Mailbox``).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import os
+import signal
+import threading
+from collections.abc import Callable, Iterator, Mapping
+from types import FrameType
+from typing import IO, BinaryIO
+
+from server.programs import ProgramContext
+from server.runtime import OffsetClock
+from server.send import log as L
+from server.send.config import ControlsUnreadable, SendConfig
+from server.send.daemon import Daemon
+from server.spawn import Channel, ChannelName
+
+DEFAULT_DELIVERY = "./Mailbox"
+EXIT_TEMP = 111
+
+
+def real_channels(
+    ctx: ProgramContext, env: Mapping[str, str], default_delivery: str
+) -> dict[ChannelName, Channel]:
+    """qmail-lspawn and qmail-rspawn, in this process, on the real network."""
+    from server.control import ControlDir
+    from server.dns.transport import SocketDnsTransport
+    from server.local.lspawn import LocalChannel
+    from server.remote.connect import SocketConnector
+    from server.remote.rspawn import RemoteChannel
+
+    timeoutremote = ControlDir(ctx.home / "control").readint("timeoutremote", 1200)
+    return {
+        "local": LocalChannel(ctx, default_delivery=default_delivery, env=env),
+        "remote": RemoteChannel(
+            ctx, dns=SocketDnsTransport(), connector=SocketConnector(float(timeoutremote))
+        ),
+    }
+
+
+def line_writer(out: IO[bytes]) -> Callable[[str], None]:
+    lock = threading.Lock()
+
+    def log(line: str) -> None:
+        with lock:
+            out.write(line.encode("latin-1", "replace") + b"\n")
+            out.flush()
+
+    return log
+
+
+class SignalRouter:
+    """Signals caught before the daemon exists (as qmail-send catches them before
+    its first log line) are held and handed over once it does."""
+
+    def __init__(self) -> None:
+        self.daemon: Daemon | None = None
+        self.pending: list[int] = []
+
+    def handle(self, signum: int, _frame: FrameType | None) -> None:
+        if self.daemon is None:
+            self.pending.append(signum)
+        else:
+            self.deliver(signum)
+
+    def deliver(self, signum: int) -> None:
+        assert self.daemon is not None
+        if signum == signal.SIGALRM:
+            self.daemon.alarm()
+        elif signum == signal.SIGHUP:
+            self.daemon.hangup()
+        elif signum == signal.SIGTERM:
+            self.daemon.terminate()
+
+    def attach(self, daemon: Daemon) -> None:
+        self.daemon = daemon
+        for signum in self.pending:
+            self.deliver(signum)
+        self.pending.clear()
+
+
+@contextlib.contextmanager
+def signals(router: SignalRouter) -> Iterator[None]:
+    """ALRM, HUP, TERM to the router while it runs (only possible in the main thread)."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    sigs = (signal.SIGALRM, signal.SIGHUP, signal.SIGTERM)
+    old = {sig: signal.signal(sig, router.handle) for sig in sigs}
+    try:
+        yield
+    finally:
+        for sig, handler in old.items():
+            signal.signal(sig, handler)
+
+
+def run_send(
+    ctx: ProgramContext,
+    env: Mapping[str, str],
+    log: Callable[[str], None],
+    channels: Mapping[ChannelName, Channel] | None = None,
+    default_delivery: str = DEFAULT_DELIVERY,
+) -> int:
+    """qmail-send.c main(): checks, mutex, then the loop until TERM."""
+    if not ctx.home.is_dir():
+        log(L.CANNOT_START_HOME)
+        return EXIT_TEMP
+    try:
+        cfg = SendConfig.read(ctx.home / "control")
+    except ControlsUnreadable:
+        log(L.CANNOT_START_CONTROLS)
+        return EXIT_TEMP
+    queue = ctx.home / "queue"
+    if not queue.is_dir():
+        log(L.CANNOT_START_QUEUE)
+        return EXIT_TEMP
+    try:
+        mutex = os.open(queue / "lock" / "sendmutex", os.O_WRONLY)
+    except OSError:
+        log(L.CANNOT_START_MUTEX)
+        return EXIT_TEMP
+    try:
+        try:
+            fcntl.flock(mutex, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            log(L.ALREADY_RUNNING)
+            return EXIT_TEMP
+        if channels is None:
+            channels = real_channels(ctx, env, default_delivery)
+        offset = isinstance(ctx.runtime.clock, OffsetClock)
+        router = SignalRouter()
+        with signals(router):
+            daemon = Daemon(ctx, channels, log, cfg=cfg, env=env, max_sleep=1.0 if offset else None)
+            router.attach(daemon)
+            return daemon.run()
+    finally:
+        os.close(mutex)
+
+
+def main(
+    argv: list[str],
+    env: Mapping[str, str],
+    stdin: BinaryIO,
+    stdout: BinaryIO,
+    ctx: ProgramContext,
+) -> int:
+    if not ctx.inprocess:
+        os.umask(0o077)
+    default = env.get("QMAILSIM_DEFAULTDELIVERY", DEFAULT_DELIVERY)
+    return run_send(ctx, env, line_writer(stdout), default_delivery=default)
