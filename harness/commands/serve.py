@@ -79,6 +79,15 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="serve qmail-smtpd on this loopback address (repeatable)",
     )
     parser.add_argument(
+        "--pop3",
+        action="append",
+        default=[],
+        type=loopback_address,
+        metavar="HOST:PORT",
+        help="serve qmail-popup ME checkpassword qmail-pop3d Maildir on this loopback "
+        "address (repeatable); users from $QMAILSIM_PASSWORDS or HOME/.qmail-sim/passwords",
+    )
+    parser.add_argument(
         "--rules",
         type=Path,
         metavar="CDB",
@@ -149,8 +158,48 @@ def smtp_services(
     return [_smtp_service(h, p, ctx, env, args) for h, p in args.smtp]
 
 
+def _pop3_service(
+    host: str, port: int, ctx: ProgramContext, base_env: Mapping[str, str], args: argparse.Namespace
+) -> Service:
+    from server.pop3.live import Pop3Service
+    from server.tcp.listener import TcpServer
+    from server.tcp.listener import serve as tcp_serve
+
+    pop3 = Pop3Service(ctx)
+    servers: list[TcpServer] = []
+
+    async def start() -> str:
+        server = await tcp_serve(
+            host,
+            port,
+            pop3.connection,
+            None,
+            args.concurrency,
+            base_env=base_env,
+            local_name=args.localname,
+            log=_log,
+        )
+        servers.append(server)
+        return f"{host}:{server.port}"
+
+    async def close() -> None:
+        # Hang up first: a session's worker thread waits on its client.
+        await pop3.aclose()
+        for server in servers:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(server.close(), CLOSE_GRACE)
+
+    return Service(name="pop3", start=start, close=close)
+
+
+def pop3_services(
+    args: argparse.Namespace, ctx: ProgramContext, env: Mapping[str, str]
+) -> list[Service]:
+    return [_pop3_service(h, p, ctx, env, args) for h, p in args.pop3]
+
+
 #: One builder per kind of service; other kinds (delivery, POP3) append theirs.
-SERVICE_BUILDERS: list[ServiceBuilder] = [smtp_services]
+SERVICE_BUILDERS: list[ServiceBuilder] = [smtp_services, pop3_services]
 
 
 def make_context(home: Path) -> ProgramContext:

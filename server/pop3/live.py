@@ -17,16 +17,15 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import io
-from collections.abc import Callable
 from concurrent.futures import TimeoutError as FutureTimeout
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import BinaryIO, cast
+from typing import Any, BinaryIO, cast
 
 from server.control import ControlDir
 from server.pop3.core import MAX_LINE, LineTooLong
 from server.programs import ProgramContext, read_patches, run
-from server.runtime import Runtime, real_runtime
+from server.runtime import real_runtime
 
 #: qmail-popup.c and qmail-pop3d.c: timeoutread(1200, ...).
 IDLE_TIMEOUT = 1200.0
@@ -44,16 +43,31 @@ class _StreamIn(io.RawIOBase):
         return True
 
     def readline(self, size: int | None = -1) -> bytes:
-        future = asyncio.run_coroutine_threadsafe(self._reader.readline(), self._loop)
+        future = asyncio.run_coroutine_threadsafe(_readline(self._reader), self._loop)
         try:
             return future.result(timeout=IDLE_TIMEOUT)
         except FutureTimeout:
             future.cancel()
             return b""
-        except ValueError as exc:  # the StreamReader's limit: a runaway line
-            raise LineTooLong(MAX_LINE) from exc
-        except (ConnectionError, asyncio.IncompleteReadError):
+        except ConnectionError:
             return b""
+
+
+async def _readline(reader: asyncio.StreamReader) -> bytes:
+    """A line through LF of any length up to MAX_LINE, whatever the reader's limit."""
+    parts: list[bytes] = []
+    total = 0
+    while True:
+        try:
+            return b"".join([*parts, await reader.readuntil(b"\n")])
+        except asyncio.IncompleteReadError:
+            return b""  # end of input inside a line: the line is dropped
+        except asyncio.LimitOverrunError as exc:
+            chunk = await reader.readexactly(exc.consumed)
+            parts.append(chunk)
+            total += len(chunk)
+            if total > MAX_LINE:
+                raise LineTooLong(total) from exc
 
 
 class _StreamOut(io.RawIOBase):
@@ -88,47 +102,40 @@ class _StreamOut(io.RawIOBase):
 
 @dataclass
 class Pop3Service:
-    """One listening POP3 service for a qmail home."""
+    """The POP3 programs for one qmail home, as a connection handler.
 
-    home: Path
+    :meth:`connection` has the ``handler(reader, writer, env)`` shape of
+    :func:`server.tcp.listener.serve`, which supplies tcpserver's
+    environment; :meth:`start` is a plain asyncio listener that makes the
+    same variables itself. :meth:`aclose` hangs up on open sessions.
+    """
+
+    ctx: ProgramContext
     hostname: str | None = None
     maildir: str = "Maildir"
-    runtime: Callable[[], Runtime] = real_runtime
     _active: dict[asyncio.Task[None], asyncio.StreamWriter] = field(
         default_factory=dict, init=False, repr=False
     )
 
+    @classmethod
+    def for_home(cls, home: Path, **kwargs: Any) -> Pop3Service:
+        ctx = ProgramContext(
+            home=home, runtime=real_runtime(), stderr=io.BytesIO(), patches=read_patches(home)
+        )
+        return cls(ctx, **kwargs)
+
     def argv(self) -> list[str]:
-        host = self.hostname or ControlDir(self.home / "control").me or "localhost"
+        host = self.hostname or ControlDir(self.ctx.home / "control").me or "localhost"
         return ["qmail-popup", host, CHECKPASSWORD, "qmail-pop3d", self.maildir]
 
-    async def handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+    async def connection(
+        self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter, env: dict[str, str]
+    ) -> None:
+        """Run qmail-popup's chain for one client, in a worker thread."""
         task = asyncio.current_task()
         assert task is not None
         self._active[task] = writer
-        try:
-            await self._session(reader, writer)
-        finally:
-            del self._active[task]
-
-    async def _session(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         loop = asyncio.get_running_loop()
-        local = writer.get_extra_info("sockname") or ("", 0)
-        remote = writer.get_extra_info("peername") or ("", 0)
-        env = {
-            "PROTO": "TCP",
-            "TCPLOCALIP": str(local[0]),
-            "TCPLOCALPORT": str(local[1]),
-            "TCPREMOTEIP": str(remote[0]),
-            "TCPREMOTEPORT": str(remote[1]),
-        }
-        stderr = io.BytesIO()
-        ctx = ProgramContext(
-            home=self.home,
-            runtime=self.runtime(),
-            stderr=stderr,
-            patches=read_patches(self.home),
-        )
         stdin = _StreamIn(reader, loop)
         stdout = _StreamOut(writer, loop)
         try:
@@ -139,18 +146,32 @@ class Pop3Service:
                 env,
                 cast(BinaryIO, stdin),
                 cast(BinaryIO, stdout),
-                ctx,
+                self.ctx,
             )
         finally:
+            del self._active[task]
             stdout.close()
             stdin.close()
+
+    async def _accepted(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        local = writer.get_extra_info("sockname") or ("", 0)
+        remote = writer.get_extra_info("peername") or ("", 0)
+        env = {
+            "PROTO": "TCP",
+            "TCPLOCALIP": str(local[0]),
+            "TCPLOCALPORT": str(local[1]),
+            "TCPREMOTEIP": str(remote[0]),
+            "TCPREMOTEPORT": str(remote[1]),
+        }
+        try:
+            await self.connection(reader, writer, env)
+        finally:
             writer.close()
             with contextlib.suppress(ConnectionError):
                 await writer.wait_closed()
-            stderr.close()
 
     async def start(self, host: str, port: int) -> asyncio.Server:
-        return await asyncio.start_server(self.handle, host, port, limit=MAX_LINE + 2)
+        return await asyncio.start_server(self._accepted, host, port)
 
     async def aclose(self) -> None:
         """Hang up on every client and wait for its worker thread to finish.

@@ -6,7 +6,9 @@ import asyncio
 import os
 import poplib
 import shutil
+import signal
 import subprocess
+import sys
 import threading
 import time
 from collections.abc import Iterator
@@ -44,7 +46,7 @@ def served(tmp_path: Path) -> Iterator[tuple[int, Path]]:
     ready = threading.Event()
     port: list[int] = []
     stop = asyncio.Event()
-    service = Pop3Service(home)
+    service = Pop3Service.for_home(home)
 
     async def main() -> None:
         server = await service.start("127.0.0.1", 0)
@@ -141,3 +143,34 @@ def test_parse_hostport() -> None:
     assert parse_hostport("[::1]:2110") == ("::1", 2110)
     with pytest.raises(ValueError):
         parse_hostport("localhost")
+
+
+def test_qmail_sim_serve_pop3(tmp_path: Path) -> None:
+    """``qmail-sim serve HOME --pop3 127.0.0.1:0`` as a process, read with poplib."""
+    home = tmp_path / "qmail"
+    setup(home, me="pop.example.org")
+    alice = tmp_path / "alice"
+    for sub in ("tmp", "new", "cur"):
+        (alice / "Maildir" / sub).mkdir(parents=True)
+    _deliver(alice / "Maildir", f"{OLD}.9.h", b"Subject: served\n\nok\n", OLD)
+    (home / ".qmail-sim" / "passwords").write_text(f"alice:sesame:{alice}\n")
+    argv = [sys.executable, "-c", "from harness.cli import main; raise SystemExit(main())"]
+    argv += ["serve", str(home), "--pop3", "127.0.0.1:0"]
+    with subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE) as proc:
+        try:
+            assert proc.stdout is not None
+            line = proc.stdout.readline().decode()
+            assert line.startswith("listening pop3 127.0.0.1:"), line
+            port = int(line.rsplit(":", 1)[1])
+            pop = poplib.POP3("127.0.0.1", port, timeout=10)
+            try:
+                assert pop.getwelcome().endswith(b"@pop.example.org>")
+                pop.user("alice")
+                pop.pass_("sesame")
+                assert pop.list()[1] == [b"1 20"]
+            finally:
+                pop.quit()
+        finally:
+            proc.send_signal(signal.SIGTERM)
+            proc.communicate(timeout=30)
+    assert os.listdir(alice / "Maildir" / "cur") == [f"{OLD}.9.h:2,"]
