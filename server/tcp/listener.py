@@ -161,6 +161,9 @@ class TcpServer:
         serial = next(self._serial)
         try:
             wstat = await self._run(conn, serial)
+        except Exception as exc:  # a failing handler drops its client, not the server
+            self._warn(f"{DROP}{type(exc).__name__}: {exc}")
+            wstat = EXIT_TEMP << 8
         finally:
             conn.close()
             self.active -= 1
@@ -256,12 +259,20 @@ class TcpServer:
         return (-code) if code < 0 else code << 8
 
     async def close(self) -> None:
-        """Stop accepting; wait for the connections being served to finish."""
+        """Stop accepting and finish the connections being served.
+
+        In-process handlers are cancelled (they live in this process, which is
+        going away); programs are waited for, as their processes would outlive
+        a real tcpserver anyway.
+        """
         if self._accepting is not None:
             self._accepting.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._accepting
         self._sock.close()
+        if callable(self.target):
+            for task in self._tasks:
+                task.cancel()
         if self._tasks:
             await asyncio.gather(*self._tasks, return_exceptions=True)
 

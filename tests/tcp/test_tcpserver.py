@@ -378,3 +378,40 @@ def test_same_environment_as_debian_tcpserver(tmp_path: Path) -> None:
             _stop(proc)
     assert outputs[0] == outputs[1]
     assert "RELAYCLIENT=" in outputs[0] and "X=y" in outputs[0]
+
+
+@pytest.mark.live
+def test_failing_handler_drops_only_its_client_and_close_cancels_idle_ones() -> None:
+    log: list[str] = []
+    started = asyncio.Event
+
+    async def scenario() -> tuple[bytes, bool]:
+        idle_started = started()
+        cancelled: list[bool] = []
+
+        async def handler(
+            reader: asyncio.StreamReader, writer: asyncio.StreamWriter, env: dict[str, str]
+        ) -> None:
+            first = await reader.readline()
+            if first == b"boom\n":
+                raise RuntimeError("boom")
+            idle_started.set()
+            try:
+                await reader.read()  # an idle client: waits until cancelled
+            except asyncio.CancelledError:
+                cancelled.append(True)
+                raise
+
+        server = await serve(LOOPBACK, 0, handler, None, 5, log=log.append)
+        dropped = await _client(server.port, b"boom\n")
+        _reader, writer = await asyncio.open_connection(LOOPBACK, server.port)
+        writer.write(b"hello\n")
+        await idle_started.wait()
+        await server.close()
+        writer.close()
+        await writer.wait_closed()
+        return dropped, bool(cancelled)
+
+    dropped, cancelled = _run(scenario)
+    assert dropped == b"" and cancelled
+    assert log == ["tcpserver: warning: dropping connection, RuntimeError: boom"]
