@@ -102,7 +102,7 @@ def running(home: Path) -> Iterator[tuple[Daemon, Watch, GateChannel, ProgramCon
 def test_trigger_wakes_it_and_concurrency_limits_it(
     running: tuple[Daemon, Watch, GateChannel, ProgramContext],
 ) -> None:
-    daemon, watch, gate, ctx = running
+    _daemon, watch, gate, ctx = running
     rcpts = [f"u{i}@mx.example.org" for i in range(5)]
     result = queue_message(ctx, {}, b"Subject: x\n\nbody\n", "a@x.example", rcpts, invoker=0)
     assert result.error == ""
