@@ -8,7 +8,6 @@ expression) and transcripts (``S:``/``C:``/``R:`` lines). Each parser raises
 
 from __future__ import annotations
 
-import codecs
 import re
 from dataclasses import dataclass
 from typing import Literal
@@ -92,13 +91,31 @@ class TranscriptLine:
     offset: int = 0
 
 
+_ESCAPES = {"\\": b"\\", "r": b"\r", "n": b"\n", "t": b"\t", "0": b"\0"}
+_ESCAPE = re.compile(r"\\(x[0-9A-Fa-f]{2}|.?)", re.DOTALL)
+
+
+def unescape(text: str) -> bytes:
+    """``R:`` text: ``\\r \\n \\t \\0 \\\\ \\xHH``; other characters as UTF-8."""
+    out = bytearray()
+    pos = 0
+    for m in _ESCAPE.finditer(text):
+        out += text[pos : m.start()].encode("utf-8")
+        code = m.group(1)
+        if code.startswith("x") and len(code) == 3:
+            out.append(int(code[1:], 16))
+        elif code in _ESCAPES:
+            out += _ESCAPES[code]
+        else:
+            raise ValueError(f"bad escape \\{code} (use \\r \\n \\t \\0 \\\\ \\xHH)")
+        pos = m.end()
+    return bytes(out + text[pos:].encode("utf-8"))
+
+
 def _client_bytes(who: str, text: str) -> bytes:
     if who == "C":
         return text.encode("utf-8") + b"\r\n"
-    try:
-        return codecs.decode(text, "unicode_escape").encode("latin-1")
-    except (UnicodeError, ValueError) as exc:
-        raise ValueError(f"bad escape in R: line: {exc}") from None
+    return unescape(text)
 
 
 class TranscriptError(ValueError):
