@@ -81,6 +81,27 @@ def check_rules(
         raise RulesUnreadable(path, 71) from exc  # EPROTO: djb's cdb_read
 
 
+def rules_env(
+    path: Path, env: Mapping[str, str], *, allow_missing: bool = False
+) -> dict[str, str] | None:
+    """The environment tcpserver ``-x path`` gives a client already described
+    by ``env`` (TCPREMOTEIP, TCPREMOTEHOST, TCPREMOTEINFO); None if denied.
+
+    For the simulator, which has no sockets but wants tcpserver's rules.
+    Raises :class:`RulesUnreadable` when tcpserver would drop the connection.
+    """
+    decision = check_rules(
+        path,
+        env.get("TCPREMOTEIP", "0.0.0.0"),
+        env.get("TCPREMOTEHOST"),
+        env.get("TCPREMOTEINFO"),
+        allow_missing=allow_missing,
+    )
+    if decision is not None and decision.deny:
+        return None
+    return with_rules(env, decision)
+
+
 @dataclass(kw_only=True)
 class Config:
     """Everything tcpserver's options set."""

@@ -49,6 +49,7 @@ from server.tcp.listener import (
     RulesUnreadable,
     TcpServer,
     check_rules,
+    rules_env,
     serve,
 )
 
@@ -62,6 +63,7 @@ __all__ = [
     "check_rules",
     "main",
     "parse_args",
+    "rules_env",
     "serve",
 ]
 

@@ -415,3 +415,13 @@ def test_failing_handler_drops_only_its_client_and_close_cancels_idle_ones() -> 
     dropped, cancelled = _run(scenario)
     assert dropped == b"" and cancelled
     assert log == ["tcpserver: warning: dropping connection, RuntimeError: boom"]
+
+
+def test_rules_env_for_the_simulator(tmp_path: Path) -> None:
+    from server.tcp.tcpserver import rules_env
+
+    rules = _rules(tmp_path, b'127.:allow,RELAYCLIENT=""\n=bad.example:deny\n')
+    env = {"TCPREMOTEIP": "127.0.0.1", "PATH": "/bin"}
+    assert rules_env(rules, env) == {**env, "RELAYCLIENT": ""}
+    assert rules_env(rules, {"TCPREMOTEIP": "10.0.0.1", "TCPREMOTEHOST": "bad.example"}) is None
+    assert rules_env(rules, {"TCPREMOTEIP": "10.0.0.1"}) == {"TCPREMOTEIP": "10.0.0.1"}
