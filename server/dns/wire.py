@@ -1,7 +1,8 @@
 """DNS wire format the way libc's resolver (and so qmail's dns.c) reads it.
 
-dnslib builds our queries and the test servers' answers. Answers are read
-here instead, byte by byte, because qmail's behaviour depends on exactly
+dnslib builds and parses messages for the test servers and the harness.
+Our queries are built here (res_mkquery's shape: RD set, one question, no
+EDNS) and answers are read here too, byte by byte, because qmail's behaviour depends on exactly
 where libc's ``dn_expand`` gives up: a name that runs past the end of the
 (possibly cut) buffer, a compression pointer that points outside it or loops,
 a label type other than 0 or 0xC0, a name longer than 255 bytes on the wire.
@@ -16,8 +17,6 @@ from __future__ import annotations
 
 import struct
 from dataclasses import dataclass
-
-from dnslib import QTYPE, DNSQuestion, DNSRecord
 
 HFIXEDSZ = 12  # arpa/nameser.h: the fixed header
 QFIXEDSZ = 4  # type + class after a question's name
@@ -204,11 +203,6 @@ def make_query(name: str, qtype: int, ident: int) -> bytes:
     return header + qname + struct.pack("!HH", qtype, C_IN)
 
 
-def qtype_name(qtype: int) -> str:
-    text: str = QTYPE.get(qtype, str(qtype))
-    return text
-
-
 def same_question(query: bytes, answer: bytes) -> bool:
     """res_queriesmatch as glibc's send_dg uses it to drop stray datagrams.
 
@@ -243,11 +237,6 @@ def same_question(query: bytes, answer: bytes) -> bool:
     return False
 
 
-def parse_with_dnslib(msg: bytes) -> DNSRecord:
-    """For tests and diagnostics only: dnslib's view of a message."""
-    return DNSRecord.parse(msg)
-
-
 __all__ = [
     "C_IN",
     "HFIXEDSZ",
@@ -256,7 +245,6 @@ __all__ = [
     "T_ANY",
     "T_CNAME",
     "T_MX",
-    "DNSQuestion",
     "Header",
     "WireError",
     "dn_expand",

@@ -7,6 +7,7 @@ import itertools
 import shutil
 import socket
 import subprocess
+import sys
 import threading
 import time
 from collections.abc import Iterator
@@ -205,3 +206,42 @@ def test_dnsmasq_tc_to_tcp(tmp_path: Path) -> None:
         patched = world(tmp_path, port, SocketConnector(), patched=True).dns
         assert patched.dns_cname("big.test") == ("big.test", 0)
         assert [ix.ip for ix in patched.dns_mxip("mail.test", 0)[0]] == ["127.0.0.1"]
+
+
+def _process_home(tmp_path: Path, dns_port: int, smtp_port: int) -> Path:
+    home = make_home(tmp_path, smtproutes=f"far.example:mx.far.example:{smtp_port}\n")
+    (home / ".qmail-sim").mkdir()
+    (home / ".qmail-sim" / "resolv.conf").write_text(f"nameserver 127.0.0.1:{dns_port}\n")
+    return home
+
+
+def test_bin_qmail_remote_as_a_process(dns_port: int, tmp_path: Path) -> None:
+    sink = SmtpSink()
+    with smtp_server(sink) as smtp_port:
+        home = _process_home(tmp_path, dns_port, smtp_port)
+        argv = ["qmail-remote", "far.example", "a@me.example", "bob@far.example"]
+        done = subprocess.run(
+            [sys.executable, "-m", "server", "--home", str(home), *argv],
+            input=b"Subject: p\n\nx\n", capture_output=True, timeout=60, check=True,
+        )  # fmt: skip
+    assert done.stdout.startswith(b"r\0K127.0.0.1 accepted message.\nRemote host said: 250 ")
+    assert done.stdout.endswith(b"\0") and sink.messages == [b"Subject: p\r\n\r\nx\r\n"]
+
+
+def test_qmail_rspawn_pipe_protocol(dns_port: int, tmp_path: Path) -> None:
+    from server.remote import rspawn
+
+    sink = SmtpSink()
+    with smtp_server(sink) as smtp_port:
+        home = _process_home(tmp_path, dns_port, smtp_port)
+        (home / "queue" / "mess" / "3").mkdir(parents=True)
+        (home / "queue" / "mess" / "3" / "26").write_bytes(b"Subject: s\n\nbody\n")
+        runtime, _ = virtual_runtime()
+        ctx = ProgramContext(home=home, runtime=runtime, stderr=io.BytesIO())
+        out = io.BytesIO()
+        stdin = io.BytesIO(b"\x05" + b"3/26\0a@me.example\0bob@far.example\0")
+        assert rspawn.main(["qmail-rspawn"], {}, stdin, out, ctx) == 0
+    data = out.getvalue()
+    assert data[:1] == bytes([120])  # conf-spawn
+    assert data[1:].startswith(b"\x05K127.0.0.1 accepted message.\nRemote host said: 250 ")
+    assert data.endswith(b"\0")
