@@ -1,0 +1,98 @@
+"""qmail-qstat, qmail-qread, qmail-clean and qmail-start."""
+
+from __future__ import annotations
+
+import io
+import os
+import signal
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from server.qdir import qfn
+from server.send import clean, qread, qstat
+
+from .simkit import Sim
+
+
+def run_tool(sim: Sim, module: object, stdin: bytes = b"") -> tuple[int, bytes]:
+    out = io.BytesIO()
+    main = module.main  # type: ignore[attr-defined]
+    code = main(["x"], {}, io.BytesIO(stdin), out, sim.ctx)
+    return code, out.getvalue()
+
+
+def test_qstat_counts(sim: Sim) -> None:
+    sim.queue("a@x.example", ["b@far.example"])
+    sim.queue("a@x.example", ["c@far.example"])
+    assert run_tool(sim, qstat) == (
+        0,
+        b"messages in queue: 2\nmessages in queue but not yet preprocessed: 2\n",
+    )
+    sim.remote.script = lambda job: b"Zlater\n"
+    sim.start().run_due()
+    assert run_tool(sim, qstat)[1] == (
+        b"messages in queue: 2\nmessages in queue but not yet preprocessed: 0\n"
+    )
+
+
+def test_qread_byte_exact(sim: Sim) -> None:
+    sim.local.script = lambda job: b"Kok\n" if job.recipient.startswith("a@") else b"Zbusy\n"
+    sim.remote.script = lambda job: b"Dgone\n"
+    recips = ["a@mx.example.org", "b@mx.example.org", "c@far.example"]
+    msgid = sim.queue("s@x.example", recips)
+    sim.start().run_due()
+    code, out = run_tool(sim, qread)
+    assert code == 0
+    assert out == (
+        f"14 Nov 2023 22:13:20 GMT  #{msgid}  90  <s@x.example>  bouncing\n".encode()
+        + b"  done\tlocal\ta@mx.example.org\n"
+        + b"\tlocal\tb@mx.example.org\n"
+    )
+
+
+def test_qread_unprintable_and_missing_mess(sim: Sim) -> None:
+    sim.remote.script = lambda job: b"Zlater\n"
+    msgid = sim.queue("s\x01@x.example", ["c@far.example"])
+    sim.start().run_due()
+    out = run_tool(sim, qread)[1]
+    assert out.startswith(b"14 Nov 2023 22:13:20 GMT  #")
+    assert b"<s_@x.example> \n" in out
+    os.unlink(qfn(sim.home / "queue", "mess", msgid))
+    assert run_tool(sim, qread)[1] == (
+        f"warning: trouble with #{msgid}: file does not exist\n".encode()
+    )
+
+
+def test_clean_commands(sim: Sim) -> None:
+    q = sim.home / "queue"
+    for sub, n in (("mess", 123), ("intd", 123), ("todo", 124), ("intd", 124), ("mess", 12)):
+        qfn(q, sub, n).write_bytes(b"")
+    code, out = run_tool(sim, clean, b"foop/123\0todo/124\0bad\0xxxx/1\0foop/12a\0foop/999\0")
+    assert code == 0
+    # "foop/12a": qmail-clean.c answers x for the letter, then cleans message 12
+    assert out == b"++xxx++"
+    for sub, n in (("mess", 123), ("intd", 123), ("todo", 124), ("intd", 124), ("mess", 12)):
+        assert not qfn(q, sub, n).exists()
+
+
+@pytest.mark.live
+def test_qmail_start_with_a_logger(tmp_path: Path) -> None:
+    from server.home import setup
+
+    home = tmp_path / "qmail"
+    setup(home, me="mx.example.org")
+    logger = [sys.executable, "-c", "import sys; [print('log:', l, end='') for l in sys.stdin]"]
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "server", "--home", str(home), "qmail-start", "./Maildir/", *logger],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+    )
+    assert proc.stdout is not None
+    assert proc.stdout.readline() == b"log: status: local 0/10 remote 0/20\n"
+    proc.send_signal(signal.SIGTERM)
+    out, err = proc.communicate(timeout=10)
+    assert proc.returncode == 0, err
+    assert out == b"log: status: exiting\n"
