@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from server.smtpd import replies
+from server.smtpd.body import Blast
 
 from .helpers import replies_of, session
 
@@ -101,3 +104,23 @@ def test_message_past_our_memory_limit(monkeypatch: pytest.MonkeyPatch) -> None:
     out = session(START + b"0123456789abc\r\n.\r\nNOOP\r\n")
     assert out.queued == []
     assert replies_of(out.output)[-2:] == [b"451 qq write error or disk full (#4.3.0)", b"250 ok"]
+
+
+_pieces = st.sampled_from(
+    [b"\r\n", b"\n", b"\r", b".", b"..", b"x", b"Received: a", b"DELIVERED-to: b", b"deliver", b" "]
+)
+
+
+@settings(max_examples=400, deadline=None)
+@given(st.lists(st.one_of(_pieces, st.binary(max_size=5)), max_size=30), st.integers(0, 40))
+def test_line_shortcuts_match_the_byte_loop(parts: list[bytes], databytes: int) -> None:
+    data = b"".join(parts)
+    fast, slow = Blast(databytes), Blast(databytes, fast=False)
+    assert fast.feed(data, 0) == slow.feed(data, 0)
+    assert (fast.out, fast.size, fast.hops, fast.in_header, fast.state) == (
+        slow.out,
+        slow.size,
+        slow.hops,
+        slow.in_header,
+        slow.state,
+    )
