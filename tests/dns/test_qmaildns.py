@@ -234,3 +234,39 @@ def test_random_answers_only_soft_hard_or_results(
             dns.dns_ip("x.example")
     except (DnsSoft, DnsHard):
         pass
+
+
+class TestMalformed:
+    def _with(self, make: object) -> QmailDns:
+        dns, transport = qdns()
+        transport.handler = make  # type: ignore[assignment]
+        return dns
+
+    def test_ancount_larger_than_records(self) -> None:
+        def handler(server: tuple[str, int], query: bytes, tcp: bool) -> bytes:
+            reply = DNSRecord.parse(query).reply()
+            reply.add_answer(*RR.fromZone("x.example. 300 IN A 10.0.0.1"))
+            data = bytearray(reply.pack())
+            data[7] = 2  # ancount 2, one record
+            return bytes(data)
+
+        with pytest.raises(DnsSoft, match="past the end"):
+            self._with(handler).dns_ip("x.example")
+
+    def test_record_header_cut(self) -> None:
+        def handler(server: tuple[str, int], query: bytes, tcp: bool) -> bytes:
+            reply = DNSRecord.parse(query).reply()
+            reply.add_answer(*RR.fromZone("x.example. 300 IN A 10.0.0.1"))
+            return bytes(reply.pack())[:-8]
+
+        with pytest.raises(DnsSoft, match="record header"):
+            self._with(handler).dns_ip("x.example")
+
+    def test_pointer_loop_in_answer(self) -> None:
+        def handler(server: tuple[str, int], query: bytes, tcp: bool) -> bytes:
+            head = _answer_packet(query, b"", 1)
+            loop = struct.pack("!H", 0xC000 | len(head))
+            return head + loop + struct.pack("!HHIH", 1, 1, 300, 4) + b"\x0a\0\0\x01"
+
+        with pytest.raises(DnsSoft, match="loop"):
+            self._with(handler).dns_cname("x.example")

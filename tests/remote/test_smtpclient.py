@@ -249,3 +249,20 @@ def test_random_replies_end_in_kzd(chunks: list[bytes], eof: bool) -> None:
     assert reports[-1] == b""
     assert reports[-2][:1] in (b"K", b"Z", b"D")
     assert all(r[:1] in (b"r", b"h", b"s") for r in reports[:-2])
+
+
+def test_garbage_greeting() -> None:
+    out = talk({"greeting": b"hello there\r\n"})
+    assert out == (
+        b"ZConnected to 127.0.2.10 but greeting failed.\nRemote host said: hello there\n\0"
+    )
+
+
+def test_silent_server_times_out() -> None:
+    conn = ScriptedConnection({"greeting": b""})
+    client = SmtpClient(
+        partner=IP, helohost=b"h", sender=b"s", recipients=[b"r"], message=lambda: b""
+    )
+    assert converse(client, conn, 1.0) == (
+        b"ZConnected to 127.0.2.10 but connection died. (#4.4.2)\n\0"
+    )
