@@ -82,7 +82,7 @@ def deliver(
         locked = locker(fd)
         pos = os.lseek(fd, 0, os.SEEK_END)
         try:
-            _write_all(fd, header + quote_message(message))
+            write_all(fd, header + quote_message(message))
             os.fsync(fd)
         except OSError as exc:
             if locked:
@@ -92,7 +92,7 @@ def deliver(
         os.close(fd)
 
 
-def _write_all(fd: int, data: bytes) -> None:
+def write_all(fd: int, data: bytes) -> None:
     view = memoryview(data)
     while view:
         view = view[os.write(fd, view) :]
