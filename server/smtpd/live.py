@@ -43,7 +43,10 @@ async def _converse(
         out = core.data_to_send()
         if out:
             writer.write(out)
-            await writer.drain()
+            try:  # safewrite(): a write that takes timeoutsmtpd seconds ends it
+                await asyncio.wait_for(writer.drain(), core.config.timeout)
+            except TimeoutError:
+                return 1
         if isinstance(event, Closed):
             return event.exit_code
         if isinstance(event, QueueMessage):
