@@ -161,6 +161,7 @@ class QmailDns:
     queries: list[tuple[str, int]] = field(default_factory=list)
 
     def _lookup(self, name: str, qtype: int) -> tuple[int, bytes]:
+        name = name.split("\0", 1)[0]  # res_query sees a C string
         self.queries.append((name, qtype))
         if not self.patched:
             answer = self.resolver.res_query(name, qtype, PACKETSZ)
