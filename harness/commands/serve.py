@@ -88,6 +88,18 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "address (repeatable); users from $QMAILSIM_PASSWORDS or HOME/.qmail-sim/passwords",
     )
     parser.add_argument(
+        "--send",
+        action="store_true",
+        help="also run qmail-send (local and remote delivery) in this process; "
+        "its log lines go to stdout",
+    )
+    parser.add_argument(
+        "--default-delivery",
+        default="./Maildir/",
+        metavar="DELIVERY",
+        help="qmail-start's defaultdelivery for --send (default ./Maildir/)",
+    )
+    parser.add_argument(
         "--rules",
         type=Path,
         metavar="CDB",
@@ -198,8 +210,38 @@ def pop3_services(
     return [_pop3_service(h, p, ctx, env, args) for h, p in args.pop3]
 
 
+def send_services(
+    args: argparse.Namespace, ctx: ProgramContext, env: Mapping[str, str]
+) -> list[Service]:
+    """qmail-send in a thread of its own; closing the service is its SIGTERM."""
+    if not getattr(args, "send", False):
+        return []
+    import threading
+
+    from server.send.program import SignalRouter, line_writer, run_send
+
+    router = SignalRouter()
+    log = line_writer(sys.stdout.buffer)
+    thread = threading.Thread(
+        target=run_send,
+        args=(ctx, env, log),
+        kwargs={"default_delivery": args.default_delivery, "router": router},
+        name="qmail-send",
+    )
+
+    async def start() -> str:
+        thread.start()
+        return "qmail-send"
+
+    async def close() -> None:
+        router.handle(signal.SIGTERM, None)
+        await asyncio.to_thread(thread.join)
+
+    return [Service(name="delivery", start=start, close=close)]
+
+
 #: One builder per kind of service; other kinds (delivery, POP3) append theirs.
-SERVICE_BUILDERS: list[ServiceBuilder] = [smtp_services, pop3_services]
+SERVICE_BUILDERS: list[ServiceBuilder] = [smtp_services, pop3_services, send_services]
 
 
 def make_context(home: Path) -> ProgramContext:

@@ -117,8 +117,13 @@ def run_send(
     log: Callable[[str], None],
     channels: Mapping[ChannelName, Channel] | None = None,
     default_delivery: str = DEFAULT_DELIVERY,
+    router: SignalRouter | None = None,
 ) -> int:
-    """qmail-send.c main(): checks, mutex, then the loop until TERM."""
+    """qmail-send.c main(): checks, mutex, then the loop until TERM.
+
+    ``router`` lets a caller in another thread signal the daemon (``qmail-sim
+    serve`` stops it with ``router.handle(SIGTERM, None)``).
+    """
     if not ctx.home.is_dir():
         log(L.CANNOT_START_HOME)
         return EXIT_TEMP
@@ -145,7 +150,7 @@ def run_send(
         if channels is None:
             channels = real_channels(ctx, env, default_delivery)
         offset = isinstance(ctx.runtime.clock, OffsetClock)
-        router = SignalRouter()
+        router = router or SignalRouter()
         with signals(router):
             daemon = Daemon(ctx, channels, log, cfg=cfg, env=env, max_sleep=1.0 if offset else None)
             router.attach(daemon)
