@@ -24,7 +24,11 @@ from harness.scenario.errors import ScenarioError
 from harness.scenario.model import Scenario
 from harness.scenario.schema import FRAGMENT, SCENARIO, build_scenario
 
-FIXTURES_DIR = Path(__file__).resolve().parents[2] / "fixtures"
+#: The checkout's fixtures/, and the copy installed with the package.
+FIXTURES_DIRS = (
+    Path(__file__).resolve().parents[2] / "fixtures",
+    Path(__file__).resolve().parents[1] / "data" / "fixtures",
+)
 _MAX_DEPTH = 64
 _KIND_NAMES = {ScalarNode: "a scalar", SequenceNode: "a list", MappingNode: "a mapping"}
 _constructor = yaml.constructor.SafeConstructor()
@@ -221,7 +225,10 @@ def _merge(base: dict[str, Any], over: dict[str, Any]) -> dict[str, Any]:
 
 
 def _find_include(name: str, here: Path) -> Path | None:
-    for base in (here.parent, here.parent.parent / "fixtures", FIXTURES_DIR, FIXTURES_DIR.parent):
+    """Next to the scenario, then in a ``fixtures/`` beside any directory above it."""
+    here = here.resolve()
+    bases = [here.parent, *(d / "fixtures" for d in here.parents), *FIXTURES_DIRS]
+    for base in bases:
         candidate = base / name
         if candidate.is_file():
             return candidate
