@@ -308,3 +308,49 @@ def test_debian_tcprules_agrees_on_random_text(
     assert (code, err) == (proc.returncode, proc.stderr)
     if code == 0:
         assert (d / "o.cdb").read_bytes() == (d / "t.cdb").read_bytes()
+
+
+_probe_ips = st.sampled_from(["1.2.3.4", "1.2.3.5", "1.2.9.9", "12.0.0.1", "0.0.0.0", "2.1.1.1"])
+_probe_hosts = st.none() | st.sampled_from(["a.example", "b.a.example", "x", ""])
+_probe_infos = st.none() | st.sampled_from(["joe", ""])
+_rule_lines = st.lists(
+    st.sampled_from(
+        [
+            b"1.2.3.4:deny",
+            b'1.2.3.4-5:allow,A="1"',
+            b"1.2.:allow,B='2'",
+            b'1.:deny,C="3"',
+            b"12.:allow",
+            b"=a.example:deny",
+            b'=.example:allow,D="4"',
+            b'=:allow,E="5"',
+            b'joe@1.2.3.4:allow,F="6"',
+            b"joe@=a.example:deny",
+            b":deny",
+            b':allow,G="7"',
+        ]
+    ),
+    max_size=8,
+)
+
+
+@pytest.mark.external
+@needs_ucspi
+@settings(max_examples=40, deadline=None)
+@given(_rule_lines, _probe_ips, _probe_hosts, _probe_infos)
+def test_debian_tcprulescheck_agrees(
+    tmp_path_factory: pytest.TempPathFactory,
+    lines: list[bytes],
+    ip: str,
+    host: str | None,
+    info: str | None,
+) -> None:
+    d = tmp_path_factory.mktemp("chk")
+    rules = d / "r.cdb"
+    assert _run("tcprules", str(rules), str(d / "r.tmp"), stdin=b"\n".join(lines) + b"\n")[0] == 0
+    env = {"TCPREMOTEIP": ip}
+    if host is not None:
+        env["TCPREMOTEHOST"] = host
+    if info is not None:
+        env["TCPREMOTEINFO"] = info
+    assert _run("tcprulescheck", str(rules), env=env)[:2] == _debian_check(rules, env)

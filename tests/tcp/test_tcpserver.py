@@ -425,3 +425,42 @@ def test_rules_env_for_the_simulator(tmp_path: Path) -> None:
     assert rules_env(rules, env) == {**env, "RELAYCLIENT": ""}
     assert rules_env(rules, {"TCPREMOTEIP": "10.0.0.1", "TCPREMOTEHOST": "bad.example"}) is None
     assert rules_env(rules, {"TCPREMOTEIP": "10.0.0.1"}) == {"TCPREMOTEIP": "10.0.0.1"}
+
+
+def _stop_reading_stderr(proc: subprocess.Popen[bytes]) -> str:
+    stderr = proc.stderr
+    assert stderr is not None
+    proc.send_signal(signal.SIGTERM)
+    proc.wait(timeout=10)
+    try:
+        return stderr.read().decode()
+    finally:
+        stderr.close()
+        if proc.stdout is not None:
+            proc.stdout.close()
+
+
+def _mask_log(text: str) -> list[str]:
+    import re
+
+    out = []
+    for line in text.splitlines():
+        line = re.sub(r"^(tcpserver: (?:pid|ok|deny|end)) \d+", r"\1 PID", line)
+        out.append(re.sub(r":\d+(\s|$)", r":PORT\1", line))
+    return out
+
+
+@pytest.mark.live
+@pytest.mark.external
+def test_same_verbose_log_as_debian_tcpserver() -> None:
+    if shutil.which("tcpserver") is None:
+        pytest.skip("tcpserver (Debian ucspi-tcp) not installed")
+    logs = []
+    for argv in (["tcpserver"], [sys.executable, "-m", "server", "tcpserver"]):
+        proc, port = _start([*argv, "-v", "-1", "-H", "-R", "-l", "mx", LOOPBACK, "0", "true"])
+        try:
+            assert _fetch(port) == b""
+        finally:
+            logs.append(_mask_log(_stop_reading_stderr(proc)))
+    assert logs[0] == logs[1]
+    assert logs[0][3] == "tcpserver: ok PID mx:127.0.0.1:PORT :127.0.0.1::PORT"
