@@ -2,7 +2,8 @@
 
 Recognised lines (resolv.conf(5)): ``nameserver ADDRESS`` (at most MAXNS = 3
 are kept, in order), ``options timeout:N attempts:N`` (capped at 30 and 5
-as res_init caps them). ``domain``/``search`` are read and ignored: qmail
+as res_init caps them), ``options edns0`` and ``trust-ad`` (systemd-resolved's
+stub file has both). ``domain``/``search`` are read and ignored: qmail
 calls ``res_query``, which never applies the search list. Comments start
 with ``#`` or ``;``. No name server at all means 127.0.0.1 port 53.
 
@@ -70,6 +71,7 @@ def parse(text: str) -> ResolverConfig:
     """The configuration a resolv.conf-style ``text`` gives."""
     servers: list[tuple[str, int | None]] = []
     timeout, attempts, default_port = RES_TIMEOUT, RES_DFLRETRY, NAMESERVER_PORT
+    flags: set[str] = set()
     for raw in text.splitlines():
         words = raw.split()
         if not words or words[0][0] in "#;":
@@ -79,6 +81,7 @@ def parse(text: str) -> ResolverConfig:
             if address is not None:
                 servers.append(address)
         elif words[0] == "options":
+            flags.update(words[1:])
             for option in words[1:]:
                 name, _, value = option.partition(":")
                 if not value.isdigit():
@@ -94,6 +97,8 @@ def parse(text: str) -> ResolverConfig:
         nameservers=resolved or (("127.0.0.1", default_port),),
         timeout=max(timeout, 1),
         attempts=max(attempts, 1),
+        edns0="edns0" in flags,
+        trust_ad="trust-ad" in flags,
     )
 
 

@@ -84,6 +84,8 @@ class ResolverConfig:
     nameservers: tuple[tuple[str, int], ...] = (("127.0.0.1", NAMESERVER_PORT),)
     timeout: int = RES_TIMEOUT
     attempts: int = RES_DFLRETRY
+    edns0: bool = False  # options edns0: an OPT record advertising the buffer size
+    trust_ad: bool = False  # options trust-ad: the AD bit in queries
 
     def __post_init__(self) -> None:
         if not self.nameservers:
@@ -137,7 +139,13 @@ class LibcResolver:
 
     def res_query(self, name: str, qtype: int, anssiz: int, *, usevc: bool = False) -> Answer:
         try:
-            query = make_query(name, qtype, self.next_id() & 0xFFFF)
+            query = make_query(
+                name,
+                qtype,
+                self.next_id() & 0xFFFF,
+                edns=anssiz if self.config.edns0 else None,
+                ad=self.config.trust_ad,
+            )
         except WireError:
             raise ResolveError(name, qtype, NO_RECOVERY) from None
         try:

@@ -195,12 +195,28 @@ def _escape(raw: bytes, i: int) -> tuple[int, int]:
     return i + 1, raw[i]
 
 
-def make_query(name: str, qtype: int, ident: int) -> bytes:
-    """res_mkquery: a standard query, RD set, one question, no EDNS (glibc's default)."""
+T_OPT = 41
+EDNS_BUFFER_MAX = 1200  # glibc's RESOLV_EDNS_BUFFER_SIZE
+
+
+def make_query(
+    name: str, qtype: int, ident: int, *, edns: int | None = None, ad: bool = False
+) -> bytes:
+    """res_mkquery: a standard query, RD set, one question.
+
+    ``edns`` (resolv.conf ``options edns0``) appends __res_nopt's OPT record
+    advertising the answer buffer's size, at least 512 and at most 1200;
+    ``ad`` (``options trust-ad``) sets the AD bit. glibc sends neither by default.
+    """
     labels = pton(name)
     qname = b"".join(bytes([len(label)]) + label for label in labels) + b"\0"
-    header = struct.pack("!HHHHHH", ident, 0x0100, 1, 0, 0, 0)  # RD, one question
-    return header + qname + struct.pack("!HH", qtype, C_IN)
+    flags = 0x0100 | (0x0020 if ad else 0)  # RD, AD
+    header = struct.pack("!HHHHHH", ident, flags, 1, 0, 0, 0 if edns is None else 1)
+    query = header + qname + struct.pack("!HH", qtype, C_IN)
+    if edns is not None:
+        size = min(max(edns, 512), EDNS_BUFFER_MAX)
+        query += b"\0" + struct.pack("!HHIH", T_OPT, size, 0, 0)
+    return query
 
 
 def same_question(query: bytes, answer: bytes) -> bool:

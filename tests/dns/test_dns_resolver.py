@@ -194,3 +194,19 @@ def test_tc_answer_without_question_is_ignored() -> None:
         resolver(transport).res_query("x.example", 1, 512)
     assert info.value.h_errno == TRY_AGAIN
     assert {t for _, _, t in transport.log} == {"udp"}
+
+
+def test_edns0_and_trust_ad_from_resolv_conf() -> None:
+    config = resolvconf.parse("nameserver 127.0.0.53\noptions edns0 trust-ad\n")
+    assert config.edns0 and config.trust_ad
+    sent: list[bytes] = []
+
+    def handler(server: tuple[str, int], query: bytes, tcp: bool) -> bytes:
+        sent.append(query)
+        return bytes(DNSRecord.parse(query).reply().pack())
+
+    with pytest.raises(ResolveError):
+        resolver(FakeTransport(handler=handler), config).res_query("x.example", 1, 513)
+    parsed = DNSRecord.parse(sent[0])
+    assert parsed.header.ad == 1
+    assert [(rr.rtype, rr.rclass) for rr in parsed.ar] == [(41, 513)]
