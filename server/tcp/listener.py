@@ -124,6 +124,9 @@ class Config:
     print_port: bool = False
     base_env: Mapping[str, str] = field(default_factory=dict)
     resolver: Resolver | None = None
+    #: -g/-u/-U: the ids the command line switches to after binding (0: keep).
+    gid: int = 0
+    uid: int = 0
     log: Callable[[str], None] = lambda line: None
 
 

@@ -21,15 +21,18 @@ connection has no process of its own, so its "pid" is a connection serial.
 ``-r`` (the default) asks the client's identd for TCPREMOTEINFO
 (:mod:`server.tcp.ident`), giving up after ``-t`` seconds (26).
 
-Not modelled: ``-u``/``-g``/``-U`` (a one-user simulator does not change
-user; the options are accepted), ``-p`` paranoid checks and IP options
-(``-o``/``-O``). Host names (``-h``, the default) come from a resolver you
-pass in; the command line uses the system's reverse lookup. IPv4 only, as 0.88.
+``-g``/``-u``/``-U`` switch ids after binding, as tcpserver does (the
+command line only; the Python API never changes the process's ids).
+
+Not modelled: ``-p`` paranoid checks and IP options (``-o``/``-O``). Host
+names (``-h``, the default) come from a resolver you pass in; the command
+line uses the system's reverse lookup. IPv4 only, as 0.88.
 """
 
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures.thread  # noqa: F401  (loaded before -u: the stdlib may be unreadable after)
 import getopt
 import os
 import signal
@@ -89,7 +92,7 @@ def _ulong(text: str) -> int:
     return int(text[:digits]) if digits else 0
 
 
-def _apply_flag(config: Config, opt: str, arg: str) -> None:
+def _apply_flag(config: Config, opt: str, arg: str, env: Mapping[str, str]) -> None:
     flags: dict[str, tuple[str, object]] = {
         "-X": ("allow_missing_rules", True),
         "-v": ("verbosity", 2),
@@ -117,10 +120,19 @@ def _apply_flag(config: Config, opt: str, arg: str) -> None:
         config.local_name = arg
     elif opt == "-t":
         config.ident_timeout = _ulong(arg)
-    # -u -g -U -p -P -o -O: accepted, not modelled (see the docstring).
+    elif opt == "-u":
+        config.uid = _ulong(arg)
+    elif opt == "-g":
+        config.gid = _ulong(arg)
+    elif opt == "-U":  # $UID and $GID, each only when set
+        config.uid = _ulong(env["UID"]) if "UID" in env else config.uid
+        config.gid = _ulong(env["GID"]) if "GID" in env else config.gid
+    # -p -P -o -O: accepted, not modelled (see the docstring).
 
 
-def parse_args(argv: Sequence[str]) -> tuple[Config, list[str]]:
+def parse_args(
+    argv: Sequence[str], env: Mapping[str, str] | None = None
+) -> tuple[Config, list[str]]:
     """tcpserver's command line: options, host, port, program and its args."""
     try:
         opts, rest = getopt.getopt(list(argv[1:]), OPTSTRING)
@@ -128,7 +140,7 @@ def parse_args(argv: Sequence[str]) -> tuple[Config, list[str]]:
         raise UsageError(str(exc)) from exc
     config = Config(remote_info=True)  # -r is tcpserver's default
     for opt, arg in opts:
-        _apply_flag(config, opt, arg)
+        _apply_flag(config, opt, arg, env or {})
     if len(rest) < 3:
         raise UsageError("missing host, port or program")
     host, port_text, program = rest[0], rest[1], rest[2:]
@@ -164,8 +176,33 @@ def _stderr_logger(stream: BinaryIO) -> Callable[[str], None]:
     return log
 
 
+def _drop_privileges(config: Config) -> str | None:
+    """prot_gid then prot_uid, after binding; the fatal message on failure."""
+    try:
+        if config.gid:
+            os.setgroups([config.gid])
+            os.setgid(config.gid)
+    except OSError as exc:
+        return f"{FATAL}unable to set gid: {error_str(exc.errno)}"
+    try:
+        if config.uid:
+            os.setuid(config.uid)
+    except OSError as exc:
+        return f"{FATAL}unable to set uid: {error_str(exc.errno)}"
+    return None
+
+
 async def _run_program(config: Config, program: list[str], stdout: BinaryIO) -> int:
-    server = TcpServer(config, program)
+    try:
+        server = TcpServer(config, program)
+    except OSError as exc:
+        config.log(f"{FATAL}unable to bind: {error_str(exc.errno)}")
+        return EXIT_TEMP
+    failure = _drop_privileges(config)
+    if failure is not None:
+        config.log(failure)
+        await server.close()
+        return EXIT_TEMP
     if config.print_port:
         stdout.write(f"{server.port}\n".encode())
         stdout.flush()
@@ -190,7 +227,7 @@ def main(
 ) -> int:
     log = _stderr_logger(ctx.stderr)
     try:
-        config, program = parse_args(argv)
+        config, program = parse_args(argv, env)
     except UsageError:
         log(USAGE)
         return EXIT_PERM
@@ -200,8 +237,4 @@ def main(
     config.base_env = dict(env)
     config.log = log if config.verbosity else (lambda line: None)
     config.resolver = system_resolver
-    try:
-        return asyncio.run(_run_program(config, program, stdout))
-    except OSError as exc:
-        log(f"{FATAL}unable to bind: {error_str(exc.errno)}")
-        return EXIT_TEMP
+    return asyncio.run(_run_program(config, program, stdout))
