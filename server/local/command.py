@@ -28,6 +28,7 @@ import subprocess
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
+from typing import BinaryIO
 
 from server.local import replies
 
@@ -65,14 +66,24 @@ def run(
     cwd: Path,
     message: bytes,
     message_path: Path | None = None,
+    message_fd: int | None = None,
     timeout: float | None = None,
 ) -> ProgramResult:
-    """Run one command; OSError when /bin/sh cannot be started at all."""
+    """Run one command; OSError when /bin/sh cannot be started at all.
+
+    The command reads the queue file itself when we have it: ``message_fd``
+    (our own seekable stdin, rewound as qmail-local's seek_begin(0) does) or
+    ``message_path``; else the bytes come through a pipe.
+    """
     stdin_file = open(message_path, "rb") if message_path is not None else None  # noqa: SIM115
+    source: int | BinaryIO | None = stdin_file
+    if message_fd is not None:
+        os.lseek(message_fd, 0, os.SEEK_SET)
+        source = message_fd
     try:
         proc = subprocess.Popen(
             [b"/bin/sh", b"-c", command],
-            stdin=stdin_file if stdin_file is not None else subprocess.PIPE,
+            stdin=source if source is not None else subprocess.PIPE,
             stdout=subprocess.PIPE,
             stderr=subprocess.STDOUT,
             cwd=cwd,
@@ -84,7 +95,7 @@ def run(
         if stdin_file is not None:
             stdin_file.close()
     with proc:
-        return _wait(proc, None if message_path is not None else message, timeout)
+        return _wait(proc, None if source is not None else message, timeout)
 
 
 def _wait(

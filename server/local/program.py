@@ -20,6 +20,7 @@ and ``qp N`` after a forward, or the one line saying what went wrong.
 from __future__ import annotations
 
 import errno
+import io
 import os
 import stat
 from collections.abc import Mapping
@@ -110,6 +111,7 @@ class Delivery:
     forwarder: Forwarder
     uid: int = 0
     message_path: Path | None = None
+    message_fd: int | None = None  # a seekable stdin holding the message
     program_timeout: float | None = None
     locker: Locker = lock_ex
     out: bytearray = field(default_factory=bytearray)
@@ -315,6 +317,7 @@ class Delivery:
                 cwd=self.home,
                 message=self.message,
                 message_path=self.message_path,
+                message_fd=self.message_fd,
                 timeout=self.program_timeout,
             )
         except OSError as exc:
@@ -342,6 +345,16 @@ class Delivery:
             raise _Exit(code, replies.forward_failed(result.error))
 
 
+def _seekable_fd(stream: BinaryIO) -> int | None:
+    """fd 0 as qmail-lspawn gives it (the queue file), when it is one we can rewind."""
+    try:
+        fd = stream.fileno()
+        os.lseek(fd, 0, os.SEEK_CUR)
+    except (OSError, ValueError, io.UnsupportedOperation):
+        return None
+    return fd
+
+
 def _errno(exc: OSError) -> int:
     return exc.errno if exc.errno is not None else errno.EIO
 
@@ -367,6 +380,7 @@ def main(
     outcome = Delivery(
         args=args,
         message=message,
+        message_fd=_seekable_fd(stdin),
         runtime=ctx.runtime,
         env=env,
         forwarder=queue_forwarder(ctx),

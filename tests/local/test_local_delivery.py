@@ -431,3 +431,25 @@ def test_any_dotqmail_gives_a_qmail_outcome(
     out = deliver(rt, home, flagdoit=False)
     assert out.code in (0, 111)
     assert out.output.endswith(b"\n")
+
+
+def test_bin_qmail_local_process_gives_commands_the_rewound_queue_file(
+    tmp_path: Path, qhome: Path
+) -> None:
+    import subprocess
+    import sys
+
+    home = make_user_home(tmp_path, "joe", {"": "|cat > one\n|cat > two\n./Maildir/\n"})
+    mess = tmp_path / "mess"
+    mess.write_bytes(MESSAGE)
+    argv = ["--", "joe", str(home), "joe", "", "", "example.org", "a@b", "./Maildir/"]
+    with mess.open("rb") as stdin:
+        proc = subprocess.run(
+            [sys.executable, "-m", "server", "--home", str(qhome), "qmail-local", *argv],
+            stdin=stdin,
+            capture_output=True,
+            timeout=60,
+            check=False,
+        )
+    assert (proc.returncode, proc.stdout) == (0, b"did 1+0+2\n")
+    assert (home / "one").read_bytes() == (home / "two").read_bytes() == MESSAGE
