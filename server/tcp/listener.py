@@ -282,23 +282,26 @@ class TcpServer:
         code = await proc.wait()
         return (-code) if code < 0 else code << 8
 
-    async def close(self) -> None:
-        """Stop accepting and finish the connections being served.
+    async def close(self, grace: float | None = None) -> None:
+        """Stop accepting, then let the connections being served finish.
 
-        In-process handlers are cancelled (they live in this process, which is
-        going away); programs are waited for, as their processes would outlive
-        a real tcpserver anyway.
+        ``grace`` bounds the wait (None: as long as they take); in-process
+        handlers still running after it are cancelled. Programs are always
+        waited for: their processes would outlive a real tcpserver anyway.
+        (``asyncio.wait_for(server.close(), t)`` also cancels them at ``t``.)
         """
         if self._accepting is not None:
             self._accepting.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._accepting
         self._sock.close()
-        if callable(self.target):
-            for task in self._tasks:
+        if not self._tasks:
+            return
+        if grace is not None and callable(self.target):
+            _, pending = await asyncio.wait(set(self._tasks), timeout=grace)
+            for task in pending:
                 task.cancel()
-        if self._tasks:
-            await asyncio.gather(*self._tasks, return_exceptions=True)
+        await asyncio.gather(*self._tasks, return_exceptions=True)
 
     async def serve_forever(self) -> None:
         assert self._accepting is not None

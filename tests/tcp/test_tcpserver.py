@@ -407,7 +407,7 @@ def test_failing_handler_drops_only_its_client_and_close_cancels_idle_ones() -> 
         _reader, writer = await asyncio.open_connection(LOOPBACK, server.port)
         writer.write(b"hello\n")
         await idle_started.wait()
-        await server.close()
+        await server.close(grace=0)
         writer.close()
         await writer.wait_closed()
         return dropped, bool(cancelled)
