@@ -1,0 +1,78 @@
+"""Scenarios per second for the bundled suite on the simulator.
+
+Three figures: in one process (the runner called directly, imports warm),
+through ``pytest`` in one process, and through ``pytest -n 2`` (pytest-xdist
+over two cores). Each pytest figure includes interpreter start-up and
+collection, which is what a CI job pays.
+
+    python benchmarks/suite.py [--rounds N] [PATHS...]
+"""
+
+from __future__ import annotations
+
+import argparse
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from harness.runner import bundled_suite, load_all, run_all
+
+
+def in_process(paths: list[Path], rounds: int) -> tuple[int, float, int]:
+    scenarios, errors = load_all(paths)
+    run_all(scenarios[:1])  # warm the imports
+    started = time.perf_counter()
+    failed = 0
+    for _ in range(rounds):
+        failed += sum(not r.ok for r in run_all(scenarios))
+    return len(scenarios) * rounds, time.perf_counter() - started, failed + len(errors)
+
+
+def with_pytest(paths: list[Path], workers: int | None) -> tuple[float, str]:
+    # pytest-benchmark (if installed) warns under xdist, and warnings are errors here
+    cmd = [
+        sys.executable,
+        "-m",
+        "pytest",
+        "-q",
+        "-p",
+        "no:cacheprovider",
+        "-p",
+        "no:benchmark",
+        *map(str, paths),
+    ]
+    if workers:
+        cmd += ["-n", str(workers)]
+    started = time.perf_counter()
+    proc = subprocess.run(cmd, capture_output=True, text=True, check=False)
+    lines = proc.stdout.strip().splitlines()
+    return time.perf_counter() - started, lines[-1] if lines else proc.stderr.strip()
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("paths", nargs="*", type=Path)
+    parser.add_argument("--rounds", type=int, default=3)
+    args = parser.parse_args()
+    paths = args.paths or [bundled_suite()]
+    n, seconds, failed = in_process(paths, args.rounds)
+    print(
+        f"in-process:        {n} scenario runs in {seconds:.2f}s = {n / seconds:7.1f}/s "
+        f"({failed} not passing)"
+    )
+    count = n // args.rounds
+    for workers in (None, 2):
+        seconds, tail = with_pytest(paths, workers)
+        label = f"pytest -n {workers}:" if workers else "pytest (1 proc):"
+        print(
+            f"{label:18} {count} scenarios in {seconds:.2f}s = {count / seconds:7.1f}/s "
+            f"(with start-up; {tail})"
+        )
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
