@@ -14,7 +14,13 @@ Create a qmail home at DIR the way netqmail-1.06's `make setup` and
 `config-fast HOST` do: alias/ bin/ boot/ control/ doc/ man/ queue/ users/,
 the split queue with lock/tcpto, lock/sendmutex and the lock/trigger pipe,
 control/me, defaultdomain, plusdomain, locals and rcpthosts, and the three
-alias files. bin/ holds qmail's programs, run by qmail-sim.
+alias files. bin/ holds qmail's programs, run by qmail-sim; boot/ holds
+short start scripts (home, proc, binm1..3 and their +df variants). doc/ and
+man/ are made empty: their text is qmail's, not ours.
+
+Differences from a root install: no owners or setuid bits (bin/qmail-queue
+is 0711, not 04711); everything belongs to whoever ran setup. The chosen
+--patch names are kept in DIR/.qmail-sim/patches.
 
 Running it again on an existing home is safe: queue contents, Maildirs and
 control files are kept; bin/ is rewritten.
