@@ -197,3 +197,25 @@ def test_the_example_scenarios(path: Path) -> None:
         if result.status != "pass" and "not implemented in qmail-sim yet" in str(result.actual):
             pytest.skip(f"{sc.name}: a program it needs is not built yet")
         assert result.status == "pass", (result.step, result.message, result.actual)
+
+
+def test_a_step_that_hangs_is_interrupted_by_the_wall_clock_limit() -> None:
+    [sc] = load_text(scenario("  - run: idle\n", "limits: {wall: 0.05}\n"))
+    target, _ = fake_target([])
+
+    def spin() -> None:  # a delivery that never returns
+        while True:
+            pass
+
+    original = target.components.send
+
+    def send(
+        ctx: ProgramContext, channels: Mapping[ChannelName, Channel], log: Callable[[str], None]
+    ) -> SendCore:
+        core = original(ctx, channels, log)
+        core.run_due = spin  # type: ignore[method-assign]
+        return core
+
+    target.components.send = send
+    result = run_scenario(sc, target=target)
+    assert result.status == "error" and "wall-clock limit" in result.message
