@@ -172,27 +172,39 @@ def deliver(
     prefme = _prefme(ips, relay, allaliases, {"0.0.0.0", *world.local_ips})
     if not any(pref < prefme for _, pref in ips):
         return R.AMBIGMX.encode() + b"\0"
-    for ip, pref in ips:
-        if pref >= prefme or world.tcpto.timed_out(ip):
+    candidates = [ip for ip, pref in ips if pref < prefme]
+    connected = _connect(candidates, route.port, controls, world)
+    if connected is None:
+        return R.NOCONN.encode() + b"\0"
+    ip, conn = connected
+    client = SmtpClient(
+        partner=ip,
+        helohost=to_bytes(controls.helohost),
+        sender=mangled_sender,
+        recipients=mangled,
+        message=read_message,
+    )
+    return converse(client, conn, float(controls.timeoutremote))
+
+
+def _connect(
+    candidates: list[str], port: int, controls: RemoteControls, world: World
+) -> tuple[str, Connection] | None:
+    """The first address that lock/tcpto allows and that accepts a connection."""
+    for ip in candidates:
+        if world.tcpto.timed_out(ip):
             continue
         try:
-            conn = world.connector.connect(ip, route.port, timeout=float(controls.timeoutconnect))
+            conn = world.connector.connect(ip, port, timeout=float(controls.timeoutconnect))
         except TimeoutError:
-            world.tcpto.error(ip, True)
+            world.tcpto.error(ip, True)  # only timeouts count (errno == error_timeout)
             continue
         except OSError:
             world.tcpto.error(ip, False)
             continue
         world.tcpto.error(ip, False)
-        client = SmtpClient(
-            partner=ip,
-            helohost=to_bytes(controls.helohost),
-            sender=mangled_sender,
-            recipients=mangled,
-            message=read_message,
-        )
-        return converse(client, conn, float(controls.timeoutremote))
-    return R.NOCONN.encode() + b"\0"
+        return ip, conn
+    return None
 
 
 def converse(client: SmtpClient, conn: Connection, timeout: float) -> bytes:

@@ -4,10 +4,14 @@ from __future__ import annotations
 
 import io
 import itertools
+import struct
+import tempfile
 from pathlib import Path
 
 import pytest
 from dnslib import DNSRecord
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from server.dns.qmaildns import QmailDns
 from server.dns.resolver import LibcResolver, ResolverConfig
@@ -261,3 +265,43 @@ def test_bounce_sender(tmp_path: Path) -> None:
 def test_report_count(tmp_path: Path, recips: int) -> None:
     out = Remote(tmp_path)("far.example", *[f"u{i}@far.example" for i in range(recips)])
     assert out.count(b"\0") == recips + 1
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    dns_body=st.binary(max_size=60),
+    ancount=st.integers(min_value=0, max_value=3),
+    rcode=st.sampled_from([0, 0, 0, 2, 3, 5]),
+    smtp=st.lists(st.binary(max_size=30), max_size=6),
+)
+def test_random_dns_and_smtp_give_one_kzd(
+    dns_body: bytes, ancount: int, rcode: int, smtp: list[bytes]
+) -> None:
+    """Junk DNS answers and junk SMTP replies: reports, then exactly one K, Z or D."""
+    with tempfile.TemporaryDirectory() as tmp:
+        out = _junk_delivery(Path(tmp), dns_body, ancount, rcode, smtp)
+    reports = out.split(b"\0")
+    assert reports[-1] == b"" and reports[-2][:1] in (b"K", b"Z", b"D")
+    assert all(r[:1] in (b"r", b"h", b"s") for r in reports[:-2])
+
+
+def _junk_delivery(
+    tmp_path: Path, dns_body: bytes, ancount: int, rcode: int, smtp: list[bytes]
+) -> bytes:
+    remote = Remote(tmp_path)
+    script = iter(smtp)
+
+    def dns(server: tuple[str, int], query: bytes, tcp: bool) -> bytes:
+        if DNSRecord.parse(query).q.qtype == 1:  # A: point somewhere with a peer
+            reply = DNSRecord.parse(query).reply()
+            reply.add_answer(*zone("x. 1 IN A 127.0.2.11"))
+            return bytes(reply.pack())
+        flags = 0x8180 | rcode
+        return query[:2] + struct.pack("!HHHHH", flags, 1, ancount, 0, 0) + query[12:] + dns_body
+
+    remote.transport.handler = dns
+    remote.connector.peers["127.0.2.11"] = {
+        key: (lambda line: next(script, None))
+        for key in ("greeting", "HELO", "MAIL", "RCPT", "DATA", "body")
+    }
+    return remote("x.example", "bob@x.example")
