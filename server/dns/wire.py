@@ -154,7 +154,7 @@ def pton(name: str) -> list[bytes]:
     Raises :class:`WireError` where res_mkquery fails (empty label, label over
     63 bytes, name over 255 bytes) — res_query then sets NO_RECOVERY.
     """
-    raw = name.encode("latin-1", "replace")
+    raw = name.encode("utf-8", "surrogateescape")  # as qmail-remote passes the bytes
     labels: list[bytes] = []
     cur = bytearray()
     i = 0
