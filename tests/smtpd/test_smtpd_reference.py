@@ -33,6 +33,8 @@ from server.smtpd.program import main
 
 REFERENCE = os.environ.get("QMAILSIM_REFERENCE_SMTPD", "")
 REFERENCE_HOME = os.environ.get("QMAILSIM_REFERENCE_HOME", "")
+#: Patches the reference binary was built with (e.g. "smtpd-relay-reject").
+REFERENCE_PATCHES = frozenset(os.environ.get("QMAILSIM_REFERENCE_PATCHES", "").split())
 
 pytestmark = [
     pytest.mark.external,
@@ -108,7 +110,13 @@ def _run_reference(data: bytes, env: dict[str, str], spool: Path) -> tuple[int, 
 
 def _run_ours(home: Path, data: bytes, env: dict[str, str]) -> tuple[int, bytes]:
     out = io.BytesIO()
-    ctx = ProgramContext(home=home, runtime=real_runtime(), stderr=io.BytesIO(), inprocess=False)
+    ctx = ProgramContext(
+        home=home,
+        runtime=real_runtime(),
+        stderr=io.BytesIO(),
+        patches=REFERENCE_PATCHES,
+        inprocess=False,
+    )
     return main(["qmail-smtpd"], env, io.BytesIO(data), out, ctx), out.getvalue()
 
 
