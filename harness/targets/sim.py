@@ -105,6 +105,8 @@ class SimTarget(Target):
         self.interrupt_check: Callable[[], None] = lambda: None
         self._send: SendCore | None = None
         self.log: list[str] = []
+        #: (seconds since the start, line): what ``qmail-sim show`` draws
+        self.timed_log: list[tuple[float, str]] = []
 
     # -- setting up -------------------------------------------------------------
     def start(self, scenario: Scenario, workdir: Path, seed: int | None = None) -> None:
@@ -237,11 +239,15 @@ class SimTarget(Target):
                 local = self.components.local(self.ctx)
                 remote = self.components.remote(self.ctx, self.dns, self.peers, self.resolvconf)
                 self._send = self.components.send(
-                    self.ctx, {"local": local, "remote": remote}, self.log.append
+                    self.ctx, {"local": local, "remote": remote}, self._log_line
                 )
             except (ImportError, programs.NotBuilt) as exc:
                 raise StepError(f"the queue cannot run: {exc}") from exc
         return self._send
+
+    def _log_line(self, line: str) -> None:
+        self.log.append(line)
+        self.timed_log.append((self.clock.now() - self.start_time, line))
 
     def _pass(self) -> None:
         self.interrupt_check()
