@@ -8,6 +8,8 @@ import struct
 
 import pytest
 from dnslib import QTYPE, RCODE, DNSRecord
+from hypothesis import given
+from hypothesis import strategies as st
 
 from harness.fakedns import FakeDns, malform
 from harness.scenario.model import DnsRule, DnsSpec
@@ -166,3 +168,31 @@ def _client(port: int) -> tuple[bytes, bytes]:
         while len(big) < size:
             big += s.recv(size - len(big))
     return small, big
+
+
+@given(st.binary(max_size=300), st.booleans())
+def test_any_packet_gets_bytes_or_silence(packet: bytes, tcp: bool) -> None:
+    dns, _ = make(DnsRule(name="far.example", pad_to=600))
+    answer = dns.respond(packet, tcp=tcp, server="127.0.0.53")
+    assert answer is None or isinstance(answer, bytes)
+
+
+@given(
+    st.sampled_from(
+        [
+            "far.example",
+            "mx.far.example",
+            "alias.example",
+            "loop1.example",
+            "nope.example",
+            "FAR.example.",
+        ]
+    ),
+    st.sampled_from(["A", "MX", "ANY", "CNAME", "TXT", "AAAA"]),
+    st.booleans(),
+)
+def test_every_answer_parses_and_echoes_the_question(name: str, qtype: str, tcp: bool) -> None:
+    dns, _ = make()
+    query = DNSRecord.question(name, qtype)
+    answer = DNSRecord.parse(dns.exchange(SERVER, query.pack(), tcp=tcp, timeout=5))
+    assert answer.header.id == query.header.id and answer.q == query.q

@@ -6,6 +6,8 @@ import asyncio
 import smtplib
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from harness.fakepeers import FakePeers, serve
 from harness.scenario import load_text
@@ -111,3 +113,58 @@ def test_the_loopback_peer_speaks_to_smtplib() -> None:
 def _send(port: int) -> None:
     with smtplib.SMTP("127.0.0.1", port, timeout=10) as client:
         client.sendmail("from@x.example", ["to@x.example"], "Subject: t\r\n\r\nhello\r\n")
+
+
+_COMMANDS = st.lists(
+    st.sampled_from(
+        [
+            b"HELO x\r\n",
+            b"EHLO y\r\n",
+            b"MAIL FROM:<a@b>\r\n",
+            b"MAIL FROM:<>\r\n",
+            b"RCPT TO:<c@d>\r\n",
+            b"RCPT TO:<no@d>\r\n",
+            b"DATA\r\n",
+            b"line\r\n",
+            b"..dot\r\n",
+            b".\r\n",
+            b"NOOP\r\n",
+            b"RSET\r\n",
+            b"VRFY z\r\n",
+            b"bare\n",
+            b"\r\n",
+        ]
+    ),
+    max_size=20,
+)
+
+
+def _replay(chunks: list[bytes]) -> tuple[bytes, object]:
+    p = FakePeers(
+        {
+            "127.0.2.1": PeerSpec(
+                ip="127.0.2.1", script=PeerScript(rcpt={"*": "250 ok", "no@d": "550 no"})
+            )
+        }
+    )
+    session = p.open("127.0.2.1", 25)
+    out = session.pending()
+    for chunk in chunks:
+        if session.closed:
+            break
+        session.feed(chunk)
+        out += session.pending()
+    s = session
+    return out, (s.helo, s.mail_from, s.rcpt, s.rejected, s.data, s.delivered, s.commands)
+
+
+@given(_COMMANDS, st.binary(max_size=8))
+def test_the_peer_parses_whole_bytewise_and_with_trailing_bytes_alike(
+    commands: list[bytes], trailing: bytes
+) -> None:
+    data = b"".join(commands)
+    whole = _replay([data])
+    bytewise = _replay([data[i : i + 1] for i in range(len(data))])
+    assert whole == bytewise
+    with_tail = _replay([data + trailing.replace(b"\n", b"")])
+    assert with_tail == whole  # an unfinished line is kept, not answered
