@@ -4,7 +4,9 @@ As tcp-env.c and tcp-env(1): when PROTO is not already ``TCP``, it takes the
 addresses of the TCP connection on stdin and sets PROTO, TCPLOCALPORT,
 TCPLOCALIP, TCPLOCALHOST, TCPREMOTEPORT, TCPREMOTEIP, TCPREMOTEHOST and (with
 ``-r``, the default, giving up after ``-t`` seconds, 30) TCPREMOTEINFO; then
-it runs the program. Host names are lower-cased; a temporary DNS failure
+it runs the program. Host names come from DNS PTR lookups made with
+qmail's resolver (:mod:`server.dns`; the home's ``.qmail-sim/resolv.conf``
+when it has one, else the system's), lower-cased; a temporary DNS failure
 gives ``softdnserror``; no name removes the variable. Every failure exits 111
 without a message, as tcp-env.c's die() does.
 
@@ -23,6 +25,12 @@ import subprocess
 from collections.abc import Mapping
 from typing import BinaryIO
 
+from server.dns.qmaildns import DnsHard, DnsSoft, QmailDns
+from server.dns.resolvconf import load as load_resolvconf
+from server.dns.resolvconf import resolvconf_path
+from server.dns.resolver import LibcResolver
+from server.dns.transport import SocketDnsTransport
+from server.dns.wire import T_PTR
 from server.errors import EXIT_TEMP
 from server.programs import PROGRAMS, ProgramContext, run
 from server.tcp import ident
@@ -31,19 +39,44 @@ DEFAULT_TIMEOUT = 30  # tcp-env.c
 SOFT = "softdnserror"
 
 
-def reverse_name(ip: str) -> str | None:
-    """dns_ptr as tcp-env uses it: the name lower-cased, ``softdnserror``, or None."""
+def dns_ptr(dns: QmailDns, ip: str) -> str | None:
+    """dns.c's dns_ptr through qmail's resolver: the name, SOFT, or None (hard).
+
+    DNS only, as qmail: /etc/hosts plays no part. The name is ``d.c.b.a.in-addr.arpa.``
+    (iaafmt); the first PTR answer wins.
+    """
+    name = ".".join(reversed(ip.split("."))) + ".in-addr.arpa."
     try:
-        name, _ = socket.getnameinfo((ip, 0), socket.NI_NAMEREQD)
-    except socket.gaierror as exc:
-        return SOFT if exc.errno == socket.EAI_AGAIN else None
-    except OSError:
+        walk = dns.resolve(name, T_PTR)
+        while (found := dns.findname(walk, T_PTR)) is not None:
+            if isinstance(found, str):
+                return found
+    except DnsSoft:
         return SOFT
-    return name.lower()
+    except DnsHard:
+        return None
+    return None
+
+
+def system_dns(ctx: ProgramContext) -> QmailDns:
+    """qmail's resolver over real sockets: the home's resolv.conf, else the system's."""
+    config = load_resolvconf(resolvconf_path(ctx.home))
+    rng = ctx.runtime.rng
+    return QmailDns(LibcResolver(config, SocketDnsTransport(), lambda: rng.getrandbits(16)))
+
+
+def reverse_name(dns: QmailDns, ip: str) -> str | None:
+    """What tcp-env puts into TCP*HOST: the name lower-cased (case_lowers)."""
+    name = dns_ptr(dns, ip)
+    return None if name is None else name.lower()
 
 
 def connection_env(
-    env: Mapping[str, str], sock: socket.socket, remote_info: bool, timeout: int
+    env: Mapping[str, str],
+    sock: socket.socket,
+    dns: QmailDns,
+    remote_info: bool,
+    timeout: int,
 ) -> dict[str, str]:
     """tcp-env's environment for the connection ``sock``."""
     out = dict(env)
@@ -54,10 +87,10 @@ def connection_env(
     out["PROTO"] = "TCP"
     out["TCPLOCALPORT"] = str(local_port)
     out["TCPLOCALIP"] = local_ip
-    _put(out, "TCPLOCALHOST", reverse_name(local_ip))
+    _put(out, "TCPLOCALHOST", reverse_name(dns, local_ip))
     out["TCPREMOTEPORT"] = str(remote_port)
     out["TCPREMOTEIP"] = remote_ip
-    _put(out, "TCPREMOTEHOST", reverse_name(remote_ip))
+    _put(out, "TCPREMOTEHOST", reverse_name(dns, remote_ip))
     out.pop("TCPREMOTEINFO", None)
     if remote_info:
         info = asyncio.run(ident.lookup((remote_ip, remote_port), (local_ip, local_port), timeout))
@@ -102,7 +135,7 @@ def main(
             new_env = dict(env)
         else:
             with socket.socket(fileno=os.dup(stdin.fileno())) as sock:
-                new_env = connection_env(env, sock, remote_info, timeout)
+                new_env = connection_env(env, sock, system_dns(ctx), remote_info, timeout)
     except (OSError, ValueError):
         return EXIT_TEMP
     name = os.path.basename(program[0])

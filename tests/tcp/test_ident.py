@@ -3,12 +3,16 @@
 from __future__ import annotations
 
 import asyncio
+import os
 import socket
 import subprocess
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from dnslib import PTR, QTYPE, RCODE, RR, DNSRecord
+from dnslib.server import BaseResolver, DNSServer
 from hypothesis import given
 from hypothesis import strategies as st
 
@@ -111,15 +115,20 @@ def test_lookup_refused_or_silent_is_none() -> None:
     assert asyncio.run(scenario()) == (None, None)
 
 
-def _tcp_env_session(tmp_path: Path, args: list[str], env: dict[str, str]) -> str:
+def _tcp_env_session(
+    home: Path, args: list[str], env: dict[str, str], client_ip: str = LOOPBACK
+) -> str:
     with socket.socket() as listener:
         listener.bind((LOOPBACK, 0))
         listener.listen(1)
-        with socket.create_connection(listener.getsockname(), timeout=10) as client:
+        with socket.socket() as client:
+            client.settimeout(10)
+            client.bind((client_ip, 0))
+            client.connect(listener.getsockname())
             conn, _ = listener.accept()
             with conn:
                 proc = subprocess.run(
-                    [sys.executable, "-m", "server", "--home", str(tmp_path), "tcp-env", *args],
+                    [sys.executable, "-m", "server", "--home", str(home), "tcp-env", *args],
                     stdin=conn,
                     stdout=conn,
                     env=env,
@@ -133,17 +142,59 @@ def _tcp_env_session(tmp_path: Path, args: list[str], env: dict[str, str]) -> st
     return b"".join(chunks).decode().replace(str(local_port), "CLIENTPORT")
 
 
-@pytest.mark.live
-def test_tcp_env_sets_variables(tmp_path: Path) -> None:
-    import os
+class _PtrZone(BaseResolver):  # type: ignore[misc]
+    """127.0.0.1 has a PTR; 127.0.0.2's lookup fails with SERVFAIL."""
 
+    def resolve(self, request: DNSRecord, handler: object) -> DNSRecord:
+        reply = request.reply()
+        name = str(request.q.qname)
+        if name == "1.0.0.127.in-addr.arpa." and request.q.qtype == QTYPE.PTR:
+            reply.add_answer(RR(name, QTYPE.PTR, rdata=PTR("Mail.Example.ORG."), ttl=60))
+        elif name == "2.0.0.127.in-addr.arpa.":
+            reply.header.rcode = RCODE.SERVFAIL
+        else:
+            reply.header.rcode = RCODE.NXDOMAIN
+        return reply
+
+
+@pytest.fixture
+def ptr_home(tmp_path: Path) -> Iterator[Path]:
+    dns = DNSServer(_PtrZone(), port=0, address=LOOPBACK)
+    dns.start_thread()
+    port = dns.server.server_address[1]
+    (tmp_path / ".qmail-sim").mkdir()
+    (tmp_path / ".qmail-sim" / "resolv.conf").write_text(
+        f"nameserver {LOOPBACK}:{port}\noptions timeout:2 attempts:1\n"
+    )
+    try:
+        yield tmp_path
+    finally:
+        dns.stop()
+        dns.server.server_close()
+
+
+@pytest.mark.live
+def test_tcp_env_sets_variables(ptr_home: Path) -> None:
     base = {"PATH": os.environ["PATH"], "TCPREMOTEINFO": "stale"}
-    out = _tcp_env_session(tmp_path, ["-R", "sh", "-c", "env | sort"], base)
+    out = _tcp_env_session(ptr_home, ["-R", "sh", "-c", "env | sort"], base)
     lines = out.splitlines()
     assert "PROTO=TCP" in lines and "TCPLOCALIP=127.0.0.1" in lines
     assert "TCPREMOTEIP=127.0.0.1" in lines and "TCPREMOTEPORT=CLIENTPORT" in lines
+    # DNS PTR through the home's resolv.conf, lower-cased as case_lowers does.
+    assert "TCPLOCALHOST=mail.example.org" in lines
+    assert "TCPREMOTEHOST=mail.example.org" in lines
     assert not any(line.startswith("TCPREMOTEINFO=") for line in lines)
     # PROTO=TCP already: tcp-env trusts the environment it was given.
-    out = _tcp_env_session(tmp_path, ["sh", "-c", "env | sort"], {**base, "PROTO": "TCP"})
+    out = _tcp_env_session(ptr_home, ["sh", "-c", "env | sort"], {**base, "PROTO": "TCP"})
     assert "TCPREMOTEINFO=stale" in out.splitlines()
     assert not any(line.startswith("TCPLOCALIP=") for line in out.splitlines())
+
+
+@pytest.mark.live
+def test_tcp_env_soft_dns_failure(ptr_home: Path) -> None:
+    base = {"PATH": os.environ["PATH"]}
+    out = _tcp_env_session(ptr_home, ["-R", "sh", "-c", "env | sort"], base, client_ip="127.0.0.2")
+    lines = out.splitlines()
+    assert "TCPREMOTEIP=127.0.0.2" in lines
+    assert "TCPREMOTEHOST=softdnserror" in lines
+    assert "TCPLOCALHOST=mail.example.org" in lines
