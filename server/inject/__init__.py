@@ -1,0 +1,1 @@
+"""qmail-inject, sendmail and their token822-style header and address rewriting."""
