@@ -12,7 +12,7 @@ from aiosmtpd.controller import Controller
 from dnslib import RR, DNSRecord
 from dnslib.server import BaseResolver, DNSHandler, DNSLogger, DNSServer
 
-from tests.dns.fakes import answer_from_zone
+from .dns.fakes import answer_from_zone
 
 
 class _Udp512Handler(DNSHandler):  # type: ignore[misc]

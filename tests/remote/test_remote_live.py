@@ -25,8 +25,9 @@ from server.remote.connect import SocketConnection, SocketConnector
 from server.remote.program import World, run
 from server.remote.tcpto import Tcpto
 from server.runtime import virtual_runtime
-from tests.remote.livepeers import SmtpSink, dns_server, free_port, smtp_server
-from tests.remote.test_remote_program import make_home
+
+from .livepeers import SmtpSink, dns_server, free_port, smtp_server
+from .test_remote_program import make_home
 
 pytestmark = pytest.mark.live
 

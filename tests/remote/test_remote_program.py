@@ -20,8 +20,9 @@ from server.remote import replies as R
 from server.remote.program import World, quote, run
 from server.remote.tcpto import SIZE, Tcpto
 from server.runtime import virtual_runtime
-from tests.dns.fakes import FakeTransport, zone
-from tests.remote.fakes import FakeConnector
+
+from .dns.fakes import FakeTransport, zone
+from .fakes import FakeConnector
 
 ZONE = """
 far.example.     300 IN MX 10 mx1.far.example.

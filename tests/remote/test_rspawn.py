@@ -12,9 +12,10 @@ from server.remote import replies as R
 from server.remote.rspawn import RemoteChannel, _serve, report
 from server.runtime import virtual_runtime
 from server.spawn import DeliveryJob
-from tests.dns.fakes import FakeTransport, zone
-from tests.remote.fakes import FakeConnector
-from tests.remote.test_remote_program import ZONE, make_home
+
+from .dns.fakes import FakeTransport, zone
+from .fakes import FakeConnector
+from .test_remote_program import ZONE, make_home
 
 
 @pytest.mark.parametrize(

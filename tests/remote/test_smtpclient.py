@@ -15,7 +15,8 @@ from server.remote.smtpclient import (
     SmtpClient,
     blast,
 )
-from tests.remote.fakes import ScriptedConnection
+
+from .fakes import ScriptedConnection
 
 IP = "127.0.2.10"
 

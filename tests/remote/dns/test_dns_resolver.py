@@ -19,7 +19,8 @@ from server.dns.resolver import (
     ResolverConfig,
 )
 from server.net import DnsTimeout
-from tests.dns.fakes import FakeTransport, zone
+
+from .fakes import FakeTransport, zone
 
 ZONE = zone(
     "far.example. 300 IN MX 10 mx.far.example.\n"

@@ -12,7 +12,8 @@ from hypothesis import strategies as st
 
 from server.dns.qmaildns import DnsHard, DnsSoft, IpMx, QmailDns, ip_literal, pick_mx
 from server.dns.resolver import LibcResolver, ResolverConfig
-from tests.dns.fakes import FakeTransport, zone
+
+from .fakes import FakeTransport, zone
 
 ZONE = """
 far.example.     300 IN MX 10 mx1.far.example.
