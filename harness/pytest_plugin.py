@@ -30,6 +30,19 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     group.addoption("--qmail-sim-seed", type=int, default=None, help="override scenario seeds")
 
 
+@pytest.hookimpl(tryfirst=True)
+def pytest_configure(config: pytest.Config) -> None:
+    # pytest-benchmark, when installed, warns that xdist disables it; with
+    # ``filterwarnings = error`` that warning would abort ``pytest -n 2``.
+    try:
+        import pytest_benchmark.logger  # noqa: F401
+    except ImportError:
+        return
+    config.addinivalue_line(
+        "filterwarnings", "ignore::pytest_benchmark.logger.PytestBenchmarkWarning"
+    )
+
+
 def pytest_collect_file(parent: pytest.Collector, file_path: Path) -> pytest.Collector | None:
     if file_path.suffix in (".yaml", ".yml") and "scenarios" in file_path.parts[:-1]:
         collector: pytest.Collector = ScenarioFile.from_parent(parent, path=file_path)
