@@ -44,7 +44,8 @@ async def _converse(
         if out:
             writer.write(out)
             try:  # safewrite(): a write that takes timeoutsmtpd seconds ends it
-                await asyncio.wait_for(writer.drain(), core.config.timeout)
+                async with asyncio.timeout(core.config.timeout):
+                    await writer.drain()
             except TimeoutError:
                 return 1
         if isinstance(event, Closed):
@@ -54,7 +55,8 @@ async def _converse(
             core.queue_result(*await loop.run_in_executor(executor, job))
             continue
         try:
-            data = await asyncio.wait_for(reader.read(READ_SIZE), core.config.timeout)
+            async with asyncio.timeout(core.config.timeout):
+                data = await reader.read(READ_SIZE)
         except TimeoutError:
             core.timeout()
         else:
