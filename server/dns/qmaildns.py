@@ -43,6 +43,7 @@ from server.dns.wire import (
     T_ANY,
     T_CNAME,
     T_MX,
+    T_PTR,
     Header,
     WireError,
     dn_expand,
@@ -227,6 +228,17 @@ class QmailDns:
                     name = found
                     break
         return name, None
+
+    def dns_ptr(self, ip: str) -> str:
+        """dns_ptr: the first PTR name for a dotted quad; DnsHard when there is none."""
+        name = ".".join(reversed(ip.split("."))) + ".in-addr.arpa."
+        walk = self.resolve(name, T_PTR)
+        while True:
+            found = self.findname(walk, T_PTR)
+            if found is None:
+                raise DnsHard(name, T_PTR, "no PTR record")
+            if isinstance(found, str):
+                return found
 
     def _ipplus(self, host: str, pref: int) -> list[IpMx]:
         literal = ip_literal(host)

@@ -271,3 +271,11 @@ class TestMalformed:
 
         with pytest.raises(DnsSoft, match="loop"):
             self._with(handler).dns_cname("x.example")
+
+
+def test_dns_ptr() -> None:
+    dns, transport = qdns(ZONE + "4.3.2.1.in-addr.arpa. 300 IN PTR host.example.\n")
+    assert dns.dns_ptr("1.2.3.4") == "host.example"
+    assert transport.log[-1][:2] == ("4.3.2.1.in-addr.arpa", 12)
+    with pytest.raises(DnsHard):
+        dns.dns_ptr("5.6.7.8")
