@@ -26,7 +26,7 @@ command line only; the Python API never changes the process's ids).
 
 Not modelled: ``-p`` paranoid checks and IP options (``-o``/``-O``). Host
 names (``-h``, the default) come from a resolver you pass in; the command
-line uses the system's reverse lookup. IPv4 only, as 0.88.
+line looks up PTR records in DNS (:func:`dns_resolver`). IPv4 only, as 0.88.
 """
 
 from __future__ import annotations
@@ -41,6 +41,7 @@ from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import BinaryIO
 
+from server.dns.qmaildns import QmailDns
 from server.errors import EXIT_OK, EXIT_PERM, EXIT_TEMP
 from server.maildirmake import error_str
 from server.programs import ProgramContext
@@ -55,6 +56,7 @@ from server.tcp.listener import (
     rules_env,
     serve,
 )
+from server.tcp.tcpenv import SOFT, dns_ptr, system_dns
 
 __all__ = [
     "DEFAULT_LIMIT",
@@ -158,14 +160,59 @@ def _port(text: str) -> int:
         raise LookupError(f"{FATAL}unable to figure out port number for {text}") from exc
 
 
-async def system_resolver(ip: str) -> str | None:
-    """The command line's -h: the system's reverse lookup (tcpserver uses DNS)."""
-    loop = asyncio.get_running_loop()
-    try:
-        name, _ = await loop.getnameinfo((ip, 0), socket.NI_NAMEREQD)
-    except OSError:
-        return None
-    return name
+def dns_resolver(dns: QmailDns) -> Resolver:
+    """The command line's -h: a PTR lookup in DNS, as tcpserver's dns_name4.
+
+    DNS only (no /etc/hosts), through qmail's resolver and the home's
+    resolv.conf, so a scripted fake DNS answers it too. Any failure, soft or
+    hard, leaves the name unknown, as in tcpserver.
+    """
+
+    async def resolve(ip: str) -> str | None:
+        name = await asyncio.get_running_loop().run_in_executor(None, dns_ptr, dns, ip)
+        return None if name is None or name == SOFT else djb_todot(ntop_labels(name))
+
+    return resolve
+
+
+def ntop_labels(text: str) -> list[bytes]:
+    """Undo ns_name_ntop's escapes (``\\.``, ``\\DDD``): the name's raw labels."""
+    labels: list[bytes] = []
+    label = bytearray()
+    i = 0
+    while i < len(text):
+        ch = text[i]
+        if ch == "\\" and text[i + 1 : i + 4].isdigit() and len(text[i + 1 : i + 4]) == 3:
+            label.append(int(text[i + 1 : i + 4]) & 0xFF)
+            i += 4
+            continue
+        if ch == "\\" and i + 1 < len(text):
+            ch, i = text[i + 1], i + 1
+        elif ch == ".":
+            labels.append(bytes(label))
+            label.clear()
+            i += 1
+            continue
+        label += ch.encode("latin-1", "replace")
+        i += 1
+    if label:
+        labels.append(bytes(label))
+    return labels
+
+
+_DJB_PLAIN = frozenset(b"abcdefghijklmnopqrstuvwxyz0123456789-_")
+
+
+def djb_todot(labels: list[bytes]) -> str:
+    """djbdns' dns_domain_todot_cat, which tcpserver's names go through:
+    letters lower-cased, anything but ``a-z0-9-_`` as ``\\ooo`` (octal)."""
+    parts = []
+    for label in labels:
+        out = []
+        for byte in label.lower():
+            out.append(chr(byte) if byte in _DJB_PLAIN else f"\\{byte:03o}")
+        parts.append("".join(out))
+    return ".".join(parts) if parts else "."
 
 
 def _stderr_logger(stream: BinaryIO) -> Callable[[str], None]:
@@ -236,5 +283,5 @@ def main(
         return EXIT_TEMP
     config.base_env = dict(env)
     config.log = log if config.verbosity else (lambda line: None)
-    config.resolver = system_resolver
+    config.resolver = dns_resolver(system_dns(ctx))
     return asyncio.run(_run_program(config, program, stdout))

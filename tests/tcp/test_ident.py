@@ -11,13 +11,13 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from dnslib import PTR, QTYPE, RCODE, RR, DNSRecord
-from dnslib.server import BaseResolver, DNSServer
 from hypothesis import given
 from hypothesis import strategies as st
 
 from server.tcp import ident
 from server.tcp.tcpserver import serve
+
+from .ptrdns import ptr_dns_home
 
 LOOPBACK = "127.0.0.1"
 
@@ -142,35 +142,9 @@ def _tcp_env_session(
     return b"".join(chunks).decode().replace(str(local_port), "CLIENTPORT")
 
 
-class _PtrZone(BaseResolver):  # type: ignore[misc]
-    """127.0.0.1 has a PTR; 127.0.0.2's lookup fails with SERVFAIL."""
-
-    def resolve(self, request: DNSRecord, handler: object) -> DNSRecord:
-        reply = request.reply()
-        name = str(request.q.qname)
-        if name == "1.0.0.127.in-addr.arpa." and request.q.qtype == QTYPE.PTR:
-            reply.add_answer(RR(name, QTYPE.PTR, rdata=PTR("Mail.Example.ORG."), ttl=60))
-        elif name == "2.0.0.127.in-addr.arpa.":
-            reply.header.rcode = RCODE.SERVFAIL
-        else:
-            reply.header.rcode = RCODE.NXDOMAIN
-        return reply
-
-
 @pytest.fixture
 def ptr_home(tmp_path: Path) -> Iterator[Path]:
-    dns = DNSServer(_PtrZone(), port=0, address=LOOPBACK)
-    dns.start_thread()
-    port = dns.server.server_address[1]
-    (tmp_path / ".qmail-sim").mkdir()
-    (tmp_path / ".qmail-sim" / "resolv.conf").write_text(
-        f"nameserver {LOOPBACK}:{port}\noptions timeout:2 attempts:1\n"
-    )
-    try:
-        yield tmp_path
-    finally:
-        dns.stop()
-        dns.server.server_close()
+    yield from ptr_dns_home(tmp_path)
 
 
 @pytest.mark.live

@@ -486,3 +486,28 @@ def test_uid_switch_after_bind() -> None:
     finally:
         _stop(proc)
     assert out == b"65534\n65534\n"
+
+
+def test_djbdns_name_format() -> None:
+    from server.tcp.tcpserver import djb_todot, ntop_labels
+
+    assert djb_todot(ntop_labels("Mail.Ex_a*mple.ORG")) == "mail.ex_a\\052mple.org"
+    assert djb_todot(ntop_labels("a\\.b.c")) == "a\\056b.c"
+    assert djb_todot(ntop_labels("x\\032y.z")) == "x\\040y.z"
+
+
+@pytest.mark.live
+def test_command_line_names_come_from_dns(tmp_path: Path) -> None:
+    from .ptrdns import ptr_dns_home
+
+    for home in ptr_dns_home(tmp_path):
+        proc, port = _start(
+            [sys.executable, "-m", "server", "--home", str(home), "tcpserver", "-1", "-R",
+             LOOPBACK, "0", "sh", "-c", "env | grep HOST= | sort"]
+        )  # fmt: skip
+        try:
+            out = _fetch(port)
+        finally:
+            _stop(proc)
+        # djbdns (dns_name4) lower-cases, as Debian's tcpserver shows.
+        assert out == b"TCPLOCALHOST=mail.example.org\nTCPREMOTEHOST=mail.example.org\n"
