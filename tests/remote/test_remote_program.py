@@ -18,6 +18,7 @@ from server.dns.resolver import LibcResolver, ResolverConfig
 from server.programs import ProgramContext
 from server.remote import replies as R
 from server.remote.program import World, quote, run
+from server.remote.routes import Route, SmtpRoutes
 from server.remote.tcpto import SIZE, Tcpto
 from server.runtime import virtual_runtime
 
@@ -306,3 +307,19 @@ def _junk_delivery(
         for key in ("greeting", "HELO", "MAIL", "RCPT", "DATA", "body")
     }
     return remote("x.example", "bob@x.example")
+
+
+@given(st.lists(st.text(max_size=20), max_size=6), st.text(max_size=20))
+def test_smtproutes_never_raise(lines: list[str], host: str) -> None:
+    route = SmtpRoutes(lines).lookup(host)
+    assert route.relay is None or isinstance(route.relay, str)
+    assert 0 <= route.port < 65536
+
+
+def test_smtproutes_rules() -> None:
+    routes = SmtpRoutes(["a.example:one", "A.EXAMPLE:two", ".b.example:", ":default:26"])
+    assert routes.lookup("a.example") == Route("two")  # the last line wins, any case
+    assert routes.lookup("x.b.example") == Route(None)  # empty relay: MX as usual
+    assert routes.lookup("b.example") == Route("default", 26)
+    assert SmtpRoutes(["x:relay:junk"]).lookup("x") == Route("relay", 0)
+    assert SmtpRoutes(["nocolon"]).lookup("nocolon") == Route(None)

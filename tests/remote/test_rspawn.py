@@ -6,10 +6,12 @@ import io
 from pathlib import Path
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from server.programs import ProgramContext
 from server.remote import replies as R
-from server.remote.rspawn import RemoteChannel, _serve, report
+from server.remote.rspawn import RemoteChannel, _command, _serve, report
 from server.runtime import virtual_runtime
 from server.spawn import DeliveryJob
 
@@ -111,3 +113,32 @@ def test_pipe_protocol(tmp_path: Path) -> None:
             b"\x07" + R.SPAWN_NO_HOST.encode(),
         ]
     )
+
+
+@given(
+    st.lists(
+        st.tuples(st.integers(0, 255), st.binary(max_size=8).filter(lambda b: b"\0" not in b)),
+        max_size=4,
+    ),
+    st.binary(max_size=6),
+)
+def test_command_parser_whole_and_bytewise(cmds: list[tuple[int, bytes]], trailing: bytes) -> None:
+    """qmail-send's commands parse the same whole or a byte at a time; a tail waits."""
+    stream = b"".join(bytes([n]) + b"m" + body + b"\0s\0r@h" + body + b"\0" for n, body in cmds)
+    stream += trailing.replace(b"\0", b"")
+    whole = _drain(stream)
+    buffer, bytewise = b"", []
+    for i in range(len(stream)):
+        buffer += stream[i : i + 1]
+        while (parsed := _command(buffer)) is not None:
+            bytewise.append(parsed[0])
+            buffer = parsed[1]
+    assert whole == bytewise and len(whole) == len(cmds)
+
+
+def _drain(stream: bytes) -> list[tuple[int, str, str, str]]:
+    out = []
+    while (parsed := _command(stream)) is not None:
+        out.append(parsed[0])
+        stream = parsed[1]
+    return out

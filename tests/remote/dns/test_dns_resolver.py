@@ -7,6 +7,8 @@ from pathlib import Path
 
 import pytest
 from dnslib import RCODE, DNSRecord
+from hypothesis import given
+from hypothesis import strategies as st
 
 from server.dns import resolvconf
 from server.dns.resolver import (
@@ -211,3 +213,10 @@ def test_edns0_and_trust_ad_from_resolv_conf() -> None:
     parsed = DNSRecord.parse(sent[0])
     assert parsed.header.ad == 1
     assert [(rr.rtype, rr.rclass) for rr in parsed.ar] == [(41, 513)]
+
+
+@given(st.text(max_size=300))
+def test_resolv_conf_never_raises(text: str) -> None:
+    config = resolvconf.parse(text)
+    assert 1 <= len(config.nameservers) <= 3
+    assert all(0 < port < 65536 for _, port in config.nameservers)
