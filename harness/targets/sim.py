@@ -30,7 +30,7 @@ from harness.targets.base import LimitExceeded, Observation, ProgramResult, Step
 from server import programs
 from server.home import setup as setup_home
 from server.programs import ProgramContext
-from server.runtime import Runtime, VirtualClock, virtual_runtime
+from server.runtime import FileOps, Runtime, VirtualClock, virtual_runtime
 from server.spawn import Channel, ChannelName
 
 #: What tcpserver would set for a connection from 127.0.0.1 (tcp-environ(5)).
@@ -93,6 +93,22 @@ class Components:
     remote: RemoteFactory = _real_remote
 
 
+class SimFileOps(FileOps):
+    """Real file steps, but lock/trigger pulls are noted instead of written.
+
+    In qmail, qmail-queue pulls lock/trigger and qmail-send wakes at once
+    (triggerpull.c, qmail-send.c). In the simulator nobody reads the pipe; a
+    pull (by a forward, a bounce, an injection) makes the next queue pass
+    happen at the same virtual time instead.
+    """
+
+    def __init__(self) -> None:
+        self.pulled = False
+
+    def pull_trigger(self, path: Path) -> None:
+        self.pulled = True
+
+
 def _text(value: str) -> str:
     return value if value == "" or value.endswith("\n") else value + "\n"
 
@@ -115,6 +131,8 @@ class SimTarget(Target):
         self.home = workdir / "qmail"
         runtime, clock = virtual_runtime(scenario.seed if seed is None else seed)
         runtime.fsync = False  # the order of steps is kept; the disk is a temp dir
+        self.fileops = SimFileOps()
+        runtime.fileops = self.fileops
         self.runtime: Runtime = runtime
         self.clock: VirtualClock = clock
         self.start_time = clock.now()
@@ -124,7 +142,7 @@ class SimTarget(Target):
         self.user_homes = {name: self._make_user(u) for name, u in scenario.users.items()}
         self._write_assign()
         for name, text in scenario.aliases.items():
-            (self.home / "alias" / f".qmail-{name}").write_text(text)
+            (self.home / "alias" / f".qmail-{name}").write_text(_text(text))
         self._write_passwords()
         self.resolvconf = workdir / "resolv.conf"
         named = scenario.dns.resolv_conf
@@ -245,6 +263,10 @@ class SimTarget(Target):
                 raise StepError(f"the queue cannot run: {exc}") from exc
         return self._send
 
+    def _triggered(self) -> bool:
+        pulled, self.fileops.pulled = self.fileops.pulled, False
+        return pulled
+
     def _log_line(self, line: str) -> None:
         self.log.append(line)
         self.timed_log.append((self.clock.now() - self.start_time, line))
@@ -277,7 +299,7 @@ class SimTarget(Target):
         for _ in range(self.scenario.limits.passes):
             self._pass()
             wake = send.next_wakeup()
-            if wake is None or wake > self.clock.now():
+            if not self._triggered() and (wake is None or wake > self.clock.now()):
                 return
         raise LimitExceeded(f"still busy after {self.scenario.limits.passes} queue passes")
 
@@ -291,6 +313,8 @@ class SimTarget(Target):
         send = self.send
         for _ in range(self.scenario.limits.passes):
             wake = send.next_wakeup()
+            if self._triggered():
+                wake = self.clock.now()
             if wake is None or wake > target:
                 break
             self.clock.set(max(wake, self.clock.now()))
@@ -298,7 +322,7 @@ class SimTarget(Target):
         else:
             raise LimitExceeded(f"more than {self.scenario.limits.passes} queue passes")
         self.clock.set(target)
-        self._pass()
+        self.run_until_idle()
 
     def signal(self, name: SignalName) -> None:
         send = self.send
