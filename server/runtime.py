@@ -170,6 +170,9 @@ class Runtime:
     #: Whether to fsync at all. The simulator may turn it off for speed; the
     #: order of steps is kept either way.
     fsync: bool = True
+    #: This host's IPv4 addresses as ipme.c lists them (qmail-smtpd's
+    #: localiphost rule); None means "ask the operating system".
+    ipme: frozenset[tuple[int, int, int, int]] | None = None
 
     def now(self) -> int:
         """qmail works in whole seconds (now.c)."""
@@ -209,6 +212,7 @@ def virtual_runtime(
             hostname=hostname,
             next_pid=lambda: next(pids),
             uid=uid,
+            ipme=frozenset({(0, 0, 0, 0), (127, 0, 0, 1)}),
         ),
         clock,
     )

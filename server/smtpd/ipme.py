@@ -13,6 +13,7 @@ import functools
 import socket
 import struct
 
+from server.runtime import Runtime
 from server.smtpd.address import IPv4
 
 _SIOCGIFFLAGS = 0x8913
@@ -33,6 +34,11 @@ def _interface_ip(sock: socket.socket, name: str) -> IPv4 | None:
     except OSError:
         return None
     return (addr[0], addr[1], addr[2], addr[3])
+
+
+def for_runtime(runtime: Runtime) -> frozenset[IPv4]:
+    """The runtime's addresses when it names them (the simulator), else the OS's."""
+    return runtime.ipme if runtime.ipme is not None else local_ips()
 
 
 @functools.cache

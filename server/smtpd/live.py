@@ -20,7 +20,7 @@ from server.errors import TempFail
 from server.programs import ProgramContext
 from server.smtpd import replies
 from server.smtpd.core import Closed, QueueMessage, SmtpCore
-from server.smtpd.ipme import local_ips
+from server.smtpd.ipme import for_runtime
 from server.smtpd.policy import load_config
 from server.smtpd.program import make_core, queue
 
@@ -78,7 +78,8 @@ async def handle(
     """
     try:
         try:
-            config = load_config(ctx.home, env, ipme=local_ips(), patches=ctx.patches)
+            ipme = for_runtime(ctx.runtime)
+            config = load_config(ctx.home, env, ipme=ipme, patches=ctx.patches)
         except TempFail:
             writer.write(replies.CONTROL)
             await writer.drain()

@@ -116,9 +116,9 @@ def main(
         stdout.flush()
 
     try:
-        from server.smtpd.ipme import local_ips
+        from server.smtpd.ipme import for_runtime
 
-        ipme = local_ips()
+        ipme = for_runtime(ctx.runtime)
         config = load_config(ctx.home, env, ipme=ipme, patches=ctx.patches)
     except TempFail:
         write(replies.CONTROL)

@@ -174,3 +174,13 @@ def test_date_localtime_patch_reaches_the_received_line(home: Path) -> None:
     assert main(["qmail-smtpd"], env, io.BytesIO(SESSION), out, ctx) == 0
     (msg,) = queued(home)
     assert b"  by unknown with SMTP; 14 Nov 2023 23:13:20 +0100\n" in msg
+
+
+def test_simulated_runtime_names_its_own_addresses(home: Path) -> None:
+    ctx = ctx_for(home)
+    ctx.runtime.ipme = frozenset({(0, 0, 0, 0), (192, 0, 2, 7)})
+    (home / "control" / "localiphost").write_text("mx.example.org\n")
+    data = b"MAIL FROM:<>\r\nRCPT TO:<a@[192.0.2.7]>\r\nRCPT TO:<a@[127.0.0.1]>\r\nQUIT\r\n"
+    out = io.BytesIO()
+    main(["qmail-smtpd"], {}, io.BytesIO(data), out, ctx)
+    assert out.getvalue().split(b"\r\n")[2:4] == [b"250 ok", replies.NOGATEWAY[:-2]]
