@@ -36,6 +36,8 @@ from server.tcp.rules import Decision, lookup
 Handler = Callable[[asyncio.StreamReader, asyncio.StreamWriter, dict[str, str]], Awaitable[None]]
 #: Reverse lookup of an IPv4 address: the name, or None.
 Resolver = Callable[[str], Awaitable[str | None]]
+#: Forward lookup of a name: its IPv4 addresses (empty on any failure).
+Forward = Callable[[str], Awaitable[list[str]]]
 
 DROP = "tcpserver: warning: dropping connection, "
 DEFAULT_LIMIT = 40  # tcpserver.c: limit = 40
@@ -124,6 +126,9 @@ class Config:
     print_port: bool = False
     base_env: Mapping[str, str] = field(default_factory=dict)
     resolver: Resolver | None = None
+    #: -p: keep TCPREMOTEHOST only if ``forward(name)`` lists the client's IP.
+    paranoid: bool = False
+    forward: Forward | None = None
     #: -g/-u/-U: the ids the command line switches to after binding (0: keep).
     gid: int = 0
     uid: int = 0
@@ -205,6 +210,8 @@ class TcpServer:
         if local_host is None and self.config.resolver is not None:
             local_host = await self.config.resolver(local_ip)
         remote_host = await resolver(remote_ip) if resolver is not None else None
+        if remote_host is not None and self.config.paranoid:
+            remote_host = await self._verified(remote_host, remote_ip)
         info = None
         if self.config.remote_info:
             info = await ident.lookup(
@@ -222,6 +229,13 @@ class TcpServer:
             remote_host=remote_host,
             remote_info=info,
         )
+
+    async def _verified(self, name: str, ip: str) -> str | None:
+        """-p (tcpserver.c): a name whose addresses do not include ``ip`` is dropped."""
+        forward = self.config.forward
+        if forward is None:
+            return None
+        return name if ip in await forward(name) else None
 
     async def _run(self, conn: socket.socket, serial: int) -> int:
         """Serve one connection; the wait status tcpserver would log for it."""

@@ -24,7 +24,8 @@ connection has no process of its own, so its "pid" is a connection serial.
 ``-g``/``-u``/``-U`` switch ids after binding, as tcpserver does (the
 command line only; the Python API never changes the process's ids).
 
-Not modelled: ``-p`` paranoid checks and IP options (``-o``/``-O``). Host
+``-p`` keeps a client's host name only when a forward lookup of it lists
+the client's address. Not modelled: IP options (``-o``/``-O``). Host
 names (``-h``, the default) come from a resolver you pass in; the command
 line looks up PTR records in DNS (:func:`dns_resolver`). IPv4 only, as 0.88.
 """
@@ -41,13 +42,14 @@ from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import BinaryIO
 
-from server.dns.qmaildns import QmailDns
+from server.dns.qmaildns import DnsHard, DnsSoft, QmailDns
 from server.errors import EXIT_OK, EXIT_PERM, EXIT_TEMP
 from server.maildirmake import error_str
 from server.programs import ProgramContext
 from server.tcp.listener import (
     DEFAULT_LIMIT,
     Config,
+    Forward,
     Handler,
     Resolver,
     RulesUnreadable,
@@ -61,6 +63,7 @@ from server.tcp.tcpenv import SOFT, dns_ptr, system_dns
 __all__ = [
     "DEFAULT_LIMIT",
     "Config",
+    "Forward",
     "Handler",
     "Resolver",
     "RulesUnreadable",
@@ -105,6 +108,8 @@ def _apply_flag(config: Config, opt: str, arg: str, env: Mapping[str, str]) -> N
         "-D": ("nodelay", True),
         "-d": ("nodelay", False),
         "-1": ("print_port", True),
+        "-p": ("paranoid", True),
+        "-P": ("paranoid", False),
         "-r": ("remote_info", True),
         "-R": ("remote_info", False),
     }
@@ -129,7 +134,7 @@ def _apply_flag(config: Config, opt: str, arg: str, env: Mapping[str, str]) -> N
     elif opt == "-U":  # $UID and $GID, each only when set
         config.uid = _ulong(env["UID"]) if "UID" in env else config.uid
         config.gid = _ulong(env["GID"]) if "GID" in env else config.gid
-    # -p -P -o -O: accepted, not modelled (see the docstring).
+    # -o -O: accepted, not modelled (see the docstring).
 
 
 def parse_args(
@@ -173,6 +178,21 @@ def dns_resolver(dns: QmailDns) -> Resolver:
         return None if name is None or name == SOFT else djb_todot(ntop_labels(name))
 
     return resolve
+
+
+def dns_forward(dns: QmailDns) -> Forward:
+    """The command line's -p check: the name's A records (dns_ip4)."""
+
+    def lookup(name: str) -> list[str]:
+        try:
+            return [ipmx.ip for ipmx in dns.dns_ip(name)]
+        except (DnsSoft, DnsHard):
+            return []
+
+    async def forward(name: str) -> list[str]:
+        return await asyncio.get_running_loop().run_in_executor(None, lookup, name)
+
+    return forward
 
 
 def ntop_labels(text: str) -> list[bytes]:
@@ -283,5 +303,7 @@ def main(
         return EXIT_TEMP
     config.base_env = dict(env)
     config.log = log if config.verbosity else (lambda line: None)
-    config.resolver = dns_resolver(system_dns(ctx))
+    dns = system_dns(ctx)
+    config.resolver = dns_resolver(dns)
+    config.forward = dns_forward(dns)
     return asyncio.run(_run_program(config, program, stdout))

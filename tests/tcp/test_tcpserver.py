@@ -511,3 +511,39 @@ def test_command_line_names_come_from_dns(tmp_path: Path) -> None:
             _stop(proc)
         # djbdns (dns_name4) lower-cases, as Debian's tcpserver shows.
         assert out == b"TCPLOCALHOST=mail.example.org\nTCPREMOTEHOST=mail.example.org\n"
+
+
+@pytest.mark.live
+@pytest.mark.parametrize(("addresses", "expected"), [(["127.0.0.1"], "a.example"), ([], None)])
+def test_paranoid_keeps_only_verified_names(addresses: list[str], expected: str | None) -> None:
+    seen: list[dict[str, str]] = []
+
+    async def handler(
+        reader: asyncio.StreamReader, writer: asyncio.StreamWriter, env: dict[str, str]
+    ) -> None:
+        seen.append(env)
+
+    async def resolver(ip: str) -> str | None:
+        return "a.example"
+
+    async def forward(name: str) -> list[str]:
+        assert name == "a.example"
+        return addresses
+
+    async def scenario() -> None:
+        server = await serve(
+            LOOPBACK, 0, handler, None, 5, resolver=resolver, forward=forward, paranoid=True
+        )
+        try:
+            await _client(server.port)
+        finally:
+            await server.close()
+
+    _run(scenario)
+    assert seen[0].get("TCPREMOTEHOST") == expected
+    assert seen[0]["TCPLOCALHOST"] == "a.example"
+
+
+def test_parse_paranoid() -> None:
+    assert parse_args(["tcpserver", "-p", "h", "1", "p"])[0].paranoid
+    assert not parse_args(["tcpserver", "-p", "-P", "h", "1", "p"])[0].paranoid
