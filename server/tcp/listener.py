@@ -123,6 +123,8 @@ class Config:
     local_name: str | None = None
     backlog: int = DEFAULT_BACKLOG
     nodelay: bool = False
+    #: -O (default) / -o: clear IP options a client set (socket_ipoptionskill).
+    kill_ip_options: bool = True
     print_port: bool = False
     base_env: Mapping[str, str] = field(default_factory=dict)
     resolver: Resolver | None = None
@@ -240,6 +242,9 @@ class TcpServer:
     async def _run(self, conn: socket.socket, serial: int) -> int:
         """Serve one connection; the wait status tcpserver would log for it."""
         loop = asyncio.get_running_loop()
+        if self.config.kill_ip_options:  # against source-routed spoofing (tcpserver.c)
+            with contextlib.suppress(OSError):
+                conn.setsockopt(socket.IPPROTO_IP, socket.IP_OPTIONS, b"")
         if self.config.nodelay:
             conn.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         try:

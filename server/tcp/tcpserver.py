@@ -25,7 +25,7 @@ connection has no process of its own, so its "pid" is a connection serial.
 command line only; the Python API never changes the process's ids).
 
 ``-p`` keeps a client's host name only when a forward lookup of it lists
-the client's address. Not modelled: IP options (``-o``/``-O``). Host
+the client's address; ``-O`` (default) clears IP options. Host
 names (``-h``, the default) come from a resolver you pass in; the command
 line looks up PTR records in DNS (:func:`dns_resolver`). IPv4 only, as 0.88.
 """
@@ -110,6 +110,8 @@ def _apply_flag(config: Config, opt: str, arg: str, env: Mapping[str, str]) -> N
         "-1": ("print_port", True),
         "-p": ("paranoid", True),
         "-P": ("paranoid", False),
+        "-O": ("kill_ip_options", True),
+        "-o": ("kill_ip_options", False),
         "-r": ("remote_info", True),
         "-R": ("remote_info", False),
     }
@@ -134,7 +136,6 @@ def _apply_flag(config: Config, opt: str, arg: str, env: Mapping[str, str]) -> N
     elif opt == "-U":  # $UID and $GID, each only when set
         config.uid = _ulong(env["UID"]) if "UID" in env else config.uid
         config.gid = _ulong(env["GID"]) if "GID" in env else config.gid
-    # -o -O: accepted, not modelled (see the docstring).
 
 
 def parse_args(
