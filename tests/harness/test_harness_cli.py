@@ -111,3 +111,36 @@ def test_dns_command_loads_rules(tmp_path: Path) -> None:
     rules.write_text("- {name: a.example, type: ANY, rcode: SERVFAIL}\n")
     spec = load_spec(zone, rules, "127.0.0.1")
     assert spec.rules[0].rcode == "SERVFAIL" and spec.servers == ("127.0.0.1",)
+
+
+@pytest.mark.live
+def test_dns_command_serves_a_zone_on_loopback(tmp_path: Path) -> None:
+    import socket
+
+    from dnslib import DNSRecord
+
+    zone = tmp_path / "zone"
+    zone.write_text("a.example. 60 IN A 127.0.0.9\n")
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "harness.cli", "dns", str(zone), "--listen", "127.0.0.1:0"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert proc.stdout is not None
+        first = proc.stdout.readline()
+        assert first.startswith("qmail-sim dns: serving 1 names on 127.0.0.1:"), first
+        port = int(first.split(":")[-1].split()[0])
+        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+            s.settimeout(10)
+            s.sendto(DNSRecord.question("a.example").pack(), ("127.0.0.1", port))
+            answer = DNSRecord.parse(s.recv(4096))
+        assert str(answer.rr[0].rdata) == "127.0.0.9"
+        assert proc.stdout.readline().startswith("a.example A udp @127.0.0.1")
+    finally:
+        proc.terminate()
+        proc.wait(timeout=10)
+        for stream in (proc.stdout, proc.stderr):
+            if stream is not None:
+                stream.close()
