@@ -4,7 +4,8 @@ tcpserver ``-r`` and tcp-env ``-r`` ask the client's identd who owns the
 connection: connect from the local address to the remote host's port 113,
 send ``REMOTEPORT , LOCALPORT\\r\\n``, and read one line. The answer is
 everything after its third colon, with spaces, tabs and CRs dropped
-(``6191, 23 : USERID : UNIX : joe`` gives ``joe``); at most 998 bytes are kept.
+(``6191, 23 : USERID : UNIX : joe`` gives ``joe``), cut at a length limit:
+998 bytes in qmail's remoteinfo.c (tcp-env), 257 in ucspi-tcp's (tcpserver).
 Any failure — refused, timed out, closed before a newline — means no
 TCPREMOTEINFO at all.
 """
@@ -15,15 +16,17 @@ import asyncio
 import contextlib
 
 IDENT_PORT = 113
-#: remoteinfo.c's line buffer is 999 bytes, one kept for the NUL.
+#: qmail's remoteinfo.c: a 999-byte line buffer, one byte kept for the NUL.
 MAX_INFO = 998
+#: ucspi-tcp's remoteinfo.c stops once it holds more than 256 bytes.
+UCSPI_MAX_INFO = 257
 
 
 def query(remote_port: int, local_port: int) -> bytes:
     return f"{remote_port} , {local_port}\r\n".encode()
 
 
-def parse_reply(data: bytes) -> str | None:
+def parse_reply(data: bytes, limit: int = MAX_INFO) -> str | None:
     """The info from an ident reply, or None when no full line arrived."""
     out = bytearray()
     colons = 0
@@ -36,7 +39,7 @@ def parse_reply(data: bytes) -> str | None:
             colons += ch == ord(":")
         else:
             out.append(ch)
-            if len(out) == MAX_INFO:
+            if len(out) >= limit:
                 return out.decode("latin-1")
     return None
 
@@ -47,6 +50,7 @@ async def lookup(
     timeout: float,
     *,
     port: int = IDENT_PORT,
+    limit: int = MAX_INFO,
 ) -> str | None:
     """Ask ``remote``'s identd about the connection; None on any failure."""
 
@@ -56,7 +60,7 @@ async def lookup(
             writer.write(query(remote[1], local[1]))
             await writer.drain()
             data = bytearray()
-            while (reply := parse_reply(bytes(data))) is None:
+            while (reply := parse_reply(bytes(data), limit)) is None:
                 chunk = await reader.read(256)
                 if not chunk:
                     return None

@@ -221,6 +221,7 @@ class TcpServer:
                 (local_ip, local_port),
                 self.config.ident_timeout,
                 port=self.config.ident_port,
+                limit=ident.UCSPI_MAX_INFO,
             )
         return Endpoints(
             local_ip=local_ip,
