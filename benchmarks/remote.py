@@ -6,7 +6,9 @@ Makes a throw-away qmail home and runs N deliveries through
 ``server.remote.rspawn.RemoteChannel`` — the path qmail-send takes — with 1
 and with 20 at once (concurrencyremote). Every delivery does what
 qmail-remote does: the CNAME lookup (ANY), the MX lookup and the MX host's A
-lookup against a dnslib DNS server on 127.0.0.1 (real UDP), lock/tcpto, a
+lookup against a dnslib DNS server on 127.0.0.1 (real UDP) — or, with
+``--dns inprocess``, the same zone answered in-process as the simulator does —
+lock/tcpto, a
 real TCP connection to an aiosmtpd sink and the SMTP dialogue with a message
 of about 2 KB. Port 25 of the MX's address is mapped to the sink's port, as
 the live target does when it cannot bind port 25. Loopback only.
@@ -61,6 +63,19 @@ class ZoneResolver(BaseResolver):  # type: ignore[misc]
         return reply
 
 
+class InProcessDns:
+    """The same zone answered in-process (the simulator's way), no DNS sockets."""
+
+    def __init__(self) -> None:
+        self.resolver = ZoneResolver()
+
+    def exchange(
+        self, server: tuple[str, int], query: bytes, *, tcp: bool, timeout: float
+    ) -> bytes:
+        data: bytes = self.resolver.resolve(DNSRecord.parse(query), None).pack()
+        return data
+
+
 class Sink:
     def __init__(self) -> None:
         self.count = 0
@@ -97,6 +112,8 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--deliveries", type=int, default=400)
     parser.add_argument("--concurrency", type=int, nargs="+", default=[1, 20])
+    parser.add_argument("--dns", choices=["dnslib", "inprocess"], nargs="+",
+                        default=["dnslib", "inprocess"])  # fmt: skip
     args = parser.parse_args()
     dns_port, smtp_port = free_port(), free_port()
     logger = DNSLogger(log="-recv,-send,-request,-reply,-truncated,-error,-data", prefix=False)
@@ -114,14 +131,19 @@ def main() -> None:
             message = Path(tmp) / "message"
             message.write_bytes(MESSAGE)
             ctx = ProgramContext(home=home, runtime=real_runtime(), stderr=io.BytesIO())
-            channel = RemoteChannel(
-                ctx, dns=SocketDnsTransport(), connector=PortMap(smtp_port),
-                resolvconf=resolv, local_ips=["192.0.2.1"],
-            )  # fmt: skip
-            run(channel, message, 20, 4)  # warm up
-            for concurrency in args.concurrency:
-                rate = run(channel, message, args.deliveries, concurrency)
-                print(f"concurrency {concurrency:3d}: {rate:8.1f} remote deliveries/s")
+            for kind in args.dns:
+                transport = SocketDnsTransport() if kind == "dnslib" else InProcessDns()
+                channel = RemoteChannel(
+                    ctx, dns=transport, connector=PortMap(smtp_port),
+                    resolvconf=resolv, local_ips=["192.0.2.1"],
+                )  # fmt: skip
+                run(channel, message, 20, 4)  # warm up
+                for concurrency in args.concurrency:
+                    rate = run(channel, message, args.deliveries, concurrency)
+                    print(
+                        f"DNS {kind:9s} concurrency {concurrency:3d}: "
+                        f"{rate:8.1f} remote deliveries/s"
+                    )
     finally:
         controller.stop()
         dns.stop()
