@@ -10,6 +10,10 @@ While in the header (until a line that is exactly CR LF), each line starting
 with ``received`` or ``delivered`` — every letter in either case — counts one
 hop. ``put()`` counts the bytes stored; past ``databytes`` nothing more is
 kept and the message will be refused once its end is read.
+
+Speed: a whole line that needs no special care (ends in CR LF, no other CR,
+no leading dot) and the middle of a line are handled in one step each; a
+property test holds these shortcuts equal to the byte loop (``fast=False``).
 """
 
 from __future__ import annotations
