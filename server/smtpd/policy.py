@@ -131,10 +131,14 @@ class SmtpdConfig:
 
 
 def _env(env: Mapping[str, str], *names: str, default: bytes | None = None) -> bytes | None:
-    """env_get: a variable that is set counts even when empty."""
+    """env_get: a variable that is set counts even when empty.
+
+    Python decodes the environment as UTF-8 with surrogate escapes; encoding
+    the same way gives back the bytes the process was given.
+    """
     for name in names:
         if name in env:
-            return _latin1(env[name])
+            return env[name].encode("utf-8", "surrogateescape")
     return default
 
 

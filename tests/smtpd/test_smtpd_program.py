@@ -184,3 +184,10 @@ def test_simulated_runtime_names_its_own_addresses(home: Path) -> None:
     out = io.BytesIO()
     main(["qmail-smtpd"], {}, io.BytesIO(data), out, ctx)
     assert out.getvalue().split(b"\r\n")[2:4] == [b"250 ok", replies.NOGATEWAY[:-2]]
+
+
+def test_environment_bytes_come_back_unchanged(home: Path) -> None:
+    env = {"TCPREMOTEHOST": b"h\xe9\xff".decode("utf-8", "surrogateescape"), "RELAYCLIENT": "é"}
+    config = load_config(home, env)
+    assert config.remotehost == b"h\xe9\xff"
+    assert config.relayclient == "é".encode()
