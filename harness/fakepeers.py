@@ -16,7 +16,7 @@ sockets with asyncio for live runs.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 
 from harness.scenario.model import PeerScript, PeerSpec
@@ -46,6 +46,7 @@ class PeerSession:
     _in_data: bool = False
     _body: list[bytes] = field(default_factory=list)
     _number: int = 0
+    _delay: float = 0.0
 
     def start(self, number: int) -> None:
         self._number = number
@@ -67,8 +68,14 @@ class PeerSession:
         if self.script.drop == stage:
             self.closed = True
             return False
+        self._delay += self.script.delay.get(stage, 0.0)
         self._reply(reply)
         return True
+
+    def take_delay(self) -> float:
+        """How long the replies now pending took to come (virtual seconds)."""
+        delay, self._delay = self._delay, 0.0
+        return delay
 
     def feed(self, data: bytes) -> None:
         if self.closed:
@@ -133,17 +140,29 @@ def _address(arg: str) -> str:
 
 
 class FakeConnection:
-    """A :class:`server.net.Connection` to a fake peer, without sockets."""
+    """A :class:`server.net.Connection` to a fake peer, without sockets.
 
-    def __init__(self, session: PeerSession) -> None:
+    A scripted ``delay`` moves the virtual clock (``advance``) before the reply
+    is returned; a delay longer than the client's timeout is a timeout, and
+    the peer is then as good as stalled.
+    """
+
+    def __init__(self, session: PeerSession, advance: Callable[[float], None] | None) -> None:
         self.session = session
+        self.advance = advance
 
     def send(self, data: bytes) -> None:
         self.session.feed(data)
 
     def recv(self, timeout: float) -> bytes:
+        delay = self.session.take_delay()
+        if delay > timeout:
+            self.session.stalled = True
+            self._wait(timeout)
+            raise TimeoutError(f"{self.session.ip} took {delay:g}s, more than {timeout:g}s")
+        self._wait(delay)
         out = self.session.pending()
-        if out:
+        if out and not self.session.stalled:
             return out
         if self.session.closed:
             return b""
@@ -151,6 +170,10 @@ class FakeConnection:
 
     def close(self) -> None:
         self.session.closed = True
+
+    def _wait(self, seconds: float) -> None:
+        if seconds > 0 and self.advance is not None:
+            self.advance(seconds)
 
 
 class FakePeers:
@@ -160,8 +183,11 @@ class FakePeers:
     nothing listens there.
     """
 
-    def __init__(self, specs: Mapping[str, PeerSpec]) -> None:
+    def __init__(
+        self, specs: Mapping[str, PeerSpec], advance: Callable[[float], None] | None = None
+    ) -> None:
         self.specs = dict(specs)
+        self.advance = advance
         self.sessions: dict[str, list[PeerSession]] = {ip: [] for ip in specs}
         self._messages = 0
 
@@ -197,7 +223,7 @@ class FakePeers:
                 )
             )
             raise TimeoutError(f"connecting to {ip}:{port} timed out")
-        return FakeConnection(self.open(ip, port))
+        return FakeConnection(self.open(ip, port), self.advance)
 
     def delivered(self, ip: str) -> list[PeerSession]:
         return [s for s in self.sessions.get(ip, []) if s.delivered]
@@ -209,15 +235,14 @@ async def serve(peers: FakePeers, ip: str, host: str, port: int) -> asyncio.Serv
     async def client(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         session = peers.open(ip, writer.get_extra_info("sockname")[1])
         try:
-            writer.write(session.pending())
-            await writer.drain()
-            while not session.closed:
-                data = await reader.read(65536)
+            while True:
+                await asyncio.sleep(session.take_delay())  # real time on a live run
+                writer.write(session.pending())
+                await writer.drain()
+                data = b"" if session.closed else await reader.read(65536)
                 if not data:
                     break
                 session.feed(data)
-                writer.write(session.pending())
-                await writer.drain()
         except (ConnectionError, BrokenPipeError):
             pass
         finally:

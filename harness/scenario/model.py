@@ -74,6 +74,9 @@ class PeerScript:
     refuse: bool = False
     timeout: str | None = None
     drop: str | None = None
+    #: stage -> seconds the peer waits before answering (virtual time; longer
+    #: than the client's timeout is a timeout)
+    delay: Mapping[str, float] = field(default_factory=dict)
 
 
 @dataclass(frozen=True, kw_only=True)

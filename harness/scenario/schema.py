@@ -144,6 +144,13 @@ DNS = _struct(
     },
 )
 
+
+def _stage_delay(stage: str, seconds: Any) -> float:
+    if stage not in m.PEER_STAGES[1:]:
+        raise ValueError(f"not a stage (one of {', '.join(m.PEER_STAGES[1:])})")
+    return float(seconds)
+
+
 _REPLY = Either((STR, Seq(STR, build=lambda xs: "\n".join(xs))), what="a reply or list of lines")
 _STAGE = Scalar("str", choices=m.PEER_STAGES)
 _PEER_FIELDS: dict[str, Schema] = {
@@ -159,6 +166,7 @@ _PEER_FIELDS: dict[str, Schema] = {
     "refuse": BOOL,
     "timeout": _STAGE,
     "drop": _STAGE,
+    "delay": MapOf(DURATION, build_item=lambda stage, secs: _stage_delay(stage, secs)),
 }
 
 

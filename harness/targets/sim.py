@@ -149,7 +149,7 @@ class SimTarget(Target):
         named = scenario.dns.servers if named is None else named
         self.resolvconf.write_text("".join(f"nameserver {s}\n" for s in named))
         self.dns = FakeDns(scenario.dns, clock.now, self.start_time)
-        self.peers = FakePeers(scenario.peers)
+        self.peers = FakePeers(scenario.peers, clock.advance)
         self.stderr = io.BytesIO()
         self.ctx = ProgramContext(
             home=self.home,

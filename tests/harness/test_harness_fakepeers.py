@@ -168,3 +168,21 @@ def test_the_peer_parses_whole_bytewise_and_with_trailing_bytes_alike(
     assert whole == bytewise
     with_tail = _replay([data + trailing.replace(b"\n", b"")])
     assert with_tail == whole  # an unfinished line is kept, not answered
+
+
+def test_delays_move_the_virtual_clock_or_time_out() -> None:
+    waited: list[float] = []
+    [sc] = load_text("name: d\nsteps: []\npeers:\n  127.0.2.1: {delay: {greeting: 2m, end: 30m}}\n")
+    p = FakePeers(sc.peers, waited.append)
+    conn = p.connect("127.0.2.1", 25, timeout=60)
+    assert conn.recv(1200).startswith(b"220 ") and waited == [120.0]
+    conn.send(b"HELO x\r\nMAIL FROM:<a@b>\r\nRCPT TO:<c@d>\r\nDATA\r\n")
+    assert conn.recv(1200).endswith(b"354 go ahead\r\n")
+    conn.send(b"hi\r\n.\r\n")
+    with pytest.raises(TimeoutError):
+        conn.recv(1200)
+    assert waited == [120.0, 1200.0]
+    with pytest.raises(TimeoutError):
+        conn.recv(1200)
+    with pytest.raises(Exception, match="stage"):
+        load_text("name: d\nsteps: []\npeers:\n  127.0.2.1: {delay: {lunch: 2m}}\n")
