@@ -153,8 +153,8 @@ def _serve(channel: RemoteChannel, stdin: BinaryIO, stdout: BinaryIO, queue: Pat
     lock = threading.Lock()
     threads: list[threading.Thread] = []
 
-    def run(delnum: int, job: DeliveryJob) -> None:
-        result = channel.deliver(job)
+    def run(delnum: int, job: DeliveryJob | bytes) -> None:
+        result = job if isinstance(job, bytes) else channel.deliver(job)
         with lock:
             stdout.write(bytes([delnum]) + result + b"\0")
             stdout.flush()
@@ -168,12 +168,25 @@ def _serve(channel: RemoteChannel, stdin: BinaryIO, stdout: BinaryIO, queue: Pat
             if parsed is None:
                 break
             (delnum, messid, sender, recip), buffer = parsed
-            job = DeliveryJob(msgid=0, message=queue / messid, sender=sender, recipient=recip)
+            job = _check_messid(messid) or DeliveryJob(
+                msgid=0, message=queue / messid, sender=sender, recipient=recip
+            )
             thread = threading.Thread(target=run, args=(delnum, job), daemon=True)
             thread.start()
             threads.append(thread)
     for thread in threads:
         thread.join()
+
+
+def _check_messid(messid: str) -> bytes | None:
+    """spawn.c docmd()'s checks of the message path qmail-send sent, in its order."""
+    if any(ch not in "0123456789" and (i == 0 or ch != "/") for i, ch in enumerate(messid)):
+        return R.SPAWN_NONNUMERIC.encode()
+    if len(messid) + 1 > 100:  # the stralloc holds the terminating NUL too
+        return R.SPAWN_TOO_LONG.encode()
+    if not messid:
+        return R.SPAWN_TOO_SHORT.encode()
+    return None
 
 
 def _command(buffer: bytes) -> tuple[tuple[int, str, str, str], bytes] | None:

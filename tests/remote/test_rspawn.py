@@ -102,8 +102,10 @@ def test_channel_crash_is_reported(tmp_path: Path) -> None:
 
 def test_pipe_protocol(tmp_path: Path) -> None:
     ch, message = channel(tmp_path, {"127.0.2.11": {}})
-    queue = message.parent
-    commands = b"\x03mess\0a@me.example\0bob@far.example\0" + b"\x07mess\0\0nohost\0"
+    queue = tmp_path / "queue-mess"
+    (queue / "3").mkdir(parents=True)
+    message.rename(queue / "3" / "26")
+    commands = b"\x033/26\0a@me.example\0bob@far.example\0" + b"\x073/26\0\0nohost\0"
     out = io.BytesIO()
     _serve(ch, io.BytesIO(commands), out, queue)
     replies = sorted(out.getvalue().split(b"\0")[:-1])
@@ -142,3 +144,15 @@ def _drain(stream: bytes) -> list[tuple[int, str, str, str]]:
         out.append(parsed[0])
         stream = parsed[1]
     return out
+
+
+def test_pipe_protocol_checks_messid(tmp_path: Path) -> None:
+    ch, message = channel(tmp_path, {})
+    out = io.BytesIO()
+    commands = b"\x01/3/26\0s\0r@h\0" + b"\x02\0s\0r@h\0" + b"\x03" + b"1" * 100 + b"\0s\0r@h\0"
+    _serve(ch, io.BytesIO(commands), out, message.parent)
+    assert sorted(out.getvalue().split(b"\0")[:-1]) == [
+        b"\x01" + R.SPAWN_NONNUMERIC.encode(),
+        b"\x02" + R.SPAWN_TOO_SHORT.encode(),
+        b"\x03" + R.SPAWN_TOO_LONG.encode(),
+    ]
