@@ -58,11 +58,29 @@ def _struct(cls: type, spec: dict[str, Schema | Field], **renames: str) -> Struc
     return Struct(flds, build)
 
 
-def _control_value(value: Any) -> str | None:
+_FILE_NAME = re.compile(r"[A-Za-z0-9_+=.:-]+")
+
+
+def _file_name(name: str) -> str:
+    """A control or alias file name: one path component, so nothing lands outside the home."""
+    if not _FILE_NAME.fullmatch(name) or name in (".", ".."):
+        raise ValueError("a file name here is one plain path component")
+    return name
+
+
+def _relative(text: str) -> str:
+    """A path under the scenario's work directory: relative, without ``..``."""
+    if text.startswith("/") or ".." in text.split("/"):
+        raise ValueError(f"{text!r} must be a relative path without '..'")
+    return text
+
+
+def _control_value(name: str, value: Any) -> str | None:
+    _file_name(name)
     return None if value is None else _lines(value)
 
 
-CONTROL = MapOf(TEXT_OR_NULL, build_item=lambda _k, v: _control_value(v))
+CONTROL = MapOf(TEXT_OR_NULL, build_item=_control_value)
 
 # -- users, aliases, DNS, peers -------------------------------------------------
 
@@ -77,15 +95,18 @@ def _dotqmail_item(key: str, value: Any) -> str:
 
 def _build_user(name: str, values: dict[str, Any]) -> m.User:
     values = {k: v for k, v in values.items() if not k.startswith("__")}
-    return m.User(name=name, **values)
+    return m.User(name=_file_name(name), **values)
 
 
 USER = Struct(
     {
-        "home": Field(STR, doc="home directory, relative to the scenario's work dir"),
+        "home": Field(
+            Scalar("str", parse=_relative),
+            doc="home directory, relative to the scenario's work dir",
+        ),
         "dotqmail": Field(MapOf(TEXT, build_item=_dotqmail_item)),
         "maildir": Field(BOOL),
-        "mbox": Field(STR),
+        "mbox": Field(Scalar("str", parse=_relative)),
         "password": Field(STR),
     }
 )
@@ -364,7 +385,7 @@ _TOP: dict[str, Schema] = {
     "patches": Seq(Scalar("str", choices=PATCHES)),
     "users": MapOf(USER, build_item=_build_user),
     "assign": Either((Scalar("str", parse=lambda s: tuple(s.splitlines())), Seq(STR))),
-    "aliases": MapOf(TEXT, build_item=lambda _k, v: _lines(v)),
+    "aliases": MapOf(TEXT, build_item=lambda k, v: _file_name(k) and _lines(v)),
     "tcprules": TEXT,
     "dns": DNS,
     "peers": MapOf(PEER, build_item=_build_peer),
