@@ -94,6 +94,14 @@ def test_pytest_collects_scenarios_as_items(suite: Path) -> None:
     assert "1 passed" in out and "2 failed" in out, out
     assert "broken scenario file" in out and "c.yaml:3" in out
     assert "wrong greeting" in out
+    by_tag = subprocess.run(
+        [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", str(suite), "-k", "smtp"],
+        capture_output=True,
+        text=True,
+        cwd=suite.parent,
+        timeout=120,
+    )
+    assert "1 passed, 2 deselected" in by_tag.stdout, by_tag.stdout
 
 
 def test_dns_command_refuses_a_non_loopback_address(tmp_path: Path) -> None:
