@@ -99,6 +99,8 @@ def _body() -> bytes:
 
 async def _one(port: int, body: bytes) -> bool:
     reader, writer = await asyncio.open_connection(HOST, port)
+    sock = writer.get_extra_info("socket")
+    sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
     try:
         await reader.readline()
         for command in (
@@ -111,9 +113,11 @@ async def _one(port: int, body: bytes) -> bool:
             while (await reader.readline())[3:4] == b"-":
                 pass
         writer.write(body + b".\r\nQUIT\r\n")
-        accepted = (await reader.readline()).startswith(b"250")
+        reply = await reader.readline()
         await reader.readline()
-        return accepted
+        if not reply.startswith(b"250"):
+            print(f"refused: {reply!r}", file=sys.stderr)
+        return reply.startswith(b"250")
     finally:
         writer.close()
         with contextlib.suppress(OSError):
@@ -126,7 +130,8 @@ async def _ours(port: int, messages: int, clients: int) -> int:
     async def worker() -> None:
         nonlocal ok
         for _ in todo:
-            ok += await _one(port, body)
+            accepted = await _one(port, body)  # not "ok += await": that loses counts
+            ok += accepted
 
     await asyncio.gather(*(worker() for _ in range(clients)))
     return ok

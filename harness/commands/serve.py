@@ -146,6 +146,9 @@ def _smtp_service(
             base_env=base_env,
             local_name=args.localname,
             log=_log,
+            # tcpserver -D: nothing a client can see changes, and replies are
+            # not held back by Nagle's algorithm waiting for an ACK.
+            nodelay=True,
         )
         servers.append(server)
         return f"{host}:{server.port}"
@@ -190,6 +193,9 @@ def _pop3_service(
             base_env=base_env,
             local_name=args.localname,
             log=_log,
+            # tcpserver -D: nothing a client can see changes, and replies are
+            # not held back by Nagle's algorithm waiting for an ACK.
+            nodelay=True,
         )
         servers.append(server)
         return f"{host}:{server.port}"
