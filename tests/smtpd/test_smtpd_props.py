@@ -140,3 +140,17 @@ def test_relay_shapes() -> None:
     for arg, allowed in cases.items():
         out = session(b"MAIL FROM:<>\r\nRCPT TO:" + arg + b"\r\n", rcpthosts=HOSTS)
         assert out.output.endswith(b"250 ok\r\n" if allowed else replies.NOGATEWAY), arg
+
+
+@settings(max_examples=300, deadline=None)
+@given(_local_part, _host, st.sampled_from([b"", b"-rc"]))
+def test_relay_reject_patch_lets_no_hack_through(local: bytes, host: bytes, rc: bytes) -> None:
+    """With the patch no recipient with @, % or ! before its last @ is taken,
+    not even from a RELAYCLIENT."""
+    data = b"MAIL FROM:<>\r\nRCPT TO:<" + local + b"@" + host + b">\r\nDATA\r\n.\r\n"
+    out = session(data, rcpthosts=HOSTS, relay_reject=True, relayclient=rc)
+    for message in out.queued:
+        for rcpt in message.recipients:
+            assert rc == b"" or rcpt.endswith(rc)
+            local_part = rcpt[: len(rcpt) - len(rc)].rpartition(b"@")[0]
+            assert not set(local_part) & set(b"@%!")
