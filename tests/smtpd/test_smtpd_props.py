@@ -152,5 +152,6 @@ def test_relay_reject_patch_lets_no_hack_through(local: bytes, host: bytes, rc: 
     for message in out.queued:
         for rcpt in message.recipients:
             assert rc == b"" or rcpt.endswith(rc)
-            local_part = rcpt[: len(rcpt) - len(rc)].rpartition(b"@")[0]
+            addr = rcpt[: len(rcpt) - len(rc)]
+            local_part = addr.rpartition(b"@")[0] if b"@" in addr else addr
             assert not set(local_part) & set(b"@%!")
