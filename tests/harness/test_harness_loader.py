@@ -255,6 +255,10 @@ def yamlish(draw: st.DrawFn) -> str:
 @settings(max_examples=300, deadline=None)
 @given(st.one_of(yamlish(), st.text(max_size=60)))
 def test_any_document_gives_scenarios_or_a_located_error(text: str) -> None:
+    _scenarios_or_located_error(text)
+
+
+def _scenarios_or_located_error(text: str) -> None:
     try:
         scenarios = load_text(text, "fuzz.yaml")
     except ScenarioError as exc:
@@ -262,3 +266,30 @@ def test_any_document_gives_scenarios_or_a_located_error(text: str) -> None:
         assert str(exc).startswith(f"fuzz.yaml:{exc.line}:")
         return
     assert all(isinstance(s, Scenario) for s in scenarios)
+
+
+@st.composite
+def mutated(draw: st.DrawFn) -> str:
+    """The good scenario with lines dropped, repeated, re-indented or re-valued."""
+    lines = GOOD.splitlines()
+    for _ in range(draw(st.integers(1, 4))):
+        i = draw(st.integers(0, len(lines) - 1))
+        how = draw(st.integers(0, 3))
+        if how == 0:
+            del lines[i]
+        elif how == 1:
+            lines.insert(i, lines[i])
+        elif how == 2:
+            lines[i] = " " * draw(st.sampled_from([0, 1, 2, 4, 8])) + lines[i].lstrip()
+        else:
+            key, sep, _ = lines[i].partition(":")
+            lines[i] = key + (sep or ":") + " " + draw(_SCALARS)
+        if not lines:
+            break
+    return "\n".join(lines) + "\n"
+
+
+@settings(max_examples=300, deadline=None)
+@given(mutated())
+def test_a_damaged_scenario_gives_a_scenario_or_a_located_error(text: str) -> None:
+    _scenarios_or_located_error(text)
