@@ -44,7 +44,10 @@ def pytest_configure(config: pytest.Config) -> None:
 
 
 def pytest_collect_file(parent: pytest.Collector, file_path: Path) -> pytest.Collector | None:
-    if file_path.suffix in (".yaml", ".yml") and "scenarios" in file_path.parts[:-1]:
+    parts = file_path.parts[:-1]
+    # harness/data/scenarios is the installed copy of scenarios/ (a symlink in a checkout)
+    installed_copy = any(parts[i : i + 2] == ("harness", "data") for i in range(len(parts)))
+    if file_path.suffix in (".yaml", ".yml") and "scenarios" in parts and not installed_copy:
         collector: pytest.Collector = ScenarioFile.from_parent(parent, path=file_path)
         return collector
     return None
