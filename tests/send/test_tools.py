@@ -96,3 +96,22 @@ def test_qmail_start_with_a_logger(tmp_path: Path) -> None:
     out, err = proc.communicate(timeout=10)
     assert proc.returncode == 0, err
     assert out == b"log: status: exiting\n"
+
+
+def test_splogger_records() -> None:
+    import syslog
+
+    from server.send.splogger import Splogger
+
+    s = Splogger()
+    out = s.feed(b"new msg 1\nwarning: x\nalert: y\n", 1700000000.25)
+    assert out == [
+        (syslog.LOG_INFO, "1700000000.250000 new msg 1"),
+        (syslog.LOG_WARNING, "1700000000.250000 warning: x"),
+        (syslog.LOG_ALERT, "1700000000.250000 alert: y"),
+    ]
+    long = s.feed(b"a" * 800 + b"\x01\n", 5.5)
+    assert long == [(syslog.LOG_INFO, "5.500000 " + "a" * 799), (syslog.LOG_INFO, "5.500000+a?")]
+    # a partial line waits for its newline
+    assert s.feed(b"partial", 6.0) == []
+    assert s.feed(b" line\n", 7.0) == [(syslog.LOG_INFO, "7.000000 partial line")]
