@@ -1,113 +1,362 @@
-"""A timeline per message, read back from qmail-send's log lines (qmail-log(5)).
+"""What happened to each message, rebuilt from qmail-send's log (qmail-log(5)).
 
-``new msg N`` opens a message, ``info msg N: bytes B from <S> …`` names its
-sender, ``starting delivery D: msg N to local|remote R`` starts an attempt
-whose result is the later ``delivery D: success|deferral|failure: TEXT``,
-``bounce msg N`` and ``end msg N`` close it. Each line comes with the virtual
-time it was logged at.
+:func:`build` is a pure function over ``(seconds since the start, line)``
+pairs. It reads the lines qmail-send writes (qmail-send.c, qsutil.c):
+
+==========================================================  =====================
+``new msg N``                                               a message is queued
+``info msg N: bytes B from <S> qp Q uid U``                 its size and sender
+``starting delivery D: msg N to local|remote R``            an attempt begins
+``delivery D: success|deferral|failure: REPORT``            ... and its result
+``delivery D: report mangled, will defer``                  ... a garbled result
+``bounce msg N qp Q``                                       a bounce was queued
+``end msg N``                                               the message is gone
+``triple bounce: discarding bounce/N``                      a bounce thrown away
+==========================================================  =====================
+
+and ignores every other line (``status:``, warnings, alerts). A delivery
+number names one attempt; the result carries the letter qmail-lspawn or
+qmail-rspawn reported (K, Z or D; ``?`` for a mangled report, which qmail-send
+treats as a deferral). A bounce is linked to the message it became: qmail-send
+logs ``bounce msg N qp Q`` and qmail-queue's pid Q reappears in the new
+message's ``info`` line with the null sender.
+
+Message numbers are inode numbers, so one can come back for a later message:
+``new msg N`` always opens a new :class:`Message`. Lines for a message the log
+never showed queued (qmail-send restarted over a full queue) open one too,
+with ``queued`` left ``None``.
+
+:func:`readable` undoes ``logsafe()`` as far as it can for a person reading
+(``_`` back to a space, ``/`` back to a line break), and :func:`as_text` lays
+a timeline out as lines like ``+6m41s  deferral  remote bob@far.example ...``.
 """
 
 from __future__ import annotations
 
-import html
 import re
 from collections.abc import Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
+from typing import Literal
 
 from harness.scenario.values import format_duration
+from server.send.schedule import nextretry
 
-_NEW = re.compile(r"^new msg (\d+)$")
-_INFO = re.compile(r"^info msg (\d+): bytes (\d+) from <(.*)> qp \d+")
-_START = re.compile(r"^starting delivery (\d+): msg (\d+) to (local|remote) (.*)$")
-_RESULT = re.compile(r"^delivery (\d+): (success|deferral|failure): (.*)$")
-_BOUNCE = re.compile(r"^bounce msg (\d+) ")
-_END = re.compile(r"^end msg (\d+)$")
+Letter = Literal["K", "Z", "D", "?"]
+Channel = Literal["local", "remote"]
+
+#: qmail-send's word for each report letter (qmail-send.c del_dochan).
+WORDS: dict[Letter, str] = {"K": "success", "Z": "deferral", "D": "failure", "?": "mangled"}
+LETTERS: dict[str, Letter] = {word: letter for letter, word in WORDS.items()}
+
+_NEW = re.compile(r"new msg (\d+)")
+_INFO = re.compile(r"info msg (\d+): bytes (\d+) from <(.*)> qp (\d+) uid (\d+)")
+_START = re.compile(r"starting delivery (\d+): msg (\d+) to (local|remote) (.*)")
+_RESULT = re.compile(r"delivery (\d+): (success|deferral|failure): (.*)")
+_MANGLED = re.compile(r"delivery (\d+): report mangled, will defer")
+_BOUNCE = re.compile(r"bounce msg (\d+) qp (\d+)")
+_END = re.compile(r"end msg (\d+)")
+_TRIPLE = re.compile(r"triple bounce: discarding bounce/(\d+)")
 
 
-@dataclass
-class Event:
+@dataclass(frozen=True, kw_only=True)
+class Attempt:
+    """One delivery to one recipient: qmail-send's delivery number ``delivery``."""
+
+    delivery: int
+    channel: Channel
+    recipient: str  # as logged, i.e. logsafe'd
+    try_number: int  # 1 for the first attempt at this recipient of this message
+    started: float
+    finished: float | None = None  # None: the log ends before the result
+    letter: Letter | None = None
+    report: str = ""  # as logged, i.e. logsafe'd
+
+    @property
+    def result(self) -> str:
+        return WORDS[self.letter] if self.letter else "pending"
+
+
+@dataclass(frozen=True, kw_only=True)
+class Bounce:
+    """``bounce msg N qp Q``: the failure notice (or double bounce) qmail-send queued."""
+
     time: float
-    kind: str  # queued, success, deferral, failure, bounce, done
-    text: str = ""
+    qp: int
+    message: int | None = None  # index in Timeline.messages of the bounce itself
+
+
+@dataclass(frozen=True, kw_only=True)
+class Message:
+    id: int
+    queued: float | None = None
+    sender: str | None = None  # as logged; "" is the null sender (a bounce)
+    size: int | None = None
+    qp: int | None = None
+    uid: int | None = None
+    attempts: tuple[Attempt, ...] = ()
+    bounces: tuple[Bounce, ...] = ()
+    bounce_of: int | None = None  # index in Timeline.messages of the bounced message
+    triple_bounced: float | None = None
+    ended: float | None = None
+
+    def recipients(self) -> list[tuple[Channel, str]]:
+        """Each (channel, recipient) once, in the order of their first attempt."""
+        return list(dict.fromkeys((a.channel, a.recipient) for a in self.attempts))
+
+
+@dataclass(frozen=True, kw_only=True)
+class Timeline:
+    messages: tuple[Message, ...] = ()
+    span: float = 0.0  # the last time any line was logged
 
 
 @dataclass
-class MessageLine:
-    id: str
-    sender: str = ""
-    size: str = ""
-    events: list[Event] = field(default_factory=list)
+class _Builder:
+    """Folds lines into drafts; ``messages`` is replaced, never mutated in place."""
+
+    messages: list[Message] = field(default_factory=list)
+    current: dict[int, int] = field(default_factory=dict)  # msg id -> index
+    running: dict[int, tuple[int, int]] = field(default_factory=dict)  # delivery -> (msg, i)
+    bounce_qp: dict[int, tuple[int, int]] = field(default_factory=dict)  # qp -> (msg, i)
+    null_qp: dict[int, int] = field(default_factory=dict)  # qp of a <> message -> index
+    span: float = 0.0
+
+    def message(self, msgid: int) -> int:
+        if msgid not in self.current:
+            self.current[msgid] = len(self.messages)
+            self.messages.append(Message(id=msgid))
+        return self.current[msgid]
+
+    def update(self, index: int, **changes: object) -> None:
+        self.messages[index] = replace(self.messages[index], **changes)  # type: ignore[arg-type]
+
+    def feed(self, t: float, line: str) -> None:
+        self.span = max(self.span, t)
+        line = line.rstrip("\n")
+        for pattern, handler in _HANDLERS:
+            if m := pattern.fullmatch(line):
+                handler(self, t, m)
+                return
+
+    def new(self, t: float, m: re.Match[str]) -> None:
+        self.current.pop(int(m[1]), None)
+        self.update(self.message(int(m[1])), queued=t)
+
+    def info(self, t: float, m: re.Match[str]) -> None:
+        index = self.message(int(m[1]))
+        qp = int(m[4])
+        self.update(index, size=int(m[2]), sender=m[3], qp=qp, uid=int(m[5]))
+        if m[3] == "":
+            self.null_qp[qp] = index
+            if qp in self.bounce_qp:
+                self.link(*self.bounce_qp.pop(qp), index)
+
+    def start(self, t: float, m: re.Match[str]) -> None:
+        index = self.message(int(m[2]))
+        channel: Channel = "local" if m[3] == "local" else "remote"
+        before = [
+            a for a in self.messages[index].attempts if (a.channel, a.recipient) == (channel, m[4])
+        ]
+        attempt = Attempt(
+            delivery=int(m[1]),
+            channel=channel,
+            recipient=m[4],
+            try_number=len(before) + 1,
+            started=t,
+        )
+        self.running[attempt.delivery] = (index, len(self.messages[index].attempts))
+        self.update(index, attempts=(*self.messages[index].attempts, attempt))
+
+    def finish(self, t: float, delivery: int, letter: Letter, report: str) -> None:
+        if delivery not in self.running:
+            return  # its start is before the log began: nothing to attach it to
+        index, i = self.running.pop(delivery)
+        attempts = list(self.messages[index].attempts)
+        attempts[i] = replace(attempts[i], finished=t, letter=letter, report=report)
+        self.update(index, attempts=tuple(attempts))
+
+    def result(self, t: float, m: re.Match[str]) -> None:
+        self.finish(t, int(m[1]), LETTERS[m[2]], m[3])
+
+    def mangled(self, t: float, m: re.Match[str]) -> None:
+        self.finish(t, int(m[1]), "?", "")
+
+    def bounce(self, t: float, m: re.Match[str]) -> None:
+        index, qp = self.message(int(m[1])), int(m[2])
+        bounces = self.messages[index].bounces
+        self.update(index, bounces=(*bounces, Bounce(time=t, qp=qp)))
+        if qp in self.null_qp:
+            self.link(index, len(bounces), self.null_qp.pop(qp))
+        else:
+            self.bounce_qp[qp] = (index, len(bounces))
+
+    def link(self, index: int, i: int, bounce_index: int) -> None:
+        bounces = list(self.messages[index].bounces)
+        bounces[i] = replace(bounces[i], message=bounce_index)
+        self.update(index, bounces=tuple(bounces))
+        self.update(bounce_index, bounce_of=index)
+
+    def end(self, t: float, m: re.Match[str]) -> None:
+        self.update(self.message(int(m[1])), ended=t)
+        del self.current[int(m[1])]
+
+    def triple(self, t: float, m: re.Match[str]) -> None:
+        self.update(self.message(int(m[1])), triple_bounced=t)
 
 
-def build(timed_log: Iterable[tuple[float, str]]) -> list[MessageLine]:
-    messages: dict[str, MessageLine] = {}
-    deliveries: dict[str, tuple[str, str]] = {}  # delivery number -> (msg, "chan rcpt")
+_HANDLERS = (
+    (_NEW, _Builder.new),
+    (_INFO, _Builder.info),
+    (_START, _Builder.start),
+    (_RESULT, _Builder.result),
+    (_MANGLED, _Builder.mangled),
+    (_BOUNCE, _Builder.bounce),
+    (_END, _Builder.end),
+    (_TRIPLE, _Builder.triple),
+)
+
+
+def build(timed_log: Iterable[tuple[float, str]]) -> Timeline:
+    """The timeline of every message in ``timed_log`` (times never go backwards)."""
+    builder = _Builder()
     for t, line in timed_log:
-        if m := _NEW.match(line):
-            messages[m[1]] = MessageLine(id=m[1], events=[Event(t, "queued")])
-        elif m := _INFO.match(line):
-            msg = messages.setdefault(m[1], MessageLine(id=m[1]))
-            msg.size, msg.sender = m[2], m[3]
-        elif m := _START.match(line):
-            deliveries[m[1]] = (m[2], f"{m[3]} {m[4]}")
-        elif (m := _RESULT.match(line)) and m[1] in deliveries:
-            msgid, who = deliveries.pop(m[1])
-            messages.setdefault(msgid, MessageLine(id=msgid)).events.append(
-                Event(t, m[2], f"{who}: {m[3]}")
-            )
-        elif m := _BOUNCE.match(line):
-            messages.setdefault(m[1], MessageLine(id=m[1])).events.append(Event(t, "bounce"))
-        elif m := _END.match(line):
-            messages.setdefault(m[1], MessageLine(id=m[1])).events.append(Event(t, "done"))
-    return list(messages.values())
+        builder.feed(t, line)
+    return Timeline(messages=tuple(builder.messages), span=builder.span)
 
 
-def _when(t: float) -> str:
-    return "+" + format_duration(t) if t >= 1 else "+0s"
+# -- reading it ------------------------------------------------------------------
+
+#: A URL inside a logged report: its "/"s are not line breaks. A "/" before an
+#: upper-case letter, a reply code or the end is taken as one (qmail-remote's
+#: report lines start "Remote host said:", "451 ...", "Giving up ...").
+_URL = re.compile(r"[A-Za-z][A-Za-z0-9+.-]*://[^/_]+(?:/(?![A-Z]|\d{3}[_-]|$)[^/_]*)*")
 
 
-def as_text(messages: list[MessageLine]) -> list[str]:
-    out = []
-    for msg in messages:
-        out.append(f"msg {msg.id} from <{msg.sender}>, {msg.size or '?'} bytes")
-        for e in msg.events:
-            out.append(f"  {_when(e.time):>12}  {e.kind:9} {e.text}".rstrip())
+def readable(logged: str) -> tuple[str, ...]:
+    """``logsafe()`` undone for reading: the report's lines, spaces back.
+
+    qsutil.c logsafe() turns a newline into ``/`` and a space, ``%`` or any
+    unprintable byte into ``_``; a real ``_`` or ``/`` looks the same, so this
+    is a best reading (``/`` inside a URL stays), not an inverse.
+    """
+    urls = [(m.start(), m.end()) for m in _URL.finditer(logged)]
+    out, pos = [], 0
+    for start, stop in [*urls, (len(logged), len(logged))]:
+        out.append(logged[pos:start].replace("/", "\n"))
+        out.append(logged[start:stop])
+        pos = stop
+    lines = "".join(out).replace("_", " ").split("\n")
+    if lines[-1] == "":
+        lines.pop()
+    return tuple(lines)
+
+
+def when(t: float) -> str:
+    """``+0s``, ``+6m40s``, ``+2d1h``: seconds since the start, as qmail counts them."""
+    return "+" + format_duration(max(0, int(t)))
+
+
+@dataclass(frozen=True, kw_only=True)
+class Entry:
+    """One line (and its continuation lines) of a message's story, for text and HTML."""
+
+    time: float
+    kind: str  # queued, success, deferral, failure, mangled, pending, bounce, discarded, end, more
+    head: str  # after the kind word: who, which try, ...
+    lines: tuple[str, ...] = ()  # the report, readable
+    attempt: Attempt | None = None
+
+
+def next_retry(msg: Message, attempt: Attempt) -> float | None:
+    """When qmail-send will try a deferred recipient again (qmail-send.c nextretry()).
+
+    The schedule counts from the message's birth, which is when it was queued;
+    it runs from the time the job was opened, i.e. when this attempt started.
+    """
+    if msg.queued is None or attempt.letter not in ("Z", "?"):
+        return None
+    return float(nextretry(int(msg.queued), int(attempt.started), attempt.channel))
+
+
+def _attempt_entry(msg: Message, a: Attempt) -> Entry:
+    head = f"{a.channel} {a.recipient}, try {a.try_number}"
+    if a.finished is None:
+        return Entry(time=a.started, kind="pending", head=head + ": no result logged", attempt=a)
+    if a.finished - a.started >= 1:
+        head += f", took {format_duration(a.finished - a.started)}"
+    retry = next_retry(msg, a)
+    if retry is not None:
+        head += f", next try due {when(retry)}"
+    lines = readable(a.report) if a.letter != "?" else ("report mangled, will defer",)
+    return Entry(time=a.finished, kind=a.result, head=head, lines=lines, attempt=a)
+
+
+def _collapse(entries: list[Entry]) -> list[Entry]:
+    """Runs of three or more same results for one recipient: keep the first and last."""
+    runs: dict[tuple[str, str], list[int]] = {}
+    hidden: dict[int, int] = {}  # index -> index of the run's first hidden entry
+    for i, e in enumerate(entries):
+        if e.attempt is None:
+            continue
+        lane = (e.attempt.channel, e.attempt.recipient)
+        run = runs.setdefault(lane, [])
+        if run and (entries[run[-1]].kind, entries[run[-1]].lines) != (e.kind, e.lines):
+            run.clear()
+        run.append(i)
+        if len(run) >= 3:
+            hidden[run[-2]] = run[1]
+    out: list[Entry] = []
+    for i, e in enumerate(entries):
+        if i not in hidden:
+            out.append(e)
+        elif hidden[i] == i:
+            run = [j for j, first in hidden.items() if first == i]
+            until = when(entries[max(run)].time)
+            out.append(Entry(time=e.time, kind="...", head=f"{len(run)} more like this, to {until}"))
+    return out
+
+
+def entries(timeline: Timeline, msg: Message, *, brief: bool = False) -> list[Entry]:
+    """A message's story in time order (log order among equal times)."""
+    rows: list[tuple[float, int, Entry]] = []
+    if msg.queued is not None:
+        origin = msg.bounce_of
+        head = f"bounce of msg {timeline.messages[origin].id}" if origin is not None else ""
+        rows.append((msg.queued, 0, Entry(time=msg.queued, kind="queued", head=head)))
+    for a in msg.attempts:
+        e = _attempt_entry(msg, a)
+        rows.append((e.time, 1, e))
+    for b in msg.bounces:
+        head = f"qp {b.qp}"
+        if b.message is not None:
+            head = f"queued as msg {timeline.messages[b.message].id} ({head})"
+        rows.append((b.time, 2, Entry(time=b.time, kind="bounce", head=head)))
+    if msg.triple_bounced is not None:
+        t = msg.triple_bounced
+        rows.append((t, 3, Entry(time=t, kind="discarded", head="triple bounce")))
+    if msg.ended is not None:
+        head = "" if msg.queued is None else f"after {format_duration(msg.ended - msg.queued)}"
+        rows.append((msg.ended, 4, Entry(time=msg.ended, kind="end", head=head)))
+    ordered = [e for _, _, e in sorted(rows, key=lambda r: (r[0], r[1]))]
+    return _collapse(ordered) if brief else ordered
+
+
+def title(msg: Message) -> str:
+    """``msg 707993 from <alice@example.org>, 201 bytes``."""
+    sender = "<?>" if msg.sender is None else f"<{msg.sender}>"
+    size = "" if msg.size is None else f", {msg.size} bytes"
+    return f"msg {msg.id} from {sender}{size}"
+
+
+def as_text(timeline: Timeline, *, brief: bool = False) -> list[str]:
+    """Each message: a title line, then one line per event, report lines below."""
+    out: list[str] = []
+    for msg in timeline.messages:
+        out.append(title(msg))
+        for e in entries(timeline, msg, brief=brief):
+            head = f"{e.head}:" if e.lines else e.head
+            first = f"{when(e.time):>13}  {e.kind:9} {head}".rstrip()
+            out.append(first + (f" {e.lines[0]}" if e.lines else ""))
+            out.extend(f"{'':26}{line}" for line in e.lines[1:])
         out.append("")
     return out or ["(qmail-send logged no messages)"]
-
-
-_COLOURS = {
-    "queued": "#3465a4",
-    "success": "#4e9a06",
-    "deferral": "#f57900",
-    "failure": "#cc0000",
-    "bounce": "#75507b",
-    "done": "#555753",
-}
-
-
-def as_html(title: str, messages: list[MessageLine]) -> str:
-    """One SVG strip per message, time running left to right, a dot per event."""
-    end = max((e.time for m in messages for e in m.events), default=0.0) or 1.0
-    width, rows = 900, []
-    for msg in messages:
-        dots = []
-        for e in msg.events:
-            x = 20 + (width - 40) * e.time / end
-            tip = html.escape(f"{_when(e.time)} {e.kind} {e.text}")
-            dots.append(
-                f'<circle cx="{x:.1f}" cy="20" r="6" fill="{_COLOURS[e.kind]}">'
-                f"<title>{tip}</title></circle>"
-            )
-        rows.append(
-            f"<h2>msg {html.escape(msg.id)} from &lt;{html.escape(msg.sender)}&gt;</h2>"
-            f'<svg width="{width}" height="40"><line x1="20" y1="20" x2="{width - 20}" y2="20"'
-            f' stroke="#ccc"/>{"".join(dots)}</svg><pre>'
-            + html.escape("\n".join(as_text([msg])[1:]))
-            + "</pre>"
-        )
-    legend = " ".join(f'<span style="color:{c}">&#9679; {k}</span>' for k, c in _COLOURS.items())
-    return (
-        f"<!doctype html><meta charset=utf-8><title>{html.escape(title)}</title>"
-        f"<h1>{html.escape(title)}</h1><p>{legend} — span {_when(end)}</p>" + "".join(rows) + "\n"
-    )

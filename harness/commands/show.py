@@ -1,4 +1,10 @@
-"""``qmail-sim show SCENARIO``: run a scenario and print each message's timeline."""
+"""``qmail-sim show SCENARIO``: run a scenario on the simulator, print each message's story.
+
+The simulator target keeps every qmail-send log line with the virtual time it
+was written at (``SimTarget.timed_log``); :func:`harness.timeline.build`
+turns them into a timeline per message, printed as text and, with ``--html``,
+drawn by :mod:`harness.timeline_html`.
+"""
 
 from __future__ import annotations
 
@@ -8,46 +14,73 @@ from pathlib import Path
 
 from harness.report import details, result_line
 from harness.runner import run_scenario
-from harness.scenario import ScenarioError, load_file
+from harness.scenario import Scenario, ScenarioError, load_file
 from harness.targets.sim import SimTarget
-from harness.timeline import as_html, as_text, build
+from harness.timeline import as_text, build
+from harness.timeline_html import Page, render
 
 HELP = "print a timeline of each message in a scenario"
 DESCRIPTION = """\
-Run the scenario(s) in FILE on the simulator and print, for every message
-qmail-send handled, when it was queued, each delivery attempt with its
-result over virtual time, bounces, and when it left the queue. With --html,
-also draw the timelines into an HTML file.
+Run the scenario(s) in SCENARIO on the simulator and print, for every message
+qmail-send handled, when it was queued, each delivery attempt (recipient,
+channel, try number, result and report, when the next try is due), the
+bounces it caused and when it left the queue. Times count from the start of
+the scenario in virtual time: +0s, +6m41s, +2d1h. The reports are shown as
+qmail-send logged them after undoing logsafe(): "_" back to a space, "/" back
+to a line break.
+
+With --html FILE, also draw the timelines into one self-contained HTML file
+(an SVG lane per message and recipient, marks coloured by result, the
+report in each mark's hover title).
+
+Exit status: 0 when every scenario shown passed, 1 when one failed, 2 when
+the file cannot be loaded or --name matches nothing.
 """
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("file", type=Path, metavar="SCENARIO")
+    parser.add_argument("file", type=Path, metavar="SCENARIO", help="a scenario file (YAML)")
     parser.add_argument("--name", help="only the scenario with this name (in a file of several)")
-    parser.add_argument("--html", type=Path, metavar="FILE", help="write the timeline as HTML")
+    parser.add_argument("--html", type=Path, metavar="FILE", help="also draw the timeline as HTML")
+    parser.add_argument("--seed", type=int, metavar="N", help="override the scenario's seed")
+    parser.add_argument(
+        "--brief",
+        action="store_true",
+        help="fold three or more identical results in a row into first, count, last",
+    )
+
+
+def _load(args: argparse.Namespace) -> list[Scenario] | None:
+    try:
+        scenarios = load_file(args.file)
+    except (ScenarioError, OSError) as exc:
+        print(f"qmail-sim show: {exc}", file=sys.stderr)
+        return None
+    if args.name is not None:
+        scenarios = [s for s in scenarios if s.name == args.name]
+        if not scenarios:
+            print(f"qmail-sim show: no scenario named {args.name!r} in {args.file}", file=sys.stderr)
+            return None
+    return scenarios
 
 
 def run(args: argparse.Namespace) -> int:
-    try:
-        scenarios = load_file(args.file)
-    except ScenarioError as exc:
-        print(f"qmail-sim show: {exc}", file=sys.stderr)
+    scenarios = _load(args)
+    if scenarios is None:
         return 2
-    if args.name:
-        scenarios = [s for s in scenarios if s.name == args.name]
-    pages = []
+    pages: list[Page] = []
     ok = True
     for sc in scenarios:
         target = SimTarget()
-        result = run_scenario(sc, target=target, seed=None)
+        result = run_scenario(sc, target=target, seed=args.seed)
         ok = ok and result.ok
         print(result_line(result))
         for line in details(result):
             print(line)
         timeline = build(target.timed_log)
-        for line in as_text(timeline):
+        for line in as_text(timeline, brief=args.brief):
             print(f"  {line}".rstrip())
-        pages.append(as_html(sc.name, timeline))
-    if args.html:
-        args.html.write_text("".join(pages))
+        pages.append(Page(title=sc.name, status=result.status, timeline=timeline))
+    if args.html is not None:
+        args.html.write_text(render(pages, source=str(args.file)), encoding="utf-8")
     return 0 if ok else 1

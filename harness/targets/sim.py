@@ -94,19 +94,36 @@ class Components:
 
 
 class SimFileOps(FileOps):
-    """Real file steps, but lock/trigger pulls are noted instead of written.
+    """Real file steps, with two things the simulator decides itself.
 
-    In qmail, qmail-queue pulls lock/trigger and qmail-send wakes at once
-    (triggerpull.c, qmail-send.c). In the simulator nobody reads the pipe; a
-    pull (by a forward, a bounce, an injection) makes the next queue pass
-    happen at the same virtual time instead.
+    Trigger: in qmail, qmail-queue pulls lock/trigger and qmail-send wakes at
+    once (triggerpull.c, qmail-send.c). In the simulator nobody reads the
+    pipe; a pull (by a forward, a bounce, an injection) makes the next queue
+    pass happen at the same virtual time instead.
+
+    Inode numbers: qmail-queue names a message after the inode of its
+    ``queue/pid/`` file (qmail-queue.c), which the file system picks, so log
+    lines would differ from run to run. Here the simulated file system numbers
+    those inodes itself, counting up from :data:`FIRST_INODE`. The files are
+    created for real and every later step refers to the message by its name,
+    so qmail's uniqueness argument (one number, one ``mess/`` file) still holds.
     """
+
+    FIRST_INODE = 100_000
 
     def __init__(self) -> None:
         self.pulled = False
+        self.inode = self.FIRST_INODE
 
     def pull_trigger(self, path: Path) -> None:
         self.pulled = True
+
+    def create_new(self, path: Path, mode: int = 0o644) -> int:
+        real = super().create_new(path, mode)
+        if path.parent.name != "pid":
+            return real
+        self.inode += 1
+        return self.inode
 
 
 def _text(value: str) -> str:
