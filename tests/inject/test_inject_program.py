@@ -250,3 +250,39 @@ def test_bin_sendmail_as_a_process(home: Path) -> None:
     queued = (home / "queue" / "mess" / str(msgid % 23) / str(msgid)).read_bytes()
     assert f"invoked by uid {os.getuid()})".encode() in queued
     assert sys.executable  # the bin/ scripts run under this interpreter
+
+
+# -- predate, datemail, mailsubj -------------------------------------------------
+
+
+def test_predate_puts_a_local_date_first(home: Path) -> None:
+    env = {"TZ": "America/St_Johns", "USER": "u"}
+    code, out, _ = inject(home, ["qmail-inject", "-n"], env, b"To: x\n\n", program="predate")
+    assert code == 0
+    assert b"\nDate: 14 Nov 2023 18:43:20 -0330\n" in out
+    assert b"-0000" not in out  # qmail-inject kept predate's Date:
+    assert inject(home, [], {}, b"", program="predate")[::2] == (
+        100,
+        b"predate: usage: predate child\n",
+    )
+
+
+def test_datemail_and_mailsubj_queue(home: Path) -> None:
+    code, _, err = inject(
+        home, ["r@x.y"], {"TZ": "Europe/Berlin"}, b"Subject: d\n\nb\n", program="datemail"
+    )
+    assert (code, err) == (0, b"")
+    code, _, err = inject(
+        home, ["hello there", "m@x.y", "n@x.y"], {}, b"text\n", program="mailsubj"
+    )
+    assert (code, err) == (0, b"")
+    found = {}
+    for msgid in message_ids(home / "queue"):
+        _, recipients = read_envelope(home / "queue" / "todo" / str(msgid))
+        found[tuple(recipients)] = home / "queue" / "mess" / str(msgid % 23) / str(msgid)
+    # a field's addresses are collected right to left, as netqmail does
+    assert set(found) == {("r@x.y",), ("n@x.y", "m@x.y")}
+    assert b"\nDate: 14 Nov 2023 23:13:20 +0100\n" in found[("r@x.y",)].read_bytes()
+    assert b"\nSubject: hello there\nTo: m@x.y, n@x.y\n\ntext\n" in (
+        found[("n@x.y", "m@x.y")].read_bytes()
+    )

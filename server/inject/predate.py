@@ -1,0 +1,67 @@
+"""predate: run a program with a ``Date:`` line in local time put before its input.
+
+``predate CHILD [ARGS...]`` (predate.c, used by datemail): CHILD reads
+``Date: <local time> +HHMM`` and then predate's own stdin, and predate
+exits with CHILD's exit code (111 with ``predate: fatal: child crashed``
+when a signal killed it). Local time is the zone ``TZ`` names in the
+environment, as libc's localtime() takes it (GMT without one); the offset
+is written as the date-localtime patch writes it (see server.date822).
+
+In-process CHILD is one of our programs (its base name); otherwise a real
+process on a pipe.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+from collections.abc import Mapping
+from io import BytesIO
+from typing import BinaryIO
+
+from server import programs
+from server.date822 import date822fmt, zone_from_env
+from server.errors import EXIT_PERM, EXIT_TEMP
+
+FATAL = b"predate: fatal: "
+
+
+def date_line(t: int, env: Mapping[str, str]) -> bytes:
+    return b"Date: " + date822fmt(t, localtime=True, tz=zone_from_env(env)).encode() + b"\n"
+
+
+def _say(ctx: programs.ProgramContext, text: bytes) -> None:
+    ctx.stderr.write(text)
+    ctx.stderr.flush()
+
+
+def main(
+    argv: list[str],
+    env: Mapping[str, str],
+    stdin: BinaryIO,
+    stdout: BinaryIO,
+    ctx: programs.ProgramContext,
+) -> int:
+    if len(argv) < 2:
+        _say(ctx, b"predate: usage: predate child\n")
+        return EXIT_PERM
+    data = date_line(ctx.runtime.now(), env) + stdin.read()
+    child = argv[1:]
+    if ctx.inprocess:
+        name = os.path.basename(child[0])
+        if name not in programs.PROGRAMS and name not in programs.EXTRA_PROGRAMS:
+            _say(ctx, FATAL + b"unable to run " + child[0].encode() + b": not one of ours\n")
+            return EXIT_TEMP
+        with BytesIO(data) as piped:
+            return programs.run(name, child, env, piped, stdout, ctx)
+    stdout.flush()
+    try:
+        done = subprocess.run(child, input=data, env=dict(env), check=False)
+    except OSError as exc:
+        text = f"unable to run {child[0]}: {exc.strerror}\n".encode()
+        _say(ctx, FATAL + text)
+        return EXIT_TEMP
+    if done.returncode < 0:
+        _say(ctx, FATAL + b"child crashed\n")
+        return EXIT_TEMP
+    return done.returncode
