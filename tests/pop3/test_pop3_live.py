@@ -174,3 +174,44 @@ def test_qmail_sim_serve_pop3(tmp_path: Path) -> None:
             proc.send_signal(signal.SIGTERM)
             proc.communicate(timeout=30)
     assert os.listdir(alice / "Maildir" / "cur") == [f"{OLD}.9.h:2,"]
+
+
+@pytest.mark.external
+def test_bin_programs_under_debian_tcpserver(tmp_path: Path) -> None:
+    """``tcpserver ... qmail-popup HOST checkpassword qmail-pop3d Maildir``, all processes."""
+    tcpserver = shutil.which("tcpserver")
+    if tcpserver is None:
+        pytest.skip("tcpserver (Debian package ucspi-tcp) is not installed")
+    home = tmp_path / "qmail"
+    setup(home, me="pop.example.org")
+    alice = tmp_path / "alice"
+    for sub in ("tmp", "new", "cur"):
+        (alice / "Maildir" / sub).mkdir(parents=True)
+    _deliver(alice / "Maildir", f"{OLD}.7.h", b"Subject: via tcpserver\n\nok\n", OLD)
+    (home / ".qmail-sim" / "passwords").write_text(f"alice:sesame:{alice}\n")
+    checkpassword = tmp_path / "checkpassword"
+    checkpassword.write_text(
+        f'#!/bin/sh\nexec {sys.executable} -m server --home {home} checkpassword "$@"\n'
+    )
+    checkpassword.chmod(0o755)
+    bin_ = home / "bin"
+    cmd = [tcpserver, "-1", "-q", "-R", "-H", "127.0.0.1", "0", str(bin_ / "qmail-popup")]
+    cmd += ["pop.example.org", str(checkpassword), str(bin_ / "qmail-pop3d"), "Maildir"]
+    with subprocess.Popen(cmd, stdout=subprocess.PIPE) as proc:
+        try:
+            assert proc.stdout is not None
+            port = int(proc.stdout.readline().strip())
+            pop = poplib.POP3("127.0.0.1", port, timeout=30)
+            try:
+                pop.user("alice")
+                pop.pass_("sesame")
+                assert pop.stat() == (1, 27)
+                assert pop.retr(1)[1][:1] == [b"Subject: via tcpserver"]
+                pop.dele(1)
+            finally:
+                pop.quit()
+        finally:
+            proc.terminate()
+            proc.wait(30)
+    assert os.listdir(alice / "Maildir" / "new") == []
+    assert os.listdir(alice / "Maildir" / "cur") == []
