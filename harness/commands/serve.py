@@ -36,8 +36,11 @@ HELP = "run the live server (SMTP, POP3, delivery) for a home"
 DESCRIPTION = """\
 Run the live server of the qmail home HOME in one process: each --smtp
 HOST:PORT listens on a loopback address and speaks qmail-smtpd to every
-connection, queueing into HOME/queue with fsync. Stops on SIGINT or SIGTERM.
-Prints one line "listening smtp HOST:PORT" per service once it is ready (PORT
+connection, queueing into HOME/queue with fsync. Each --pop3 HOST:PORT runs
+"qmail-popup ME checkpassword qmail-pop3d Maildir" for every connection, with
+users and passwords from $QMAILSIM_PASSWORDS or HOME/.qmail-sim/passwords
+(lines "user:password:home"). Stops on SIGINT or SIGTERM.
+Prints one line "listening KIND HOST:PORT" per service once it is ready (PORT
 0 picks a free port, and the line shows it).
 """
 
