@@ -286,7 +286,7 @@ def _attempt_entry(msg: Message, a: Attempt) -> Entry:
         head += f", took {format_duration(a.finished - a.started)}"
     retry = next_retry(msg, a)
     if retry is not None:
-        head += f", next try due {when(retry)}"
+        head += f", next try {when(retry)}"
     lines = readable(a.report) if a.letter != "?" else ("report mangled, will defer",)
     return Entry(time=a.finished, kind=a.result, head=head, lines=lines, attempt=a)
 
@@ -312,7 +312,9 @@ def _collapse(entries: list[Entry]) -> list[Entry]:
         elif hidden[i] == i:
             run = [j for j, first in hidden.items() if first == i]
             until = when(entries[max(run)].time)
-            out.append(Entry(time=e.time, kind="...", head=f"{len(run)} more like this, to {until}"))
+            out.append(
+                Entry(time=e.time, kind="...", head=f"{len(run)} more like this, to {until}")
+            )
     return out
 
 

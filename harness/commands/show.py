@@ -59,7 +59,9 @@ def _load(args: argparse.Namespace) -> list[Scenario] | None:
     if args.name is not None:
         scenarios = [s for s in scenarios if s.name == args.name]
         if not scenarios:
-            print(f"qmail-sim show: no scenario named {args.name!r} in {args.file}", file=sys.stderr)
+            print(
+                f"qmail-sim show: no scenario named {args.name!r} in {args.file}", file=sys.stderr
+            )
             return None
     return scenarios
 
