@@ -181,6 +181,26 @@ def measure_ours(messages: int, clients: int) -> float:
     return rate
 
 
+def queue_floor(messages: int) -> float:
+    """Messages per second that the queue writer alone takes, one after another:
+    the durable steps (two fsyncs, links) every accepted message must pay."""
+    from harness.commands.serve import make_context
+    from server.home import setup
+    from server.queue.client import queue_message
+
+    with tempfile.TemporaryDirectory(prefix="qmail-sim-bench-") as tmp:
+        home = Path(tmp) / "qmail"
+        setup(home, me="bench.example")
+        ctx = make_context(home)
+        body = _body().replace(b"\r\n", b"\n")
+        start = time.monotonic()
+        for _ in range(messages):
+            result = queue_message(ctx, {}, body, SENDER, [RECIPIENT], invoker="network")
+            if result.error:
+                raise RuntimeError(result.error)
+        return messages / (time.monotonic() - start)
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--messages", type=int, default=500)
@@ -207,6 +227,8 @@ def main() -> int:
         sink_text = f"{sink:15.0f}" if sink else f"{'(no smtp-sink)':>15}"
         ratio = f"{ours / sink:6.2f}" if sink else f"{'-':>6}"
         print(f"{clients:>7}  {ours:15.0f}  {sink_text}  {ratio}", flush=True)
+    floor = max(queue_floor(args.messages) for _ in range(args.repeat))
+    print(f"queue writer alone, one message after another: {floor:.0f} msg/s")
     return 0
 
 

@@ -28,4 +28,5 @@ def test_receive_benchmark_runs() -> None:
     assert done.returncode == 0, done.stderr.decode()
     lines = done.stdout.decode().splitlines()
     assert lines[0].startswith("4 messages of ~2048 bytes")
-    assert [line.split()[0] for line in lines[2:]] == ["1", "2"]
+    assert [line.split()[0] for line in lines[2:-1]] == ["1", "2"]
+    assert lines[-1].startswith("queue writer alone")
