@@ -68,12 +68,16 @@ def run(
     message_path: Path | None = None,
     message_fd: int | None = None,
     timeout: float | None = None,
+    outputs: tuple[int, int] | None = None,
 ) -> ProgramResult:
     """Run one command; OSError when /bin/sh cannot be started at all.
 
     The command reads the queue file itself when we have it: ``message_fd``
     (our own seekable stdin, rewound as qmail-local's seek_begin(0) does) or
-    ``message_path``; else the bytes come through a pipe.
+    ``message_path``; else the bytes come through a pipe. With ``outputs``
+    (two fds) the command writes its stdout and stderr there itself, as a
+    child of qmail-local inherits fds 1 and 2; else both are captured as one
+    stream in the result.
     """
     stdin_file = open(message_path, "rb") if message_path is not None else None  # noqa: SIM115
     source: int | BinaryIO | None = stdin_file
@@ -84,8 +88,8 @@ def run(
         proc = subprocess.Popen(
             [b"/bin/sh", b"-c", command],
             stdin=source if source is not None else subprocess.PIPE,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.STDOUT,
+            stdout=subprocess.PIPE if outputs is None else outputs[0],
+            stderr=subprocess.STDOUT if outputs is None else outputs[1],
             cwd=cwd,
             env=dict(env),
             umask=0o077,
@@ -106,9 +110,9 @@ def _wait(
     except subprocess.TimeoutExpired:
         _kill_group(proc)
         output, _ = proc.communicate()
-        return ProgramResult(exit_code=None, output=output, timed_out=True)
+        return ProgramResult(exit_code=None, output=output or b"", timed_out=True)
     code = proc.returncode
-    return ProgramResult(exit_code=code if code >= 0 else None, output=output)
+    return ProgramResult(exit_code=code if code >= 0 else None, output=output or b"")
 
 
 def _kill_group(proc: subprocess.Popen[bytes]) -> None:

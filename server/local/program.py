@@ -96,8 +96,15 @@ def parse_argv(argv: list[str]) -> LocalArgs:
 
 @dataclass(frozen=True, kw_only=True)
 class Outcome:
+    """``output`` is the one stream qmail-lspawn reads (fds 1 and 2 joined);
+    ``stdout`` and ``stderr`` are the same bytes split as qmail-local itself
+    writes them: its reports of what it did on 1, its errors and warnings
+    on 2 (strerr), and a command's output on whichever fd the command used."""
+
     code: int
     output: bytes
+    stdout: bytes = field(default=b"", compare=False)
+    stderr: bytes = field(default=b"", compare=False)
 
 
 @dataclass(kw_only=True)
@@ -115,6 +122,10 @@ class Delivery:
     program_timeout: float | None = None
     locker: Locker = lock_ex
     out: bytearray = field(default_factory=bytearray)
+    #: (fd, bytes) in the order written, to split ``out`` back into 1 and 2.
+    chunks: list[tuple[int, bytes]] = field(default_factory=list)
+    #: fds 1 and 2 for ``|command`` children to inherit, when there are real ones.
+    child_fds: tuple[int, int] | None = None
     counts: list[int] = field(default_factory=lambda: [0, 0, 0])
 
     def run(self) -> Outcome:
@@ -122,15 +133,28 @@ class Delivery:
             self._run()
         except _Exit as stop:
             if stop.text is not None:
-                self.say(stop.text)
-            return Outcome(code=stop.code, output=bytes(self.out))
+                self.say(stop.text, fd=2)
+            return self._outcome(stop.code)
         except QmailFailure as failure:
-            self.say(failure.text)
-            return Outcome(code=failure.exit_code, output=bytes(self.out))
-        return Outcome(code=EXIT_OK, output=bytes(self.out))
+            self.say(failure.text, fd=2)
+            return self._outcome(failure.exit_code)
+        return self._outcome(EXIT_OK)
 
-    def say(self, text: str) -> None:
-        self.out += text.encode("latin-1", "replace") + b"\n"
+    def _outcome(self, code: int) -> Outcome:
+        split = {1: bytearray(), 2: bytearray()}
+        for fd, data in self.chunks:
+            split[fd] += data
+        return Outcome(
+            code=code, output=bytes(self.out), stdout=bytes(split[1]), stderr=bytes(split[2])
+        )
+
+    def say(self, text: str, fd: int = 1) -> None:
+        """A line on qmail-local's stdout (fd 1) or, for strerr texts, stderr (2)."""
+        self.emit(text.encode("latin-1", "replace") + b"\n", fd)
+
+    def emit(self, data: bytes, fd: int) -> None:
+        self.out += data
+        self.chunks.append((fd, data))
 
     # -- the steps of main() ---------------------------------------------
 
@@ -163,7 +187,7 @@ class Delivery:
         if st.st_mode & stat.S_ISVTX:
             if self.args.flagdoit:
                 raise TempFail(replies.HOME_STICKY)
-            self.say(replies.HOME_STICKY_WARNING)
+            self.say(replies.HOME_STICKY_WARNING, fd=2)
 
     def _set_env(self) -> None:
         a = self.args
@@ -227,14 +251,21 @@ class Delivery:
             if replies.error_temp(err) or err in (errno.EPERM, errno.EACCES):
                 raise TempFail(replies.open_qmail_failed(name, err)) from exc
             return None
-        with os.fdopen(fd, "rb") as f:
-            st = os.fstat(f.fileno())
-            if not stat.S_ISREG(st.st_mode):
-                return None
+        # A directory opens too; qmeexists() skips anything not a regular file
+        # (and Python's open() refuses a directory's fd, so look first).
+        st = os.fstat(fd)
+        if not stat.S_ISREG(st.st_mode):
+            os.close(fd)
+            return None
+        with open(fd, "rb", buffering=0) as f:
             if st.st_mode & AUTO_PATRN:
                 raise TempFail(replies.QMAIL_WRITABLE)
             self.forward_only = bool(st.st_mode & stat.S_IXUSR)
-            return f.read()
+            try:
+                return f.read()
+            except OSError as exc:
+                # slurpclose() failing is reported as temp_nomem() in qmail-local.c.
+                raise TempFail(replies.NOMEM) from exc
 
     def _new_sender(self) -> str:
         a = self.args
@@ -319,10 +350,11 @@ class Delivery:
                 message_path=self.message_path,
                 message_fd=self.message_fd,
                 timeout=self.program_timeout,
+                outputs=self.child_fds,
             )
         except OSError as exc:
             raise _Exit(EXIT_TEMP, replies.run_sh_failed(_errno(exc))) from exc
-        self.out += result.output
+        self.emit(result.output, 1)
         verdict = command.outcome(result.exit_code)
         if verdict == "crashed":
             raise TempFail(replies.CHILD_CRASHED)
@@ -366,7 +398,12 @@ def main(
     stdout: BinaryIO,
     ctx: ProgramContext,
 ) -> int:
-    """bin/qmail-local: the message on stdin; success output on stdout, else stderr."""
+    """bin/qmail-local: the message on stdin; reports on stdout, errors on stderr.
+
+    Commands write straight to our fds 1 and 2 when both are real files, as
+    qmail-local's children inherit them; in-process (BytesIO) their output
+    is captured and written to stdout.
+    """
     try:
         args = parse_argv(argv)
     except UsageError:
@@ -385,8 +422,20 @@ def main(
         env=env,
         forwarder=queue_forwarder(ctx),
         uid=ctx.runtime.uid,
+        child_fds=_real_fds(stdout, ctx.stderr),
     ).run()
-    sink = stdout if outcome.code == EXIT_OK else ctx.stderr
-    sink.write(outcome.output)
-    sink.flush()
+    stdout.write(outcome.stdout)
+    stdout.flush()
+    ctx.stderr.write(outcome.stderr)
+    ctx.stderr.flush()
     return outcome.code
+
+
+def _real_fds(stdout: BinaryIO, stderr: BinaryIO) -> tuple[int, int] | None:
+    try:
+        fds = (stdout.fileno(), stderr.fileno())
+    except (OSError, ValueError, io.UnsupportedOperation):
+        return None
+    stdout.flush()
+    stderr.flush()
+    return fds

@@ -1,0 +1,70 @@
+"""Regression tests from a differential run against a real netqmail-1.06 qmail-local.
+
+Each expectation here is what the real qmail-local (built from netqmail-1.06,
+run as a process with the same argv, home and message) printed, byte for
+byte, on its stdout and stderr, and the exit code it returned. Our
+bin/qmail-local runs as a process too, so the split between fd 1 and fd 2
+is what a user of the program sees.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+from .conftest import make_user_home
+
+MESSAGE = b"Subject: hi\n\nbody\n"
+
+
+def run_local(qhome: Path, user_home: Path, *flags: str) -> tuple[int, bytes, bytes, Path]:
+    msg = user_home.parent / "message"
+    msg.write_bytes(MESSAGE)
+    argv = [*flags, "joe", str(user_home), "joe", "", "", "ex.org", "a@x.org", "./Mailbox"]
+    with open(msg, "rb") as stdin:
+        proc = subprocess.run(
+            [sys.executable, "-m", "server", "--home", str(qhome), "qmail-local", *argv],
+            stdin=stdin,
+            capture_output=True,
+            env={"PATH": "/usr/bin:/bin"},
+            timeout=60,
+            check=False,
+        )
+    return proc.returncode, proc.stdout, proc.stderr, user_home / "Mailbox"
+
+
+def test_command_output_stays_on_stdout_when_it_fails(qhome: Path, tmp_path: Path) -> None:
+    # qmail-local's children inherit its fd 1: "echo" lands on stdout even
+    # when the command's exit 100 makes qmail-local exit 100 (which prints nothing).
+    home = make_user_home(tmp_path, "joe", {"": "|echo nope; exit 100\n./Mailbox\n"})
+    assert run_local(qhome, home)[:3] == (100, b"nope\n", b"")
+
+
+def test_command_stderr_stays_on_stderr(qhome: Path, tmp_path: Path) -> None:
+    home = make_user_home(tmp_path, "joe", {"": "|cat >&2\n"})
+    assert run_local(qhome, home)[:3] == (0, b"did 0+0+1\n", MESSAGE)
+
+
+def test_sticky_home_warning_goes_to_stderr(qhome: Path, tmp_path: Path) -> None:
+    # strerr_warn1() writes to fd 2; sayit() and "did" to fd 1.
+    home = make_user_home(tmp_path, "joe")
+    os.chmod(home, 0o1755)
+    assert run_local(qhome, home, "-n")[:3] == (
+        0,
+        b"mbox ./Mailbox\ndid 1+0+0\n",
+        b"Warning: home directory is sticky.\n",
+    )
+
+
+def test_dotqmail_directory_is_skipped(qhome: Path, tmp_path: Path) -> None:
+    # qmeexists(): open_read() of a directory succeeds, fstat() says it is not
+    # a regular file, so it counts as absent and the default delivery runs.
+    home = make_user_home(tmp_path, "joe")
+    (home / ".qmail").mkdir()
+    code, out, err, mbox = run_local(qhome, home)
+    assert (code, out, err) == (0, b"did 1+0+0\n", b"")
+    assert mbox.read_bytes().split(b"\n", 1)[1] == (
+        b"Return-Path: <a@x.org>\nDelivered-To: joe@ex.org\n" + MESSAGE + b"\n"
+    )
