@@ -7,7 +7,8 @@ and sends N messages of about 2 KB, one message per connection, with 1 and
 with 10 clients at once. Every message goes into the home's real queue with
 fsync (qmail-queue's order: pid/, mess/, intd/, todo/). The same client then
 sends to Postfix's ``smtp-sink`` (which accepts and discards) on the same
-machine, and the ratio of the two rates is printed.
+machine, and the ratio of the two rates is printed. A last line gives the
+rate of the queue writer alone (no SMTP), the floor set by the disk.
 
 The client is Postfix's ``smtp-source`` when installed (``apt-get install
 postfix``; Postfix itself is never started), else a small asyncio client of
