@@ -83,11 +83,22 @@ class Zone:
     def exists(self, name: str) -> bool:
         return name in self.records or any(n.endswith("." + name) for n in self.records)
 
+    def records_for(self, name: str) -> list[RR]:
+        """The name's records, or a wildcard's (``*.example.``) renamed to it (RFC 4592)."""
+        if name in self.records or self.exists(name):
+            return self.records.get(name, [])
+        labels = name.split(".")
+        for i in range(1, len(labels)):
+            wild = self.records.get("*." + ".".join(labels[i:]))
+            if wild:
+                return [RR(name, r.rtype, r.rclass, r.ttl, r.rdata) for r in wild]
+        return []
+
     def lookup(self, name: str, qtype: int) -> tuple[int, list[RR]]:
         answers: list[RR] = []
         seen = {name}
         for _ in range(MAX_CHAIN):
-            rrs = self.records.get(name, [])
+            rrs = self.records_for(name)
             if not rrs:
                 return (RCODE.NOERROR if self.exists(name) else RCODE.NXDOMAIN), answers
             if qtype == QTYPE.ANY:

@@ -196,3 +196,17 @@ def test_every_answer_parses_and_echoes_the_question(name: str, qtype: str, tcp:
     query = DNSRecord.question(name, qtype)
     answer = DNSRecord.parse(dns.exchange(SERVER, query.pack(), tcp=tcp, timeout=5))
     assert answer.header.id == query.header.id and answer.q == query.q
+
+
+def test_wildcards_answer_for_names_that_do_not_exist() -> None:
+    dns = FakeDns(
+        DnsSpec(
+            zone="*.wild.example. 60 IN MX 5 mx.wild.example.\n"
+            "mx.wild.example. 60 IN A 127.0.2.99\n"
+        ),
+        lambda: 0.0,
+    )
+    answer = ask(dns, "anything.wild.example", "MX")
+    assert str(answer.rr[0].rname) == "anything.wild.example."
+    assert str(answer.rr[0].rdata) == "5 mx.wild.example."
+    assert str(ask(dns, "mx.wild.example", "A").rr[0].rdata) == "127.0.2.99"
