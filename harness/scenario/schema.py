@@ -135,11 +135,20 @@ def _check_zone(text: str) -> str:
     return text
 
 
+def _rr_type(text: str) -> str:
+    from dnslib import QTYPE
+
+    name = text.upper()
+    if name != "*" and name not in QTYPE.reverse:
+        raise ValueError(f"{text!r} is not a record type (A, MX, CNAME, TXT, ANY, … or *)")
+    return name
+
+
 DNS_RULE = _struct(
     m.DnsRule,
     {
         "name": Field(Scalar("str", parse=lambda s: s.rstrip(".").lower()), required=True),
-        "type": Scalar("str", parse=lambda s: s.upper()),
+        "type": Scalar("str", parse=lambda s: _rr_type(s)),
         "rcode": Scalar("str", choices=m.RCODES),
         "timeout": BOOL,
         "pad_to": INT,
