@@ -252,7 +252,7 @@ def yamlish(draw: st.DrawFn) -> str:
     return "\n".join(lines) + draw(st.sampled_from(["", "\n", "\n---\n", "\x00"]))
 
 
-@settings(max_examples=300, deadline=None)
+@settings(max_examples=150, deadline=None)
 @given(st.one_of(yamlish(), st.text(max_size=60)))
 def test_any_document_gives_scenarios_or_a_located_error(text: str) -> None:
     _scenarios_or_located_error(text)
@@ -289,7 +289,7 @@ def mutated(draw: st.DrawFn) -> str:
     return "\n".join(lines) + "\n"
 
 
-@settings(max_examples=300, deadline=None)
+@settings(max_examples=150, deadline=None)
 @given(mutated())
 def test_a_damaged_scenario_gives_a_scenario_or_a_located_error(text: str) -> None:
     _scenarios_or_located_error(text)
