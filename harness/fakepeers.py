@@ -10,7 +10,9 @@ at a stage; ``attempts`` gives a different script to the 1st, 2nd, … connectio
 (:meth:`PeerSession.feed`), reply bytes out (:meth:`PeerSession.pending`).
 :class:`FakePeers` wraps it as a :class:`server.net.Connector` for the
 simulator (no sockets); :func:`serve` runs the same sessions on real loopback
-sockets with asyncio for live runs.
+sockets with asyncio for live runs (a full script: exact greeting, stalls,
+drops, delays), and harness/fakepeers_aiosmtpd.py puts aiosmtpd in front of
+the same recording for a stock SMTP server.
 """
 
 from __future__ import annotations

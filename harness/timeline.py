@@ -359,6 +359,6 @@ def as_text(timeline: Timeline, *, brief: bool = False) -> list[str]:
             head = f"{e.head}:" if e.lines else e.head
             first = f"{when(e.time):>13}  {e.kind:9} {head}".rstrip()
             out.append(first + (f" {e.lines[0]}" if e.lines else ""))
-            out.extend(f"{'':26}{line}" for line in e.lines[1:])
+            out.extend(f"{'':26}{line}".rstrip() for line in e.lines[1:])
         out.append("")
     return out or ["(qmail-send logged no messages)"]

@@ -186,3 +186,33 @@ def test_delays_move_the_virtual_clock_or_time_out() -> None:
         conn.recv(1200)
     with pytest.raises(Exception, match="stage"):
         load_text("name: d\nsteps: []\npeers:\n  127.0.2.1: {delay: {lunch: 2m}}\n")
+
+
+@pytest.mark.live
+def test_the_aiosmtpd_peer_records_like_the_scripted_one() -> None:
+    import socket
+
+    from harness.fakepeers_aiosmtpd import controller
+
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    p = peers(rcpt={"*": "250 ok", "no@x.example": "550 no such user"})
+    ctl = controller(p, "127.0.2.1", "127.0.0.1", port)
+    ctl.start()
+    try:
+        with smtplib.SMTP("127.0.0.1", port, timeout=10) as client:
+            refused = client.sendmail(
+                "from@x.example", ["to@x.example", "no@x.example"], "Subject: t\r\n\r\nhello\r\n"
+            )
+    finally:
+        ctl.stop()
+    assert refused == {"no@x.example": (550, b"no such user")}
+    [s] = p.sessions["127.0.2.1"]
+    assert (s.mail_from, s.rcpt, s.rejected, s.delivered) == (
+        "from@x.example",
+        ["to@x.example"],
+        ["no@x.example"],
+        True,
+    )
+    assert b"hello\n" in (s.data or b"")
