@@ -52,7 +52,18 @@ def check(step: m.ExpectStep, obs: Observation) -> None:
             f"{len(problems)} expectation(s) not met; first: {first[0]} — {first[1]}",
             expected=[p[0] for p in problems],
             actual=[p[1] for p in problems],
+            transcript=_context(problems, obs),
         )
+
+
+def _context(problems: Problems, obs: Observation) -> list[str]:
+    """What a reader needs next to a failed check: the whole log, the DNS queries."""
+    out: list[str] = []
+    if any(p[0].startswith("log") for p in problems):
+        out += ["qmail-send log so far:", *(f"  {line}" for line in obs.log)]
+    if any(p[0].startswith(("dns", "no dns")) for p in problems):  # dns_queries checks
+        out += ["DNS queries so far:", *(f"  {q}" for q in obs.dns_queries)]
+    return out
 
 
 def _queue(want: m.QueueExpect, obs: Observation, problems: Problems) -> None:
@@ -178,11 +189,10 @@ def _in_order(
         while pos < len(actual) and not matches(want, actual[pos]):
             pos += 1
         if pos == len(actual):
-            tail = actual[-6:] if actual else ["(nothing)"]
             problems.append(
                 (
                     f"{what}: {want} (in order)",
-                    f"{what}: not found after the previous match; last lines: " + " | ".join(tail),
+                    f"{what}: no such line after the previous match (see below)",
                 )
             )
             return
@@ -191,22 +201,25 @@ def _in_order(
 
 def _dns(want: m.DnsQueryExpect, obs: Observation, problems: Problems) -> None:
     queries = list(obs.dns_queries)
-    seen = [str(q) for q in queries]
     pos = 0
     for pattern in want.seen:
         while pos < len(queries) and not queries[pos].matches(pattern):
             pos += 1
         if pos == len(queries):
             problems.append(
-                (f"dns query {pattern} (in order)", "dns queries: " + (" | ".join(seen) or "none"))
+                (
+                    f"dns query {pattern} (in order)",
+                    "no such query after the previous match (see below)",
+                )
             )
             break
         pos += 1
     for pattern in want.not_seen:
         if any(q.matches(pattern) for q in queries):
-            problems.append((f"no dns query {pattern}", "dns queries: " + " | ".join(seen)))
+            hit = next(q for q in queries if q.matches(pattern))
+            problems.append((f"no dns query {pattern}", f"dns query {hit}"))
     if want.count is not None and len(queries) != want.count:
-        problems.append((f"{want.count} dns queries", f"{len(queries)} dns queries"))
+        problems.append((f"dns: {want.count} queries", f"dns: {len(queries)} queries"))
 
 
 def _peer(ip: str, want: m.PeerExpect, obs: Observation, problems: Problems) -> None:

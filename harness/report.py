@@ -50,11 +50,8 @@ def details(r: Result) -> list[str]:
     if r.expected or r.actual:
         out += ["    " + row for row in side_by_side(r.expected, r.actual, same=r.same)]
     if r.transcript:
-        out.append(
-            "    transcript:"
-            if any(t[:2] in ("S:", "C:", "R:") for t in r.transcript)
-            else "    trace:"
-        )
+        session = any(t[:2] in ("S:", "C:", "R:") for t in r.transcript)
+        out.append("    transcript:" if session else "    details:")
         out += [f"      {line}" for line in r.transcript]
     if r.workdir is not None:
         out.append(f"    kept: {r.workdir}")

@@ -213,3 +213,13 @@ def test_a_step_that_hangs_is_interrupted_by_the_wall_clock_limit() -> None:
     target.components.send = send
     result = run_scenario(sc, target=target)
     assert result.status == "error" and "wall-clock limit" in result.message
+
+
+def test_a_failed_log_check_shows_the_whole_log() -> None:
+    [sc] = load_text(
+        scenario("  - run: idle\n  - expect: {log: [never], dns_queries: [x.example]}\n")
+    )
+    result = run_scenario(sc, target=fake_target([])[0])
+    assert result.status == "fail"
+    assert result.transcript[:2] == ["qmail-send log so far:", "  pass at 1700000000"]
+    assert "DNS queries so far:" in result.transcript
