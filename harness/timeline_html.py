@@ -17,20 +17,21 @@ times.
 
 from __future__ import annotations
 
+import html
 import math
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass
-from html import escape
 
 from harness.timeline import Entry, Message, Timeline, as_text, entries, title, when
 
 WIDTH = 1100
-LABEL_WIDTH = 340  # the left column with message titles and recipients
+LABEL_WIDTH = 380  # the left column with message titles and recipients
 PLOT_LEFT, PLOT_RIGHT = LABEL_WIDTH + 16, WIDTH - 24
 ROW = 22  # pixels per header row or lane
 AXIS = 34  # room for the time axis above the first row
 NUDGE = 11  # the least distance between two marks on one row
-LABEL_CHARS = 52
+LABEL_CHARS = 54  # about what fits in LABEL_WIDTH at 12px (bold: a tenth fewer)
 
 COLOURS = {
     "queued": "#1565c0",
@@ -61,6 +62,15 @@ TICKS = (
     *(h * _HOUR for h in (1, 2, 3, 6, 12)),
     *(d * _DAY for d in (1, 2, 3, 4, 5, 6, 7, 8, 10, 14, 21, 28)),
 )
+
+
+#: characters XML (and so inline SVG) does not allow; qmail's logsafe() never
+#: writes them, but a timeline may come from any text
+_NOT_XML = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\ud800-\udfff\ufffe\uffff]")
+
+
+def escape(text: str) -> str:
+    return html.escape(_NOT_XML.sub("\ufffd", text))
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -111,14 +121,20 @@ def _tip(e: Entry) -> str:
 
 
 def _nudged(xs: Sequence[float]) -> list[float]:
+    """Marks at least NUDGE apart, pushed right, and back left if past the plot's end."""
     out: list[float] = []
     for x in xs:
         out.append(max(x, out[-1] + NUDGE) if out else x)
+    limit: float = PLOT_RIGHT + NUDGE
+    for i in reversed(range(len(out))):
+        limit = min(out[i], limit)
+        out[i], limit = limit, limit - NUDGE
     return out
 
 
 def _label(text: str, x: float, y: float, *, bold: bool = False) -> str:
-    short = text if len(text) <= LABEL_CHARS else text[: LABEL_CHARS - 1] + "…"
+    room = LABEL_CHARS * 9 // 10 if bold else LABEL_CHARS
+    short = text if len(text) <= room else text[: room - 1] + "…"
     weight = ' font-weight="bold"' if bold else ""
     return f'<text x="{x}" y="{y + 4}"{weight}><title>{escape(text)}</title>{escape(short)}</text>'
 
@@ -178,12 +194,14 @@ def _axis(scale: Scale, height: float) -> list[str]:
     ]
     chosen: list[float] = []
     for t in (float(t) for t in reversed(TICKS) if t < scale.span):
-        if all(abs(scale.x(t) - scale.x(c)) >= 56 for c in chosen) and scale.x(t) - PLOT_LEFT >= 28:
+        far = all(abs(scale.x(t) - scale.x(c)) >= 56 for c in [scale.span, *chosen])
+        if far and scale.x(t) - PLOT_LEFT >= 40:
             chosen.append(t)
     for t in [0.0, *chosen, scale.span]:
         x = scale.x(t)
+        anchor = "end" if t == scale.span else "start" if t == 0 else "middle"
         out.append(f'<line x1="{x:.1f}" y1="{AXIS - 12}" x2="{x:.1f}" y2="{height}" class="grid"/>')
-        out.append(f'<text x="{x:.1f}" y="{AXIS - 16}" text-anchor="middle">{when(t)}</text>')
+        out.append(f'<text x="{x:.1f}" y="{AXIS - 16}" text-anchor="{anchor}">{when(t)}</text>')
     return out
 
 
