@@ -199,7 +199,8 @@ class SimTarget(Target):
     def _write_assign(self) -> None:
         sc = self.scenario
         if sc.assign is not None:
-            lines = list(sc.assign)
+            # the work directory is made per run: "{workdir}" stands for it
+            lines = [line.replace("{workdir}", str(self.workdir.resolve())) for line in sc.assign]
         else:
             uid = gid = self.runtime.uid
             lines = []
