@@ -194,7 +194,8 @@ def logs(draw: st.DrawFn) -> tuple[list[tuple[float, str]], dict[int, dict[str, 
         expect[msgid] = {"sender": sender, "letters": letters, "ends": ends}
     order = [i for i, s in enumerate(streams) for _ in s]
     draw(st.randoms(use_true_random=False)).shuffle(order)
-    merged, at = [], [0] * len(streams)
+    merged: list[tuple[float, str]] = []
+    at = [0] * len(streams)
     for i in order:
         merged.append((float(len(merged)), streams[i][at[i]]))
         at[i] += 1

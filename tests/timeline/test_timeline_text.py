@@ -57,7 +57,8 @@ def test_readable_inverts_logsafe_on_plain_text(text: str) -> None:
 def test_readable_takes_any_logged_text(data: bytes) -> None:
     lines = readable(logsafe(data))
     assert all("\n" not in line and "_" not in line for line in lines)
-    assert "".join(lines).replace(" ", "") == logsafe(data).replace("/", "").replace("_", "")
+    kept = "".join(lines).replace(" ", "").replace("/", "")  # a URL keeps its "/"
+    assert kept == logsafe(data).replace("/", "").replace("_", "")
 
 
 def test_when_counts_from_the_start() -> None:
