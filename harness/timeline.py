@@ -216,9 +216,13 @@ _HANDLERS = (
 )
 
 
-def build(timed_log: Iterable[tuple[float, str]]) -> Timeline:
-    """The timeline of every message in ``timed_log`` (times never go backwards)."""
-    builder = _Builder()
+def build(timed_log: Iterable[tuple[float, str]], *, until: float = 0.0) -> Timeline:
+    """The timeline of every message in ``timed_log`` (times never go backwards).
+
+    ``until`` is when the story ends if that is later than the last line (a
+    scenario that advanced its clock past the last thing qmail-send logged).
+    """
+    builder = _Builder(span=until)
     for t, line in timed_log:
         builder.feed(t, line)
     return Timeline(messages=tuple(builder.messages), span=builder.span)
@@ -261,7 +265,9 @@ class Entry:
     """One line (and its continuation lines) of a message's story, for text and HTML."""
 
     time: float
-    kind: str  # queued, success, deferral, failure, mangled, pending, bounce, discarded, end, more
+    #: queued, success, deferral, failure, mangled, pending, bounce, discarded, end,
+    #: waiting (still queued when the log ends), ... (folded by --brief)
+    kind: str
     head: str  # after the kind word: who, which try, ...
     lines: tuple[str, ...] = ()  # the report, readable
     attempt: Attempt | None = None
@@ -318,6 +324,14 @@ def _collapse(entries: list[Entry]) -> list[Entry]:
     return out
 
 
+def _waiting(msg: Message, span: float) -> Entry:
+    """The log ends with the message still queued: say when it is next due, if known."""
+    last = {(a.channel, a.recipient): a for a in msg.attempts}
+    due = [r for a in last.values() if (r := next_retry(msg, a)) is not None]
+    head = "still in the queue" + (f", next try {when(min(due))}" if due else "")
+    return Entry(time=span, kind="waiting", head=head)
+
+
 def entries(timeline: Timeline, msg: Message, *, brief: bool = False) -> list[Entry]:
     """A message's story in time order (log order among equal times)."""
     rows: list[tuple[float, int, Entry]] = []
@@ -339,6 +353,8 @@ def entries(timeline: Timeline, msg: Message, *, brief: bool = False) -> list[En
     if msg.ended is not None:
         head = "" if msg.queued is None else f"after {format_duration(msg.ended - msg.queued)}"
         rows.append((msg.ended, 4, Entry(time=msg.ended, kind="end", head=head)))
+    if msg.ended is None:
+        rows.append((timeline.span, 5, _waiting(msg, timeline.span)))
     ordered = [e for _, _, e in sorted(rows, key=lambda r: (r[0], r[1]))]
     return _collapse(ordered) if brief else ordered
 

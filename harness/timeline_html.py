@@ -43,6 +43,7 @@ COLOURS = {
     "bounce": "#6a1b9a",
     "discarded": "#4e342e",
     "end": "#212121",
+    "waiting": "#9e9e9e",
 }
 LEGEND = {
     "queued": "queued",
@@ -54,6 +55,7 @@ LEGEND = {
     "bounce": "bounce queued",
     "discarded": "triple bounce discarded",
     "end": "left the queue",
+    "waiting": "still queued at the end",
 }
 #: seconds a tick may mark: round durations from a second to a month
 _HOUR, _DAY = 3600, 86400
@@ -100,6 +102,11 @@ def _mark(kind: str, x: float, y: float, tip: str) -> str:
         shape = f'<path d="M{x - 5:.1f},{y - 6}l10,6l-10,6z" fill="{colour}"/>'
     elif kind == "bounce":
         shape = f'<path d="M{x:.1f},{y - 7}l6,7l-6,7l-6,-7z" fill="{colour}"/>'
+    elif kind == "waiting":
+        shape = (
+            f'<rect x="{x - 4:.1f}" y="{y - 6}" width="8" height="12" fill="#ffffff" '
+            f'stroke="{colour}" stroke-width="2"/>'
+        )
     elif kind == "end":
         shape = f'<rect x="{x - 2:.1f}" y="{y - 7}" width="4" height="14" fill="{colour}"/>'
     elif kind == "discarded":

@@ -66,6 +66,12 @@ def _load(args: argparse.Namespace) -> list[Scenario] | None:
     return scenarios
 
 
+def _elapsed(target: SimTarget) -> float:
+    """Virtual seconds the scenario ran for (0 if it stopped before the clock existed)."""
+    clock = getattr(target, "clock", None)
+    return 0.0 if clock is None else clock.now() - target.start_time
+
+
 def run(args: argparse.Namespace) -> int:
     scenarios = _load(args)
     if scenarios is None:
@@ -79,7 +85,7 @@ def run(args: argparse.Namespace) -> int:
         print(result_line(result))
         for line in details(result):
             print(line)
-        timeline = build(target.timed_log)
+        timeline = build(target.timed_log, until=_elapsed(target))
         for line in as_text(timeline, brief=args.brief):
             print(f"  {line}".rstrip())
         pages.append(Page(title=sc.name, status=result.status, timeline=timeline))

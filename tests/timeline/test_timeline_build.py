@@ -67,6 +67,8 @@ def test_lines_may_keep_their_newline_and_other_lines_are_ignored() -> None:
     tl = build(lines)
     assert tl.messages == (Message(id=5, queued=0.0, ended=2.0),)
     assert tl.span == 3.0
+    assert build(lines, until=10.0).span == 10.0
+    assert build([], until=10.0).span == 10.0
 
 
 def test_a_bounce_is_linked_to_the_message_it_became_by_qp() -> None:

@@ -60,7 +60,7 @@ def test_a_page_is_self_contained_and_its_svg_well_formed() -> None:
     assert not {"src", "href", "onclick", "onload"} & set(parser.attrs)
     assert "t &lt;1&gt;" in page and "a&lt;b&gt;&amp;c@example.org" in page
     legend, _drawing = _svgs(page)
-    assert len(_titles(legend)) == 9
+    assert len(_titles(legend)) == 10
 
 
 def test_each_event_is_a_mark_with_its_report_in_the_title() -> None:
@@ -68,7 +68,7 @@ def test_each_event_is_a_mark_with_its_report_in_the_title() -> None:
     root = ET.fromstring(svg(tl))
     titles = _titles(root)
     marks = [t for t in titles if t.startswith("+")]
-    assert len(marks) == sum(len(entries(tl, m)) for m in tl.messages) == 8
+    assert len(marks) == sum(len(entries(tl, m)) for m in tl.messages) == 9
     assert (
         "+0s deferral remote bob@far.example, try 1, next try +6m40s\n"
         "CNAME lookup failed temporarily. (#4.4.3)"

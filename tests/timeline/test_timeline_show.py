@@ -94,6 +94,7 @@ def test_a_failing_scenario_exits_1_and_still_shows_its_timeline(
     out = capsys.readouterr().out
     assert out.startswith("FAIL  ")
     assert "+1m41s  deferral  local bob@example.org, try 2, next try +6m40s: busy" in out
+    assert "+2m  waiting   still in the queue, next try +6m40s" in out
 
 
 def test_bad_arguments_exit_2(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:

@@ -145,14 +145,16 @@ def test_bounces_pending_attempts_and_a_late_log() -> None:
         "          +0s  pending   remote x@far.example, try 1: no result logged",
         "          +1s  bounce    queued as msg 6 (qp 77)",
         "          +1s  discarded triple bounce",
+        "          +1s  waiting   still in the queue",
         "",
         "msg 6 from <>, 900 bytes",
         "          +0s  queued    bounce of msg 5",
         "          +0s  mangled   local alice@example.org, try 1, next try +1m40s: "
         "report mangled, will defer",
+        "          +1s  waiting   still in the queue, next try +1m40s",
         "",
     ]
-    assert [e.kind for e in entries(tl, tl.messages[1])] == ["queued", "mangled"]
+    assert [e.kind for e in entries(tl, tl.messages[1])] == ["queued", "mangled", "waiting"]
 
 
 def test_an_empty_log() -> None:
