@@ -24,6 +24,13 @@ any failed, 2 for bad arguments.
 """
 
 
+def target_name(text: str) -> str:
+    """sim, live or qmail:DIR (helper J's targets, harness/targets/live.py, qmail.py)."""
+    if text in ("sim", "live") or (text.startswith("qmail:") and len(text) > len("qmail:")):
+        return text
+    raise argparse.ArgumentTypeError(f"{text!r} is not sim, live or qmail:DIR")
+
+
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "paths",
@@ -52,8 +59,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--target",
         default="sim",
-        choices=["sim"],
-        help="what to run against (default: sim, the simulator)",
+        type=target_name,
+        metavar="TARGET",
+        help="what to run against: sim (default, the simulator), live (our programs as "
+        "processes on loopback), qmail:DIR (a real qmail home)",
     )
     parser.add_argument("--seed", type=int, metavar="N", help="override every scenario's seed")
     parser.add_argument("-q", "--quiet", action="store_true", help="print only failures")

@@ -27,6 +27,8 @@ sleep.
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import math
 import os
 import struct
 import sys
@@ -39,8 +41,8 @@ from typing import IO, Any, Protocol
 
 from harness.fakedns import FakeDns
 from harness.fakepeers import FakePeers
-from harness.fakepeers import serve as serve_peer
 from harness.targets.agentwire import Request, Setup, read_frame, write_frame
+from harness.targets.livepeers import LivePeers
 from server.runtime import OffsetClock
 
 DNS_PORT = 53
@@ -48,7 +50,6 @@ SMTP_PORT = 25
 
 
 class Backend(Protocol):
-    def start(self) -> None: ...
     def request(self, verb: str, args: dict[str, Any]) -> object: ...
     def close(self) -> None: ...
 
@@ -119,10 +120,14 @@ class World:
         self.setup = setup
         self.loop = loop
         self.clock = OffsetClock(setup.offset_path)
-        self.start_time = self.clock.now()
+        # Start on a whole second, as the simulator's clock does: qmail counts
+        # whole seconds (now.c), so a retry "at +401s" stays at +401s.
+        self.start_time = float(math.ceil(self.clock.now()))
+        self.set_time(self.start_time)
         self.dns = FakeDns(setup.scenario.dns, self.clock.now, self.start_time)
         self.peers = FakePeers(setup.scenario.peers)
         self.servers: list[Any] = []
+        self.live_peers: LivePeers | None = None
 
     def start(self) -> list[str]:
         """Listen everywhere; return the resolv.conf's ``nameserver`` values."""
@@ -137,21 +142,24 @@ class World:
                 raise RuntimeError(f"fake DNS cannot listen on {ip}:{port}: {exc}") from exc
             self.servers.extend(servers)
             where[ip] = ip if port == DNS_PORT else f"{ip}:{port}"
-        for ip in self.setup.scenario.peers:
-            try:
-                self.servers.append(self.loop.call(serve_peer(self.peers, ip, ip, SMTP_PORT)))
-            except OSError as exc:
-                raise RuntimeError(f"fake peer cannot listen on {ip}:{SMTP_PORT}: {exc}") from exc
+        self.live_peers = peers = LivePeers(self.peers, self.loop.loop, watch=self.setup.netns)
+        try:
+            self.loop.call(peers.start())
+        except OSError as exc:
+            raise RuntimeError(f"fake peers cannot listen on port {SMTP_PORT}: {exc}") from exc
         return [where[ip] for ip in named]
 
     def set_time(self, t: float) -> None:
         """Make the clock read ``t`` now (never backwards)."""
         offset = max(t, self.clock.now()) - time.time()
+        offset = max(offset, 0.0)
         tmp = self.setup.offset_path.with_suffix(".tmp")
         tmp.write_text(f"{offset:.6f}\n")
         os.replace(tmp, self.setup.offset_path)
 
     def observe(self) -> dict[str, object]:
+        if self.live_peers is not None and self.live_peers.sniffer is not None:
+            self.loop.call(self.live_peers.settled(), 5.0)
         return {
             "dns_queries": list(self.dns.queries),
             "peer_sessions": {ip: list(s) for ip, s in self.peers.sessions.items()},
@@ -163,11 +171,11 @@ class World:
         async def shut() -> None:
             for server in self.servers:
                 server.close()
+            if self.live_peers is not None:
+                await self.live_peers.close()
 
-        try:
+        with contextlib.suppress(Exception):  # closing is best effort: the process exits next
             self.loop.call(shut(), 5.0)
-        except Exception:  # closing is best effort: the process exits next
-            pass
 
 
 def make_backend(setup: Setup, world: World, loop: Loop) -> Backend:
@@ -216,9 +224,7 @@ def main() -> int:
                 from harness import netns
 
                 spec = setup.scenario.dns
-                netns.inside_setup(
-                    [*spec.servers, *(spec.resolv_conf or ()), *setup.client_ips]
-                )
+                netns.inside_setup([*spec.servers, *(spec.resolv_conf or ()), *setup.client_ips])
             world = World(setup, loop)
             backend = make_backend(setup, world, loop)
             args["nameservers"] = world.start()

@@ -1,0 +1,358 @@
+"""Our server as a live backend of the agent: real listeners, the real daemon.
+
+In the agent process (see liveagent.py) this runs what ``qmail-sim serve
+--smtp --pop3 --send`` runs: qmail-smtpd's live handler and qmail-popup's
+chain behind our tcpserver listener (:mod:`server.tcp.listener`, with the
+scenario's tcprules cdb as ``-x`` and no host lookups, as ``tcpserver -H``),
+and qmail-send's :class:`~server.send.daemon.Daemon` with its real local
+and remote channels (real sockets, the home's resolv.conf). Every part
+reads the same :class:`~server.runtime.OffsetClock`.
+
+The harness's client is a real TCP client too: it binds the address the
+step's ``TCPREMOTEIP`` names (added to lo inside the namespace), so
+tcpserver's rules decide on a real source address; the step's other
+variables are handed to the handler of that one connection (keyed by the
+client's address and port) as if tcpserver's rules had set them.
+
+Idle, for ``run`` and ``advance``: no delivery in flight, no report waiting,
+nothing in todo/, and qmail-send's next wake-up in the future — seen twice in
+a row, polled with a bounded wall-clock limit.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import ipaddress
+import itertools
+import os
+import random
+import socket
+import threading
+import time
+from collections.abc import Mapping
+from typing import Any
+
+from harness.targets.agentwire import Setup
+from harness.targets.liveagent import Loop, World, write_resolv_conf
+from server import programs
+from server.programs import ProgramContext
+from server.runtime import Runtime
+from server.send.schedule import SLEEP_FUZZ
+
+POLL = 0.02  # seconds between two looks at the daemon
+IDLE_LIMIT = 60.0  # wall seconds a run/advance may wait for the daemon
+SESSION_LIMIT = 60.0  # wall seconds a session may take
+Key = tuple[str, str]
+
+
+def apply_env(base: Mapping[str, str], changes: Mapping[str, str | None]) -> dict[str, str]:
+    env = dict(base)
+    for key, value in changes.items():
+        if value is None:
+            env.pop(key, None)
+        else:
+            env[key] = value
+    return env
+
+
+class OurServer:
+    def __init__(self, setup: Setup, world: World, loop: Loop) -> None:
+        self.setup, self.world, self.loop = setup, world, loop
+        self.home = setup.home
+        pids = itertools.count(os.getpid() + 1)
+        runtime = Runtime(
+            clock=world.clock,
+            rng=random.Random(),
+            hostname=socket.gethostname(),
+            next_pid=lambda: next(pids),
+            uid=os.getuid(),
+        )
+        self.stderr = io.BytesIO()
+        self.ctx = ProgramContext(
+            home=self.home,
+            runtime=runtime,
+            stderr=self.stderr,
+            patches=frozenset(setup.scenario.patches),
+            inprocess=True,
+        )
+        self.log: list[str] = []
+        self.overrides: dict[Key, dict[str, str | None]] = {}
+        self.started: set[Key] = set()
+        self.exits: dict[Key, int] = {}
+        self.listeners: dict[str, Any] = {}
+        self.send_thread: threading.Thread | None = None
+        self.daemon: Any = None
+        self.gate = threading.Event()
+        self.closed = False
+
+    # -- starting ----------------------------------------------------------------
+    def start(self, nameservers: list[str]) -> None:
+        write_resolv_conf(self.home / ".qmail-sim" / "resolv.conf", nameservers)
+        self.loop.call(self._listen())
+        self._start_send()
+
+    async def _listen(self) -> None:
+        from concurrent.futures import ThreadPoolExecutor
+
+        from server.smtpd.live import handle
+        from server.tcp.listener import serve as tcp_serve
+
+        self.queue_threads = ThreadPoolExecutor(max_workers=8, thread_name_prefix="qmail-queue")
+
+        async def smtp(reader: Any, writer: Any, env: dict[str, str]) -> None:
+            key, env = self._connection_env(env)
+            self.exits[key] = await handle(reader, writer, env, self.ctx, self.queue_threads)
+
+        async def pop3(reader: Any, writer: Any, env: dict[str, str]) -> None:
+            from server.pop3.live import Pop3Service
+
+            key, env = self._connection_env(env)
+            host = env.pop("QMAILSIM_POPUP_HOST", None)
+            await Pop3Service(self.ctx, hostname=host).connection(reader, writer, env)
+            self.exits[key] = 0
+
+        port = 0
+        for name, handler, rules in (("smtp", smtp, self.setup.rules_cdb), ("pop3", pop3, None)):
+            server = await tcp_serve(
+                "127.0.0.1", port, handler, rules, 40, remote_host=False, log=self.log_tcp
+            )
+            self.listeners[name] = server
+
+    def log_tcp(self, line: str) -> None:
+        pass  # tcpserver's own log is not qmail-send's; expect never looks at it
+
+    def _connection_env(self, env: dict[str, str]) -> tuple[Key, dict[str, str]]:
+        key = (env.get("TCPREMOTEIP", ""), env.get("TCPREMOTEPORT", ""))
+        self.started.add(key)
+        return key, apply_env(env, self.overrides.pop(key, {}))
+
+    def _start_send(self) -> None:
+        """qmail-send's daemon on its real channels, in a thread behind a gate.
+
+        The simulator delivers only in ``run``, ``advance`` and ``signal``
+        steps; so that a scenario can look at the queue between steps, the
+        daemon's loop (Daemon._once, qmail-send.c's main loop body) turns only
+        while the gate is open. qmail-queue's trigger pulls made meanwhile
+        wait in the named pipe, as they would for a busy qmail-send.
+        """
+        from server.send.config import SendConfig
+        from server.send.daemon import Daemon
+        from server.send.program import real_channels
+
+        cfg = SendConfig.read(self.home / "control")
+        channels = real_channels(self.ctx, {}, "./Maildir/")
+        self.daemon = Daemon(self.ctx, channels, self.log.append, cfg=cfg, env={}, max_sleep=POLL)
+        self.gate = threading.Event()
+        self.send_thread = threading.Thread(target=self._send_loop, name="qmail-send", daemon=True)
+        self.send_thread.start()
+
+    def _send_loop(self) -> None:
+        daemon = self.daemon
+        assert daemon is not None
+        sched = daemon.engine.sched
+        try:
+            while not (sched.exitasap and sched.can_exit()):
+                self.gate.wait()
+                daemon._once()
+            daemon.engine.finish()
+        finally:
+            daemon.pool.shutdown(wait=True)
+            daemon.trigger.close()
+            os.close(daemon.wake_r)
+            os.close(daemon.wake_w)
+
+    # -- requests -------------------------------------------------------------------
+    def request(self, verb: str, args: dict[str, Any]) -> object:
+        if verb == "start":
+            self.start(args["nameservers"])
+            return None
+        if verb == "session":
+            return self.session(args["kind"], args["env"], args["client"], args.get("host"))
+        if verb == "inject":
+            return self.inject(args["argv"], args["env"], args["message"])
+        if verb == "idle":
+            self.wait_idle()
+            return None
+        if verb == "advance":
+            self.advance(args["seconds"], args["passes"])
+            return None
+        if verb == "signal":
+            self.signal(args["name"])
+            return None
+        if verb == "observe":
+            return self.observe()
+        raise ValueError(f"unknown request {verb!r}")
+
+    def session(
+        self, kind: str, changes: dict[str, str | None], client: bytes, host: str | None
+    ) -> tuple[int, bytes, bytes]:
+        changes = dict(changes)
+        source = _bindable(changes.get("TCPREMOTEIP"), self.setup.netns)
+        if source is not None:
+            changes.pop("TCPREMOTEIP")
+        if kind == "pop3" and host is not None:
+            changes["QMAILSIM_POPUP_HOST"] = host
+        listener = self.listeners[kind]
+        err_start = len(self.stderr.getvalue())
+        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+            sock.bind((source or "127.0.0.1", 0))
+            ip, port = sock.getsockname()
+            key = (ip, str(port))
+            self.overrides[key] = changes
+            sock.settimeout(SESSION_LIMIT)
+            sock.connect(("127.0.0.1", listener.port))
+            sock.sendall(client)
+            sock.shutdown(socket.SHUT_WR)
+            output = _read_all(sock)
+        self.overrides.pop(key, None)
+        code = self._exit_of(key)
+        return code, output, self.stderr.getvalue()[err_start:]
+
+    def _exit_of(self, key: Key) -> int:
+        if key not in self.started:
+            return 0  # tcpserver's rules said deny: no program ran (the simulator's 0)
+        deadline = time.monotonic() + 5.0
+        while key not in self.exits and time.monotonic() < deadline:
+            time.sleep(POLL / 4)
+        return self.exits.pop(key, 0)
+
+    def inject(
+        self, argv: list[str], env: dict[str, str], message: bytes
+    ) -> tuple[int, bytes, bytes]:
+        out = io.BytesIO()
+        err_start = len(self.stderr.getvalue())
+        code = programs.run("qmail-inject", argv, env, io.BytesIO(message), out, self.ctx)
+        return code, out.getvalue(), self.stderr.getvalue()[err_start:]
+
+    # -- the daemon -------------------------------------------------------------
+    def running(self) -> bool:
+        return self.send_thread is not None and self.send_thread.is_alive()
+
+    def signal(self, name: str) -> None:
+        """As the simulator: ALRM and HUP set qmail-send's flags, acted on in the
+        next run; TERM lets it finish what runs and exit (qmail-send(8))."""
+        if self.daemon is None or not self.running():
+            return
+        {"alrm": self.daemon.alarm, "hup": self.daemon.hangup, "term": self.daemon.terminate}[
+            name
+        ]()
+        if name == "term":
+            self.gate.set()
+            assert self.send_thread is not None
+            self.send_thread.join(IDLE_LIMIT)
+
+    def _busy(self) -> bool:
+        from server.send.schedule import CHANNELS
+
+        daemon = self.daemon
+        if daemon is None or not self.running():
+            return False
+        engine = daemon.engine
+        sched = engine.sched
+        now = self.ctx.runtime.now()
+        return bool(
+            not daemon.reports.empty()
+            or any(sched.slots[c].used for c in CHANNELS)
+            or sched.runasap
+            or sched.readasap
+            or engine.store.todo_ids()
+            or engine.wakeup(now) <= now
+        )
+
+    def wait_idle(self) -> None:
+        """Open the gate until qmail-send has nothing to do now (seen twice)."""
+        deadline = time.monotonic() + IDLE_LIMIT
+        quiet = 0
+        self.gate.set()
+        try:
+            while quiet < 2:
+                if time.monotonic() > deadline:
+                    raise TimeoutError(f"qmail-send still busy after {IDLE_LIMIT:g}s")
+                time.sleep(POLL)
+                quiet = 0 if self._busy() else quiet + 1
+        finally:
+            self.gate.clear()
+
+    def next_wakeup(self) -> float | None:
+        """As the simulator's: the earliest due time (or now) plus SLEEP_FUZZ."""
+        daemon = self.daemon
+        if daemon is None or not self.running():
+            return None
+        due = daemon.engine.next_due()
+        if due is None:
+            return None
+        return float(max(due, self.ctx.runtime.now()) + SLEEP_FUZZ)
+
+    def _nudge(self) -> None:
+        """After a clock jump: a trigger pull makes the daemon look at the time again."""
+        self.ctx.runtime.fileops.pull_trigger(self.home / "queue" / "lock" / "trigger")
+
+    def advance(self, seconds: float, passes: int) -> None:
+        """Jump to each wake-up on the way, as the simulator does, then to the end."""
+        target = self.world.clock.now() + seconds
+        for _ in range(passes):
+            self.wait_idle()
+            wake = self.next_wakeup()
+            if wake is None or wake > target:
+                break
+            self.world.set_time(wake)
+            self._nudge()
+        self.world.set_time(target)
+        self._nudge()
+        self.wait_idle()
+
+    def observe(self) -> dict[str, object]:
+        wake = self.next_wakeup()
+        seen = self.world.observe()
+        start = float(seen["start"])  # type: ignore[arg-type]
+        seen["log"] = list(self.log)
+        seen["next_retry"] = None if wake is None else wake - start
+        seen["stderr"] = self.stderr.getvalue()
+        return seen
+
+    def close(self) -> None:
+        if self.closed:
+            return
+        self.closed = True
+        if self.daemon is not None and self.running():
+            self.daemon.terminate()
+            self.gate.set()
+            assert self.send_thread is not None
+            self.send_thread.join(10.0)
+
+        async def shut() -> None:
+            for server in self.listeners.values():
+                await server.close()
+
+        with contextlib.suppress(Exception):  # best effort: the agent exits next
+            self.loop.call(shut(), 10.0)
+        if hasattr(self, "queue_threads"):
+            self.queue_threads.shutdown(wait=False)
+
+
+def _bindable(address: str | None, netns: bool) -> str | None:
+    """The step's TCPREMOTEIP when a client socket can really come from it."""
+    if address is None:
+        return None
+    try:
+        ip = ipaddress.IPv4Address(address)
+    except ValueError:
+        return None
+    return str(ip) if ip.is_loopback or netns else None
+
+
+def _read_all(sock: socket.socket) -> bytes:
+    chunks = []
+    while True:
+        try:
+            data = sock.recv(65536)
+        except ConnectionResetError:
+            break
+        if not data:
+            break
+        chunks.append(data)
+    return b"".join(chunks)
+
+
+__all__ = ["OurServer", "apply_env"]
