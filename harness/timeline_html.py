@@ -123,7 +123,8 @@ def _mark(kind: str, x: float, y: float, tip: str) -> str:
 
 
 def _tip(e: Entry) -> str:
-    head = f"{when(e.time)} {e.kind}" + (f" {e.head}" if e.head else "")
+    letter = f" ({e.attempt.letter})" if e.attempt and e.attempt.letter else ""
+    head = f"{when(e.time)} {e.kind}{letter}" + (f" {e.head}" if e.head else "")
     return "\n".join((head, *e.lines))
 
 

@@ -70,10 +70,10 @@ def test_each_event_is_a_mark_with_its_report_in_the_title() -> None:
     marks = [t for t in titles if t.startswith("+")]
     assert len(marks) == sum(len(entries(tl, m)) for m in tl.messages) == 9
     assert (
-        "+0s deferral remote bob@far.example, try 1, next try +6m40s\n"
+        "+0s deferral (Z) remote bob@far.example, try 1, next try +6m40s\n"
         "CNAME lookup failed temporarily. (#4.4.3)"
     ) in marks
-    assert "+1m success local carol@example.org, try 1, took 1m\ndid 1+0+0" in marks
+    assert "+1m success (K) local carol@example.org, try 1, took 1m\ndid 1+0+0" in marks
     assert "+6m41s pending local a<b>&c@example.org, try 1: no result logged" in titles
     # labels: two message titles and a lane per recipient, full text in a title
     texts = ["".join(t.itertext()) for t in root.iter(f"{SVG}text")]
@@ -90,7 +90,7 @@ def test_result_colours() -> None:
         tip = g.find(f"{SVG}title")
         shape = g.find(f"{SVG}circle")
         if tip is not None and shape is not None and tip.text:
-            fills[tip.text.split()[1]] = shape.get("fill")
+            fills[tip.text.split()[1]] = shape.get("fill")  # "+0s deferral (Z) ..."
     assert fills == {
         "deferral": "#ef6c00",
         "success": "#2e7d32",

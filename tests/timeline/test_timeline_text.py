@@ -159,3 +159,24 @@ def test_bounces_pending_attempts_and_a_late_log() -> None:
 
 def test_an_empty_log() -> None:
     assert as_text(build([])) == ["(qmail-send logged no messages)"]
+
+
+@given(st.lists(st.integers(0, 5), max_size=8), st.integers(1, 3))
+def test_brief_only_leaves_lines_out(runs: list[int], rcpts: int) -> None:
+    """--brief drops lines and adds "... N more" ones; every other line is the full one's."""
+    lines = [(0.0, qlog.new_msg(1))]
+    delivery, t = 0, 0.0
+    for i, n in enumerate(runs):
+        for _ in range(n):
+            delivery += 1
+            t += 100.0
+            rcpt = f"r{delivery % rcpts}@example.org"
+            lines.append((t, qlog.starting_delivery(delivery, 1, "local", rcpt)))
+            lines.append((t, qlog.delivery_deferral(delivery, f"busy {i}\n".encode())))
+    tl = build(lines)
+    full, brief = as_text(tl), as_text(tl, brief=True)
+    kept = [line for line in brief if "more like this" not in line]
+    assert len(brief) <= len(full)
+    assert all(line in full for line in kept)
+    folded = sum(int(line.split()[2]) for line in brief if "more like this" in line)
+    assert len(full) - len(kept) == folded
