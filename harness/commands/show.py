@@ -12,6 +12,7 @@ import argparse
 import sys
 from pathlib import Path
 
+from harness import timeline_log
 from harness.report import details, result_line
 from harness.runner import run_scenario
 from harness.scenario import Scenario, ScenarioError, load_file
@@ -33,13 +34,27 @@ With --html FILE, also draw the timelines into one self-contained HTML file
 (an SVG lane per message and recipient, marks coloured by result, the
 report in each mark's hover title).
 
-Exit status: 0 when every scenario shown passed, 1 when one failed, 2 when
+With --log FILE instead of a scenario, draw a qmail-send log you already
+have: lines stamped by multilog (@4000...), tai64nlocal or splogger (the
+seconds.microseconds after the syslog prefix); times count from its first
+line.
+
+Exit status: 0 when every scenario shown passed (or a log was read), 1 when one failed, 2 when
 the file cannot be loaded or --name matches nothing.
 """
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("file", type=Path, metavar="SCENARIO", help="a scenario file (YAML)")
+    parser.add_argument(
+        "file", type=Path, nargs="?", metavar="SCENARIO", help="a scenario file (YAML)"
+    )
+    parser.add_argument(
+        "--log",
+        type=Path,
+        metavar="FILE",
+        help="instead of a scenario, read a qmail-send log (multilog, tai64nlocal or "
+        "splogger/syslog lines)",
+    )
     parser.add_argument("--name", help="only the scenario with this name (in a file of several)")
     parser.add_argument("--html", type=Path, metavar="FILE", help="also draw the timeline as HTML")
     parser.add_argument("--seed", type=int, metavar="N", help="override the scenario's seed")
@@ -72,7 +87,27 @@ def _elapsed(target: SimTarget) -> float:
     return 0.0 if clock is None else clock.now() - target.start_time
 
 
+def _show_log(args: argparse.Namespace) -> int:
+    try:
+        text = args.log.read_text(encoding="utf-8", errors="surrogateescape")
+    except OSError as exc:
+        print(f"qmail-sim show: {exc}", file=sys.stderr)
+        return 2
+    timeline = build(timeline_log.parse(text))
+    for line in as_text(timeline, brief=args.brief):
+        print(line.rstrip())
+    if args.html is not None:
+        page = Page(title=str(args.log), status="log", timeline=timeline)
+        args.html.write_text(render([page], source=str(args.log)), encoding="utf-8")
+    return 0
+
+
 def run(args: argparse.Namespace) -> int:
+    if (args.file is None) == (args.log is None):
+        print("qmail-sim show: give a SCENARIO or --log FILE (one of them)", file=sys.stderr)
+        return 2
+    if args.log is not None:
+        return _show_log(args)
     scenarios = _load(args)
     if scenarios is None:
         return 2
