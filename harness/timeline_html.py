@@ -195,7 +195,8 @@ def _message(tl: Timeline, msg: Message, scale: Scale, y: float) -> tuple[list[s
     return out, y + ROW * 1.5
 
 
-def _axis(scale: Scale, height: float) -> list[str]:
+def _axis(scale: Scale, height: float, *, ends: bool) -> list[str]:
+    """Ticks at round durations; ``ends`` False: all happened at +0s, so no end label."""
     out = [
         f'<line x1="{PLOT_LEFT}" y1="{AXIS - 8}" x2="{PLOT_RIGHT}" y2="{AXIS - 8}" '
         'stroke="#616161"/>'
@@ -205,7 +206,7 @@ def _axis(scale: Scale, height: float) -> list[str]:
         far = all(abs(scale.x(t) - scale.x(c)) >= 56 for c in [scale.span, *chosen])
         if far and scale.x(t) - PLOT_LEFT >= 40:
             chosen.append(t)
-    for t in [0.0, *chosen, scale.span]:
+    for t in [0.0, *chosen, *([scale.span] if ends else [])]:
         x = scale.x(t)
         anchor = "end" if t == scale.span else "start" if t == 0 else "middle"
         out.append(f'<line x1="{x:.1f}" y1="{AXIS - 12}" x2="{x:.1f}" y2="{height}" class="grid"/>')
@@ -241,7 +242,7 @@ def svg(tl: Timeline) -> str:
     parts = [
         f'<svg xmlns="http://www.w3.org/2000/svg" width="{WIDTH}" height="{height:.0f}" '
         f'viewBox="0 0 {WIDTH} {height:.0f}" role="img">',
-        *_axis(scale, height - ROW),
+        *_axis(scale, height - ROW, ends=tl.span > 0),
         *_links(tl, ys, scale),
         *body,
         "</svg>",

@@ -150,3 +150,14 @@ def test_any_timeline_draws_as_well_formed_svg(tl: Timeline) -> None:
         for name in ("x", "cx", "x1", "x2"):
             if el.get(name) is not None:
                 assert 0 <= float(el.get(name) or 0) <= float(root.get("width") or 0)
+
+
+def test_the_axis_labels() -> None:
+    """Round durations between the ends; no made-up end when all happened at +0s."""
+    at_once = ET.fromstring(svg(build([(0.0, "new msg 1"), (0.0, "end msg 1")])))
+    labels = ["".join(t.itertext()) for t in at_once.iter(f"{SVG}text")]
+    assert [x for x in labels if x.startswith("+")] == ["+0s"]
+    week = ET.fromstring(svg(build([(0.0, "new msg 1"), (608401.0, "end msg 1")])))
+    ticks = ["".join(t.itertext()) for t in week.iter(f"{SVG}text")]
+    ticks = [x for x in ticks if x.startswith("+")]
+    assert ticks[0] == "+0s" and ticks[-1] == "+7d1h1s" and "+1d" in ticks and "+7d" not in ticks
