@@ -24,11 +24,10 @@ from typing import Any, BinaryIO, cast
 
 from server.control import ControlDir
 from server.pop3.core import MAX_LINE, LineTooLong
+from server.pop3.stream import IDLE_TIMEOUT
 from server.programs import ProgramContext, read_patches, run
 from server.runtime import real_runtime
 
-#: qmail-popup.c and qmail-pop3d.c: timeoutread(1200, ...).
-IDLE_TIMEOUT = 1200.0
 CHECKPASSWORD = "checkpassword"
 
 

@@ -66,7 +66,7 @@ def main(
     _say(stdout, replies.OK)
     while session.state is State.TRANSACTION:
         try:
-            command = read_command(stdin)
+            command = read_command(stdin, exact=not ctx.inprocess)
         except LineTooLong:
             return EXIT
         if command is None:

@@ -7,13 +7,21 @@ commands a client pipelines after PASS; we read exactly one line, which
 gives the same replies to every client that waits for the PASS reply.)
 A stream with a ``raw`` layer (a real fd 0) is read a byte at a time below
 its buffer; any other (BytesIO, the harness) is exact with readline().
+
+On a real descriptor both programs give up after :data:`IDLE_TIMEOUT`
+seconds without input, as their timeoutread(1200, ...) does: the line
+reads as end of input, and the program exits without a word.
 """
 
 from __future__ import annotations
 
+import select
 from typing import BinaryIO
 
 from server.pop3.core import MAX_LINE, Command, LineTooLong
+
+#: qmail-popup.c and qmail-pop3d.c: timeoutread(1200, ...), "a 20-minute idle timeout".
+IDLE_TIMEOUT = 1200.0
 
 
 def read_line(stream: BinaryIO, *, exact: bool = False) -> bytes | None:
@@ -29,9 +37,21 @@ def read_line(stream: BinaryIO, *, exact: bool = False) -> bytes | None:
     return line
 
 
+def _ready(raw: BinaryIO) -> bool:
+    """Input within IDLE_TIMEOUT (always true for something select cannot watch)."""
+    try:
+        fd = raw.fileno()
+    except (OSError, ValueError):
+        return True
+    readable, _, _ = select.select([fd], [], [], IDLE_TIMEOUT)
+    return bool(readable)
+
+
 def _read_raw(raw: BinaryIO) -> bytes | None:
     line = bytearray()
     while True:
+        if not _ready(raw):
+            return None
         byte = raw.read(1)
         if not byte:
             return None

@@ -212,3 +212,15 @@ def test_as_processes(world: tuple[Path, Path], tmp_path: Path) -> None:
         argv, input=b"USER alice\r\nPASS x\r\n", capture_output=True, timeout=60, check=False
     )
     assert bad.stdout.endswith(b"+OK \r\n-ERR authorization failed\r\n")
+
+
+def test_idle_client_reads_as_end_of_input(monkeypatch: pytest.MonkeyPatch) -> None:
+    """timeoutread(1200, ...): on a real descriptor, silence ends the session."""
+    from server.pop3 import stream
+
+    monkeypatch.setattr(stream, "IDLE_TIMEOUT", 0.0)  # no real waiting
+    read_fd, write_fd = os.pipe()
+    with open(read_fd, "rb") as reader, open(write_fd, "wb", buffering=0) as writer:
+        writer.write(b"STAT\r\nNO")
+        assert stream.read_line(reader, exact=True) == b"STAT\r\n"
+        assert stream.read_line(reader, exact=True) is None  # "NO" and then silence
