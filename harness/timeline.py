@@ -70,6 +70,9 @@ class Attempt:
     finished: float | None = None  # None: the log ends before the result
     letter: Letter | None = None
     report: str = ""  # as logged, i.e. logsafe'd
+    #: index in Timeline.messages of the copy a .qmail forward queued (qmail-local
+    #: reports "did F+W+P" and then "qp Q", Q being that qmail-queue's pid)
+    forwarded_as: int | None = None
 
     @property
     def result(self) -> str:
@@ -96,6 +99,7 @@ class Message:
     attempts: tuple[Attempt, ...] = ()
     bounces: tuple[Bounce, ...] = ()
     bounce_of: int | None = None  # index in Timeline.messages of the bounced message
+    forward_of: int | None = None  # ... of the message a .qmail forward made this from
     triple_bounced: float | None = None
     ended: float | None = None
 
@@ -117,8 +121,10 @@ class _Builder:
     messages: list[Message] = field(default_factory=list)
     current: dict[int, int] = field(default_factory=dict)  # msg id -> index
     running: dict[int, tuple[int, int]] = field(default_factory=dict)  # delivery -> (msg, i)
-    bounce_qp: dict[int, tuple[int, int]] = field(default_factory=dict)  # qp -> (msg, i)
-    null_qp: dict[int, int] = field(default_factory=dict)  # qp of a <> message -> index
+    by_qp: dict[int, int] = field(default_factory=dict)  # qp of an info line -> index
+    #: qp -> ("bounce" or "forward", msg index, index of the bounce or attempt): a
+    #: message queued by that qmail-queue, not logged yet
+    wanted: dict[int, tuple[str, int, int]] = field(default_factory=dict)
     span: float = 0.0
 
     def message(self, msgid: int) -> int:
@@ -146,10 +152,12 @@ class _Builder:
         index = self.message(int(m[1]))
         qp = int(m[4])
         self.update(index, size=int(m[2]), sender=m[3], qp=qp, uid=int(m[5]))
-        if m[3] == "":
-            self.null_qp[qp] = index
-            if qp in self.bounce_qp:
-                self.link(*self.bounce_qp.pop(qp), index)
+        link = self.wanted.get(qp)
+        if link is not None and link[1] != index and _fits(link[0], self.messages[index]):
+            del self.wanted[qp]
+            self.link(*link, index)
+        else:
+            self.by_qp[qp] = index
 
     def start(self, t: float, m: re.Match[str]) -> None:
         index = self.message(int(m[2]))
@@ -174,6 +182,8 @@ class _Builder:
         attempts = list(self.messages[index].attempts)
         attempts[i] = replace(attempts[i], finished=t, letter=letter, report=report)
         self.update(index, attempts=tuple(attempts))
+        if letter == "K" and (fwd := _FORWARD_QP.search(report)):
+            self.want(int(fwd[1]), ("forward", index, i))
 
     def result(self, t: float, m: re.Match[str]) -> None:
         self.finish(t, int(m[1]), LETTERS[m[2]], m[3])
@@ -185,16 +195,28 @@ class _Builder:
         index, qp = self.message(int(m[1])), int(m[2])
         bounces = self.messages[index].bounces
         self.update(index, bounces=(*bounces, Bounce(time=t, qp=qp)))
-        if qp in self.null_qp:
-            self.link(index, len(bounces), self.null_qp.pop(qp))
-        else:
-            self.bounce_qp[qp] = (index, len(bounces))
+        self.want(qp, ("bounce", index, len(bounces)))
 
-    def link(self, index: int, i: int, bounce_index: int) -> None:
-        bounces = list(self.messages[index].bounces)
-        bounces[i] = replace(bounces[i], message=bounce_index)
-        self.update(index, bounces=tuple(bounces))
-        self.update(bounce_index, bounce_of=index)
+    def want(self, qp: int, link: tuple[str, int, int]) -> None:
+        """Link now if the message queued by pid ``qp`` was seen, else when it is."""
+        queued = self.by_qp.get(qp)
+        if queued is not None and queued != link[1] and _fits(link[0], self.messages[queued]):
+            del self.by_qp[qp]
+            self.link(*link, queued)
+        else:
+            self.wanted[qp] = link
+
+    def link(self, kind: str, index: int, i: int, new: int) -> None:
+        if kind == "bounce":
+            bounces = list(self.messages[index].bounces)
+            bounces[i] = replace(bounces[i], message=new)
+            self.update(index, bounces=tuple(bounces))
+            self.update(new, bounce_of=index)
+        else:
+            attempts = list(self.messages[index].attempts)
+            attempts[i] = replace(attempts[i], forwarded_as=new)
+            self.update(index, attempts=tuple(attempts))
+            self.update(new, forward_of=index)
 
     def end(self, t: float, m: re.Match[str]) -> None:
         self.update(self.message(int(m[1])), ended=t)
@@ -202,6 +224,17 @@ class _Builder:
 
     def triple(self, t: float, m: re.Match[str]) -> None:
         self.update(self.message(int(m[1])), triple_bounced=t)
+
+
+#: qmail-local's last report line after a forward: "qp Q" (qmail-local.c count_print)
+_FORWARD_QP = re.compile(r"(?:^|/)qp_(\d+)(?:/|$)")
+#: qmail-send queues a bounce from <> and a double bounce from <#@[]> (injectbounce)
+BOUNCE_SENDERS = ("", "#@[]")
+
+
+def _fits(kind: str, msg: Message) -> bool:
+    """A qp names a bounce only if it was queued from a bounce sender (pids are reused)."""
+    return kind != "bounce" or msg.sender in BOUNCE_SENDERS
 
 
 _HANDLERS = (
@@ -336,11 +369,17 @@ def entries(timeline: Timeline, msg: Message, *, brief: bool = False) -> list[En
     """A message's story in time order (log order among equal times)."""
     rows: list[tuple[float, int, Entry]] = []
     if msg.queued is not None:
-        origin = msg.bounce_of
-        head = f"bounce of msg {timeline.messages[origin].id}" if origin is not None else ""
+        head = ""
+        if msg.bounce_of is not None:
+            head = f"bounce of msg {timeline.messages[msg.bounce_of].id}"
+        elif msg.forward_of is not None:
+            head = f"forwarded from msg {timeline.messages[msg.forward_of].id}"
         rows.append((msg.queued, 0, Entry(time=msg.queued, kind="queued", head=head)))
     for a in msg.attempts:
         e = _attempt_entry(msg, a)
+        if a.forwarded_as is not None:
+            forwarded = f", forwarded as msg {timeline.messages[a.forwarded_as].id}"
+            e = replace(e, head=e.head + forwarded)
         rows.append((e.time, 1, e))
     for b in msg.bounces:
         head = f"qp {b.qp}"

@@ -5,7 +5,8 @@ header row (queued, bounces, end, with a grey bar for its life in the queue)
 and under it a lane per recipient with a mark per delivery attempt, coloured
 by its result. Every mark has an SVG ``<title>``, so hovering shows the time,
 the attempt and the report; a dashed line joins a bounce to the message it
-became. Below the picture the same timeline is printed as text.
+became, and a forwarding delivery to its copy. Below the picture the same
+timeline is printed as text.
 
 The time axis is a square-root scale: qmail-send retries a message at
 ``birth + (sqrt(age) + c)**2`` (qmail-send.c nextretry()), so on this axis a
@@ -171,7 +172,12 @@ def _lane(lane_entries: list[Entry], scale: Scale, y: float) -> list[str]:
     return out + _row(lane_entries, scale, y)
 
 
-def _message(tl: Timeline, msg: Message, scale: Scale, y: float) -> tuple[list[str], float]:
+Lanes = dict[tuple[str, str], float]  # (channel, recipient) -> y of its lane
+
+
+def _message(
+    tl: Timeline, msg: Message, scale: Scale, y: float, lanes: Lanes
+) -> tuple[list[str], float]:
     """A message's header row and lanes from ``y`` down; returns the next free y."""
     story = entries(tl, msg)
     out = [_label(title(msg), 8, y, bold=True)]
@@ -185,6 +191,7 @@ def _message(tl: Timeline, msg: Message, scale: Scale, y: float) -> tuple[list[s
     out += _row([e for e in story if e.attempt is None], scale, y)
     for channel, recipient in msg.recipients():
         y += ROW
+        lanes[channel, recipient] = y
         out.append(_label(f"{channel} {recipient}", 24, y))
         lane = [
             e
@@ -214,18 +221,29 @@ def _axis(scale: Scale, height: float, *, ends: bool) -> list[str]:
     return out
 
 
-def _links(tl: Timeline, ys: dict[int, float], scale: Scale) -> list[str]:
-    """A dashed line from each bounce to the message it was queued as."""
+def _link(x0: float, y0: float, x1: float, y1: float, colour: str) -> str:
+    return (
+        f'<path d="M{x0:.1f},{y0 + 7}L{x1:.1f},{y1 - 7}" stroke="{colour}" '
+        'stroke-dasharray="4 3" fill="none"/>'
+    )
+
+
+def _links(tl: Timeline, ys: dict[int, float], lanes: dict[int, Lanes], scale: Scale) -> list[str]:
+    """Dashed lines from each bounce and each forward to the message it was queued as."""
     out = []
     for i, msg in enumerate(tl.messages):
         for b in msg.bounces:
-            if b.message is None or tl.messages[b.message].queued is None:
-                continue
-            x0, x1 = scale.x(b.time), scale.x(tl.messages[b.message].queued or 0.0)
-            out.append(
-                f'<path d="M{x0:.1f},{ys[i] + 7}L{x1:.1f},{ys[b.message] - 7}" '
-                'stroke="#6a1b9a" stroke-dasharray="4 3" fill="none"/>'
-            )
+            queued = None if b.message is None else tl.messages[b.message].queued
+            if b.message is not None and queued is not None:
+                x0, x1 = scale.x(b.time), scale.x(queued)
+                out.append(_link(x0, ys[i], x1, ys[b.message], COLOURS["bounce"]))
+        for a in msg.attempts:
+            new = a.forwarded_as
+            queued = None if new is None else tl.messages[new].queued
+            if new is not None and queued is not None and a.finished is not None:
+                x0, x1 = scale.x(a.finished), scale.x(queued)
+                y0 = lanes[i][a.channel, a.recipient]
+                out.append(_link(x0, y0, x1, ys[new], COLOURS["success"]))
     return out
 
 
@@ -233,17 +251,18 @@ def svg(tl: Timeline) -> str:
     scale = Scale(max(tl.span, 1.0))
     body: list[str] = []
     ys: dict[int, float] = {}
+    lanes: dict[int, Lanes] = {}
     y = AXIS + ROW / 2
     for i, msg in enumerate(tl.messages):
-        ys[i] = y
-        rows, y = _message(tl, msg, scale, y)
+        ys[i], lanes[i] = y, {}
+        rows, y = _message(tl, msg, scale, y, lanes[i])
         body += rows
     height = y
     parts = [
         f'<svg xmlns="http://www.w3.org/2000/svg" width="{WIDTH}" height="{height:.0f}" '
         f'viewBox="0 0 {WIDTH} {height:.0f}" role="img">',
         *_axis(scale, height - ROW, ends=tl.span > 0),
-        *_links(tl, ys, scale),
+        *_links(tl, ys, lanes, scale),
         *body,
         "</svg>",
     ]

@@ -253,3 +253,55 @@ def test_any_lines_give_a_timeline_and_never_an_error(lines: list[tuple[float, s
     tl = build(sorted(lines, key=lambda p: p[0]))
     assert isinstance(tl, Timeline)
     assert tl.span == max((t for t, _ in lines), default=0.0)
+
+
+def test_a_double_bounce_comes_from_the_odd_sender_and_is_linked_too() -> None:
+    """qmail-send.c injectbounce: a bounce of a bounce is sent from <#@[]>."""
+    lines = [
+        (0.0, "new msg 2"),
+        (0.0, "info msg 2: bytes 700 from <> qp 10 uid 1000"),
+        (0.0, "starting delivery 1: msg 2 to local ghost@example.org"),
+        (0.0, "delivery 1: failure: Sorry,_no_mailbox_here_by_that_name._(#5.1.1)/"),
+        (0.0, "bounce msg 2 qp 11"),
+        (0.0, "end msg 2"),
+        (0.0, "new msg 3"),
+        (0.0, "info msg 3: bytes 1181 from <#@[]> qp 11 uid 1000"),
+    ]
+    bounced, double = build(lines).messages
+    assert bounced.bounces[0].message == 1 and double.bounce_of == 0
+
+
+def test_a_qp_of_a_message_not_from_a_bounce_sender_is_no_bounce() -> None:
+    """pids are reused: a message from a real sender with the same qp is not the bounce."""
+    lines = [
+        (0.0, "new msg 4"),
+        (0.0, "info msg 4: bytes 1 from <alice@example.org> qp 11 uid 1000"),
+        (5.0, "bounce msg 2 qp 11"),
+        (5.0, "new msg 6"),
+        (5.0, "info msg 6: bytes 700 from <> qp 11 uid 1000"),
+    ]
+    tl = build(lines)
+    other, bounced, bounce = tl.messages
+    assert other.bounce_of is None and other.id == 4
+    assert bounced.bounces[0].message == 2 and bounce.bounce_of == 1
+
+
+FORWARD = [
+    (0.0, "new msg 7"),
+    (0.0, "info msg 7: bytes 100 from <bob@example.org> qp 20 uid 1000"),
+    (0.0, "starting delivery 1: msg 7 to local postmaster@example.org"),
+    (0.0, "delivery 1: success: did_0+1+0/qp_21/"),
+    (0.0, "end msg 7"),
+    (0.0, "new msg 8"),
+    (0.0, "info msg 8: bytes 130 from <bob@example.org> qp 21 uid 1000"),
+]
+
+
+def test_a_forward_is_linked_to_its_copy_by_qmail_local_s_qp() -> None:
+    """qmail-local.c count_print: "did F+W+P" then "qp Q" for the forwarded copy."""
+    original, copy = build(FORWARD).messages
+    assert original.attempts[0].forwarded_as == 1 and copy.forward_of == 0
+    # qmail-send may read the copy's todo file before qmail-lspawn's report
+    early = FORWARD[:2] + FORWARD[5:] + FORWARD[2:5]
+    original, copy = build(early).messages
+    assert original.attempts[0].forwarded_as == 1 and copy.forward_of == 0

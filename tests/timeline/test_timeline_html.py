@@ -161,3 +161,17 @@ def test_the_axis_labels() -> None:
     ticks = ["".join(t.itertext()) for t in week.iter(f"{SVG}text")]
     ticks = [x for x in ticks if x.startswith("+")]
     assert ticks[0] == "+0s" and ticks[-1] == "+7d1h1s" and "+1d" in ticks and "+7d" not in ticks
+
+
+def test_a_forward_is_joined_to_its_copy() -> None:
+    lines = [
+        (0.0, "new msg 7"),
+        (0.0, "info msg 7: bytes 100 from <bob@example.org> qp 20 uid 1000"),
+        (0.0, "starting delivery 1: msg 7 to local postmaster@example.org"),
+        (0.0, "delivery 1: success: did_0+1+0/qp_21/"),
+        (3.0, "new msg 8"),
+        (3.0, "info msg 8: bytes 130 from <bob@example.org> qp 21 uid 1000"),
+    ]
+    root = ET.fromstring(svg(build(lines)))
+    [link] = [p for p in root.iter(f"{SVG}path") if p.get("stroke-dasharray")]
+    assert link.get("stroke") == "#2e7d32"

@@ -180,3 +180,22 @@ def test_brief_only_leaves_lines_out(runs: list[int], rcpts: int) -> None:
     assert all(line in full for line in kept)
     folded = sum(int(line.split()[2]) for line in brief if "more like this" in line)
     assert len(full) - len(kept) == folded
+
+
+def test_forwards_and_bounces_name_each_other() -> None:
+    lines = [
+        (0.0, "new msg 7"),
+        (0.0, "info msg 7: bytes 100 from <bob@example.org> qp 20 uid 1000"),
+        (0.0, "starting delivery 1: msg 7 to local postmaster@example.org"),
+        (0.0, "delivery 1: success: did_0+1+0/qp_21/"),
+        (0.0, "end msg 7"),
+        (0.0, "new msg 8"),
+        (0.0, "info msg 8: bytes 130 from <bob@example.org> qp 21 uid 1000"),
+    ]
+    text = as_text(build(lines))
+    assert text[2] == (
+        "          +0s  success   local postmaster@example.org, try 1, forwarded as msg 8: "
+        "did 0+1+0"
+    )
+    assert text[3] == " " * 26 + "qp 21"
+    assert text[7] == "          +0s  queued    forwarded from msg 7"
