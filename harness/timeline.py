@@ -330,8 +330,11 @@ def _attempt_entry(msg: Message, a: Attempt) -> Entry:
     return Entry(time=a.finished, kind=a.result, head=head, lines=lines, attempt=a)
 
 
-def _collapse(entries: list[Entry]) -> list[Entry]:
-    """Runs of three or more same results for one recipient: keep the first and last."""
+def _collapse(entries: list[Entry], *, name_lane: bool) -> list[Entry]:
+    """Runs of three or more same results for one recipient: keep the first and last.
+
+    ``name_lane``: say whose run was folded (the message has several recipients).
+    """
     runs: dict[tuple[str, str], list[int]] = {}
     hidden: dict[int, int] = {}  # index -> index of the run's first hidden entry
     for i, e in enumerate(entries):
@@ -350,10 +353,10 @@ def _collapse(entries: list[Entry]) -> list[Entry]:
             out.append(e)
         elif hidden[i] == i:
             run = [j for j, first in hidden.items() if first == i]
-            until = when(entries[max(run)].time)
-            out.append(
-                Entry(time=e.time, kind="...", head=f"{len(run)} more like this, to {until}")
-            )
+            whose = f" for {e.attempt.channel} {e.attempt.recipient}" if e.attempt else ""
+            head = f"{len(run)} more like this{whose if name_lane else ''}"
+            head += f", to {when(entries[max(run)].time)}"
+            out.append(Entry(time=e.time, kind="...", head=head))
     return out
 
 
@@ -395,7 +398,7 @@ def entries(timeline: Timeline, msg: Message, *, brief: bool = False) -> list[En
     if msg.ended is None:
         rows.append((timeline.span, 5, _waiting(msg, timeline.span)))
     ordered = [e for _, _, e in sorted(rows, key=lambda r: (r[0], r[1]))]
-    return _collapse(ordered) if brief else ordered
+    return _collapse(ordered, name_lane=len(msg.recipients()) > 1) if brief else ordered
 
 
 def title(msg: Message) -> str:

@@ -179,6 +179,8 @@ def test_brief_only_leaves_lines_out(runs: list[int], rcpts: int) -> None:
     assert len(brief) <= len(full)
     assert all(line in full for line in kept)
     folded = sum(int(line.split()[2]) for line in brief if "more like this" in line)
+    if rcpts > 1:
+        assert all(" for local r" in line for line in brief if "more like this" in line)
     assert len(full) - len(kept) == folded
 
 
