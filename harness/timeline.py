@@ -19,7 +19,9 @@ number names one attempt; the result carries the letter qmail-lspawn or
 qmail-rspawn reported (K, Z or D; ``?`` for a mangled report, which qmail-send
 treats as a deferral). A bounce is linked to the message it became: qmail-send
 logs ``bounce msg N qp Q`` and qmail-queue's pid Q reappears in the new
-message's ``info`` line with the null sender.
+message's ``info`` line, from ``<>`` (a double bounce: ``<#@[]>``). A local
+delivery that forwarded reports ``did F+W+P`` and then ``qp Q``
+(qmail-local.c), which links it to its copy the same way.
 
 Message numbers are inode numbers, so one can come back for a later message:
 ``new msg N`` always opens a new :class:`Message`. Lines for a message the log
