@@ -62,9 +62,10 @@ class Engine:
         log: Callable[[str], None],
         inject: Inject,
         date: Callable[[int], str],
+        cleaner: Callable[[str, int], bool] | None = None,
     ) -> None:
         self.ctx = ctx
-        self.store = QueueStore(ctx.home / "queue", ctx.runtime)
+        self.store = QueueStore(ctx.home / "queue", ctx.runtime, cleaner)
         self.sched = Scheduler(self.store, cfg, log)
         self.sched.control = ctx.home / "control"
         self.inject = inject

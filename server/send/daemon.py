@@ -28,9 +28,12 @@ from server.programs import ProgramContext
 from server.send.config import SendConfig
 from server.send.core import Engine, default_date, default_inject, deliver_safely
 from server.send.phases import Inject
+from server.send.pipes import CleanPipe
 from server.send.schedule import SLEEP_FUZZ
 from server.send.scheduler import Start
 from server.spawn import Channel, ChannelName
+
+CLEAN_DIED = "alert: oh no! lost qmail-clean connection! dying..."
 
 
 class Trigger:
@@ -77,12 +80,19 @@ class Daemon:
         date: Callable[[int], str] | None = None,
         env: Mapping[str, str] | None = None,
         max_sleep: float | None = None,
+        cleaner: CleanPipe | None = None,
     ) -> None:
         self.ctx = ctx
         self.channels = channels
         cfg = cfg or SendConfig.read(ctx.home / "control")
+        self.cleaner = cleaner
         self.engine = Engine(
-            ctx, cfg, log, inject or default_inject(ctx), date or default_date(ctx, env or {})
+            ctx,
+            cfg,
+            log,
+            inject or default_inject(ctx),
+            date or default_date(ctx, env or {}),
+            cleaner,
         )
         #: an OffsetClock can jump; the harness caps the sleep so a jump is seen
         self.max_sleep = max_sleep
@@ -145,10 +155,13 @@ class Daemon:
             self.trigger.drain()
             self.trigger.set()
         recent = runtime.now()
+        sched = self.engine.sched
+        if self.cleaner is not None and self.cleaner.dead and not sched.exitasap:
+            self.engine.log(CLEAN_DIED)
+            sched.exitasap = True
         while not self.reports.empty():
             start, report = self.reports.get()
             self.engine.complete(start, report)
-        sched = self.engine.sched
         triggered = triggered or sched.trigger_pulled
         sched.trigger_pulled = False
         for start in self.engine.step(recent, triggered):

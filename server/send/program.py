@@ -8,6 +8,11 @@ reads its controls, builds its two channels in this process
 qmail-rspawn's RemoteChannel on real sockets and the system's DNS) and runs
 :class:`~server.send.daemon.Daemon` until a TERM.
 
+Under a qmail-start that forks the spawn programs (ours or qmail's), descriptors
+1-6 are pipes: then the channels and qmail-clean are those processes, spoken
+to as qmail-send does (:mod:`server.send.pipes`), and the log goes to
+descriptor 0.
+
 This is also where the real world is touched: signal handlers, the lock,
 umask. ``QMAILSIM_DEFAULTDELIVERY`` gives the default delivery when
 qmail-send is started on its own (qmail-start's own default is
@@ -17,9 +22,12 @@ qmail-send is started on its own (qmail-start's own default is
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import fcntl
 import os
 import signal
+import stat
+import sys
 import threading
 from collections.abc import Callable, Iterator, Mapping
 from types import FrameType
@@ -30,6 +38,7 @@ from server.runtime import OffsetClock
 from server.send import log as L
 from server.send.config import ControlsUnreadable, SendConfig
 from server.send.daemon import Daemon
+from server.send.pipes import CleanPipe, SpawnPipe
 from server.spawn import Channel, ChannelName
 
 DEFAULT_DELIVERY = "./Mailbox"
@@ -53,6 +62,37 @@ def real_channels(
             ctx, dns=SocketDnsTransport(), connector=SocketConnector(float(timeoutremote))
         ),
     }
+
+
+SPAWN_NO_FIRE = "alert: cannot start: hath the daemon spawn no fire?"
+#: qmail-send's descriptors under qmail-start: (commands, reports) per channel, then qmail-clean
+PIPE_FDS = {"local": (1, 2), "remote": (3, 4), "clean": (5, 6)}
+
+
+def under_qmail_start() -> bool:
+    """Descriptors 1-6 are all pipes: qmail-start wired us to the spawn programs."""
+    try:
+        return all(stat.S_ISFIFO(os.fstat(fd).st_mode) for fd in range(1, 7))
+    except OSError:
+        return False
+
+
+def spawn_pipes(
+    cfg: SendConfig,
+) -> tuple[dict[ChannelName, Channel], SendConfig, CleanPipe]:
+    """The channels over descriptors 1-4, concurrency capped by what each spawn announced."""
+    local = SpawnPipe(*PIPE_FDS["local"])
+    remote = SpawnPipe(*PIPE_FDS["remote"])
+    concurrency: dict[ChannelName, int] = {
+        "local": min(cfg.concurrency["local"], local.limit),
+        "remote": min(cfg.concurrency["remote"], remote.limit),
+    }
+    channels: dict[ChannelName, Channel] = {"local": local, "remote": remote}
+    return (
+        channels,
+        dataclasses.replace(cfg, concurrency=concurrency),
+        CleanPipe(*PIPE_FDS["clean"]),
+    )
 
 
 def line_writer(out: IO[bytes]) -> Callable[[str], None]:
@@ -118,6 +158,7 @@ def run_send(
     channels: Mapping[ChannelName, Channel] | None = None,
     default_delivery: str = DEFAULT_DELIVERY,
     router: SignalRouter | None = None,
+    pipes: bool = False,
 ) -> int:
     """qmail-send.c main(): checks, mutex, then the loop until TERM.
 
@@ -147,12 +188,27 @@ def run_send(
         except OSError:
             log(L.ALREADY_RUNNING)
             return EXIT_TEMP
+        cleaner: CleanPipe | None = None
+        if pipes:
+            try:
+                channels, cfg, cleaner = spawn_pipes(cfg)
+            except OSError:
+                log(SPAWN_NO_FIRE)
+                return EXIT_TEMP
         if channels is None:
             channels = real_channels(ctx, env, default_delivery)
         offset = isinstance(ctx.runtime.clock, OffsetClock)
         router = router or SignalRouter()
         with signals(router):
-            daemon = Daemon(ctx, channels, log, cfg=cfg, env=env, max_sleep=1.0 if offset else None)
+            daemon = Daemon(
+                ctx,
+                channels,
+                log,
+                cfg=cfg,
+                env=env,
+                max_sleep=1.0 if offset else None,
+                cleaner=cleaner,
+            )
             router.attach(daemon)
             return daemon.run()
     finally:
@@ -168,5 +224,11 @@ def main(
 ) -> int:
     if not ctx.inprocess:
         os.umask(0o077)
+    if not ctx.inprocess and under_qmail_start():
+        # qmail-send logs to descriptor 0 (qmail-start's logger pipe); 1-6 are
+        # the spawn and clean pipes, so nothing else may write to 2.
+        sys.stderr = open(os.devnull, "w")  # noqa: SIM115 - for the process's life
+        log = os.fdopen(0, "wb", closefd=False)
+        return run_send(ctx, env, line_writer(log), pipes=True)
     default = env.get("QMAILSIM_DEFAULTDELIVERY", DEFAULT_DELIVERY)
     return run_send(ctx, env, line_writer(stdout), default_delivery=default)

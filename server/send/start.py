@@ -1,21 +1,26 @@
 """``bin/qmail-start [defaultdelivery [logger args...]]`` (qmail-start(8)).
 
-qmail's qmail-start forks qmail-send, qmail-lspawn (given ``defaultdelivery``,
-``./Mailbox`` by default), qmail-rspawn and qmail-clean, wired by pipes, and
-when a logger is named runs it with qmail-send's output on its stdin. Ours
-runs the same parts in one process — the spawn programs are in-process
-channels and qmail-clean's two commands are direct file steps — and starts
-the logger as a real child process when one is named (e.g. ``splogger
-qmail``), looked up in ``PATH`` as execvp does. Without a logger the log goes
-to stdout.
+qmail-start starts qmail-lspawn (given ``defaultdelivery``, ``./Mailbox`` by
+default), qmail-rspawn and qmail-clean from the home's ``bin/``, wired to
+qmail-send by six pipes, and then becomes qmail-send (qmail-start.c): its
+descriptor 0 is the log (the logger's stdin when a logger is named, e.g.
+``splogger qmail``, looked up in ``PATH`` as execvp does; else qmail-start's
+own stdout), 1/2 talk to qmail-lspawn, 3/4 to qmail-rspawn, 5/6 to
+qmail-clean.
+
+Called in-process (the harness, ``ctx.inprocess``) it cannot replace its
+process, so it runs the same parts in this one: in-process channels, direct
+file steps for qmail-clean, and the logger, if any, as a child.
 """
 
 from __future__ import annotations
 
+import fcntl
 import os
 import subprocess
 import threading
 from collections.abc import Mapping
+from pathlib import Path
 from typing import IO, BinaryIO
 
 from server.programs import ProgramContext
@@ -28,6 +33,47 @@ def _copy(src: IO[bytes], dst: BinaryIO) -> None:
         dst.flush()
 
 
+def _high(fd: int) -> int:
+    """A copy of ``fd`` above the seven descriptors qmail-send's layout uses."""
+    return fcntl.fcntl(fd, fcntl.F_DUPFD, 10)
+
+
+def exec_qmail_send(bin_dir: Path, default: str, logger: list[str], env: Mapping[str, str]) -> int:
+    """qmail-start.c: fork the logger and the three helpers, then exec qmail-send."""
+    os.chdir("/")
+    os.umask(0o077)
+    try:
+        log_fd = 1
+        if logger:
+            read_end, log_fd = os.pipe()
+            subprocess.Popen(logger, stdin=read_end, env=dict(env))
+            os.close(read_end)
+        pipes = [os.pipe() for _ in range(6)]  # pi1 .. pi6
+        helpers = (
+            ([str(bin_dir / "qmail-lspawn"), default], pipes[0][0], pipes[1][1]),
+            ([str(bin_dir / "qmail-rspawn")], pipes[2][0], pipes[3][1]),
+            ([str(bin_dir / "qmail-clean")], pipes[4][0], pipes[5][1]),
+        )
+        for args, child_in, child_out in helpers:
+            # qmail-start closes 2-6 in the helpers; stderr goes nowhere
+            subprocess.Popen(
+                args, stdin=child_in, stdout=child_out, stderr=subprocess.DEVNULL, env=dict(env)
+            )
+        layout = [log_fd, pipes[0][1], pipes[1][0], pipes[2][1], pipes[3][0], pipes[4][1]]
+        layout.append(pipes[5][0])
+        high = [_high(fd) for fd in layout]
+        for fd in {fd for pair in pipes for fd in pair} | ({log_fd} if logger else set()):
+            os.close(fd)
+        for target, fd in enumerate(high):
+            os.dup2(fd, target)
+            os.close(fd)
+        send = str(bin_dir / "qmail-send")
+        os.execve(send, [send], dict(env))
+    except OSError:
+        return EXIT_TEMP  # qmail-start's die()
+    return EXIT_TEMP  # not reached: execve does not return
+
+
 def main(
     argv: list[str],
     env: Mapping[str, str],
@@ -38,7 +84,7 @@ def main(
     default = argv[1] if len(argv) > 1 else DEFAULT_DELIVERY
     logger = argv[2:]
     if not ctx.inprocess:
-        os.umask(0o077)
+        return exec_qmail_send(ctx.home / "bin", default, logger, env)
     if not logger:
         return run_send(ctx, env, line_writer(stdout), default_delivery=default)
     try:

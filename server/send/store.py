@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import errno
 import os
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -53,9 +54,13 @@ class Info:
 
 
 class QueueStore:
-    def __init__(self, queue: Path, runtime: Runtime) -> None:
+    def __init__(
+        self, queue: Path, runtime: Runtime, cleaner: Callable[[str, int], bool] | None = None
+    ) -> None:
         self.queue = queue
         self.runtime = runtime
+        #: a qmail-clean process to ask (see server.send.pipes); None: do it here
+        self.cleaner = cleaner
 
     def path(self, sub: str, msgid: int) -> Path:
         return qfn(self.queue, sub, msgid)
@@ -159,6 +164,8 @@ class QueueStore:
 
         False stands for its ``!`` answer (an unlink failed other than ENOENT).
         """
+        if self.cleaner is not None:
+            return self.cleaner(kind, msgid)
         subs = ("intd", "todo") if kind == "todo" else ("intd", "mess")
         for sub in subs:
             try:

@@ -165,11 +165,14 @@ def test_process_signals(home: Path) -> None:
         stderr=subprocess.PIPE,
     )
     assert proc.stdout is not None
+    watchdog = threading.Timer(30, proc.kill)  # a hung process fails, never hangs
+    watchdog.start()
     first = proc.stdout.readline()
     assert first == b"status: local 0/10 remote 0/20\n"
     proc.send_signal(signal.SIGHUP)
     proc.send_signal(signal.SIGALRM)
     proc.send_signal(signal.SIGTERM)
     out, err = proc.communicate(timeout=WAIT)
+    watchdog.cancel()
     assert proc.returncode == 0, err
     assert out.endswith(b"status: exiting\n")

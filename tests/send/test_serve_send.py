@@ -7,6 +7,7 @@ import signal
 import smtplib
 import subprocess
 import sys
+import threading
 from pathlib import Path
 
 import pytest
@@ -36,6 +37,9 @@ def test_serve_receives_and_delivers_to_a_maildir(tmp_path: Path) -> None:
         stderr=subprocess.PIPE,
         text=True,
     )
+    # a watchdog: a hung process must fail the test, not hang the suite
+    watchdog = threading.Timer(30, proc.kill)
+    watchdog.start()
     try:
         assert proc.stdout is not None
         port = None
@@ -62,5 +66,6 @@ def test_serve_receives_and_delivers_to_a_maildir(tmp_path: Path) -> None:
     finally:
         proc.send_signal(signal.SIGTERM)
         out, err = proc.communicate(timeout=20)
+        watchdog.cancel()
     assert proc.returncode == 0, err
     assert out.rstrip("\n").endswith("status: exiting")

@@ -7,10 +7,12 @@ import os
 import signal
 import subprocess
 import sys
+import threading
 from pathlib import Path
 
 import pytest
 
+from server.programs import ProgramContext
 from server.qdir import qfn
 from server.send import clean, qread, qstat
 
@@ -79,23 +81,53 @@ def test_clean_commands(sim: Sim) -> None:
 
 
 @pytest.mark.live
-def test_qmail_start_with_a_logger(tmp_path: Path) -> None:
+def test_qmail_start_forks_the_helpers_and_delivers(tmp_path: Path) -> None:
+    """bin/qmail-start as qmail's: qmail-lspawn, qmail-rspawn, qmail-clean and
+    the logger are processes; qmail-send talks to them over pipes."""
     from server.home import setup
+    from server.queue.client import queue_message
+    from server.runtime import real_runtime
 
     home = tmp_path / "qmail"
     setup(home, me="mx.example.org")
-    logger = [sys.executable, "-c", "import sys; [print('log:', l, end='') for l in sys.stdin]"]
+    maildir = home / "alias" / "Maildir"
+    for sub in ("tmp", "new", "cur"):
+        (maildir / sub).mkdir(parents=True)
+    logger = [
+        sys.executable,
+        "-c",
+        "import sys; [print('log:', l, end='', flush=True) for l in sys.stdin]",
+    ]
     proc = subprocess.Popen(
-        [sys.executable, "-m", "server", "--home", str(home), "qmail-start", "./Maildir/", *logger],
+        [str(home / "bin" / "qmail-start"), "./Maildir/", *logger],
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
+        text=True,
     )
-    assert proc.stdout is not None
-    assert proc.stdout.readline() == b"log: status: local 0/10 remote 0/20\n"
-    proc.send_signal(signal.SIGTERM)
-    out, err = proc.communicate(timeout=10)
+    # a watchdog: a hung process must fail the test, not hang the suite
+    watchdog = threading.Timer(30, proc.kill)
+    watchdog.start()
+    try:
+        assert proc.stdout is not None
+        assert proc.stdout.readline() == "log: status: local 0/10 remote 0/20\n"
+        ctx = ProgramContext(home=home, runtime=real_runtime(), stderr=io.BytesIO())
+        result = queue_message(
+            ctx, {}, b"Subject: hi\n\nyo\n", "a@x.example", ["postmaster"], invoker=0
+        )
+        assert result.error == ""
+        seen = []
+        for line in proc.stdout:
+            seen.append(line)
+            if line.startswith("log: end msg"):
+                break
+        assert any(line.startswith("log: delivery 1: success: ") for line in seen), seen
+        assert len(list((maildir / "new").iterdir())) == 1
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        out, err = proc.communicate(timeout=20)
+        watchdog.cancel()
     assert proc.returncode == 0, err
-    assert out == b"log: status: exiting\n"
+    assert out.endswith("log: status: exiting\n")
 
 
 def test_splogger_records() -> None:
@@ -115,3 +147,14 @@ def test_splogger_records() -> None:
     # a partial line waits for its newline
     assert s.feed(b"partial", 6.0) == []
     assert s.feed(b" line\n", 7.0) == [(syslog.LOG_INFO, "7.000000 partial line")]
+
+
+def test_report_splitter_keeps_delivery_number_zero() -> None:
+    from server.send.pipes import ReportSplitter, command
+    from server.spawn import DeliveryJob
+
+    s = ReportSplitter()
+    assert s.feed(b"\x00Kdid 1+0+0\n\x00\x05Zla") == [(0, b"Kdid 1+0+0\n")]
+    assert s.feed(b"ter\n\x00") == [(5, b"Zlater\n")]
+    job = DeliveryJob(msgid=47, message=Path("/q/mess/1/47"), sender="a@b", recipient="c@d")
+    assert command(3, job) == b"\x031/47\x00a@b\x00c@d\x00"

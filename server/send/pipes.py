@@ -1,0 +1,155 @@
+"""qmail-send's side of the pipes to qmail-lspawn, qmail-rspawn and qmail-clean.
+
+When qmail-start runs qmail-send as qmail does (separate processes), the
+channels are pipes (qmail-send(8)): commands to qmail-lspawn on descriptor 1,
+its reports on 2; qmail-rspawn on 3 and 4; qmail-clean on 5 and 6.
+
+Spawn protocol (spawn.c, qmail-send.c comm_write/del_dochan): the spawn
+program first writes one byte, its concurrency limit. A command is the
+delivery number as one byte, then ``split/id`` (the message, relative to
+``queue/mess``), the sender and the recipient, each ending in NUL. A report
+is the delivery number, the ``K``/``Z``/``D`` text, and a NUL.
+
+:class:`SpawnPipe` is a :class:`~server.spawn.Channel`: ``deliver`` is called
+from the daemon's worker threads, takes a free delivery number, writes the
+command and waits for the report that a reader thread hands it.
+:class:`CleanPipe` asks qmail-clean to remove files (``foop/N``, ``todo/N``)
+and reads its one-byte answer.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+from dataclasses import dataclass, field
+
+from server.qdir import SPLIT
+from server.spawn import DeliveryJob
+
+SPAWN_DIED = b"Zqmail-send lost its connection to the spawn program. (#4.3.0)\n"
+
+
+def _read_exact(fd: int, n: int) -> bytes:
+    data = b""
+    while len(data) < n:
+        chunk = os.read(fd, n - len(data))
+        if not chunk:
+            break
+        data += chunk
+    return data
+
+
+def _write_all(fd: int, data: bytes) -> None:
+    view = memoryview(data)
+    while view:
+        view = view[os.write(fd, view) :]
+
+
+def command(delnum: int, job: DeliveryJob) -> bytes:
+    """comm_write(): the bytes qmail-send writes for one delivery."""
+    split = f"{job.msgid % SPLIT}/{job.msgid}".encode()
+    return (
+        bytes([delnum])
+        + split
+        + b"\0"
+        + job.sender.encode("latin-1")
+        + b"\0"
+        + job.recipient.encode("latin-1")
+        + b"\0"
+    )
+
+
+@dataclass
+class ReportSplitter:
+    """del_dochan's reassembly: bytes in, (delnum, report) pairs out."""
+
+    line: bytearray = field(default_factory=bytearray)
+
+    def feed(self, data: bytes) -> list[tuple[int, bytes]]:
+        done = []
+        for byte in data:
+            # the first byte is the delivery number and may itself be 0: only
+            # a NUL after it ends a report (qmail-send.c del_dochan)
+            if byte == 0 and len(self.line) > 1:
+                done.append((self.line[0], bytes(self.line[1:])))
+                self.line.clear()
+            else:
+                self.line.append(byte)
+        return done
+
+
+class SpawnPipe:
+    def __init__(self, fd_out: int, fd_in: int) -> None:
+        self.fd_out = fd_out
+        self.fd_in = fd_in
+        first = _read_exact(fd_in, 1)
+        if not first:
+            raise OSError("hath the daemon spawn no fire?")
+        #: the spawn program's concurrency (conf-spawn), announced in its first byte
+        self.limit = first[0]
+        self.cond = threading.Condition()
+        self.free = list(range(self.limit))
+        self.reports: dict[int, bytes] = {}
+        self.alive = True
+        self.write_lock = threading.Lock()
+        self.reader = threading.Thread(target=self._read, name="spawn-reports", daemon=True)
+        self.reader.start()
+
+    def _read(self) -> None:
+        splitter = ReportSplitter()
+        while True:
+            try:
+                data = os.read(self.fd_in, 4096)
+            except OSError:
+                data = b""
+            with self.cond:
+                if not data:
+                    self.alive = False
+                    self.cond.notify_all()
+                    return
+                for delnum, report in splitter.feed(data):
+                    self.reports[delnum] = report
+                self.cond.notify_all()
+
+    def deliver(self, job: DeliveryJob) -> bytes:
+        with self.cond:
+            self.cond.wait_for(lambda: bool(self.free) or not self.alive)
+            if not self.alive:
+                return SPAWN_DIED
+            delnum = self.free.pop(0)
+        try:
+            with self.write_lock:
+                _write_all(self.fd_out, command(delnum, job))
+        except OSError:
+            with self.cond:
+                self.alive = False
+                self.free.append(delnum)
+            return SPAWN_DIED
+        with self.cond:
+            self.cond.wait_for(lambda: delnum in self.reports or not self.alive)
+            report = self.reports.pop(delnum, SPAWN_DIED)
+            self.free.append(delnum)
+            self.cond.notify_all()
+        return report
+
+
+class CleanPipe:
+    """qmail-clean over descriptors 5 and 6: one command, one answer byte."""
+
+    def __init__(self, fd_out: int, fd_in: int) -> None:
+        self.fd_out = fd_out
+        self.fd_in = fd_in
+        self.lock = threading.Lock()
+        #: set when qmail-clean went away; qmail-send then logs an alert and exits
+        self.dead = False
+
+    def __call__(self, kind: str, msgid: int) -> bool:
+        with self.lock:
+            try:
+                _write_all(self.fd_out, f"{kind}/{msgid}\0".encode())
+                answer = _read_exact(self.fd_in, 1)
+            except OSError:
+                answer = b""
+        if not answer:
+            self.dead = True
+        return answer == b"+"
