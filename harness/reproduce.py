@@ -1,0 +1,327 @@
+"""Build a scenario that reproduces a qmail-send deferral, and find what fixes it.
+
+Input: one parsed log line (:mod:`harness.logparse`), the DNS answers captured
+for the domain (:mod:`harness.digparse` runs, or zone-file text), the domain
+and the recipient. :func:`build` turns them into a :class:`Reproduction`: a
+scenario as plain data (what ``yaml.safe_dump`` writes and the loader reads)
+plus the reasons for each choice, in words, for the report.
+
+How the observed condition becomes the fake DNS (qmail-remote.c: dns_cname()
+asks ANY first — its DNS_SOFT is ``CNAME lookup failed temporarily.
+(#4.4.3)`` — then dns_mxip() asks MX and A, whose DNS_SOFT is ``Sorry, I
+couldn't find any host by that name. (#4.1.2)`` and DNS_HARD the #5.1.2
+failure):
+
+- the captured records go into the zone, every address moved to a loopback
+  127.0.2.N (a fake peer listens there; nothing leaves the machine);
+- per captured query: SERVFAIL/REFUSED/… become an ``rcode`` rule, no answer
+  a ``timeout`` rule, an answer over 512 bytes (MSG SIZE, tc, dig's TCP
+  retry) a ``pad_to`` rule of that size;
+- with no capture, the log's code picks the likeliest cause (#4.4.3: SERVFAIL
+  on ANY; #4.1.2: SERVFAIL on MX; #5.1.2: NXDOMAIN; #4.4.1: the MX refuses
+  connections), said as a guess.
+
+:data:`FIXES` are the switches and changes tried by ``--run``: each is a
+function from scenario data to changed scenario data (or None when it does
+not apply), run with an expectation that the message is delivered.
+"""
+
+from __future__ import annotations
+
+import copy
+import re
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from harness.digparse import DigAnswer, Record
+from harness.logparse import LogLine
+
+PEER_NET = "127.0.2."  # loopback addresses handed to the domain's mail exchangers
+FIRST_PEER = 10
+SENDER = "alice"
+ME = "mx.example.org"
+#: rcodes the fake DNS can give (docs/scenarios.md, dns.rules)
+RCODES = {"FORMERR", "SERVFAIL", "NXDOMAIN", "NOTIMP", "REFUSED"}
+
+Data = dict[str, Any]
+
+
+@dataclass
+class Reproduction:
+    scenario: Data
+    domain: str
+    recipient: str
+    expect_text: str  # what the log must show, e.g. "deferral: CNAME_lookup…"
+    notes: list[str] = field(default_factory=list)
+    addresses: dict[str, str] = field(default_factory=dict)  # real → loopback
+
+
+def _bare(name: str) -> str:
+    return name.lower().rstrip(".")
+
+
+class _Addresses:
+    """Real addresses to 127.0.2.N, the same one each time an address recurs."""
+
+    def __init__(self) -> None:
+        self.mapping: dict[str, str] = {}
+
+    def __call__(self, real: str) -> str:
+        if real not in self.mapping:
+            self.mapping[real] = f"{PEER_NET}{FIRST_PEER + len(self.mapping)}"
+        return self.mapping[real]
+
+
+def _zone_from_records(records: Sequence[Record], addr: _Addresses) -> list[str]:
+    lines: list[str] = []
+    for r in records:
+        if r.type == "AAAA":  # qmail-remote (netqmail) asks A only
+            continue
+        rdata = addr(r.rdata) if r.type == "A" else r.rdata
+        line = f"{r.name} {r.ttl} IN {r.type} {rdata}"
+        if line not in lines:
+            lines.append(line)
+    return lines
+
+
+def _rule_for(run: DigAnswer) -> tuple[Data | None, str]:
+    name = _bare(run.qname)
+    qtype = run.qtype or "*"
+    if run.timed_out:
+        return {"name": name, "type": qtype, "timeout": True}, f"{name} {qtype}: no answer"
+    if run.status in RCODES and run.status != "NXDOMAIN":
+        rule = {"name": name, "type": qtype, "rcode": run.status}
+        return rule, f"{name} {qtype}: {run.status}"
+    if run.oversize:
+        size = max(run.msg_size or 0, 513)
+        why = f"{name} {qtype}: answer of {size} bytes (over 512, TC over UDP)"
+        return {"name": name, "type": qtype, "pad_to": size}, why
+    if run.status == "NXDOMAIN":  # the name does not exist, whatever the type
+        return {"name": name, "rcode": "NXDOMAIN"}, f"{name} {qtype}: NXDOMAIN"
+    return None, f"{name} {qtype}: {run.status or 'answered'} (taken into the zone)"
+
+
+def _guess(line: LogLine, domain: str) -> tuple[Data | None, dict[str, Data], str]:
+    """(rule, peers changes, note) when no DNS was captured: the log's code decides."""
+    code = line.code or ""
+    if code == "4.4.3":
+        return {"name": domain, "type": "ANY", "rcode": "SERVFAIL"}, {}, "SERVFAIL on ANY"
+    if code == "4.1.2":
+        return {"name": domain, "type": "MX", "rcode": "SERVFAIL"}, {}, "SERVFAIL on MX"
+    if code == "5.1.2":
+        return {"name": domain, "rcode": "NXDOMAIN"}, {}, "NXDOMAIN"
+    if code == "4.4.1":
+        return None, {"refuse": {"refuse": True}}, "the mail exchanger refusing connections"
+    return None, {}, "nothing (the log's code says no DNS condition)"
+
+
+def _mx_hosts(zone: list[str], domain: str) -> list[str]:
+    hosts = []
+    for line in zone:
+        words = line.split()
+        if _bare(words[0]) == domain and words[3] == "MX" and len(words) >= 6:
+            hosts.append(_bare(words[5]))
+    return hosts
+
+
+def _complete_zone(zone: list[str], domain: str, notes: list[str]) -> None:
+    """Make sure the domain can deliver once the condition is gone: an MX with an A."""
+    names_with_a = {_bare(line.split()[0]) for line in zone if line.split()[3] == "A"}
+    mx = _mx_hosts(zone, domain)
+    if not mx and domain not in names_with_a:
+        host = f"mx.{domain}"
+        zone.append(f"{domain}. 300 IN MX 10 {host}.")
+        mx = [host]
+        notes.append(f"no MX or A captured for {domain}: added MX {host}")
+    for host in mx:
+        if host not in names_with_a:
+            taken = {line.split()[4] for line in zone if line.split()[3] == "A"}
+            n = FIRST_PEER
+            while f"{PEER_NET}{n}" in taken:
+                n += 1
+            zone.append(f"{host}. 300 IN A {PEER_NET}{n}")
+            notes.append(f"no address captured for {host}: gave it {PEER_NET}{n}")
+
+
+def _peer_addresses(zone: list[str]) -> list[str]:
+    out = []
+    for line in zone:
+        words = line.split()
+        if words[3] == "A" and words[4].startswith(PEER_NET) and words[4] not in out:
+            out.append(words[4])
+    return out
+
+
+def build(
+    line: LogLine,
+    *,
+    domain: str,
+    recipient: str | None = None,
+    dig: Sequence[DigAnswer] = (),
+    zone_text: str | None = None,
+) -> Reproduction:
+    """The scenario for ``line`` with the captured DNS; see the module docstring."""
+    if line.kind not in ("deferral", "failure"):
+        raise ValueError(f"a {line.kind} line is no deferral or failure to reproduce")
+    domain = _bare(domain)
+    rcpt = recipient or f"postmaster@{domain}"
+    notes: list[str] = []
+    addr = _Addresses()
+    zone = [ln.strip() for ln in (zone_text or "").splitlines() if ln.strip()]
+    zone = [ln for ln in zone if not ln.startswith((";", "$"))]
+    zone += _zone_from_records([r for run in dig for r in run.records], addr)
+    rules: list[Data] = []
+    peer_changes: dict[str, Data] = {}
+    for run in dig:
+        rule, why = _rule_for(run)
+        notes.append(f"captured: {why}")
+        if rule is not None and rule not in rules:
+            rules.append(rule)
+    if not dig and zone_text is None:
+        rule, peer_changes, why = _guess(line, domain)
+        notes.append(f"no DNS captured: guessing {why} from the report's code")
+        rules += [rule] if rule else []
+    nxdomain = any(r.get("rcode") == "NXDOMAIN" and "type" not in r for r in rules)
+    if not nxdomain:
+        _complete_zone(zone, domain, notes)
+    peers: Data = {}
+    for ip in _peer_addresses(zone):
+        peers[ip] = dict(peer_changes.get("refuse", {"accept": "all"}))
+    expect_text = f"{line.kind}: {line.text}"
+    scenario: Data = {
+        "name": f"reproduce: {line.kind} for {rcpt}: {line.report.splitlines()[0]}",
+        "tags": ["reproduce", "dns"],
+        "control": {"me": ME, "locals": [ME, "example.org"], "rcpthosts": [ME, "example.org"]},
+        "users": {SENDER: {}},
+        "dns": {"zone": "\n".join(zone) + "\n", **({"rules": rules} if rules else {})},
+        "peers": peers,
+        "steps": [
+            {
+                "inject": {
+                    "args": [rcpt],
+                    "env": {"QMAILUSER": SENDER, "QMAILHOST": "example.org"},
+                    "message": "Subject: reproduce\n\nbody\n",
+                }
+            },
+            {"run": "idle"},
+            {"expect": {"log": [expect_text]}},
+        ],
+    }
+    return Reproduction(
+        scenario=scenario,
+        domain=domain,
+        recipient=rcpt,
+        expect_text=expect_text,
+        notes=notes,
+        addresses=dict(addr.mapping),
+    )
+
+
+# -- the fixes tried by --run -------------------------------------------------------
+
+Fix = Callable[[Data], Data | None]
+
+
+def _rules(data: Data) -> list[Data]:
+    rules: list[Data] = data.get("dns", {}).get("rules", [])
+    return rules
+
+
+def _with_rules(data: Data, keep: Callable[[Data], Data | None]) -> Data | None:
+    """``data`` with each rule passed through ``keep`` (None drops it); None if unchanged."""
+    old = _rules(data)
+    new = [r2 for r in old if (r2 := keep(dict(r))) is not None]
+    if new == old:
+        return None
+    out = copy.deepcopy(data)
+    out["dns"]["rules"] = new
+    return out
+
+
+def patch_103(data: Data) -> Data | None:
+    if "qmail-103" in data.get("patches", []):
+        return None
+    out = copy.deepcopy(data)
+    out["patches"] = [*data.get("patches", []), "qmail-103"]
+    return out
+
+
+def no_padding(data: Data) -> Data | None:
+    def keep(rule: Data) -> Data | None:
+        rule.pop("pad_to", None)
+        return rule if set(rule) - {"name", "type"} else None
+
+    return _with_rules(data, keep)
+
+
+def any_answered(data: Data) -> Data | None:
+    return _with_rules(data, lambda r: None if r.get("type") == "ANY" else r)
+
+
+def any_minimal(data: Data) -> Data | None:
+    """RFC 8482: the server answers ANY with one HINFO record instead of failing."""
+
+    def keep(rule: Data) -> Data | None:
+        if rule.get("type") != "ANY" or rule.get("minimal_any"):
+            return rule
+        return {"name": rule["name"], "type": "ANY", "minimal_any": True}
+
+    return _with_rules(data, keep)
+
+
+def dns_healthy(data: Data) -> Data | None:
+    return _with_rules(data, lambda r: None)
+
+
+def peers_accept(data: Data) -> Data | None:
+    peers: Data = data.get("peers", {})
+    if all(p == {"accept": "all"} for p in peers.values()):
+        return None
+    out = copy.deepcopy(data)
+    out["peers"] = {ip: {"accept": "all"} for ip in peers}
+    return out
+
+
+#: (name, what it means, change) in the order they are tried and reported.
+FIXES: list[tuple[str, str, Fix]] = [
+    ("qmail-103", "the qmail-103 patch (dns.c reads answers over 512 bytes)", patch_103),
+    ("no-padding", "the DNS answers no longer over 512 bytes", no_padding),
+    ("any-answered", "the DNS server answers ANY properly", any_answered),
+    ("any-rfc8482", "the DNS server answers ANY minimally (RFC 8482 HINFO)", any_minimal),
+    ("dns-healthy", "every DNS query answered from the zone", dns_healthy),
+    ("peers-accept", "the mail exchangers accept connections", peers_accept),
+]
+
+DELIVERED = r"~ ^delivery \d+: success: "
+
+
+def delivering(data: Data) -> Data:
+    """``data`` with its last expect replaced by: the message was delivered."""
+    out = copy.deepcopy(data)
+    out["name"] = re.sub(r"^reproduce: ", "fixed: ", out["name"])
+    out["steps"][-1] = {"expect": {"log": [DELIVERED], "queue": {"messages": 0}}}
+    return out
+
+
+@dataclass(frozen=True)
+class Trial:
+    name: str
+    meaning: str
+    delivered: bool
+    detail: str  # the runner's message when it did not deliver
+
+
+Runner = Callable[[Data], tuple[bool, str]]  # scenario data -> (passed, message)
+
+
+def try_fixes(data: Data, run: Runner) -> list[Trial]:
+    """Each applicable fix of :data:`FIXES`, run to see whether the message goes out."""
+    trials = []
+    for name, meaning, fix in FIXES:
+        changed = fix(data)
+        if changed is None:
+            continue
+        ok, message = run(delivering(changed))
+        trials.append(Trial(name, meaning, ok, message))
+    return trials
