@@ -130,14 +130,19 @@ def _tip(e: Entry) -> str:
 
 
 def _nudged(xs: Sequence[float]) -> list[float]:
-    """Marks at least NUDGE apart, pushed right, and back left if past the plot's end."""
+    """Marks at least NUDGE apart, pushed right, and back left if past the plot's end.
+
+    A row with more marks than fit NUDGE apart gets them closer together instead.
+    """
+    room = PLOT_RIGHT + NUDGE - PLOT_LEFT
+    step = min(NUDGE, room / max(len(xs) - 1, 1))
     out: list[float] = []
     for x in xs:
-        out.append(max(x, out[-1] + NUDGE) if out else x)
+        out.append(max(x, out[-1] + step) if out else x)
     limit: float = PLOT_RIGHT + NUDGE
     for i in reversed(range(len(out))):
         limit = min(out[i], limit)
-        out[i], limit = limit, limit - NUDGE
+        out[i], limit = limit, limit - step
     return out
 
 

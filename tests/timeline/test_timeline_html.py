@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import re
 import xml.etree.ElementTree as ET
 from html.parser import HTMLParser
@@ -111,6 +112,9 @@ def test_marks_at_one_time_are_spread_but_stay_in_the_picture() -> None:
     end = [float(PLOT_RIGHT)] * 3
     assert _nudged(end) == [PLOT_RIGHT - 11.0, float(PLOT_RIGHT), PLOT_RIGHT + 11.0]
     assert _nudged([]) == []
+    crowd = _nudged([float(PLOT_LEFT)] * 500)
+    assert crowd[0] >= PLOT_LEFT - 1e-6 and crowd[-1] <= PLOT_RIGHT + 11
+    assert all(b > a for a, b in itertools.pairwise(crowd))
 
 
 def test_nothing_logged() -> None:
