@@ -18,6 +18,8 @@ and ``run`` waits (polling, bounded) until qmail-send is idle.
 from __future__ import annotations
 
 import contextlib
+import os
+import signal
 import subprocess
 import sys
 from collections.abc import Mapping
@@ -58,16 +60,25 @@ class Agent:
         self.stderr_path = setup.workdir / "agent.stderr"
         with open(self.stderr_path, "wb") as err:
             self.proc = subprocess.Popen(
-                command, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=err
+                command,
+                stdin=subprocess.PIPE,
+                stdout=subprocess.PIPE,
+                stderr=err,
+                start_new_session=True,  # its children (qmail-start...) go with it
             )
         self.stdin = cast(IO[bytes], self.proc.stdin)
         self.stdout = cast(IO[bytes], self.proc.stdout)
+        self.busy = False
         write_frame(self.stdin, setup)
 
     def call(self, verb: str, **args: Any) -> Any:
+        # Set until the reply is read: a call cut short (the runner's wall-clock
+        # alarm) leaves the pipe out of step, and close() must not use it.
+        self.busy = True
         try:
             write_frame(self.stdin, Request(verb=verb, args=args))
             status, value = cast(tuple[str, Any], read_frame(self.stdout))
+            self.busy = False
         except (EOFError, BrokenPipeError) as exc:
             raise StepError(f"the live agent died ({exc}); {self.tail()}") from exc
         if status != "ok":
@@ -81,7 +92,15 @@ class Agent:
             return ""
         return "its stderr ends: " + text[-800:] if text else "it wrote nothing to stderr"
 
+    def kill(self) -> None:
+        """The agent and every process it started (its own session, by its id)."""
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(self.proc.pid, signal.SIGKILL)
+        self.proc.wait()
+
     def close(self) -> None:
+        if self.busy and self.proc.poll() is None:
+            self.kill()
         if self.proc.poll() is None:
             with contextlib.suppress(StepError):
                 self.call("close")
@@ -90,8 +109,7 @@ class Agent:
             try:
                 self.proc.wait(STOP_LIMIT)
             except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
+                self.kill()
         for pipe in (self.stdin, self.stdout):
             with contextlib.suppress(OSError):
                 pipe.close()

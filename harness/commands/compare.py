@@ -1,0 +1,118 @@
+"""``qmail-sim compare PATHS --reference qmail:DIR``: our server against a reference.
+
+Each scenario is played on ``--ours`` (default: the simulator) and on the
+reference (a real qmail home, ``qmail:DIR``, or ``live``) by
+:mod:`harness.compare`; a line per scenario says ``identical``, where they
+first differ (step, line, ours vs theirs, after normalising pids, inodes,
+times and host names), or that a step cannot be compared (qmail's clock
+cannot jump). A summary table follows; ``--junit FILE`` writes one testcase
+per scenario (a difference is a failure, not comparable is skipped). Exit 0
+when nothing differs.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+import xml.etree.ElementTree as ET
+from collections import Counter
+from collections.abc import Sequence
+from pathlib import Path
+
+from harness.commands.run import target_name
+from harness.compare import Comparison, compare
+from harness.runner import bundled_suite, load_all
+from harness.selection import BadExpression, select
+
+HELP = "run scenarios on the simulator and on a reference qmail; show where they differ"
+VERDICT_ORDER = ("identical", "differs", "not comparable", "error")
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("paths", nargs="*", type=Path, metavar="PATHS", help="scenario files/dirs")
+    parser.add_argument(
+        "--reference",
+        required=True,
+        type=target_name,
+        metavar="TARGET",
+        help="the reference: qmail:DIR (a real qmail home) or live",
+    )
+    parser.add_argument(
+        "--ours", default="sim", type=target_name, metavar="TARGET", help="default: sim"
+    )
+    parser.add_argument("-k", metavar="EXPR", help="only scenarios whose name matches")
+    parser.add_argument("--tag", action="append", default=[], metavar="T")
+    parser.add_argument("--junit", type=Path, metavar="FILE", help="write JUnit XML here")
+
+
+def line_for(c: Comparison) -> str:
+    head = f"{c.verdict.upper():15} {c.scenario.id} ({c.seconds * 1000:.0f} ms)"
+    if c.verdict == "differs":
+        return (
+            f"{head}\n    first difference at {c.step}, line {c.line}:\n"
+            f"      ours:   {c.ours}\n      theirs: {c.theirs}"
+        )
+    if c.note:
+        return f"{head}\n    {c.note}"
+    return head
+
+
+def table(results: Sequence[Comparison]) -> str:
+    counts: Counter[str] = Counter(c.verdict for c in results)
+    rows = [f"{'verdict':16}{'scenarios':>10}"]
+    rows += [f"{v:16}{counts[v]:>10}" for v in VERDICT_ORDER]
+    rows.append(f"{'total':16}{len(results):>10}")
+    return "\n".join(rows)
+
+
+def write_junit(results: Sequence[Comparison], path: Path, seconds: float) -> None:
+    counts = Counter(c.verdict for c in results)
+    suite = ET.Element(
+        "testsuite",
+        name="qmail-sim compare",
+        tests=str(len(results)),
+        failures=str(counts["differs"]),
+        errors=str(counts["error"]),
+        skipped=str(counts["not comparable"]),
+        time=f"{seconds:.3f}",
+    )
+    for c in results:
+        case = ET.SubElement(
+            suite, "testcase", classname=c.scenario.file, name=c.scenario.name,
+            time=f"{c.seconds:.3f}",
+        )  # fmt: skip
+        text = line_for(c)
+        if c.verdict == "differs":
+            ET.SubElement(case, "failure", message=f"differs at {c.step}").text = text
+        elif c.verdict == "error":
+            ET.SubElement(case, "error", message=c.note).text = text
+        elif c.verdict == "not comparable":
+            ET.SubElement(case, "skipped", message=c.note)
+    root = ET.Element("testsuites")
+    root.append(suite)
+    ET.ElementTree(root).write(path, encoding="utf-8", xml_declaration=True)
+
+
+def run(args: argparse.Namespace) -> int:
+    started = time.monotonic()
+    paths = args.paths or [bundled_suite()]
+    scenarios, broken = load_all(paths)
+    for r in broken:
+        print(f"ERROR           {r.id}\n    {r.message}")
+    try:
+        scenarios = select(scenarios, args.k, args.tag)
+    except BadExpression as exc:
+        print(f"qmail-sim compare: {exc}", file=sys.stderr)
+        return 2
+    results = []
+    for scenario in scenarios:
+        result = compare(scenario, args.reference, args.ours)
+        results.append(result)
+        print(line_for(result), flush=True)
+    seconds = time.monotonic() - started
+    print(table(results))
+    if args.junit:
+        write_junit(results, args.junit, seconds)
+    bad = broken or any(c.verdict in ("differs", "error") for c in results)
+    return 1 if bad else 0

@@ -1,0 +1,259 @@
+"""Run one scenario on two targets and find the first place they differ.
+
+Each side is played step by step through a :class:`Recorder`, a Target that
+passes every call on and writes down what came back, per step, as text
+lines: the server's lines of a session, the output and exit of an injection,
+qmail-send's new log lines after ``run``/``advance``/``signal``, and for an
+``expect`` a digest of the world (queue directories, each Maildir's and
+mbox's messages, what each peer received, the DNS questions asked). Both
+records are normalised (:func:`normalise`) before they are compared, because
+some things must differ between two runs of the same mail system: process
+ids (``qp``, ``uid``, ``qmail N invoked``), inode-numbered message ids,
+times and dates, host names, and the byte counts and Maildir names built
+from them.
+
+A step the reference cannot do (qmail's clock cannot jump) raises
+:class:`NotComparable`; the comparison then ends there and says so, never
+counting it as identical. Failed expectations are recorded, not fatal: two
+targets that fail the same expectation the same way are still identical.
+"""
+
+from __future__ import annotations
+
+import re
+import shutil
+import tempfile
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Literal
+
+from harness.outcome import StepFailure
+from harness.runner import default_workroot, describe_step
+from harness.scenario.model import InjectStep, Scenario, SessionStep, SignalName
+from harness.steps import execute
+from harness.targets import make_target
+from harness.targets.base import Observation, ProgramResult, StepError, Target
+
+Verdict = Literal["identical", "differs", "not comparable", "error"]
+
+
+class NotComparable(StepError):
+    """The reference target cannot do this step (e.g. jumping the clock)."""
+
+
+_RULES: list[tuple[re.Pattern[str], str]] = [
+    # Maildir names: time.pid(_n).host (and .Pn/.Mn variants) — maildir.c
+    (re.compile(r"\b\d{9,11}\.[\w.]+?\.[A-Za-z0-9_-]+(?:\.[A-Za-z0-9_-]+)*(?=:2,|\b)"), "<mdname>"),
+    (re.compile(r"\b(msg|qp|uid|pid|bytes) \d+"), r"\1 N"),
+    (re.compile(r"\bqmail \d+ invoked"), "qmail N invoked"),
+    (re.compile(r"\bok \d+ qp \d+"), "ok N qp N"),
+    (re.compile(r"<\d+\.\d+@[^>]*>"), "<pid.time@host>"),
+    # RFC 822 dates as qmail writes them (date822fmt.c), with or without weekday
+    (
+        re.compile(
+            r"(?:\w{3}, )?\d{1,2} \w{3} \d{4} \d{2}:\d{2}:\d{2} (?:[-+]\d{4}|GMT|UT)(?: \(\w+\))?"
+        ),
+        "<date>",
+    ),
+    (re.compile(r"\b\d{9,11}\b"), "<time>"),
+]
+
+
+def normalise(line: str, hosts: Iterable[str] = ()) -> str:
+    for host in sorted({h for h in hosts if h}, key=len, reverse=True):
+        line = line.replace(host, "<host>")
+    for pattern, replacement in _RULES:
+        line = pattern.sub(replacement, line)
+    return line
+
+
+@dataclass
+class Record:
+    """What one target did: per step, lines of text."""
+
+    steps: list[tuple[str, list[str]]] = field(default_factory=list)
+    stopped: str | None = None  # why playing stopped early (not comparable, error)
+    hosts: set[str] = field(default_factory=set)
+
+    def add(self, label: str, lines: Iterable[str]) -> None:
+        self.steps.append((label, list(lines)))
+
+
+class Recorder(Target):
+    """A Target that records what another one gives back."""
+
+    def __init__(self, inner: Target, record: Record) -> None:
+        self.inner = inner
+        self.record = record
+        self.name = inner.name
+        self.lines: list[str] = []
+        self.log_seen = 0
+
+    def __getattr__(self, name: str) -> object:
+        return getattr(self.inner, name)
+
+    def start(self, scenario: Scenario, workdir: Path, seed: int | None = None) -> None:
+        self.inner.start(scenario, workdir, seed)
+
+    def _program(self, result: ProgramResult, exit_seen: bool) -> ProgramResult:
+        self.lines += result.stdout.decode("latin-1").split("\r\n")
+        if exit_seen:
+            self.lines.append(f"exit {result.exit}")
+        return result
+
+    def session(self, step: SessionStep, client: bytes) -> ProgramResult:
+        # A client on a socket never sees the server's exit code: not compared.
+        return self._program(self.inner.session(step, client), exit_seen=False)
+
+    def inject(self, step: InjectStep) -> ProgramResult:
+        return self._program(self.inner.inject(step), exit_seen=True)
+
+    def _new_log(self) -> None:
+        """qmail-send's new lines, sorted and without ``status:`` lines: with
+        concurrent deliveries (a live qmail) their interleaving is not fixed."""
+        log = list(self.inner.observe().log)
+        new = [line for line in log[self.log_seen :] if not line.startswith("status:")]
+        self.lines += [f"log: {line}" for line in sorted(new)]
+        self.log_seen = len(log)
+
+    def run_until_idle(self) -> None:
+        self.inner.run_until_idle()
+        self._new_log()
+
+    def advance(self, seconds: float) -> None:
+        self.inner.advance(seconds)
+        self._new_log()
+
+    def signal(self, name: SignalName) -> None:
+        self.inner.signal(name)
+
+    def set_control(self, files: Mapping[str, str | None]) -> None:
+        self.inner.set_control(files)
+
+    def observe(self) -> Observation:
+        seen = self.inner.observe()
+        self.lines += digest(seen)
+        return seen
+
+    def close(self) -> None:
+        self.inner.close()
+
+
+def digest(seen: Observation) -> list[str]:
+    """The world as lines: queue counts, mail delivered, peers, DNS questions."""
+    out = []
+    queue = seen.home / "queue"
+    for sub in ("mess", "todo", "info", "local", "remote", "bounce"):
+        count = sum(1 for p in (queue / sub).rglob("*") if p.is_file())
+        out.append(f"queue/{sub}: {count}")
+    for user, home in sorted(seen.user_homes.items()):
+        for sub in ("new", "cur"):
+            folder = home / "Maildir" / sub
+            files = sorted(folder.iterdir()) if folder.is_dir() else []
+            bodies = sorted(p.read_bytes().decode("latin-1") for p in files)
+            out += [f"maildir {user}/{sub}: {len(files)}"]
+            out += [f"  {line}" for body in bodies for line in body.split("\n")]
+    for name, path in sorted(dict(seen.extra.get("mboxes", {}) or {}).items()):  # type: ignore[call-overload]
+        text = Path(path).read_bytes().decode("latin-1") if Path(path).exists() else ""
+        out += [f"mbox {name}:"] + [f"  {line}" for line in text.split("\n")]
+    for ip, sessions in sorted(seen.peer_sessions.items()):
+        for s in sessions:
+            data = (s.data or b"").decode("latin-1").replace("\r\n", "\n")
+            out.append(f"peer {ip}: from {s.mail_from} to {s.rcpt} delivered={s.delivered}")
+            out += [f"  {line}" for line in data.split("\n")]
+    out += sorted({f"dns {q.name} {q.type} {q.transport}" for q in seen.dns_queries})
+    return out
+
+
+def play(scenario: Scenario, target: Target, workdir: Path) -> Record:
+    """Play every step on ``target``, recording; failures are recorded, not fatal."""
+    record = Record()
+    recorder = Recorder(target, record)
+    try:
+        recorder.start(scenario, workdir, None)
+        record.hosts.add(str(getattr(getattr(target, "runtime", None), "hostname", "")))
+        import socket
+
+        record.hosts.add(socket.gethostname())
+        for i, step in enumerate(scenario.steps):
+            label = describe_step(i, step)
+            try:
+                execute(step, recorder)
+            except StepFailure as exc:
+                recorder.lines.append(f"expectation not met: {exc.message}")
+            except NotComparable as exc:
+                record.add(label, recorder.lines)
+                record.stopped = f"not comparable at {label}: {exc}"
+                return record
+            except Exception as exc:  # recorded as this side's answer
+                recorder.lines.append(f"error: {type(exc).__name__}: {exc}")
+            record.add(label, recorder.lines)
+            recorder.lines = []
+    except Exception as exc:  # setup failed
+        record.stopped = f"error while setting up: {type(exc).__name__}: {exc}"
+    finally:
+        recorder.close()
+    return record
+
+
+@dataclass(kw_only=True)
+class Comparison:
+    scenario: Scenario
+    verdict: Verdict
+    step: str = ""
+    line: int = 0
+    ours: str = ""
+    theirs: str = ""
+    note: str = ""
+    seconds: float = 0.0
+
+
+def first_difference(ours: Record, theirs: Record, scenario: Scenario) -> Comparison:
+    hosts = ours.hosts | theirs.hosts
+    for (label, mine), (_, other) in zip(ours.steps, theirs.steps, strict=False):
+        a = [normalise(x, hosts) for x in mine]
+        b = [normalise(x, hosts) for x in other]
+        for n in range(max(len(a), len(b))):
+            left = a[n] if n < len(a) else "<nothing>"
+            right = b[n] if n < len(b) else "<nothing>"
+            if left != right:
+                return Comparison(
+                    scenario=scenario, verdict="differs", step=label, line=n + 1,
+                    ours=left, theirs=right,
+                )  # fmt: skip
+    for stopped in (theirs.stopped, ours.stopped):
+        if stopped is not None:
+            verdict: Verdict = "not comparable" if "not comparable" in stopped else "error"
+            return Comparison(scenario=scenario, verdict=verdict, note=stopped)
+    return Comparison(scenario=scenario, verdict="identical")
+
+
+def compare(scenario: Scenario, reference: str | Target, ours: str | Target = "sim") -> Comparison:
+    import time
+
+    started = time.monotonic()
+    records = []
+    for side in (ours, reference):
+        workdir = Path(tempfile.mkdtemp(prefix="qmail-cmp-", dir=default_workroot()))
+        try:
+            target = make_target(side) if isinstance(side, str) else side
+            records.append(play(scenario, target, workdir))
+        finally:
+            shutil.rmtree(workdir, ignore_errors=True)
+    result = first_difference(records[0], records[1], scenario)
+    result.seconds = time.monotonic() - started
+    return result
+
+
+__all__ = [
+    "Comparison",
+    "NotComparable",
+    "Record",
+    "Recorder",
+    "compare",
+    "digest",
+    "first_difference",
+    "normalise",
+    "play",
+]

@@ -1,0 +1,165 @@
+"""``--target qmail:DIR``: a scenario played against a real qmail home at DIR.
+
+DIR is a home built by the user from netqmail-1.06 (``make setup check``),
+given over to the harness while it runs: for each scenario its control/
+files, users/assign (then ``DIR/bin/qmail-newu``) and alias/.qmail-* files
+are replaced by the scenario's, and whatever the scenario left in queue/ is
+removed when it ends (qmail-send is stopped by then). The users' homes and
+Maildirs are made in the scenario's work directory, as for the simulator
+(a scratch simulator home beside them provides our checkpassword and its
+password table for qmail-popup), and given to the uid and gid in
+users/assign when we are root, because qmail-lspawn refuses to deliver as
+root (qmail-lspawn.c, QLX_ROOT).
+
+Programs run in the agent (:mod:`harness.targets.qmailserver`) inside
+private network and mount namespaces, so qmail's resolver, which reads only
+/etc/resolv.conf, asks the fake DNS; without namespaces this target cannot
+run and says why. Sessions and injections go through the same code as the
+simulator's (tcpserver's environment, tcprules, all client bytes on
+stdin); only the program is DIR's. Jumping the clock is impossible for a
+real qmail: an ``advance`` step raises :class:`~harness.compare.NotComparable`,
+which ``run`` reports as an error and ``compare`` as "not comparable",
+never as a pass.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+from collections.abc import Mapping
+from pathlib import Path
+
+from harness import netns
+from harness.compare import NotComparable
+from harness.scenario.model import Scenario, SignalName
+from harness.targets.agentwire import Setup
+from harness.targets.base import ProgramResult, StepError
+from harness.targets.live import Agent, LiveTarget, client_ips
+from harness.targets.qmailserver import queue_files
+from harness.targets.sim import SimTarget
+
+#: Our checkpassword for qmail-popup: the scratch home's table (checkpassword.py).
+CHECKPASSWORD = """#!/bin/sh
+exec {python} -m server --home {home} checkpassword "$@"
+"""
+
+
+class QmailTarget(LiveTarget):
+    name = "qmail"
+    mode = "qmail"
+    session = SimTarget.session
+    inject = SimTarget.inject
+
+    def __init__(self, directory: str) -> None:
+        super().__init__()
+        self.reference = Path(directory).resolve()
+
+    def start(self, scenario: Scenario, workdir: Path, seed: int | None = None) -> None:
+        reason = self.unusable()
+        if reason is not None:
+            raise StepError(reason)
+        SimTarget.start(self, scenario, workdir, seed)  # users, Maildirs, scratch home
+        self.scratch = self.home
+        self.home = self.reference
+        self._lay_out()
+        self.offset_path = workdir / "clock-offset"
+        self.offset_path.write_text("0\n")
+        self.agent = Agent(self.setup_for(scenario, workdir), use_netns=True)
+        self.agent.call("start")
+
+    def unusable(self) -> str | None:
+        if not (self.reference / "bin" / "qmail-send").exists():
+            return f"qmail:{self.reference}: no qmail home there (no bin/qmail-send)"
+        why = netns.why_unavailable()
+        if why is not None:
+            return f"the qmail target needs private namespaces for its resolver: {why}"
+        return None
+
+    def setup_for(self, scenario: Scenario, workdir: Path) -> Setup:
+        cpw = workdir / "checkpassword"
+        cpw.write_text(CHECKPASSWORD.format(python=sys.executable, home=self.scratch))
+        cpw.chmod(0o755)
+        return Setup(
+            mode="qmail",
+            home=self.reference,
+            workdir=workdir,
+            scenario=scenario,
+            offset_path=self.offset_path,
+            netns=True,
+            client_ips=client_ips(scenario),
+        )
+
+    # -- the reference home ----------------------------------------------------------
+    def _lay_out(self) -> None:
+        ref, scratch = self.reference, self.scratch
+        leftovers = queue_files(ref)
+        for path in leftovers:
+            path.unlink()
+        _replace(ref / "control", sorted((scratch / "control").iterdir()), "*")
+        _replace(ref / "alias", sorted((scratch / "alias").glob(".qmail-*")), ".qmail-*")
+        users = ref / "users"
+        for name in ("assign", "cdb"):
+            (users / name).unlink(missing_ok=True)
+        assign = scratch / "users" / "assign"
+        if assign.exists():
+            shutil.copyfile(assign, users / "assign")
+            done = subprocess.run(
+                [str(ref / "bin" / "qmail-newu")], capture_output=True, check=False
+            )
+            if done.returncode != 0:
+                raise StepError(f"qmail-newu failed: {done.stderr.decode(errors='replace')}")
+        if os.geteuid() == 0:
+            self._give_homes(self.runtime.uid)
+
+    def _give_homes(self, uid: int) -> None:
+        """The users' homes to ``uid``, and a way in to them through the work directory."""
+        for folder in {self.workdir, *(h.parent for h in self.user_homes.values())}:
+            folder.chmod(0o711)
+        for home in self.user_homes.values():
+            for path in (home, *home.rglob("*")):
+                os.chown(path, uid, uid, follow_symlinks=False)
+
+    def set_control(self, files: Mapping[str, str | None]) -> None:
+        SimTarget.set_control(self, files)  # into self.home: the reference once started
+
+    # -- programs and steps --------------------------------------------------------------
+    def _run(
+        self, name: str, argv: list[str], env: Mapping[str, str], stdin: bytes
+    ) -> ProgramResult:
+        bin_ = self.reference / "bin"
+        words = [str(bin_ / argv[0]), *argv[1:]]
+        if name == "qmail-popup":  # qmail-popup HOST checkpassword qmail-pop3d Maildir
+            words[2] = str(self.workdir / "checkpassword")
+            words[3] = str(bin_ / "qmail-pop3d")
+        code, out, err = self.live.call("program", argv=words, env=dict(env), stdin=stdin)
+        return ProgramResult(exit=code, stdout=out, stderr=err)
+
+    def run_until_idle(self) -> None:
+        self.live.call("idle")
+
+    def advance(self, seconds: float) -> None:
+        raise NotComparable(f"a real qmail's clock cannot jump {seconds:g}s")
+
+    def signal(self, name: SignalName) -> None:
+        self.live.call("signal", name=name)
+
+    def close(self) -> None:
+        super().close()
+        if hasattr(self, "scratch"):
+            for path in queue_files(self.reference):
+                path.unlink(missing_ok=True)
+
+
+def _replace(folder: Path, sources: list[Path], pattern: str) -> None:
+    """Make ``folder``'s files matching ``pattern`` exactly ``sources``."""
+    for old in folder.glob(pattern):
+        if old.is_file():
+            old.unlink()
+    for src in sources:
+        if src.is_file():
+            shutil.copyfile(src, folder / src.name)
+
+
+__all__ = ["QmailTarget"]
