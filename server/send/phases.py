@@ -20,7 +20,7 @@ from server.send.bounce import compose, info_sender_for_bounce
 from server.send.schedule import SLEEP_CLEANUP, SLEEP_SYSFAIL, SLEEP_TODO
 from server.send.scheduler import Scheduler
 from server.send.store import rel
-from server.send.todo import BadEnvelope, Envelope, parse_envelope, split
+from server.send.todo import BadEnvelope, Envelope, Split, parse_envelope, split
 
 #: inject(message, sender, recipient) -> (error text or "", qp); raises OSError
 #: when qmail-queue cannot be started at all.
@@ -79,6 +79,11 @@ def todo_one(sched: Scheduler, msgid: int, now: int) -> None:
         what = "unable to stat" if fn.startswith("mess") else "unable to unlink"
         sched.log(L.warning(what, fn))
         return
+    try:
+        store.create_empty("info", msgid)
+    except OSError:
+        sched.log(L.warning("unable to create", rel("info", msgid)))
+        return
     sched.log(L.new_msg(msgid))
     try:
         env = parse_envelope(data)
@@ -88,14 +93,7 @@ def todo_one(sched: Scheduler, msgid: int, now: int) -> None:
         return
     _log_info(sched, msgid, size, env)
     plan = split(env, sched.cfg)
-    fn = rel("info", msgid)
-    try:
-        store.create("info", msgid, plan.info, now)
-        for c, body in plan.chan.items():
-            fn = rel(c, msgid)
-            store.create(c, msgid, body, now)
-    except OSError:
-        sched.log(L.warning("unable to create", fn))
+    if not _write_plan(sched, msgid, plan, now):
         return
     if not store.clean("todo", msgid):
         sched.log(L.clean_failed(rel("todo", msgid)))
@@ -104,6 +102,25 @@ def todo_one(sched: Scheduler, msgid: int, now: int) -> None:
         sched.pqchan[c].insert(now, msgid)
     if not plan.chan:
         sched.pqdone.insert(now, msgid)
+
+
+def _write_plan(sched: Scheduler, msgid: int, plan: Split, now: int) -> bool:
+    """The info/ and channel files, each written and fsynced (qmail-send.c todo_do)."""
+    store = sched.store
+    for c in plan.chan:
+        try:
+            store.create_empty(c, msgid)
+        except OSError:
+            sched.log(L.warning("unable to create", rel(c, msgid)))
+            return False
+    for sub, data in (("info", plan.info), *plan.chan.items()):
+        try:
+            store.fill(sub, msgid, data, now)
+        except OSError:
+            # a full disk shows here (qmail: "trouble writing to" or "trouble fsyncing")
+            sched.log(L.warning("trouble writing to", rel(sub, msgid)))
+            return False
+    return True
 
 
 def messdone(sched: Scheduler, msgid: int, now: int, inject: Inject, date: str) -> None:

@@ -118,10 +118,14 @@ class QueueStore:
         return Info(sender=record[1:].decode("latin-1"), birth=birth)
 
     # -- writing -------------------------------------------------------------
-    def create(self, sub: str, msgid: int, data: bytes, mtime: int) -> None:
-        """open_excl + write + fsync, then stamp the clock's time on it."""
+    def create_empty(self, sub: str, msgid: int) -> None:
+        """open_excl: the file exists, empty, before anything is written to it."""
+        self.runtime.fileops.create_new(self.path(sub, msgid), 0o600)
+
+    def fill(self, sub: str, msgid: int, data: bytes, mtime: int) -> None:
+        """Write and fsync a file made by :meth:`create_empty`; stamp the clock's time."""
         path = self.path(sub, msgid)
-        self.runtime.fileops.write_new(path, data, 0o600)
+        self.runtime.fileops.append(path, data, fsync=True)
         os.utime(path, (mtime, mtime))
 
     def unlink(self, sub: str, msgid: int, missing_ok: bool = True) -> None:

@@ -4,11 +4,14 @@ and the pipe-protocol parsers fed whole, byte by byte and with trailing bytes.""
 from __future__ import annotations
 
 import dataclasses
+import errno
+from pathlib import Path
 
 from hypothesis import given
 from hypothesis import strategies as st
 
 from server.qdir import qfn
+from server.runtime import FileOps
 from server.send.core import QmailSend
 from server.send.pipes import ReportSplitter
 
@@ -67,3 +70,28 @@ def test_report_splitter_whole_bytewise_and_trailing(
     # an unfinished report waits; nothing else comes out of it
     trailing = ReportSplitter()
     assert trailing.feed(wire + tail) == reports
+
+
+class FullDisk(FileOps):
+    full = True
+
+    def append(self, path: Path, data: bytes, *, fsync: bool = True) -> None:
+        if self.full:
+            raise OSError(errno.ENOSPC, "No space left on device")
+        super().append(path, data, fsync=fsync)
+
+
+def test_full_disk_while_preprocessing_keeps_the_message(sim: Sim) -> None:
+    send = sim.start()
+    msgid = sim.queue("a@mx.example.org", ["b@mx.example.org"])
+    disk = FullDisk()
+    sim.ctx.runtime.fileops = disk
+    send.run_due()
+    assert f"warning: trouble writing to info/{msgid % 23}/{msgid}" in sim.lines
+    assert not sim.local.seen
+    assert qfn(sim.home / "queue", "todo", msgid).exists()
+    disk.full = False
+    send.run_due()  # the next scan of todo/ (a trigger, or 25 minutes later)
+    assert [j.recipient for j in sim.local.seen] == ["b@mx.example.org"]
+    assert sim.lines.count(f"new msg {msgid}") == 2
+    assert sim.lines[-1] == f"end msg {msgid}"
