@@ -224,3 +224,26 @@ def test_idle_client_reads_as_end_of_input(monkeypatch: pytest.MonkeyPatch) -> N
         writer.write(b"STAT\r\nNO")
         assert stream.read_line(reader, exact=True) == b"STAT\r\n"
         assert stream.read_line(reader, exact=True) is None  # "NO" and then silence
+
+
+def test_mail_arriving_mid_session_is_kept_for_later(world: tuple[Path, Path]) -> None:
+    """The listing is made at login; QUIT touches only what it listed."""
+    home, alice = world
+    runtime, _ = virtual_runtime(start=NOW, first_pid=777)
+    ctx = ProgramContext(home=home, runtime=runtime, stderr=io.BytesIO())
+
+    class Arrival(io.BytesIO):
+        def readline(self, size: int | None = -1) -> bytes:
+            line = super().readline(size)
+            if line.startswith(b"STAT"):
+                deliver(alice / "Maildir", "new", "1700000200.1.h", b"late\n", NOW - 10)
+            return line
+
+    out = io.BytesIO()
+    client = LOGIN + b"STAT\r\nSTAT\r\nDELE 1\r\nDELE 2\r\nDELE 3\r\nQUIT\r\n"
+    run("qmail-popup", list(ARGV), {}, Arrival(client), out, ctx)
+    assert out.getvalue().endswith(
+        b"+OK 2 42\r\n+OK 2 42\r\n+OK \r\n+OK \r\n-ERR not that many messages\r\n+OK \r\n"
+    )
+    assert os.listdir(alice / "Maildir" / "new") == ["1700000200.1.h"]
+    assert os.listdir(alice / "Maildir" / "cur") == []
