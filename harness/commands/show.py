@@ -9,6 +9,7 @@ drawn by :mod:`harness.timeline_html`.
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from pathlib import Path
 
@@ -96,13 +97,32 @@ def _show_log(args: argparse.Namespace) -> int:
     timeline = build(timeline_log.parse(text))
     for line in as_text(timeline, brief=args.brief):
         print(line.rstrip())
-    if args.html is not None:
-        page = Page(title=str(args.log), status="log", timeline=timeline)
-        args.html.write_text(render([page], source=str(args.log)), encoding="utf-8")
-    return 0
+    page = Page(title=str(args.log), status="log", timeline=timeline)
+    return _write_html(args.html, [page], str(args.log), 0)
+
+
+def _write_html(path: Path | None, pages: list[Page], source: str, code: int) -> int:
+    if path is None:
+        return code
+    try:
+        path.write_text(render(pages, source=source), encoding="utf-8")
+    except OSError as exc:
+        print(f"qmail-sim show: cannot write {path}: {exc}", file=sys.stderr)
+        return 2
+    return code
 
 
 def run(args: argparse.Namespace) -> int:
+    try:
+        return _run(args)
+    except BrokenPipeError:
+        # The reader went away (``qmail-sim show x.yaml | head``): stop quietly,
+        # and keep Python from complaining again when it flushes stdout at exit.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 1
+
+
+def _run(args: argparse.Namespace) -> int:
     if (args.file is None) == (args.log is None):
         print("qmail-sim show: give a SCENARIO or --log FILE (one of them)", file=sys.stderr)
         return 2
@@ -124,6 +144,4 @@ def run(args: argparse.Namespace) -> int:
         for line in as_text(timeline, brief=args.brief):
             print(f"  {line}".rstrip())
         pages.append(Page(title=sc.name, status=result.status, timeline=timeline))
-    if args.html is not None:
-        args.html.write_text(render(pages, source=str(args.file)), encoding="utf-8")
-    return 0 if ok else 1
+    return _write_html(args.html, pages, str(args.file), 0 if ok else 1)

@@ -99,8 +99,11 @@ def test_a_failing_scenario_exits_1_and_still_shows_its_timeline(
 
 def test_bad_arguments_exit_2(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     (tmp_path / "broken.yaml").write_text("name: x\nsteps: [{nonsense: 1}]\n")
+    (tmp_path / "fail.yaml").write_text(FAILING)
     assert main(["show", str(tmp_path / "broken.yaml")]) == 2
     assert main(["show", str(tmp_path / "missing.yaml")]) == 2
     assert main(["show", str(CNAME), "--name", "no such scenario"]) == 2
     err = capsys.readouterr().err
     assert "broken.yaml" in err and "no scenario named 'no such scenario'" in err
+    unwritable = tmp_path / "no-such-dir" / "t.html"
+    assert main(["show", str(tmp_path / "fail.yaml"), "--html", str(unwritable)]) == 2
