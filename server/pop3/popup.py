@@ -63,7 +63,9 @@ def main(
             if isinstance(event, Reply):
                 _say(stdout, event.data)
             elif isinstance(event, Authenticate):
-                _say(stdout, _run_child(childargs, event, env, stdin, stdout, ctx))
+                verdict = _run_child(childargs, event, env, stdin, stdout, ctx)
+                if verdict:
+                    _say(stdout, verdict)
     return EXIT
 
 
