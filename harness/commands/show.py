@@ -3,7 +3,8 @@
 The simulator target keeps every qmail-send log line with the virtual time it
 was written at (``SimTarget.timed_log``); :func:`harness.timeline.build`
 turns them into a timeline per message, printed as text and, with ``--html``,
-drawn by :mod:`harness.timeline_html`.
+drawn by :mod:`harness.timeline_html`. ``--log FILE`` reads the pairs from a
+real log instead (:mod:`harness.timeline_log`).
 """
 
 from __future__ import annotations
@@ -40,8 +41,9 @@ have: lines stamped by multilog (@4000...), tai64nlocal or splogger (the
 seconds.microseconds after the syslog prefix); times count from its first
 line.
 
-Exit status: 0 when every scenario shown passed (or a log was read), 1 when one failed, 2 when
-the file cannot be loaded or --name matches nothing.
+Exit status: 0 when every scenario shown passed (or a log was read), 1 when
+one failed (its timeline is still shown), 2 when the file cannot be loaded,
+--name matches nothing or the HTML file cannot be written.
 """
 
 
