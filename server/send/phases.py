@@ -204,9 +204,14 @@ class Cleanup:
         if recent < self.due:
             return
         self.due = recent + SLEEP_CLEANUP
-        queue = sched.store.queue
-        actions = stale_cleanup_actions(scan_queue(queue), recent)
-        results = apply_cleanup(queue, actions, sched.store.runtime.fileops)
-        for action, ok in zip(actions, results, strict=True):
-            if isinstance(action, CleanMessage) and not ok:
-                sched.log(L.clean_failed(rel("foop", action.msgid)))
+        store = sched.store
+        actions = stale_cleanup_actions(scan_queue(store.queue), recent)
+        for action in actions:
+            if isinstance(action, CleanMessage):
+                # qmail-send asks qmail-clean ("foop/N"), whichever one we have
+                if not store.clean("foop", action.msgid):
+                    sched.log(L.clean_failed(rel("foop", action.msgid)))
+            elif store.cleaner is None:
+                # stale pid/ files are qmail-clean's own business (cleanuppid);
+                # without a qmail-clean process we do it here
+                apply_cleanup(store.queue, [action], store.runtime.fileops)
