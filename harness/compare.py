@@ -45,9 +45,9 @@ class NotComparable(StepError):
 _RULES: list[tuple[re.Pattern[str], str]] = [
     # Maildir names: time.pid(_n).host (and .Pn/.Mn variants) — maildir.c
     (re.compile(r"\b\d{9,11}\.[\w.]+?\.[A-Za-z0-9_-]+(?:\.[A-Za-z0-9_-]+)*(?=:2,|\b)"), "<mdname>"),
+    (re.compile(r"\bok \d+ qp \d+"), "ok N qp N"),
     (re.compile(r"\b(msg|qp|uid|pid|bytes) \d+"), r"\1 N"),
     (re.compile(r"\bqmail \d+ invoked"), "qmail N invoked"),
-    (re.compile(r"\bok \d+ qp \d+"), "ok N qp N"),
     (re.compile(r"<\d+\.\d+@[^>]*>"), "<pid.time@host>"),
     # RFC 822 dates as qmail writes them (date822fmt.c), with or without weekday
     (
@@ -61,10 +61,10 @@ _RULES: list[tuple[re.Pattern[str], str]] = [
 
 
 def normalise(line: str, hosts: Iterable[str] = ()) -> str:
-    for host in sorted({h for h in hosts if h}, key=len, reverse=True):
-        line = line.replace(host, "<host>")
     for pattern, replacement in _RULES:
         line = pattern.sub(replacement, line)
+    for host in sorted({h for h in hosts if h}, key=len, reverse=True):
+        line = line.replace(host, "<host>")
     return line
 
 

@@ -104,6 +104,16 @@ class OurServer:
             key, env = self._connection_env(env)
             self.exits[key] = await handle(reader, writer, env, self.ctx, self.queue_threads)
 
+        async def smtp_named(reader: Any, writer: Any, env: dict[str, str]) -> None:
+            key, env = self._connection_env(env)
+            rules = self._rules_env(env)
+            if rules is None:
+                writer.close()  # tcpserver's deny: no program runs
+                self.started.discard(key)
+                return
+            env.update(rules)
+            self.exits[key] = await handle(reader, writer, env, self.ctx, self.queue_threads)
+
         async def pop3(reader: Any, writer: Any, env: dict[str, str]) -> None:
             from server.pop3.live import Pop3Service
 
@@ -112,12 +122,31 @@ class OurServer:
             await Pop3Service(self.ctx, hostname=host).connection(reader, writer, env)
             self.exits[key] = 0
 
-        port = 0
-        for name, handler, rules in (("smtp", smtp, self.setup.rules_cdb), ("pop3", pop3, None)):
+        services = (
+            ("smtp", smtp, self.setup.rules_cdb),
+            ("smtp-named", smtp_named, None),
+            ("pop3", pop3, None),
+        )
+        for name, handler, rules in services:
             server = await tcp_serve(
-                "127.0.0.1", port, handler, rules, 40, remote_host=False, log=self.log_tcp
+                "127.0.0.1", 0, handler, rules, 40, remote_host=False, log=self.log_tcp
             )
             self.listeners[name] = server
+
+    def _rules_env(self, env: dict[str, str]) -> dict[str, str] | None:
+        """tcpserver's rules for a client whose host name or ident the step gave.
+
+        Our listener runs as ``tcpserver -H`` (no PTR or ident lookups), so a
+        step's TCPREMOTEHOST/TCPREMOTEINFO cannot reach its rules; such
+        sessions come in on a listener without rules and the same lookup
+        (harness.targets.tcprules, a real cdb) is made here on the step's values.
+        """
+        scenario = self.setup.scenario
+        if scenario.tcprules is None:
+            return {}
+        from harness.targets.tcprules import lookup
+
+        return lookup(scenario.tcprules, self.setup.workdir, env)
 
     def log_tcp(self, line: str) -> None:
         pass  # tcpserver's own log is not qmail-send's; expect never looks at it
@@ -193,7 +222,8 @@ class OurServer:
             changes.pop("TCPREMOTEIP")
         if kind == "pop3" and host is not None:
             changes["QMAILSIM_POPUP_HOST"] = host
-        listener = self.listeners[kind]
+        named = kind == "smtp" and ("TCPREMOTEHOST" in changes or "TCPREMOTEINFO" in changes)
+        listener = self.listeners["smtp-named" if named else kind]
         err_start = len(self.stderr.getvalue())
         with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
             sock.bind((source or "127.0.0.1", 0))
@@ -202,8 +232,11 @@ class OurServer:
             self.overrides[key] = changes
             sock.settimeout(SESSION_LIMIT)
             sock.connect(("127.0.0.1", listener.port))
-            sock.sendall(client)
-            sock.shutdown(socket.SHUT_WR)
+            try:
+                sock.sendall(client)
+                sock.shutdown(socket.SHUT_WR)
+            except OSError:
+                pass  # the server hung up first (a deny, a 421): read what it said
             output = _read_all(sock)
         self.overrides.pop(key, None)
         code = self._exit_of(key)

@@ -1,0 +1,134 @@
+"""The live and reference targets against the simulator, on bundled scenarios.
+
+Live runs need private namespaces (root or user namespaces) or root to bind
+port 25 on 127.x addresses; the reference target needs namespaces. Both are
+marked ``live``. The reference home is one laid out by ``qmail-sim setup``
+(our programs), so no real qmail is needed; ``QMAILSIM_NETQMAIL=DIR`` names a
+real netqmail-1.06 home for the last test.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import xml.etree.ElementTree as ET
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from harness import netns
+from harness.compare import compare
+from harness.runner import bundled_suite, load_all, run_scenario
+from harness.scenario import Scenario
+from server.home import setup as setup_home
+
+pytestmark = pytest.mark.live
+
+SUITE = bundled_suite()
+#: A handful across the programs: SMTP, local and remote delivery, DNS
+#: failures, refused MX, greylisting with ALRM, POP3, tcprules, the 103 patch.
+HANDFUL = [
+    "harness/smtp-local-delivery.yaml",
+    "harness/remote-delivery.yaml",
+    "harness/mx-fallback.yaml",
+    "harness/greylisting-alrm.yaml",
+    "harness/cname-servfail-bounce.yaml",
+    "harness/dns-oversize-any.yaml",
+    "harness/pop3-retrieve.yaml",
+    "harness/tcprules-relay.yaml",
+]
+
+needs_live = pytest.mark.skipif(
+    not netns.available() and os.geteuid() != 0,
+    reason=f"live target needs namespaces or root: {netns.why_unavailable()}",
+)
+needs_netns = pytest.mark.skipif(
+    not netns.available(), reason=f"no private namespaces here: {netns.why_unavailable()}"
+)
+
+
+def scenarios(names: list[str]) -> list[Scenario]:
+    loaded, errors = load_all([SUITE / n for n in names])
+    assert not errors
+    return loaded
+
+
+@pytest.fixture
+def workroot(tmp_path: Path) -> Path:
+    root = tmp_path / "work"
+    root.mkdir()
+    return root
+
+
+@needs_live
+@pytest.mark.parametrize("scenario", scenarios(HANDFUL), ids=lambda s: s.name[:50])
+def test_live_gives_the_simulators_outcome(scenario: Scenario, workroot: Path) -> None:
+    sim = run_scenario(scenario, target="sim", workroot=workroot)
+    live = run_scenario(scenario, target="live", workroot=workroot)
+    assert (live.status, live.step, live.message) == (sim.status, sim.step, sim.message)
+    assert list(workroot.iterdir()) == []  # work directories are removed
+
+
+@needs_live
+def test_compare_sim_with_live_finds_them_identical() -> None:
+    (scenario,) = scenarios(["harness/remote-delivery.yaml"])
+    result = compare(scenario, "live")
+    assert result.verdict == "identical", result
+
+
+@pytest.fixture
+def reference(tmp_path: Path) -> Iterator[Path]:
+    home = tmp_path / "ref"
+    setup_home(home, me="ref.example")
+    yield home
+    shutil.rmtree(home, ignore_errors=True)
+
+
+@needs_netns
+def test_reference_target_runs_a_scenario_in_a_setup_home(reference: Path, workroot: Path) -> None:
+    (scenario,) = scenarios(["harness/smtp-local-delivery.yaml"])
+    result = run_scenario(scenario, target=f"qmail:{reference}", workroot=workroot)
+    assert result.status == "pass", result
+    mess = reference / "queue" / "mess"
+    assert not [p for p in mess.rglob("*") if p.is_file()]  # the queue is left clean
+
+
+@needs_netns
+def test_reference_target_cannot_jump_the_clock(reference: Path, workroot: Path) -> None:
+    (scenario,) = scenarios(["harness/pop3-retrieve.yaml"])
+    result = run_scenario(scenario, target=f"qmail:{reference}", workroot=workroot)
+    assert result.status == "error" and "cannot jump" in result.message
+    c = compare(scenario, f"qmail:{reference}")
+    assert c.verdict == "not comparable" and "advance" in c.note
+
+
+@needs_netns
+def test_compare_command_table_and_junit(reference: Path, tmp_path: Path) -> None:
+    from harness.cli import main
+
+    junit = tmp_path / "cmp.xml"
+    paths = [str(SUITE / n) for n in ("harness/remote-delivery.yaml", "harness/pop3-retrieve.yaml")]
+    code = main(["compare", *paths, "--reference", f"qmail:{reference}", "--junit", str(junit)])
+    assert code == 0  # identical and not comparable: nothing differs
+    suite = ET.parse(junit).getroot()[0]
+    assert (suite.get("tests"), suite.get("failures"), suite.get("skipped")) == ("2", "0", "1")
+
+
+def test_reference_target_refuses_a_directory_without_qmail(tmp_path: Path) -> None:
+    (scenario,) = scenarios(["harness/smtp-local-delivery.yaml"])
+    result = run_scenario(scenario, target=f"qmail:{tmp_path}", workroot=tmp_path)
+    assert result.status == "error" and "no qmail home there" in result.message
+
+
+NETQMAIL = os.environ.get("QMAILSIM_NETQMAIL")
+
+
+@pytest.mark.skipif(
+    NETQMAIL is None, reason="set QMAILSIM_NETQMAIL=DIR to a netqmail-1.06 home built by you"
+)
+@needs_netns
+def test_real_netqmail_agrees_with_the_simulator() -> None:
+    assert NETQMAIL is not None
+    for scenario in scenarios(["harness/smtp-local-delivery.yaml", "harness/remote-delivery.yaml"]):
+        assert compare(scenario, f"qmail:{NETQMAIL}").verdict == "identical"

@@ -1,0 +1,136 @@
+"""Unit tests for the live/reference machinery: frames, SYN parsing, normalising, diffs."""
+
+from __future__ import annotations
+
+import io
+import socket
+import struct
+
+from hypothesis import given
+from hypothesis import strategies as st
+
+from harness.compare import Record, first_difference, normalise
+from harness.scenario.model import Scenario
+from harness.targets.agentwire import Request, read_frame, write_frame
+from harness.targets.live import client_ips
+from harness.targets.livepeers import syn_to
+
+
+class Trickle(io.RawIOBase):
+    """Gives its bytes back one at a time, as a slow pipe would."""
+
+    def __init__(self, data: bytes) -> None:
+        self.data = data
+
+    def readable(self) -> bool:
+        return True
+
+    def read(self, size: int = -1) -> bytes:
+        out, self.data = self.data[:1], self.data[1:]
+        return out
+
+
+@given(st.dictionaries(st.text(max_size=5), st.binary(max_size=50), max_size=4))
+def test_frames_round_trip_whole_byte_at_a_time_and_with_trailing(args: dict[str, bytes]) -> None:
+    out = io.BytesIO()
+    write_frame(out, Request(verb="session", args=args))
+    wire = out.getvalue()
+    assert read_frame(io.BytesIO(wire)) == Request(verb="session", args=args)
+    assert read_frame(Trickle(wire)) == Request(verb="session", args=args)  # type: ignore[arg-type]
+    rest = io.BytesIO(wire + b"\x00\x00")
+    read_frame(rest)
+    assert rest.read() == b"\x00\x00"
+
+
+def test_a_cut_frame_is_eof() -> None:
+    out = io.BytesIO()
+    write_frame(out, "x")
+    try:
+        read_frame(io.BytesIO(out.getvalue()[:-1]))
+    except EOFError:
+        return
+    raise AssertionError("a cut frame must raise EOFError")
+
+
+def frame(dst: str, dport: int, sport: int, flags: int) -> bytes:
+    ip = struct.pack(
+        "!BBHHHBBH4s4s", 0x45, 0, 40, 0, 0, 64, 6, 0,
+        socket.inet_aton("127.0.0.1"), socket.inet_aton(dst),
+    )  # fmt: skip
+    tcp = struct.pack("!HHIIBBHHH", sport, dport, 0, 0, 0x50, flags, 0, 0, 0)
+    return bytes(12) + b"\x08\x00" + ip + tcp
+
+
+def test_syn_to_reads_a_syn_and_ignores_the_rest() -> None:
+    assert syn_to(frame("127.0.2.41", 25, 40000, 0x02)) == ("127.0.2.41", 25, 40000)
+    assert syn_to(frame("127.0.2.41", 25, 40000, 0x12)) is None  # SYN+ACK
+    assert syn_to(frame("127.0.2.41", 25, 40000, 0x10)) is None  # ACK
+    assert syn_to(b"") is None
+
+
+@given(st.binary(max_size=80))
+def test_syn_to_never_raises(data: bytes) -> None:
+    syn_to(data)
+    syn_to(frame("127.0.0.1", 25, 1, 2)[:34] + data)
+
+
+def test_normalise_pids_inodes_times_and_hosts() -> None:
+    hosts = {"sim.example", "box7"}
+    assert normalise("new msg 12345", hosts) == "new msg N"
+    assert normalise("info msg 99: bytes 220 from <a@b> qp 1001 uid 0", hosts) == (
+        "info msg N: bytes N from <a@b> qp N uid N"
+    )
+    assert normalise("250 ok 1700000000 qp 1001", hosts) == "250 ok N qp N"
+    assert normalise("+OK <1001.1700000000@box7>", hosts) == "+OK <pid.time@host>"
+    assert normalise("Received: (qmail 1001 invoked from network); 14 Nov 2023 22:13:20 -0000") == (
+        "Received: (qmail N invoked from network); <date>"
+    )
+    assert normalise("by sim.example with SMTP", hosts) == "by <host> with SMTP"
+    assert normalise("1700000000.1001.box7", hosts) == "<mdname>"
+
+
+@given(st.text(max_size=60))
+def test_normalise_is_idempotent(line: str) -> None:
+    once = normalise(line, {"box7.example"})
+    assert normalise(once, {"box7.example"}) == once
+
+
+SCENARIO = Scenario(name="s", file="f.yaml", line=1)
+
+
+def test_first_difference_names_step_and_line() -> None:
+    ours, theirs = Record(), Record()
+    ours.add("step 1 (smtp, line 3)", ["220 a ESMTP", "250 ok"])
+    theirs.add("step 1 (smtp, line 3)", ["220 a ESMTP", "502 unimplemented (#5.5.1)"])
+    c = first_difference(ours, theirs, SCENARIO)
+    assert (c.verdict, c.step, c.line) == ("differs", "step 1 (smtp, line 3)", 2)
+    assert (c.ours, c.theirs) == ("250 ok", "502 unimplemented (#5.5.1)")
+
+
+def test_identical_after_normalising_and_not_comparable_is_never_identical() -> None:
+    ours, theirs = Record(), Record()
+    ours.add("step 1", ["new msg 5"])
+    theirs.add("step 1", ["new msg 77"])
+    assert first_difference(ours, theirs, SCENARIO).verdict == "identical"
+    theirs.stopped = "not comparable at step 2 (advance, line 9): no clock"
+    c = first_difference(ours, theirs, SCENARIO)
+    assert c.verdict == "not comparable" and "step 2" in c.note
+
+
+def test_missing_lines_are_a_difference() -> None:
+    ours, theirs = Record(), Record()
+    ours.add("step 1", ["a", "b"])
+    theirs.add("step 1", ["a"])
+    c = first_difference(ours, theirs, SCENARIO)
+    assert (c.line, c.theirs) == (2, "<nothing>")
+
+
+def test_client_ips_come_from_session_envs() -> None:
+    from harness.scenario.model import SessionStep
+
+    steps = (
+        SessionStep(kind="smtp", env={"TCPREMOTEIP": "10.0.0.5"}),
+        SessionStep(kind="smtp", env={"RELAYCLIENT": ""}),
+        SessionStep(kind="smtp", env={"TCPREMOTEIP": "10.0.0.5"}),
+    )
+    assert client_ips(Scenario(name="s", file="f", line=1, steps=steps)) == ("10.0.0.5",)
