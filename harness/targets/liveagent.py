@@ -142,7 +142,16 @@ class World:
                 raise RuntimeError(f"fake DNS cannot listen on {ip}:{port}: {exc}") from exc
             self.servers.extend(servers)
             where[ip] = ip if port == DNS_PORT else f"{ip}:{port}"
-        self.live_peers = peers = LivePeers(self.peers, self.loop.loop, watch=self.setup.netns)
+        from server.control import ControlDir
+
+        timeout = ControlDir(self.setup.home / "control").readint("timeoutremote", 1200)
+        self.live_peers = peers = LivePeers(
+            self.peers,
+            self.loop.loop,
+            watch=self.setup.netns,
+            advance=lambda seconds: self.set_time(self.clock.now() + seconds),
+            timeout=float(timeout),
+        )
         try:
             self.loop.call(peers.start())
         except OSError as exc:

@@ -20,6 +20,7 @@ import asyncio
 import socket
 import struct
 import threading
+from collections.abc import Callable
 from typing import Any
 
 from harness.fakepeers import FakePeers, PeerSession
@@ -28,6 +29,7 @@ SMTP_PORT = 25
 ETH_P_IP = 0x0800
 PACKET_HOST = 0  # linux/if_packet.h: a packet addressed to this host
 TCP_SYN, TCP_ACK = 0x02, 0x10
+TIMEOUTREMOTE = 1200.0  # qmail-control(5): timeoutremote's default
 REFUSAL_GRACE = 0.1  # seconds to wait before calling a SYN a refused connection
 
 
@@ -50,8 +52,17 @@ def syn_to(frame: bytes) -> tuple[str, int, int] | None:
 class LivePeers:
     """Listeners for every peer of ``peers``, opened and closed by their scripts."""
 
-    def __init__(self, peers: FakePeers, loop: asyncio.AbstractEventLoop, watch: bool) -> None:
+    def __init__(
+        self,
+        peers: FakePeers,
+        loop: asyncio.AbstractEventLoop,
+        watch: bool,
+        advance: Callable[[float], None] = lambda seconds: None,
+        timeout: float = TIMEOUTREMOTE,
+    ) -> None:
         self.peers = peers
+        self.advance = advance
+        self.timeout = timeout
         self.loop = loop
         self.watch = watch
         self.servers: dict[str, asyncio.Server] = {}
@@ -96,19 +107,34 @@ class LivePeers:
         session = self.peers.open(ip, SMTP_PORT)
         await self.sync(ip)  # the next connection may be one to refuse
         try:
-            writer.write(session.pending())
-            await writer.drain()
-            while not session.closed:
-                data = await reader.read(65536)
+            while self._delayed(session):
+                writer.write(session.pending())
+                await writer.drain()
+                data = b"" if session.closed else await reader.read(65536)
                 if not data:
                     break
                 session.feed(data)
-                writer.write(session.pending())
-                await writer.drain()
         except ConnectionError:
             pass
         finally:
             writer.close()
+
+    def _delayed(self, session: PeerSession) -> bool:
+        """A scripted delay moves the agent's clock instead of sleeping.
+
+        A delay past qmail-remote's timeoutremote moves the clock by that
+        timeout and hangs up: qmail-remote's timeoutread() answers a timeout
+        and an end of file alike ("Connected to ... but connection died"),
+        so the outcome is the one a real wait would give. False: hung up.
+        """
+        delay = session.take_delay()
+        if delay > self.timeout:
+            session.stalled = True
+            self.advance(self.timeout)
+            return False
+        if delay > 0:
+            self.advance(delay)
+        return True
 
     def _refused(self, ip: str, sport: int) -> None:
         self.pending -= 1

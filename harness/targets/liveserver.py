@@ -41,7 +41,7 @@ from server.runtime import Runtime
 from server.send.schedule import SLEEP_FUZZ
 
 POLL = 0.02  # seconds between two looks at the daemon
-IDLE_LIMIT = 60.0  # wall seconds a run/advance may wait for the daemon
+IDLE_LIMIT = 20.0  # wall seconds a run waits for the daemon (under limits.wall)
 SESSION_LIMIT = 60.0  # wall seconds a session may take
 Key = tuple[str, str]
 
@@ -275,23 +275,24 @@ class OurServer:
             assert self.send_thread is not None
             self.send_thread.join(IDLE_LIMIT)
 
-    def _busy(self) -> bool:
+    def _busy(self) -> str | None:
+        """Why qmail-send is not idle yet, or None when it is."""
         from server.send.schedule import CHANNELS
 
         daemon = self.daemon
         if daemon is None or not self.running():
-            return False
+            return None
         engine = daemon.engine
         sched = engine.sched
         now = self.ctx.runtime.now()
-        return bool(
-            not daemon.reports.empty()
-            or any(sched.slots[c].used for c in CHANNELS)
-            or sched.runasap
-            or sched.readasap
-            or engine.store.todo_ids()
-            or engine.wakeup(now) <= now
-        )
+        reasons = {
+            "a report waits": not daemon.reports.empty(),
+            "deliveries in flight": any(sched.slots[c].used for c in CHANNELS),
+            "a signal waits": sched.runasap or sched.readasap,
+            "todo/ is not empty": bool(engine.store.todo_ids()),
+            "something is due": engine.wakeup(now) <= now,
+        }
+        return next((why for why, yes in reasons.items() if yes), None)
 
     def wait_idle(self) -> None:
         """Open the gate until qmail-send has nothing to do now (seen twice)."""
@@ -300,10 +301,11 @@ class OurServer:
         self.gate.set()
         try:
             while quiet < 2:
-                if time.monotonic() > deadline:
-                    raise TimeoutError(f"qmail-send still busy after {IDLE_LIMIT:g}s")
                 time.sleep(POLL)
-                quiet = 0 if self._busy() else quiet + 1
+                why = self._busy()
+                quiet = 0 if why else quiet + 1
+                if why and time.monotonic() > deadline:
+                    raise TimeoutError(f"qmail-send still busy after {IDLE_LIMIT:g}s: {why}")
         finally:
             self.gate.clear()
 
