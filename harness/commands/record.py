@@ -28,7 +28,7 @@ import select
 import socket
 import subprocess
 import sys
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 from typing import IO, Protocol
 
@@ -195,10 +195,19 @@ def drive(channel: Channel, rec: Recorder, lines: Iterable[bytes], timeout: floa
         rec.server(rest)
 
 
-def proxy(channel: Channel, rec: Recorder, listen: tuple[str, int]) -> None:
+def _say_listening(host: str, port: int) -> None:
+    print(f"listening {host}:{port}", flush=True)
+
+
+def proxy(
+    channel: Channel,
+    rec: Recorder,
+    listen: tuple[str, int],
+    on_ready: Callable[[str, int], None] = _say_listening,
+) -> None:
     """Accept one client on ``listen`` and forward it to ``channel``, recording both ways."""
     with socket.create_server(listen) as server:
-        print(f"listening {listen[0]}:{server.getsockname()[1]}", flush=True)
+        on_ready(listen[0], server.getsockname()[1])
         client, _ = server.accept()
     with client:
         _forward(client, channel, rec)
