@@ -175,12 +175,43 @@ class QmailSend:
         )
         self._reports: list[tuple[Start, bytes]] = []
         self.stopped = False
+        #: qmail-send is awake: just started, signalled, or its trigger pulled
+        self._woken = True
+        self._seen_todo: set[int] = set()
+
+    def _trigger_pulled(self) -> bool:
+        """qmail-queue pulls lock/trigger whenever it adds to todo/: a new todo
+        entry (or a bounce we queued ourselves) stands for a pull."""
+        try:
+            todo = set(self.engine.store.todo_ids())
+        except OSError:
+            return False
+        new = bool(todo - self._seen_todo)
+        self._seen_todo = todo
+        return new or self.engine.sched.trigger_pulled
+
+    def _asleep(self, recent: int) -> bool:
+        """qmail-send sleeps in select() until its next wake-up plus SLEEP_FUZZ,
+        unless a trigger or a signal wakes it first (qmail-send.c main)."""
+        if self._woken or self._reports:
+            return False
+        return recent < self.engine.wakeup(recent) + SLEEP_FUZZ
 
     def run_due(self) -> None:
+        """One wake-up of qmail-send at the clock's now, working until nothing is due.
+
+        A pass happens when qmail would be awake now: after a trigger pull (a
+        new todo/ entry), a signal, or once its wake-up time plus SLEEP_FUZZ has
+        come. A retry due at exactly ``now`` waits for ``now + 1`` otherwise.
+        """
         if self.stopped:
             return
-        triggered = True
         engine = self.engine
+        triggered = self._trigger_pulled()
+        if not triggered and self._asleep(self.ctx.runtime.now()):
+            return
+        triggered = triggered or self._woken
+        self._woken = False
         while True:
             recent = self.ctx.runtime.now()
             engine.begin(recent)
@@ -210,12 +241,15 @@ class QmailSend:
 
     def alarm(self) -> None:
         self.engine.sched.runasap = True
+        self._woken = True
 
     def hangup(self) -> None:
         self.engine.sched.readasap = True
+        self._woken = True
 
     def terminate(self) -> None:
         self.engine.sched.exitasap = True
+        self._woken = True
         self.run_due()
 
     def _stop(self) -> None:
