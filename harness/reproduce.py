@@ -102,18 +102,49 @@ def _rule_for(run: DigAnswer) -> tuple[Data | None, str]:
     return None, f"{name} {qtype}: {run.status or 'answered'} (taken into the zone)"
 
 
-def _guess(line: LogLine, domain: str) -> tuple[Data | None, dict[str, Data], str]:
-    """(rule, peers changes, note) when no DNS was captured: the log's code decides."""
+def _guess(line: LogLine, domain: str) -> tuple[Data | None, str]:
+    """(rule, note) when no DNS was captured: the log's code decides."""
     code = line.code or ""
     if code == "4.4.3":
-        return {"name": domain, "type": "ANY", "rcode": "SERVFAIL"}, {}, "SERVFAIL on ANY"
+        return {"name": domain, "type": "ANY", "rcode": "SERVFAIL"}, "SERVFAIL on ANY"
     if code == "4.1.2":
-        return {"name": domain, "type": "MX", "rcode": "SERVFAIL"}, {}, "SERVFAIL on MX"
+        return {"name": domain, "type": "MX", "rcode": "SERVFAIL"}, "SERVFAIL on MX"
     if code == "5.1.2":
-        return {"name": domain, "rcode": "NXDOMAIN"}, {}, "NXDOMAIN"
-    if code == "4.4.1":
-        return None, {"refuse": {"refuse": True}}, "the mail exchanger refusing connections"
-    return None, {}, "nothing (the log's code says no DNS condition)"
+        return {"name": domain, "rcode": "NXDOMAIN"}, "NXDOMAIN"
+    return None, "no DNS condition"
+
+
+#: qmail-remote.c's quit() texts (as logsafe() leaves them) → the peer's stage
+_REMOTE_STAGES = (
+    ("_but_greeting_failed.", "greeting"),
+    ("_but_my_name_was_rejected.", "helo"),
+    ("_but_sender_was_rejected.", "mail"),
+    ("_does_not_like_recipient.", "rcpt"),
+    ("_failed_on_DATA_command.", "data"),
+    ("_failed_after_I_sent_the_message.", "end"),
+)
+_SMTP_LINE = re.compile(r"\d{3}(?:[-_ ].*)?")
+
+
+def peer_script(line: LogLine) -> tuple[Data | None, str]:
+    """The peer's behaviour the report describes (qmail-remote.c), or None."""
+    if "Sorry,_I_wasn't_able_to_establish_an_SMTP_connection." in line.text:
+        return {"refuse": True}, "the mail exchanger refuses connections"
+    stage = next((st for text, st in _REMOTE_STAGES if text in line.text), None)
+    _, said, rest = line.text.partition("Remote_host_said:_")
+    if stage is None or not said:
+        return None, ""
+    replies = []
+    for piece in rest.split("/"):
+        if not _SMTP_LINE.fullmatch(piece):
+            break
+        replies.append(piece.replace("_", " "))
+    if not replies:
+        return None, ""
+    # a peer's rcpt reply is one line (docs/scenarios.md, peers); other stages take a list
+    single = len(replies) == 1 or stage == "rcpt"
+    script: Data = {stage: replies[-1] if single else replies}
+    return script, f"the mail exchanger answers {stage} with {replies[-1]!r}"
 
 
 def _mx_hosts(zone: list[str], domain: str) -> list[str]:
@@ -144,6 +175,20 @@ def _complete_zone(zone: list[str], domain: str, notes: list[str]) -> None:
             notes.append(f"no address captured for {host}: gave it {PEER_NET}{n}")
 
 
+_IPV4 = re.compile(r"(?<!\d)(?<!\d\.)\d{1,3}(?:\.\d{1,3}){3}(?!\d|\.\d)")
+
+
+def _moved(text: str, mapping: dict[str, str], peers: list[str]) -> str:
+    """The report with each remote address replaced by the loopback one that plays it."""
+
+    def swap(m: re.Match[str]) -> str:
+        if m[0] in mapping:
+            return mapping[m[0]]
+        return peers[0] if peers and not m[0].startswith("127.") else m[0]
+
+    return _IPV4.sub(swap, text)
+
+
 def _peer_addresses(zone: list[str]) -> list[str]:
     out = []
     for line in zone:
@@ -172,23 +217,23 @@ def build(
     zone = [ln for ln in zone if not ln.startswith((";", "$"))]
     zone += _zone_from_records([r for run in dig for r in run.records], addr)
     rules: list[Data] = []
-    peer_changes: dict[str, Data] = {}
     for run in dig:
         rule, why = _rule_for(run)
         notes.append(f"captured: {why}")
         if rule is not None and rule not in rules:
             rules.append(rule)
     if not dig and zone_text is None:
-        rule, peer_changes, why = _guess(line, domain)
+        rule, why = _guess(line, domain)
         notes.append(f"no DNS captured: guessing {why} from the report's code")
         rules += [rule] if rule else []
     nxdomain = any(r.get("rcode") == "NXDOMAIN" and "type" not in r for r in rules)
     if not nxdomain:
         _complete_zone(zone, domain, notes)
-    peers: Data = {}
-    for ip in _peer_addresses(zone):
-        peers[ip] = dict(peer_changes.get("refuse", {"accept": "all"}))
-    expect_text = f"{line.kind}: {line.text}"
+    script, why = peer_script(line)
+    if script is not None:
+        notes.append(f"from the report: {why}")
+    peers: Data = {ip: dict(script or {"accept": "all"}) for ip in _peer_addresses(zone)}
+    expect_text = f"{line.kind}: {_moved(line.text, addr.mapping, list(peers))}"
     scenario: Data = {
         "name": f"reproduce: {line.kind} for {rcpt}: {line.report.splitlines()[0]}",
         "tags": ["reproduce", "dns"],
@@ -240,7 +285,8 @@ def _with_rules(data: Data, keep: Callable[[Data], Data | None]) -> Data | None:
 
 
 def patch_103(data: Data) -> Data | None:
-    if "qmail-103" in data.get("patches", []):
+    # the patch changes how dns.c reads answers; without DNS rules there is nothing to change
+    if "qmail-103" in data.get("patches", []) or not _rules(data):
         return None
     out = copy.deepcopy(data)
     out["patches"] = [*data.get("patches", []), "qmail-103"]

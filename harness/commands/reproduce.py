@@ -129,9 +129,12 @@ def dump(data: dict[str, Any]) -> str:
 def run_data(data: dict[str, Any]) -> tuple[bool, str]:
     """Play scenario data on the simulator: (passed, why not)."""
     from harness.runner import run_scenario
-    from harness.scenario import load_text
+    from harness.scenario import ScenarioError, load_text
 
-    (scenario,) = load_text(dump(data), Path.cwd() / "reproduce.yaml")
+    try:
+        (scenario,) = load_text(dump(data), Path.cwd() / "reproduce.yaml")
+    except ScenarioError as exc:  # a condition our scenario format cannot express
+        return False, f"the scenario does not load: {exc}"
     result = run_scenario(scenario, target="sim")
     return result.ok, result.message
 

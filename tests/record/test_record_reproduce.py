@@ -142,3 +142,25 @@ def test_command_bad_input(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -
     bad = tmp_path / "bad.dig"
     bad.write_text("hello\n")
     assert run(_args("--log", CNAME, "--dig", str(bad))) == 2
+
+
+@pytest.mark.parametrize(
+    ("report", "stage"),
+    [
+        ("Connected_to_192.0.2.25_but_greeting_failed./Remote_host_said:_421_busy/", "greeting"),
+        ("Connected_to_192.0.2.25_but_sender_was_rejected./Remote_host_said:_451_later/", "mail"),
+        (
+            "192.0.2.25_does_not_like_recipient./Remote_host_said:_451_greylisted/"
+            "Giving_up_on_192.0.2.25./",
+            "rcpt",
+        ),
+        ("192.0.2.25_failed_after_I_sent_the_message./Remote_host_said:_452_full/", "end"),
+    ],
+)
+def test_remote_replies_become_the_peers_script(report: str, stage: str) -> None:
+    rep = build(parse_line(f"delivery 9: deferral: {report}"), domain="far.example")
+    (peer,) = rep.scenario["peers"].values()
+    assert list(peer) == [stage]
+    assert "192.0.2.25" not in rep.expect_text and "127.0.2.10" in rep.expect_text
+    assert run_data(rep.scenario) == (True, "")
+    assert fixes_that_deliver(rep.scenario) == {"peers-accept"}
