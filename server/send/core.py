@@ -9,8 +9,12 @@ the next pass — where qmail's ``del_do`` would read it — so the log keeps
 qmail's order (``starting delivery``, ``status``, ``delivery N: success``,
 ``status``, ``end msg``).
 
-Every call to :meth:`QmailSend.run_due` counts as a pull of lock/trigger: in
-the simulator, whoever queued a message calls it next.
+:meth:`QmailSend.run_due` is one wake-up at the clock's now. qmail-send is
+awake after a pull of lock/trigger (in the simulator: a todo/ entry it has not
+seen yet, since qmail-queue pulls the trigger after writing one), after a
+signal, or once its next wake-up plus SLEEP_FUZZ has come; otherwise it is
+still asleep in select() and the call does nothing. :meth:`QmailSend.next_wakeup`
+says when select() would return, so "advance" lands on qmail's own times.
 """
 
 from __future__ import annotations
