@@ -6,7 +6,7 @@ import asyncio
 import smtplib
 
 import pytest
-from hypothesis import given
+from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from harness.fakepeers import FakePeers, serve
@@ -158,6 +158,7 @@ def _replay(chunks: list[bytes]) -> tuple[bytes, object]:
     return out, (s.helo, s.mail_from, s.rcpt, s.rejected, s.data, s.delivered, s.commands)
 
 
+@settings(deadline=None)  # a busy CI machine is slow, not wrong
 @given(_COMMANDS, st.binary(max_size=8))
 def test_the_peer_parses_whole_bytewise_and_with_trailing_bytes_alike(
     commands: list[bytes], trailing: bytes
