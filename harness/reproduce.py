@@ -34,6 +34,8 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from dnslib import QTYPE, RR
+
 from harness.digparse import DigAnswer, Record
 from harness.logparse import LogLine
 
@@ -83,6 +85,22 @@ def _zone_from_records(records: Sequence[Record], addr: _Addresses) -> list[str]
         if line not in lines:
             lines.append(line)
     return lines
+
+
+def zone_records(text: str) -> list[Record]:
+    """A zone file's records ($ORIGIN, $TTL, relative names, parentheses as dnslib reads them)."""
+    if not text.strip():
+        return []
+    try:
+        rrs = RR.fromZone(text)
+    except Exception as exc:  # dnslib raises several kinds for a bad zone
+        raise ValueError(f"the zone file does not parse: {exc}") from None
+    return [
+        Record(
+            name=str(rr.rname).lower(), ttl=rr.ttl, type=QTYPE[rr.rtype], rdata=rr.rdata.toZone()
+        )
+        for rr in rrs
+    ]
 
 
 def _rule_for(run: DigAnswer) -> tuple[Data | None, str]:
@@ -213,19 +231,20 @@ def build(
     rcpt = recipient or f"postmaster@{domain}"
     notes: list[str] = []
     addr = _Addresses()
-    zone = [ln.strip() for ln in (zone_text or "").splitlines() if ln.strip()]
-    zone = [ln for ln in zone if not ln.startswith((";", "$"))]
-    zone += _zone_from_records([r for run in dig for r in run.records], addr)
+    records = zone_records(zone_text or "") + [r for run in dig for r in run.records]
+    zone = _zone_from_records(records, addr)
     rules: list[Data] = []
     for run in dig:
         rule, why = _rule_for(run)
         notes.append(f"captured: {why}")
         if rule is not None and rule not in rules:
             rules.append(rule)
-    if not dig and zone_text is None:
+    if not rules:
         rule, why = _guess(line, domain)
-        notes.append(f"no DNS captured: guessing {why} from the report's code")
-        rules += [rule] if rule else []
+        said = "no DNS captured" if not dig and zone_text is None else "no failure captured"
+        if rule is not None:
+            notes.append(f"{said}: guessing {why} from the report's code")
+            rules.append(rule)
     nxdomain = any(r.get("rcode") == "NXDOMAIN" and "type" not in r for r in rules)
     if not nxdomain:
         _complete_zone(zone, domain, notes)

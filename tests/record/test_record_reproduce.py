@@ -83,9 +83,34 @@ def test_nxdomain_failure_nothing_fixes() -> None:
 
 def test_no_capture_guesses_from_the_code() -> None:
     rep = build(parse_line(NOCONN), domain="far.example")
-    assert any("guessing" in n for n in rep.notes)
+    assert any("refuses connections" in n for n in rep.notes)
     assert run_data(rep.scenario) == (True, "")
     assert fixes_that_deliver(rep.scenario) == {"peers-accept"}
+
+
+ZONE = """\
+$ORIGIN far.example.
+$TTL 300
+@ IN SOA ns hostmaster ( 1 2 3 4 5 )
+@ MX 10 mx
+mx A 192.0.2.7
+"""
+
+
+def test_zone_file_with_no_failure_in_it_guesses_from_the_code() -> None:
+    rep = build(parse_line(NOHOST), domain="far.example", zone_text=ZONE)
+    assert "mx.far.example. 300 IN A 127.0.2.10" in rep.scenario["dns"]["zone"]
+    assert rep.scenario["dns"]["rules"] == [
+        {"name": "far.example", "type": "MX", "rcode": "SERVFAIL"}
+    ]
+    assert any("no failure captured: guessing SERVFAIL on MX" in n for n in rep.notes)
+    assert run_data(rep.scenario) == (True, "")
+    assert fixes_that_deliver(rep.scenario) == {"dns-healthy"}
+
+
+def test_bad_zone_file() -> None:
+    with pytest.raises(ValueError, match="zone file"):
+        build(parse_line(NOHOST), domain="far.example", zone_text="far.example. IN BOGUS x y\n")
 
 
 def test_timeout_capture() -> None:
