@@ -217,7 +217,10 @@ class SimTarget(Target):
             from server.local.newu import build
         except ImportError:
             return
-        build(self.home)
+        try:
+            build(self.home)
+        except ValueError as exc:  # qmail-newu's AssignFormatError: a scenario mistake
+            raise StepError(str(exc)) from exc
 
     def _write_passwords(self) -> None:
         rows = [
