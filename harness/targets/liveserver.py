@@ -42,6 +42,7 @@ from server.send.schedule import SLEEP_FUZZ
 
 POLL = 0.02  # seconds between two looks at the daemon
 IDLE_LIMIT = 20.0  # wall seconds a run waits for the daemon (under limits.wall)
+TODO_WAITS = "todo/ is not empty"
 SESSION_LIMIT = 60.0  # wall seconds a session may take
 Key = tuple[str, str]
 
@@ -289,7 +290,7 @@ class OurServer:
             "a report waits": not daemon.reports.empty(),
             "deliveries in flight": any(sched.slots[c].used for c in CHANNELS),
             "a signal waits": sched.runasap or sched.readasap,
-            "todo/ is not empty": bool(engine.store.todo_ids()),
+            TODO_WAITS: bool(engine.store.todo_ids()),
             "something is due": engine.wakeup(now) <= now,
         }
         return next((why for why, yes in reasons.items() if yes), None)
@@ -300,10 +301,19 @@ class OurServer:
         quiet = 0
         self.gate.set()
         try:
+            waited = 0
             while quiet < 2:
                 time.sleep(POLL)
                 why = self._busy()
                 quiet = 0 if why else quiet + 1
+                waited = waited + 1 if why == TODO_WAITS else 0
+                if waited > 5:
+                    # A trigger pull made while qmail-send reopened lock/trigger
+                    # is lost (trigger.c closes, then opens; triggerpull.c gets
+                    # ENXIO). qmail-send scans todo/ anyway every SLEEP_TODO
+                    # (1500 s); the simulator scans on every pass. Pull again.
+                    self._nudge()
+                    waited = 0
                 if why and time.monotonic() > deadline:
                     raise TimeoutError(f"qmail-send still busy after {IDLE_LIMIT:g}s: {why}")
         finally:
