@@ -28,9 +28,9 @@ _SIZE = re.compile(r";; MSG SIZE\s+rcvd: (\d+)")
 _SERVER = re.compile(r";; SERVER: ([^#\s]+)")
 _QUESTION = re.compile(r";(\S+)\s+(?:IN\s+)?([A-Z0-9]+)")
 _RECORD = re.compile(r"(\S+)\s+(\d+)\s+(IN|CH|HS)\s+([A-Z][A-Z0-9-]*)\s+(.*)")
-_TIMEOUT = re.compile(
-    r";; (connection timed out|communications error .*timed out|.*no servers could be reached)"
-)
+#: a run that got no answer at all; dig 9.18 also prints "communications error …
+#: timed out" for each failed try, even one followed by a good retry, so that is not it
+_TIMEOUT = re.compile(r";; (connection timed out|.*no servers could be reached)")
 _TRUNCATED = ";; Truncated, retrying in TCP mode."
 _START = re.compile(r"; <<>> DiG ")
 
@@ -94,15 +94,25 @@ def _record(text: str, lineno: int) -> Record:
 _TYPES = {"A", "AAAA", "ANY", "MX", "CNAME", "TXT", "NS", "SOA", "PTR", "SRV", "HINFO"}
 
 
+#: dig options that take the next word as their value (dig(1))
+_VALUE_OPTIONS = {"-b", "-c", "-f", "-k", "-p", "-q", "-t", "-x", "-y"}
+
+
 def _from_command(text: str) -> DigAnswer:
-    """The question from ``; <<>> DiG 9.18 <<>> [@server] name [type]`` (all a
+    """The question from ``; <<>> DiG 9.18 <<>> [@server] [-p N] name [type]`` (all a
     timed-out run prints)."""
-    words = text.split("<<>>")[-1].split()
+    words = iter(text.split("<<>>")[-1].split())
     run = DigAnswer()
     for word in words:
-        if word.startswith(("@", "+", "-")):
+        if word in _VALUE_OPTIONS:
+            value = next(words, "")
+            if word == "-t":
+                run.qtype = value.upper()
+            elif word in ("-q", "-x"):
+                run.qname = value.lower().rstrip(".") + "."
+        elif word.startswith(("@", "+", "-")):
             continue
-        if word.upper() in _TYPES and run.qname:
+        elif word.upper() in _TYPES and run.qname:
             run.qtype = word.upper()
         elif not run.qname:
             run.qname = word.lower().rstrip(".") + "."

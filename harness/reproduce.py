@@ -384,12 +384,17 @@ Runner = Callable[[Data], tuple[bool, str]]  # scenario data -> (passed, message
 
 
 def try_fixes(data: Data, run: Runner) -> list[Trial]:
-    """Each applicable fix of :data:`FIXES`, run to see whether the message goes out."""
-    trials = []
-    for name, meaning, fix in FIXES:
-        changed = fix(data)
-        if changed is None:
-            continue
-        ok, message = run(delivering(changed))
-        trials.append(Trial(name, meaning, ok, message))
+    """Each applicable fix of :data:`FIXES`, run to see whether the message goes out;
+    when none does alone, each pair of them (two problems at once need both fixed)."""
+    applicable = [(n, m, fix, changed) for n, m, fix in FIXES if (changed := fix(data))]
+    trials = [Trial(n, m, *run(delivering(changed))) for n, m, _, changed in applicable]
+    if any(t.delivered for t in trials):
+        return trials
+    for i, (name1, _, _, first) in enumerate(applicable):
+        for name2, _, fix2, alone in applicable[i + 1 :]:
+            both = fix2(first)
+            if both is None or both == alone:  # the second undoes or covers the first
+                continue
+            ok, why = run(delivering(both))
+            trials.append(Trial(f"{name1} + {name2}", "both together", ok, why))
     return trials

@@ -3,12 +3,17 @@
 from __future__ import annotations
 
 import contextlib
+import re
+import shutil
+import subprocess
+import sys
+from pathlib import Path
 
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from harness.digparse import DigParseError, Record, parse
+from harness.digparse import DigAnswer, DigParseError, Record, parse
 
 SERVFAIL_ANY = """\
 
@@ -164,3 +169,65 @@ def test_trailing_garbage_parses_or_says_which_line(
 def test_any_text_parses_or_raises_dig_parse_error(text: str) -> None:
     with contextlib.suppress(DigParseError):
         parse(text)
+
+
+# -- real dig output ------------------------------------------------------------------------
+
+DATA = Path(__file__).parent / "data"
+
+
+def check_fake_dns_capture(runs: list[DigAnswer]) -> None:
+    """Three runs against ``qmail-sim dns`` with rules: an ANY answer padded to 1000 bytes
+    (dig retries over TCP), SERVFAIL on MX, no answer at all for slow.example."""
+    big, servfail, silent = runs
+    assert (big.qname, big.qtype, big.status, big.oversize) == (
+        "far.example.",
+        "ANY",
+        "NOERROR",
+        True,
+    )
+    assert big.answer[0].zone_line() == "far.example. 300 IN MX 10 mx.far.example."
+    assert (servfail.qtype, servfail.status, servfail.timed_out) == ("MX", "SERVFAIL", False)
+    assert (silent.qname, silent.qtype, silent.timed_out) == ("slow.example.", "A", True)
+
+
+def test_dig_9_18_output_captured_from_the_fake_dns() -> None:
+    check_fake_dns_capture(parse((DATA / "dig-9.18-fake-dns.txt").read_text()))
+
+
+@pytest.mark.live
+@pytest.mark.external
+def test_real_dig_against_the_fake_dns(tmp_path: Path) -> None:
+    dig = shutil.which("dig")
+    if dig is None:
+        pytest.skip("dig is not installed (Debian package bind9-dnsutils)")
+    (tmp_path / "z").write_text(
+        "far.example. 300 IN MX 10 mx.far.example.\nmx.far.example. 300 IN A 127.0.2.10\n"
+    )
+    (tmp_path / "r.yaml").write_text(
+        "- {name: far.example, type: ANY, pad_to: 1000}\n"
+        "- {name: far.example, type: MX, rcode: SERVFAIL}\n"
+        "- {name: slow.example, timeout: true}\n"
+    )
+    server = subprocess.Popen(
+        [sys.executable, "-m", "harness.cli", "dns", str(tmp_path / "z"),
+         "--listen", "127.0.0.1:0", "--rules", str(tmp_path / "r.yaml")],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+    )  # fmt: skip
+    assert server.stdout is not None
+    try:
+        banner = server.stdout.readline().decode()
+        port = re.search(r"127\.0\.0\.1:(\d+)", banner)
+        assert port, banner
+        out = ""
+        for query in (["far.example", "ANY"], ["far.example", "MX"], ["slow.example", "A"]):
+            out += subprocess.run(
+                [dig, "@127.0.0.1", "-p", port[1], *query, "+tries=1", "+time=1"],
+                capture_output=True, text=True, timeout=30, check=False,
+            ).stdout  # fmt: skip
+    finally:
+        server.terminate()
+        server.wait(timeout=10)
+        server.stdout.close()
+    check_fake_dns_capture(parse(out))

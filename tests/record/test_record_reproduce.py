@@ -189,3 +189,14 @@ def test_remote_replies_become_the_peers_script(report: str, stage: str) -> None
     assert "192.0.2.25" not in rep.expect_text and "127.0.2.10" in rep.expect_text
     assert run_data(rep.scenario) == (True, "")
     assert fixes_that_deliver(rep.scenario) == {"peers-accept"}
+
+
+def test_real_dig_capture_of_two_problems_needs_both_fixed() -> None:
+    """An oversize ANY answer and SERVFAIL on MX (dig 9.18's own output): the patch
+    alone gets past the CNAME lookup only to stop at the MX lookup."""
+    text = (Path(__file__).parent / "data" / "dig-9.18-fake-dns.txt").read_text()
+    rep = build(parse_line(CNAME), domain="far.example", dig=digparse.parse(text))
+    assert {"name": "far.example", "type": "ANY", "pad_to": 1048} in rep.scenario["dns"]["rules"]
+    assert {"name": "slow.example", "type": "A", "timeout": True} in rep.scenario["dns"]["rules"]
+    assert run_data(rep.scenario) == (True, "")
+    assert fixes_that_deliver(rep.scenario) == {"qmail-103 + dns-healthy"}
