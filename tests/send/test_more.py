@@ -97,3 +97,54 @@ def test_full_disk_while_preprocessing_keeps_the_message(sim: Sim) -> None:
     assert [j.recipient for j in sim.local.seen] == ["b@mx.example.org"]
     assert sim.lines.count(f"new msg {msgid}") == 2
     assert sim.lines[-1] == f"end msg {msgid}"
+
+
+def test_spawn_pipe_matches_reports_to_deliveries_out_of_order() -> None:
+    """SpawnPipe over real pipes to a fake spawn program that answers in reverse."""
+    import os
+    import threading
+
+    from server.send.pipes import SpawnPipe
+    from server.spawn import DeliveryJob
+
+    to_spawn_r, to_spawn_w = os.pipe()
+    from_spawn_r, from_spawn_w = os.pipe()
+    commands: list[bytes] = []
+
+    def fake_spawn() -> None:
+        os.write(from_spawn_w, bytes([2]))  # concurrency limit 2
+        data = b""
+        parsed: list[list[bytes]] = []
+        while len(parsed) < 2:
+            data += os.read(to_spawn_r, 4096)
+            # one byte of delivery number (maybe 0), then three NUL-ended fields
+            while len(data) > 1 and data[1:].count(b"\0") >= 3:
+                fields = data[1:].split(b"\0", 3)
+                parsed.append([data[:1], *fields[:3]])
+                data = fields[3]
+        commands.extend(c[1] for c in parsed)
+        for cmd in reversed(parsed):  # answer the second delivery first
+            os.write(from_spawn_w, cmd[0] + b"Kdone " + cmd[3] + b"\n\0")
+
+    spawn = threading.Thread(target=fake_spawn)
+    spawn.start()
+    pipe = SpawnPipe(to_spawn_w, from_spawn_r)
+    assert pipe.limit == 2
+    results: dict[str, bytes] = {}
+
+    def deliver(rcpt: str) -> None:
+        job = DeliveryJob(msgid=50, message=Path("/q/mess/4/50"), sender="s@x", recipient=rcpt)
+        results[rcpt] = pipe.deliver(job)
+
+    workers = [threading.Thread(target=deliver, args=(r,)) for r in ("a@x", "b@x")]
+    for w in workers:
+        w.start()
+    for w in workers:
+        w.join(10)
+    spawn.join(10)
+    assert results == {"a@x": b"Kdone a@x\n", "b@x": b"Kdone b@x\n"}
+    assert commands == [b"4/50", b"4/50"]
+    for fd in (to_spawn_r, to_spawn_w, from_spawn_w):
+        os.close(fd)
+    pipe.reader.join(10)
+    os.close(from_spawn_r)
