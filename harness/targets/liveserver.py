@@ -86,6 +86,7 @@ class OurServer:
         self.daemon: Any = None
         self.gate = threading.Event()
         self.closed = False
+        self.stamped: set[str] = set()
 
     # -- starting ----------------------------------------------------------------
     def start(self, nameservers: list[str]) -> None:
@@ -203,6 +204,7 @@ class OurServer:
             return self.inject(args["argv"], args["env"], args["message"])
         if verb == "idle":
             self.wait_idle()
+            self.stamp_deliveries()
             return None
         if verb == "advance":
             self.advance(args["seconds"], args["passes"])
@@ -346,6 +348,25 @@ class OurServer:
         self.world.set_time(target)
         self._nudge()
         self.wait_idle()
+        self.stamp_deliveries()
+
+    def stamp_deliveries(self) -> None:
+        """Give mail delivered in this step the clock's time as its mtime, as the
+        simulator does: qmail-pop3d (maildir.c) lists a message only when its
+        mtime is before ``now``, and ``now`` here is the offset clock, which
+        runs ahead of the file system's after a whole-second start or an
+        ``advance``."""
+        now = self.ctx.runtime.now()
+        for name, user in self.setup.scenario.users.items():
+            home = self.setup.workdir / (user.home or f"homes/{name}")
+            for sub in ("new", "cur"):
+                folder = home / "Maildir" / sub
+                if not folder.is_dir():
+                    continue
+                for entry in os.scandir(folder):
+                    if entry.path not in self.stamped:
+                        os.utime(entry.path, (now, now))
+                        self.stamped.add(entry.path)
 
     def observe(self) -> dict[str, object]:
         wake = self.next_wakeup()
