@@ -34,6 +34,7 @@ from server.send.scheduler import Start
 from server.spawn import Channel, ChannelName
 
 CLEAN_DIED = "alert: oh no! lost qmail-clean connection! dying..."
+SPAWN_DIED = "alert: oh no! lost spawn connection! dying..."
 
 
 class Trigger:
@@ -159,6 +160,11 @@ class Daemon:
         if self.cleaner is not None and self.cleaner.dead and not sched.exitasap:
             self.engine.log(CLEAN_DIED)
             sched.exitasap = True
+        for channel in self.channels.values():
+            # a SpawnPipe whose program went away (qmail-send.c spawndied)
+            if getattr(channel, "alive", True) is False and not sched.exitasap:
+                self.engine.log(SPAWN_DIED)
+                sched.exitasap = True
         while not self.reports.empty():
             start, report = self.reports.get()
             self.engine.complete(start, report)
