@@ -21,16 +21,13 @@ failure):
   on ANY; #4.1.2: SERVFAIL on MX; #5.1.2: NXDOMAIN; #4.4.1: the MX refuses
   connections), said as a guess.
 
-:data:`FIXES` are the switches and changes tried by ``--run``: each is a
-function from scenario data to changed scenario data (or None when it does
-not apply), run with an expectation that the message is delivered.
+The changes tried by ``--run`` are in :mod:`harness.reproduce_fixes`.
 """
 
 from __future__ import annotations
 
-import copy
 import re
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -216,6 +213,25 @@ def _peer_addresses(zone: list[str]) -> list[str]:
     return out
 
 
+def _rules_for(
+    line: LogLine, domain: str, dig: Sequence[DigAnswer], *, captured: bool, notes: list[str]
+) -> list[Data]:
+    """One rule per failed captured query; a guess from the report when none failed."""
+    rules: list[Data] = []
+    for run in dig:
+        rule, why = _rule_for(run)
+        notes.append(f"captured: {why}")
+        if rule is not None and rule not in rules:
+            rules.append(rule)
+    if not rules:
+        rule, why = _guess(line, domain)
+        if rule is not None:
+            said = "no failure captured" if captured else "no DNS captured"
+            notes.append(f"{said}: guessing {why} from the report's code")
+            rules.append(rule)
+    return rules
+
+
 def build(
     line: LogLine,
     *,
@@ -233,28 +249,17 @@ def build(
     addr = _Addresses()
     records = zone_records(zone_text or "") + [r for run in dig for r in run.records]
     zone = _zone_from_records(records, addr)
-    rules: list[Data] = []
-    for run in dig:
-        rule, why = _rule_for(run)
-        notes.append(f"captured: {why}")
-        if rule is not None and rule not in rules:
-            rules.append(rule)
-    if not rules:
-        rule, why = _guess(line, domain)
-        said = "no DNS captured" if not dig and zone_text is None else "no failure captured"
-        if rule is not None:
-            notes.append(f"{said}: guessing {why} from the report's code")
-            rules.append(rule)
-    nxdomain = any(r.get("rcode") == "NXDOMAIN" and "type" not in r for r in rules)
-    if not nxdomain:
+    rules = _rules_for(line, domain, dig, captured=bool(dig) or zone_text is not None, notes=notes)
+    if not any(r.get("rcode") == "NXDOMAIN" and "type" not in r for r in rules):
         _complete_zone(zone, domain, notes)
     script, why = peer_script(line)
     if script is not None:
         notes.append(f"from the report: {why}")
     peers: Data = {ip: dict(script or {"accept": "all"}) for ip in _peer_addresses(zone)}
     expect_text = f"{line.kind}: {_moved(line.text, addr.mapping, list(peers))}"
+    title = (line.report.splitlines() or [""])[0]
     scenario: Data = {
-        "name": f"reproduce: {line.kind} for {rcpt}: {line.report.splitlines()[0]}",
+        "name": f"reproduce: {line.kind} for {rcpt}: {title}",
         "tags": ["reproduce", "dns"],
         "control": {"me": ME, "locals": [ME, "example.org"], "rcpthosts": [ME, "example.org"]},
         "users": {SENDER: {}},
@@ -280,121 +285,3 @@ def build(
         notes=notes,
         addresses=dict(addr.mapping),
     )
-
-
-# -- the fixes tried by --run -------------------------------------------------------
-
-Fix = Callable[[Data], Data | None]
-
-
-def _rules(data: Data) -> list[Data]:
-    rules: list[Data] = data.get("dns", {}).get("rules", [])
-    return rules
-
-
-def _with_rules(data: Data, keep: Callable[[Data], Data | None]) -> Data | None:
-    """``data`` with each rule passed through ``keep`` (None drops it); None if unchanged."""
-    old = _rules(data)
-    new = [r2 for r in old if (r2 := keep(dict(r))) is not None]
-    if new == old:
-        return None
-    out = copy.deepcopy(data)
-    out["dns"]["rules"] = new
-    return out
-
-
-def patch_103(data: Data) -> Data | None:
-    # the patch changes how dns.c reads answers; without DNS rules there is nothing to change
-    if "qmail-103" in data.get("patches", []) or not _rules(data):
-        return None
-    out = copy.deepcopy(data)
-    out["patches"] = [*data.get("patches", []), "qmail-103"]
-    return out
-
-
-def no_padding(data: Data) -> Data | None:
-    def keep(rule: Data) -> Data | None:
-        rule.pop("pad_to", None)
-        return rule if set(rule) - {"name", "type"} else None
-
-    return _with_rules(data, keep)
-
-
-def any_answered(data: Data) -> Data | None:
-    return _with_rules(data, lambda r: None if r.get("type") == "ANY" else r)
-
-
-def any_minimal(data: Data) -> Data | None:
-    """RFC 8482: the server answers ANY with one HINFO record instead of failing."""
-
-    def keep(rule: Data) -> Data | None:
-        if rule.get("type") != "ANY" or rule.get("minimal_any"):
-            return rule
-        return {"name": rule["name"], "type": "ANY", "minimal_any": True}
-
-    return _with_rules(data, keep)
-
-
-def dns_healthy(data: Data) -> Data | None:
-    return _with_rules(data, lambda r: None)
-
-
-def peers_accept(data: Data) -> Data | None:
-    peers: Data = data.get("peers", {})
-    if all(p == {"accept": "all"} for p in peers.values()):
-        return None
-    out = copy.deepcopy(data)
-    out["peers"] = {ip: {"accept": "all"} for ip in peers}
-    return out
-
-
-#: (name, what it means, change) in the order they are tried and reported.
-FIXES: list[tuple[str, str, Fix]] = [
-    ("qmail-103", "the qmail-103 patch (dns.c reads answers over 512 bytes)", patch_103),
-    ("no-padding", "the DNS answers no longer over 512 bytes", no_padding),
-    ("any-answered", "the DNS server answers ANY properly", any_answered),
-    ("any-rfc8482", "the DNS server answers ANY minimally (RFC 8482 HINFO)", any_minimal),
-    ("dns-healthy", "every DNS query answered from the zone", dns_healthy),
-    ("peers-accept", "the mail exchangers accept connections", peers_accept),
-]
-
-DELIVERED = r"~ ^delivery \d+: success: "
-
-
-def delivering(data: Data) -> Data:
-    """``data`` with its last expect replaced by: the message was delivered."""
-    out = copy.deepcopy(data)
-    out["name"] = re.sub(r"^reproduce: ", "fixed: ", out["name"])
-    # a bounce's local delivery is a success too: no bounce may be left behind
-    out["steps"][-1] = {
-        "expect": {"log": [DELIVERED], "queue": {"messages": 0}, "bounces": {"count": 0}}
-    }
-    return out
-
-
-@dataclass(frozen=True)
-class Trial:
-    name: str
-    meaning: str
-    delivered: bool
-    detail: str  # the runner's message when it did not deliver
-
-
-Runner = Callable[[Data], tuple[bool, str]]  # scenario data -> (passed, message)
-
-
-def try_fixes(data: Data, run: Runner) -> list[Trial]:
-    """Each applicable fix of :data:`FIXES`, run to see whether the message goes out;
-    when none does alone, each pair of them (two problems at once need both fixed)."""
-    applicable = [(n, m, fix, changed) for n, m, fix in FIXES if (changed := fix(data))]
-    trials = [Trial(n, m, *run(delivering(changed))) for n, m, _, changed in applicable]
-    if any(t.delivered for t in trials):
-        return trials
-    for i, (name1, _, _, first) in enumerate(applicable):
-        for name2, _, fix2, alone in applicable[i + 1 :]:
-            both = fix2(first)
-            if both is None or both == alone:  # the second undoes or covers the first
-                continue
-            ok, why = run(delivering(both))
-            trials.append(Trial(f"{name1} + {name2}", "both together", ok, why))
-    return trials

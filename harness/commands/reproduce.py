@@ -17,7 +17,8 @@ from typing import Any
 import yaml
 
 from harness import digparse, logparse
-from harness.reproduce import Reproduction, build, try_fixes
+from harness.reproduce import Reproduction, build
+from harness.reproduce_fixes import try_fixes
 
 HELP = "build a scenario that reproduces a deferral from a qmail log line"
 DESCRIPTION = """\

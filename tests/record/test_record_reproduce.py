@@ -11,7 +11,8 @@ import pytest
 from harness import digparse
 from harness.commands.reproduce import add_arguments, dump, run, run_data
 from harness.logparse import parse as parse_line
-from harness.reproduce import FIXES, build, delivering, try_fixes
+from harness.reproduce import build
+from harness.reproduce_fixes import FIXES, delivering, try_fixes
 from harness.scenario import load_text
 
 CNAME = (
