@@ -172,7 +172,10 @@ class OurServer:
         from server.send.program import real_channels
 
         cfg = SendConfig.read(self.home / "control")
-        channels = real_channels(self.ctx, {}, "./Maildir/")
+        from server.local.lspawn import default_env
+
+        # qmail's rc starts qmail-start with PATH=HOME/bin:$PATH, which |programs inherit
+        channels = real_channels(self.ctx, default_env(self.home), "./Maildir/")
         self.daemon = Daemon(self.ctx, channels, self.log.append, cfg=cfg, env={}, max_sleep=POLL)
         self.gate = threading.Event()
         self.send_thread = threading.Thread(target=self._send_loop, name="qmail-send", daemon=True)
