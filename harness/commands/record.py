@@ -251,7 +251,9 @@ def open_target(args: argparse.Namespace) -> tuple[Channel, Proto]:
     argv = [str(home / "bin" / args.program)]
     if args.program == "qmail-popup":
         me = _read_lines(home / "control" / "me")
-        default = [me[0] if me else "localhost", "checkpassword", "qmail-pop3d", "Maildir"]
+        # a home's bin/ has no checkpassword (it is not a qmail program): ours, by module
+        checkpassword = [sys.executable, "-m", "server", "--home", str(home), "checkpassword"]
+        default = [me[0] if me else "localhost", *checkpassword, "qmail-pop3d", "Maildir"]
         argv += args.args if args.args is not None else default
     elif args.args:
         argv += args.args
@@ -315,12 +317,15 @@ def run(args: argparse.Namespace) -> int:
         code = channel.close()
         rec.close()
     home = args.home.resolve() if args.home else None
+    world = world_of(home)
+    if proto == "pop3":
+        world.notes.append("mailbox contents are not recorded: deliver the same messages first")
     text = scenario_text(
         name=args.name or f"recorded {proto} session",
         protocol=proto,
         transcript=rec.transcript(),
         env=dict(args.env),
-        world=world_of(home),
+        world=world,
         exit_code=code,
     )
     args.output.write_text(text, encoding="utf-8")
