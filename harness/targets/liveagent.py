@@ -42,7 +42,7 @@ from typing import IO, Any, Protocol
 from harness.fakedns import FakeDns
 from harness.fakepeers import FakePeers
 from harness.targets.agentwire import Request, Setup, read_frame, write_frame
-from harness.targets.livepeers import LivePeers
+from harness.targets.livepeers import LivePeers, route_ports
 from server.runtime import OffsetClock
 
 DNS_PORT = 53
@@ -152,6 +152,7 @@ class World:
             advance=lambda seconds: self.set_time(self.clock.now() + seconds),
             timeout=float(timeout),
         )
+        peers.ports = route_ports(self.setup.scenario.control.get("smtproutes"))
         try:
             self.loop.call(peers.start())
         except OSError as exc:

@@ -33,6 +33,16 @@ TIMEOUTREMOTE = 1200.0  # qmail-control(5): timeoutremote's default
 REFUSAL_GRACE = 0.1  # seconds to wait before calling a SYN a refused connection
 
 
+def route_ports(smtproutes: str | None) -> dict[str, set[int]]:
+    """The ports qmail-control(5)'s smtproutes lines name for each relay address."""
+    ports: dict[str, set[int]] = {}
+    for line in (smtproutes or "").splitlines():
+        parts = line.strip().split(":")
+        if len(parts) >= 3 and parts[1] and parts[2].isdigit():
+            ports.setdefault(parts[1].strip("[]"), set()).add(int(parts[2]))
+    return ports
+
+
 def syn_to(frame: bytes) -> tuple[str, int, int] | None:
     """(destination ip, port, source port) of an Ethernet frame holding a TCP SYN."""
     if len(frame) < 14 + 20 or frame[12:14] != b"\x08\x00":
@@ -65,7 +75,9 @@ class LivePeers:
         self.timeout = timeout
         self.loop = loop
         self.watch = watch
-        self.servers: dict[str, asyncio.Server] = {}
+        self.servers: dict[str, list[asyncio.Server]] = {}
+        #: ports besides 25 a peer listens on (smtproutes' ``host:relay:port``)
+        self.ports: dict[str, set[int]] = {}
         self.stopping = False
         self.sniffer: threading.Thread | None = None
         self.sock: socket.socket | None = None
@@ -93,23 +105,30 @@ class LivePeers:
 
     async def sync(self, ip: str) -> None:
         want = self._accepts(ip) and not self.stopping
-        server = self.servers.get(ip)
-        if want and server is None:
-            self.servers[ip] = await asyncio.start_server(
-                lambda r, w: self._client(ip, r, w), ip, SMTP_PORT
-            )
-        elif not want and server is not None:
+        servers = self.servers.get(ip)
+        if want and servers is None:
+            self.servers[ip] = [
+                await asyncio.start_server(lambda r, w: self._client(ip, r, w), ip, port)
+                for port in sorted({SMTP_PORT, *self.ports.get(ip, ())})
+            ]
+        elif not want and servers is not None:
             del self.servers[ip]
-            server.close()
+            for server in servers:
+                server.close()
 
     async def _client(self, ip: str, reader: asyncio.StreamReader, writer: Any) -> None:
         self.accepted.add(int((writer.get_extra_info("peername") or ("", 0))[1]))
-        session = self.peers.open(ip, SMTP_PORT)
+        session = self.peers.open(ip, int((writer.get_extra_info("sockname") or ("", 25))[1]))
         await self.sync(ip)  # the next connection may be one to refuse
         try:
             while self._delayed(session):
                 writer.write(session.pending())
                 await writer.drain()
+                if session.stalled:
+                    # The script stops answering: qmail-remote would wait
+                    # timeoutremote, then see the connection as dead.
+                    self.advance(self.timeout)
+                    break
                 data = b"" if session.closed else await reader.read(65536)
                 if not data:
                     break
@@ -177,8 +196,9 @@ class LivePeers:
 
     async def close(self) -> None:
         self.stopping = True
-        for server in self.servers.values():
-            server.close()
+        for servers in self.servers.values():
+            for server in servers:
+                server.close()
         self.servers.clear()
         if self.sniffer is not None:
             await asyncio.to_thread(self.sniffer.join, 2.0)
