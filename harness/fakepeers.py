@@ -2,9 +2,10 @@
 
 Each peer (an IP in 127.0.0.0/8) has a script of replies (model.PeerScript):
 greeting, HELO/EHLO, MAIL, RCPT per recipient, DATA, end of data, QUIT, and
-may refuse the connection, stop answering (``timeout``) or hang up (``drop``)
-at a stage; ``attempts`` gives a different script to the 1st, 2nd, … connection
-("451 greylisted twice, then 250"). Peers record every session.
+may refuse the connection, stop answering (``timeout``), hang up (``drop``)
+or take its time (``delay``, virtual seconds in the simulator) at a stage;
+``attempts`` gives a different script to the 1st, 2nd, … connection ("451
+greylisted twice, then 250"). Peers record every session.
 
 :class:`PeerSession` is the SMTP server side as a sans-I/O object: bytes in
 (:meth:`PeerSession.feed`), reply bytes out (:meth:`PeerSession.pending`).
