@@ -132,3 +132,27 @@ def test_real_netqmail_agrees_with_the_simulator() -> None:
     assert NETQMAIL is not None
     for scenario in scenarios(["harness/smtp-local-delivery.yaml", "harness/remote-delivery.yaml"]):
         assert compare(scenario, f"qmail:{NETQMAIL}").verdict == "identical"
+
+
+WHOLE_SUITE = os.environ.get("QMAILSIM_LIVE_SUITE") == "1"
+
+
+@pytest.mark.skipif(
+    not WHOLE_SUITE,
+    reason="the whole bundled suite live takes ~15 min on 2 cores; set QMAILSIM_LIVE_SUITE=1",
+)
+@needs_live
+def test_whole_bundled_suite_live_matches_the_simulator(workroot: Path) -> None:
+    """Every scenario not tagged virtual-time (those pin virtual dates and pids)
+    ends the same way live as on the simulator."""
+    loaded, errors = load_all([SUITE])
+    assert not errors
+    differ = []
+    for scenario in loaded:
+        if "virtual-time" in scenario.tags:
+            continue
+        sim = run_scenario(scenario, target="sim", workroot=workroot)
+        live = run_scenario(scenario, target="live", workroot=workroot)
+        if live.status != sim.status:
+            differ.append(f"{scenario.id}: sim {sim.status}, live {live.status}: {live.message}")
+    assert differ == []
