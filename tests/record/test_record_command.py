@@ -6,6 +6,7 @@ from __future__ import annotations
 import argparse
 import functools
 import io
+import os
 import socket
 import subprocess
 import sys
@@ -133,3 +134,24 @@ def test_record_as_proxy(
 def test_refuses_other_addresses() -> None:
     with pytest.raises(SystemExit):
         _args("--smtp", "192.0.2.1:25", "-o", "x.yaml")
+
+
+@pytest.mark.live
+def test_record_home_popup(home: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    maildir = tmp_path / "alice" / "Maildir"
+    for sub in ("new", "cur", "tmp"):
+        (maildir / sub).mkdir(parents=True)
+    message = maildir / "cur" / "1000000000.1.mx:2,"
+    message.write_bytes(b"Subject: hi\n\nbody\n")
+    os.utime(message, (1_000_000_000, 1_000_000_000))  # maildir.c skips mail of this second
+    (home / ".qmail-sim").mkdir(exist_ok=True)
+    (home / ".qmail-sim" / "passwords").write_text(f"alice:wonderland:{tmp_path / 'alice'}\n")
+    out = tmp_path / "pop.yaml"
+    _stdin(monkeypatch, b"USER alice\nPASS wonderland\nSTAT\nUIDL\nQUIT\n")
+    assert run(_args("--home", str(home), "--program", "qmail-popup", "-o", str(out))) == 0
+    text = out.read_text()
+    assert "        S: ~ ^\\+OK <\\d+\\.\\d+@mx\\.example\\.org>$\n        C: USER alice\n" in text
+    assert "        S: +OK \n        C: PASS wonderland\n        S: +OK \n" in text
+    assert "S: ~ ^\\+OK 1 \\d+$" in text and "S: ~ ^1 \\S+$" in text
+    assert "alice:\n    password: wonderland" in text
+    assert "# mailbox contents are not recorded" in text
