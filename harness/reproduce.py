@@ -17,9 +17,14 @@ failure):
 - per captured query: SERVFAIL/REFUSED/… become an ``rcode`` rule, no answer
   a ``timeout`` rule, an answer over 512 bytes (MSG SIZE, tc, dig's TCP
   retry) a ``pad_to`` rule of that size;
-- with no capture, the log's code picks the likeliest cause (#4.4.3: SERVFAIL
-  on ANY; #4.1.2: SERVFAIL on MX; #5.1.2: NXDOMAIN; #4.4.1: the MX refuses
-  connections), said as a guess.
+- when no captured query failed, the log's code picks the likeliest cause
+  (#4.4.3: SERVFAIL on ANY; #4.1.2: SERVFAIL on MX; #5.1.2: NXDOMAIN), said
+  as a guess;
+- a report about the remote server (no connection, or ``Remote host said:``
+  after a stage, qmail-remote.c quit()) becomes the peers' script.
+
+A CNAME loop needs nothing special: its records go into the zone and the
+fake DNS follows them as a server would.
 
 The changes tried by ``--run`` are in :mod:`harness.reproduce_fixes`.
 """
@@ -174,6 +179,9 @@ def _mx_hosts(zone: list[str], domain: str) -> list[str]:
 def _complete_zone(zone: list[str], domain: str, notes: list[str]) -> None:
     """Make sure the domain can deliver once the condition is gone: an MX with an A."""
     names_with_a = {_bare(line.split()[0]) for line in zone if line.split()[3] == "A"}
+    aliases = {_bare(line.split()[0]) for line in zone if line.split()[3] == "CNAME"}
+    if domain in aliases:  # a CNAME may have no other data beside it (RFC 1034 3.6.2)
+        return
     mx = _mx_hosts(zone, domain)
     if not mx and domain not in names_with_a:
         host = f"mx.{domain}"

@@ -201,3 +201,15 @@ def test_real_dig_capture_of_two_problems_needs_both_fixed() -> None:
     assert {"name": "slow.example", "type": "A", "timeout": True} in rep.scenario["dns"]["rules"]
     assert run_data(rep.scenario) == (True, "")
     assert fixes_that_deliver(rep.scenario) == {"qmail-103 + dns-healthy"}
+
+
+def test_cname_loop_capture_reproduces_the_bounce() -> None:
+    loop = (
+        "loop1.example.\t300\tIN\tCNAME\tloop2.example.\n"
+        "loop2.example.\t300\tIN\tCNAME\tloop1.example.\n"
+    )
+    capture = dig("ANY", "NOERROR", 80, loop).replace("far.example", "loop1.example")
+    line = "delivery 1: failure: Sorry,_I_couldn't_find_a_mail_exchanger_or_IP_address._(#5.4.4)/"
+    rep = build(parse_line(line), domain="loop1.example", dig=digparse.parse(capture))
+    assert "MX" not in rep.scenario["dns"]["zone"]  # nothing added beside the CNAME
+    assert run_data(rep.scenario) == (True, "")
