@@ -4,8 +4,8 @@ In the agent process (see liveagent.py) this runs what ``qmail-sim serve
 --smtp --pop3 --send`` runs: qmail-smtpd's live handler and qmail-popup's
 chain behind our tcpserver listener (:mod:`server.tcp.listener`, with the
 scenario's tcprules cdb as ``-x`` and no host lookups, as ``tcpserver -H``),
-and qmail-send's :class:`~server.send.daemon.Daemon` with its real local
-and remote channels (real sockets, the home's resolv.conf). Every part
+and qmail-send's daemon with its real local and remote channels (real
+sockets, the home's resolv.conf) behind a gate (livesend.py). Every part
 reads the same :class:`~server.runtime.OffsetClock`.
 
 The harness's client is a real TCP client too: it binds the address the
@@ -13,10 +13,6 @@ step's ``TCPREMOTEIP`` names (added to lo inside the namespace), so
 tcpserver's rules decide on a real source address; the step's other
 variables are handed to the handler of that one connection (keyed by the
 client's address and port) as if tcpserver's rules had set them.
-
-Idle, for ``run`` and ``advance``: no delivery in flight, no report waiting,
-nothing in todo/, and qmail-send's next wake-up in the future — seen twice in
-a row, polled with a bounded wall-clock limit.
 """
 
 from __future__ import annotations
@@ -28,21 +24,17 @@ import itertools
 import os
 import random
 import socket
-import threading
 import time
 from collections.abc import Mapping
 from typing import Any
 
 from harness.targets.agentwire import Setup
 from harness.targets.liveagent import Loop, World, write_resolv_conf
+from harness.targets.livesend import GatedSend
 from server import programs
 from server.programs import ProgramContext
 from server.runtime import Runtime
-from server.send.schedule import SLEEP_FUZZ
 
-POLL = 0.02  # seconds between two looks at the daemon
-IDLE_LIMIT = 20.0  # wall seconds a run waits for the daemon (under limits.wall)
-TODO_WAITS = "todo/ is not empty"
 SESSION_LIMIT = 60.0  # wall seconds a session may take
 Key = tuple[str, str]
 
@@ -82,17 +74,14 @@ class OurServer:
         self.started: set[Key] = set()
         self.exits: dict[Key, int] = {}
         self.listeners: dict[str, Any] = {}
-        self.send_thread: threading.Thread | None = None
-        self.daemon: Any = None
-        self.gate = threading.Event()
+        self.send = GatedSend(self.ctx, setup, world, self.log.append)
         self.closed = False
-        self.stamped: set[str] = set()
 
     # -- starting ----------------------------------------------------------------
     def start(self, nameservers: list[str]) -> None:
         write_resolv_conf(self.home / ".qmail-sim" / "resolv.conf", nameservers)
         self.loop.call(self._listen())
-        self._start_send()
+        self.send.start()
 
     async def _listen(self) -> None:
         from concurrent.futures import ThreadPoolExecutor
@@ -158,44 +147,6 @@ class OurServer:
         self.started.add(key)
         return key, apply_env(env, self.overrides.pop(key, {}))
 
-    def _start_send(self) -> None:
-        """qmail-send's daemon on its real channels, in a thread behind a gate.
-
-        The simulator delivers only in ``run``, ``advance`` and ``signal``
-        steps; so that a scenario can look at the queue between steps, the
-        daemon's loop (Daemon._once, qmail-send.c's main loop body) turns only
-        while the gate is open. qmail-queue's trigger pulls made meanwhile
-        wait in the named pipe, as they would for a busy qmail-send.
-        """
-        from server.send.config import SendConfig
-        from server.send.daemon import Daemon
-        from server.send.program import real_channels
-
-        cfg = SendConfig.read(self.home / "control")
-        from server.local.lspawn import default_env
-
-        # qmail's rc starts qmail-start with PATH=HOME/bin:$PATH, which |programs inherit
-        channels = real_channels(self.ctx, default_env(self.home), "./Maildir/")
-        self.daemon = Daemon(self.ctx, channels, self.log.append, cfg=cfg, env={}, max_sleep=POLL)
-        self.gate = threading.Event()
-        self.send_thread = threading.Thread(target=self._send_loop, name="qmail-send", daemon=True)
-        self.send_thread.start()
-
-    def _send_loop(self) -> None:
-        daemon = self.daemon
-        assert daemon is not None
-        sched = daemon.engine.sched
-        try:
-            while not (sched.exitasap and sched.can_exit()):
-                self.gate.wait()
-                daemon._once()
-            daemon.engine.finish()
-        finally:
-            daemon.pool.shutdown(wait=True)
-            daemon.trigger.close()
-            os.close(daemon.wake_r)
-            os.close(daemon.wake_w)
-
     # -- requests -------------------------------------------------------------------
     def request(self, verb: str, args: dict[str, Any]) -> object:
         if verb == "start":
@@ -206,14 +157,14 @@ class OurServer:
         if verb == "inject":
             return self.inject(args["argv"], args["env"], args["message"])
         if verb == "idle":
-            self.wait_idle()
-            self.stamp_deliveries()
+            self.send.wait_idle()
+            self.send.stamp_deliveries()
             return None
         if verb == "advance":
-            self.advance(args["seconds"], args["passes"])
+            self.send.advance(args["seconds"], args["passes"])
             return None
         if verb == "signal":
-            self.signal(args["name"])
+            self.send.signal(args["name"])
             return None
         if verb == "observe":
             return self.observe()
@@ -253,7 +204,7 @@ class OurServer:
             return 0  # tcpserver's rules said deny: no program ran (the simulator's 0)
         deadline = time.monotonic() + 5.0
         while key not in self.exits and time.monotonic() < deadline:
-            time.sleep(POLL / 4)
+            time.sleep(0.005)
         return self.exits.pop(key, 0)
 
     def inject(
@@ -265,114 +216,8 @@ class OurServer:
         return code, out.getvalue(), self.stderr.getvalue()[err_start:]
 
     # -- the daemon -------------------------------------------------------------
-    def running(self) -> bool:
-        return self.send_thread is not None and self.send_thread.is_alive()
-
-    def signal(self, name: str) -> None:
-        """As the simulator: ALRM and HUP set qmail-send's flags, acted on in the
-        next run; TERM lets it finish what runs and exit (qmail-send(8))."""
-        if self.daemon is None or not self.running():
-            return
-        {"alrm": self.daemon.alarm, "hup": self.daemon.hangup, "term": self.daemon.terminate}[
-            name
-        ]()
-        if name == "term":
-            self.gate.set()
-            assert self.send_thread is not None
-            self.send_thread.join(IDLE_LIMIT)
-
-    def _busy(self) -> str | None:
-        """Why qmail-send is not idle yet, or None when it is."""
-        from server.send.schedule import CHANNELS
-
-        daemon = self.daemon
-        if daemon is None or not self.running():
-            return None
-        engine = daemon.engine
-        sched = engine.sched
-        now = self.ctx.runtime.now()
-        reasons = {
-            "a report waits": not daemon.reports.empty(),
-            "deliveries in flight": any(sched.slots[c].used for c in CHANNELS),
-            "a signal waits": sched.runasap or sched.readasap,
-            TODO_WAITS: bool(engine.store.todo_ids()),
-            "something is due": engine.wakeup(now) <= now,
-        }
-        return next((why for why, yes in reasons.items() if yes), None)
-
-    def wait_idle(self) -> None:
-        """Open the gate until qmail-send has nothing to do now (seen twice)."""
-        deadline = time.monotonic() + IDLE_LIMIT
-        quiet = 0
-        self.gate.set()
-        try:
-            waited = 0
-            while quiet < 2:
-                time.sleep(POLL)
-                why = self._busy()
-                quiet = 0 if why else quiet + 1
-                waited = waited + 1 if why == TODO_WAITS else 0
-                if waited > 5:
-                    # A trigger pull made while qmail-send reopened lock/trigger
-                    # is lost (trigger.c closes, then opens; triggerpull.c gets
-                    # ENXIO). qmail-send scans todo/ anyway every SLEEP_TODO
-                    # (1500 s); the simulator scans on every pass. Pull again.
-                    self._nudge()
-                    waited = 0
-                if why and time.monotonic() > deadline:
-                    raise TimeoutError(f"qmail-send still busy after {IDLE_LIMIT:g}s: {why}")
-        finally:
-            self.gate.clear()
-
-    def next_wakeup(self) -> float | None:
-        """As the simulator's: the earliest due time (or now) plus SLEEP_FUZZ."""
-        daemon = self.daemon
-        if daemon is None or not self.running():
-            return None
-        due = daemon.engine.next_due()
-        if due is None:
-            return None
-        return float(max(due, self.ctx.runtime.now()) + SLEEP_FUZZ)
-
-    def _nudge(self) -> None:
-        """After a clock jump: a trigger pull makes the daemon look at the time again."""
-        self.ctx.runtime.fileops.pull_trigger(self.home / "queue" / "lock" / "trigger")
-
-    def advance(self, seconds: float, passes: int) -> None:
-        """Jump to each wake-up on the way, as the simulator does, then to the end."""
-        target = self.world.clock.now() + seconds
-        for _ in range(passes):
-            self.wait_idle()
-            wake = self.next_wakeup()
-            if wake is None or wake > target:
-                break
-            self.world.set_time(wake)
-            self._nudge()
-        self.world.set_time(target)
-        self._nudge()
-        self.wait_idle()
-        self.stamp_deliveries()
-
-    def stamp_deliveries(self) -> None:
-        """Give mail delivered in this step the clock's time as its mtime, as the
-        simulator does: qmail-pop3d (maildir.c) lists a message only when its
-        mtime is before ``now``, and ``now`` here is the offset clock, which
-        runs ahead of the file system's after a whole-second start or an
-        ``advance``."""
-        now = self.ctx.runtime.now()
-        for name, user in self.setup.scenario.users.items():
-            home = self.setup.workdir / (user.home or f"homes/{name}")
-            for sub in ("new", "cur"):
-                folder = home / "Maildir" / sub
-                if not folder.is_dir():
-                    continue
-                for entry in os.scandir(folder):
-                    if entry.path not in self.stamped:
-                        os.utime(entry.path, (now, now))
-                        self.stamped.add(entry.path)
-
     def observe(self) -> dict[str, object]:
-        wake = self.next_wakeup()
+        wake = self.send.next_wakeup()
         seen = self.world.observe()
         start = float(seen["start"])  # type: ignore[arg-type]
         seen["log"] = list(self.log)
@@ -384,11 +229,7 @@ class OurServer:
         if self.closed:
             return
         self.closed = True
-        if self.daemon is not None and self.running():
-            self.daemon.terminate()
-            self.gate.set()
-            assert self.send_thread is not None
-            self.send_thread.join(10.0)
+        self.send.close()
 
         async def shut() -> None:
             for server in self.listeners.values():
