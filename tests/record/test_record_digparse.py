@@ -10,7 +10,7 @@ import sys
 from pathlib import Path
 
 import pytest
-from hypothesis import given
+from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from harness.digparse import DigAnswer, DigParseError, Record, parse
@@ -138,6 +138,7 @@ RUN = st.tuples(
 )
 
 
+@settings(max_examples=50)  # each example is a few dig runs of many lines
 @given(st.lists(RUN, min_size=1, max_size=3))
 def test_whole_output_round_trips(
     runs: list[tuple[str, str, str, tuple[list[Record], ...], int]],
@@ -151,6 +152,7 @@ def test_whole_output_round_trips(
         assert got.oversize == (size > 512)
 
 
+@settings(max_examples=50)
 @given(RUN, st.text(max_size=60))
 def test_trailing_garbage_parses_or_says_which_line(
     run: tuple[str, str, str, tuple[list[Record], ...], int], garbage: str
