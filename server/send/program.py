@@ -24,6 +24,7 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import fcntl
+import itertools
 import os
 import signal
 import stat
@@ -93,6 +94,17 @@ def spawn_pipes(
         dataclasses.replace(cfg, concurrency=concurrency),
         CleanPipe(*PIPE_FDS["clean"]),
     )
+
+
+def with_counting_pids(ctx: ProgramContext) -> ProgramContext:
+    """In one process, each qmail-local and qmail-queue run still needs its own
+    "pid" (Maildir names are time.pid.host; qp numbers): count up from ours,
+    as ``qmail-sim serve`` does."""
+    if ctx.runtime.next_pid is not os.getpid:
+        return ctx
+    pids = itertools.count(os.getpid() + 1)
+    runtime = dataclasses.replace(ctx.runtime, next_pid=lambda: next(pids))
+    return dataclasses.replace(ctx, runtime=runtime)
 
 
 def line_writer(out: IO[bytes]) -> Callable[[str], None]:
@@ -196,6 +208,7 @@ def run_send(
                 log(SPAWN_NO_FIRE)
                 return EXIT_TEMP
         if channels is None:
+            ctx = with_counting_pids(ctx)
             channels = real_channels(ctx, env, default_delivery)
         offset = isinstance(ctx.runtime.clock, OffsetClock)
         router = router or SignalRouter()
