@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import errno
 
+from server import strerr
+
 # qmail-local.c
 USAGE = (
     "qmail-local: usage: qmail-local [ -nN ] user homedir local dash ext domain sender aliasempty"
@@ -129,38 +131,6 @@ NEWU_OPENT = "qmail-newu: fatal: unable to open users/cdb.tmp\n"
 NEWU_WRITET = "qmail-newu: fatal: unable to write users/cdb.tmp\n"
 NEWU_RENAME = "qmail-newu: fatal: unable to move users/cdb.tmp to users/cdb\n"
 
-# error_str.c: the errno values local delivery meets (the rest are rare).
-_ERROR_STR: dict[int, str] = {
-    errno.EINTR: "interrupted system call",
-    errno.ENOMEM: "out of memory",
-    errno.ENOENT: "file does not exist",
-    errno.ETXTBSY: "text busy",
-    errno.EIO: "input/output error",
-    errno.EEXIST: "file already exists",
-    errno.ETIMEDOUT: "timed out",
-    errno.EAGAIN: "temporary failure",
-    errno.EPIPE: "broken pipe",
-    errno.EPERM: "permission denied",
-    errno.EACCES: "access denied",
-    errno.ENOTDIR: "not a directory",
-    errno.EISDIR: "is a directory",
-    errno.EINVAL: "invalid argument",
-    errno.ENFILE: "system cannot open more files",
-    errno.EMFILE: "process cannot open more files",
-    errno.EFBIG: "file too big",
-    errno.ENOSPC: "out of disk space",
-    errno.EROFS: "read-only file system",
-    errno.EMLINK: "too many links",
-    errno.ELOOP: "symbolic link loop",
-    errno.ENAMETOOLONG: "file name too long",
-    errno.EDQUOT: "disk quota exceeded",
-    errno.ESTALE: "stale NFS file handle",
-    errno.ENOLCK: "no locks available",
-    errno.EXDEV: "cross-device link",
-    errno.EBUSY: "device busy",
-    errno.EDEADLK: "operation would cause deadlock",
-}
-
 #: error_temp.c's list (the networking entries cannot arise here).
 _TEMP_ERRNOS = frozenset(
     {
@@ -184,8 +154,8 @@ _TEMP_ERRNOS = frozenset(
 
 
 def error_str(err: int) -> str:
-    """error_str.c: qmail's wording; unknown numbers as its fallback "unknown error"."""
-    return _ERROR_STR.get(err, "unknown error")
+    """error_str.c's wording (server.strerr); 0 stands for an OSError without errno."""
+    return strerr.error_str(err or None)
 
 
 def error_temp(err: int) -> bool:

@@ -15,6 +15,7 @@ from typing import BinaryIO
 from server.errors import EXIT_OK, EXIT_TEMP
 from server.programs import ProgramContext
 from server.remote.tcpto import SIZE
+from server.strerr import error_str
 
 FATAL = "qmail-tcpok: fatal: "
 
@@ -26,8 +27,6 @@ def main(
     stdout: BinaryIO,
     ctx: ProgramContext,
 ) -> int:
-    from server.maildirmake import error_str
-
     home = str(ctx.home)
 
     def die(what: str, exc: OSError) -> int:

@@ -29,6 +29,7 @@ from typing import BinaryIO
 
 from server.errors import EXIT_OK, EXIT_TEMP
 from server.programs import ProgramContext
+from server.strerr import error_str
 
 SIZE = 1024  # tcpto.c, tcpto_clean.c, qmail-tcpok.c: char buf[1024]
 RECORD = 16
@@ -168,8 +169,6 @@ def main(
     ctx: ProgramContext,
 ) -> int:
     """qmail-tcpto: print lock/tcpto. Its warnings go to stdout (qmail-tcpto.c)."""
-    from server.maildirmake import error_str
-
     lockdir = ctx.home / "queue" / "lock"
     if not lockdir.is_dir():
         stdout.write(f"fatal: unable to chdir: {error_str(2)}\n".encode())

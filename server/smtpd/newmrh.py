@@ -16,8 +16,8 @@ from typing import BinaryIO
 
 from server import cdb
 from server.errors import EXIT_TEMP
-from server.maildirmake import error_str
 from server.programs import ProgramContext
+from server.strerr import error_str
 
 FATAL = "qmail-newmrh: fatal: "
 

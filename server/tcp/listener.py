@@ -20,7 +20,7 @@ from pathlib import Path
 
 from server.cdb import CdbError, Reader
 from server.errors import EXIT_PERM, EXIT_TEMP
-from server.maildirmake import error_str
+from server.strerr import error_str
 from server.tcp import ident
 from server.tcp.environ import (
     Endpoints,

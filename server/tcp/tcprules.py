@@ -15,8 +15,8 @@ from typing import BinaryIO
 
 from server.cdb import build
 from server.errors import EXIT_OK, EXIT_PERM, EXIT_TEMP
-from server.maildirmake import error_str
 from server.programs import ProgramContext
+from server.strerr import error_str
 from server.tcp.rules import RulesSyntaxError, compile_rules
 
 FATAL = "tcprules: fatal: "

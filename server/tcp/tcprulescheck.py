@@ -17,8 +17,8 @@ from typing import BinaryIO
 
 from server.cdb import CdbError, Reader
 from server.errors import EXIT_OK, EXIT_PERM, EXIT_TEMP
-from server.maildirmake import error_str
 from server.programs import ProgramContext
+from server.strerr import error_str
 from server.tcp.rules import Decision, lookup, to_bytes
 
 USAGE = "tcprulescheck: usage: tcprulescheck rules.cdb"

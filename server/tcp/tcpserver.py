@@ -44,8 +44,8 @@ from typing import BinaryIO
 
 from server.dns.qmaildns import DnsHard, DnsSoft, QmailDns
 from server.errors import EXIT_OK, EXIT_PERM, EXIT_TEMP
-from server.maildirmake import error_str
 from server.programs import ProgramContext
+from server.strerr import error_str
 from server.tcp.listener import (
     DEFAULT_LIMIT,
     Config,

@@ -11,9 +11,9 @@ from pathlib import Path
 
 import pytest
 
-from server.maildirmake import error_str
 from server.programs import ProgramContext, run
 from server.runtime import virtual_runtime
+from server.strerr import error_str
 
 from .helpers import run_program
 
