@@ -48,6 +48,9 @@ _RULES: list[tuple[re.Pattern[str], str]] = [
     (re.compile(r"\bok \d+ qp \d+"), "ok N qp N"),
     (re.compile(r"\b(msg|qp|uid|pid|bytes) \d+"), r"\1 N"),
     (re.compile(r"\bqmail \d+ invoked"), "qmail N invoked"),
+    (re.compile(r"\bqp_\d+"), "qp_N"),
+    # qmail-inject's Message-ID: <YYYYMMDDHHMMSS.pid.qmail@host> (qmail-inject.c)
+    (re.compile(r"<\d{14}\.\d+\.qmail@"), "<DATE.PID.qmail@"),
     (re.compile(r"<\d+\.\d+@[^>]*>"), "<pid.time@host>"),
     # RFC 822 dates as qmail writes them (date822fmt.c), with or without weekday
     (
@@ -56,6 +59,8 @@ _RULES: list[tuple[re.Pattern[str], str]] = [
         ),
         "<date>",
     ),
+    # mbox From_ lines carry asctime(): "Tue Nov 14 22:13:20 2023" (qmail-local.c)
+    (re.compile(r"\b\w{3} \w{3} [ \d]\d \d{2}:\d{2}:\d{2} \d{4}\b"), "<asctime>"),
     (re.compile(r"\b\d{9,11}\b"), "<time>"),
 ]
 
@@ -183,13 +188,14 @@ def play(scenario: Scenario, target: Target, workdir: Path) -> Record:
             except StepFailure as exc:
                 recorder.lines.append(f"expectation not met: {exc.message}")
             except NotComparable as exc:
-                record.add(label, recorder.lines)
                 record.stopped = f"not comparable at {label}: {exc}"
                 return record
             except Exception as exc:  # recorded as this side's answer
                 recorder.lines.append(f"error: {type(exc).__name__}: {exc}")
             record.add(label, recorder.lines)
             recorder.lines = []
+    except NotComparable as exc:
+        record.stopped = f"not comparable at setup: {exc}"
     except Exception as exc:  # setup failed
         record.stopped = f"error while setting up: {type(exc).__name__}: {exc}"
     finally:
@@ -209,11 +215,21 @@ class Comparison:
     seconds: float = 0.0
 
 
+def _sorted_log(lines: list[str]) -> list[str]:
+    """Log lines sorted in place among the others, once message ids are normalised
+    (inode numbers would otherwise decide the order)."""
+    where = [i for i, line in enumerate(lines) if line.startswith("log: ")]
+    out = list(lines)
+    for i, line in zip(where, sorted(lines[i] for i in where), strict=True):
+        out[i] = line
+    return out
+
+
 def first_difference(ours: Record, theirs: Record, scenario: Scenario) -> Comparison:
     hosts = ours.hosts | theirs.hosts
     for (label, mine), (_, other) in zip(ours.steps, theirs.steps, strict=False):
-        a = [normalise(x, hosts) for x in mine]
-        b = [normalise(x, hosts) for x in other]
+        a = _sorted_log([normalise(x, hosts) for x in mine])
+        b = _sorted_log([normalise(x, hosts) for x in other])
         for n in range(max(len(a), len(b))):
             left = a[n] if n < len(a) else "<nothing>"
             right = b[n] if n < len(b) else "<nothing>"

@@ -122,8 +122,12 @@ class World:
         self.clock = OffsetClock(setup.offset_path)
         # Start on a whole second, as the simulator's clock does: qmail counts
         # whole seconds (now.c), so a retry "at +401s" stays at +401s.
-        self.start_time = float(math.ceil(self.clock.now()))
-        self.set_time(self.start_time)
+        if setup.mode == "qmail":
+            # A real qmail reads the real clock: count from the current second.
+            self.start_time = float(math.floor(self.clock.now()))
+        else:
+            self.start_time = float(math.ceil(self.clock.now()))
+            self.set_time(self.start_time)
         self.dns = FakeDns(setup.scenario.dns, self.clock.now, self.start_time)
         self.peers = FakePeers(setup.scenario.peers)
         self.servers: list[Any] = []

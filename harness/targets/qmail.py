@@ -110,8 +110,21 @@ class QmailTarget(LiveTarget):
             )
             if done.returncode != 0:
                 raise StepError(f"qmail-newu failed: {done.stderr.decode(errors='replace')}")
+        self._patches()
         if os.geteuid() == 0:
             self._give_homes(self.runtime.uid)
+
+    def _patches(self) -> None:
+        """A home of ours (``qmail-sim setup``) switches patches in a file; a real
+        netqmail has them compiled in or not, so a patched scenario is not comparable."""
+        ours = self.reference / ".qmail-sim"
+        if ours.is_dir():
+            text = "".join(f"{p}\n" for p in self.scenario.patches)
+            (ours / "patches").write_text(text)
+        elif self.scenario.patches:
+            raise NotComparable(
+                f"patches {', '.join(self.scenario.patches)} cannot be switched on a built qmail"
+            )
 
     def _give_homes(self, uid: int) -> None:
         """The users' homes to ``uid``, and a way in to them through the work directory."""

@@ -32,6 +32,7 @@ from typing import Any
 
 from harness.targets.agentwire import Setup
 from harness.targets.liveagent import Loop, World, write_resolv_conf
+from server.send.schedule import SLEEP_FUZZ
 
 QUIET = 0.6  # seconds without a new log line that count as idle
 START_LIMIT = 30.0  # wall seconds qmail-send may take to log its first line
@@ -49,6 +50,7 @@ class QmailServer:
         self.log_path.touch()
         self.proc: subprocess.Popen[bytes] | None = None
         self.pending_alarm = False
+        self.terminated = False
 
     def request(self, verb: str, args: dict[str, Any]) -> object:
         if verb == "start":
@@ -65,12 +67,15 @@ class QmailServer:
             self.run_until_idle()
             return None
         if verb == "signal":
+            # qmail-send runs only inside a run step here: ALRM waits for the
+            # next start; after TERM it is gone, as the simulator's is.
             self.pending_alarm = self.pending_alarm or args["name"] == "alrm"
+            self.terminated = self.terminated or args["name"] == "term"
             return None
         if verb == "observe":
             seen = self.world.observe()
             seen["log"] = self.log_lines()
-            seen["next_retry"] = None
+            seen["next_retry"] = self.next_retry(float(seen["start"]))  # type: ignore[arg-type]
             return seen
         raise ValueError(f"the qmail target cannot {verb!r}")
 
@@ -104,6 +109,8 @@ class QmailServer:
         return not waiting and started <= done
 
     def run_until_idle(self) -> None:
+        if self.terminated:
+            return
         before = len(self.log_lines())
         with open(self.log_path, "ab") as log:
             self.proc = subprocess.Popen(
@@ -158,6 +165,18 @@ class QmailServer:
                 self.proc.kill()
                 self.proc.wait()
         self.proc = None
+
+    def next_retry(self, start: float) -> float | None:
+        """qmail-send stamps each channel file with its next retry time when it
+        exits (pqfinish's utime), and it is stopped after every run here."""
+        if self.terminated:
+            return None
+        queue = self.home / "queue"
+        times = [p.stat().st_mtime for c in ("local", "remote") for p in (queue / c).rglob("*")
+                 if p.is_file()]  # fmt: skip
+        if not times:
+            return None
+        return max(min(times), time.time()) + SLEEP_FUZZ - start
 
     def close(self) -> None:
         self._stop()
