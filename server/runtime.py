@@ -219,5 +219,28 @@ def virtual_runtime(
 
 
 def real_environ() -> dict[str, str]:
-    """The process environment, read once at a program's edge."""
+    """The process environment, read once at a program's edge.
+
+    Started in the C locale, Python coerces it (PEP 538) and puts
+    ``LC_CTYPE=C.UTF-8`` into its own environment, which qmail's programs
+    would then pass on to every child (tcp-env's program, a ``|command``).
+    A variable that exec did not give us is taken out again, from
+    ``os.environ`` too, so that children inherit what we were given.
+    """
+    if "LC_CTYPE" in os.environ and _coerced_lc_ctype():
+        del os.environ["LC_CTYPE"]
     return dict(os.environ)
+
+
+def _coerced_lc_ctype() -> bool:
+    """True when LC_CTYPE is not in the environment block exec handed us.
+
+    Linux's /proc/self/environ still shows that block; setenv() does not
+    change it. Elsewhere we cannot tell, and keep the variable.
+    """
+    try:
+        with open("/proc/self/environ", "rb") as f:
+            original = f.read().split(b"\0")
+    except OSError:
+        return False
+    return not any(item.startswith(b"LC_CTYPE=") for item in original)
