@@ -15,6 +15,7 @@ import os
 from collections.abc import Mapping
 from typing import BinaryIO
 
+from server import strerr
 from server.errors import EXIT_OK, EXIT_PERM, EXIT_TEMP
 from server.programs import ProgramContext
 from server.strerr import error_str as error_str  # server/send/qread.py imports it from here
@@ -51,12 +52,8 @@ def main(
     ctx: ProgramContext,
 ) -> int:
     if len(argv) < 2:
-        ctx.stderr.write(f"{USAGE}\n".encode())
-        ctx.stderr.flush()
-        return EXIT_PERM
+        return strerr.die(ctx.stderr, EXIT_PERM, USAGE)
     failure = make_maildir(argv[1], None if ctx.cwd is None else str(ctx.cwd))
     if failure is None:
         return EXIT_OK
-    ctx.stderr.write(os.fsencode(failure) + b"\n")
-    ctx.stderr.flush()
-    return EXIT_TEMP
+    return strerr.die(ctx.stderr, EXIT_TEMP, failure)

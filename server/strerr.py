@@ -3,11 +3,19 @@
 :func:`error_str` is error_str.c: qmail prints its own lower-case texts for
 errno, not the C library's ``strerror`` (``file does not exist``, ``access
 denied``), and ``unknown error`` for a number it does not know.
+
+:func:`warn`, :func:`die` and :func:`die_sys` are strerr_die.c's
+strerr_warn/strerr_die*x/strerr_die*sys for a program's ``main()``: the parts
+one after another, ``error_str(errno)`` after them for the ``sys`` forms, a
+newline, a flush; ``die`` hands back the exit code for ``main`` to return
+(our programs never exit the process). Text parts are written as the file
+names in them came in (UTF-8, undecodable bytes kept).
 """
 
 from __future__ import annotations
 
 import errno
+from typing import BinaryIO
 
 # error_str.c's texts, by errno name; the first name listed for a number wins,
 # as in error_str.c's chain of ifs (EWOULDBLOCK is EAGAIN on Linux).
@@ -119,3 +127,24 @@ def error_str(number: int | None) -> str:
     if number is None:
         return "unknown error"
     return ERROR_STR.get(number, "unknown error")
+
+
+def _bytes(part: str | bytes) -> bytes:
+    return part if isinstance(part, bytes) else part.encode("utf-8", "surrogateescape")
+
+
+def warn(stderr: BinaryIO, *parts: str | bytes) -> None:
+    """strerr_warn: the parts and a newline, flushed."""
+    stderr.write(b"".join(_bytes(part) for part in parts) + b"\n")
+    stderr.flush()
+
+
+def die(stderr: BinaryIO, code: int, *parts: str | bytes) -> int:
+    """strerr_die*x: warn, and give back ``code`` for main() to return."""
+    warn(stderr, *parts)
+    return code
+
+
+def die_sys(stderr: BinaryIO, code: int, *parts: str | bytes, err: int | None) -> int:
+    """strerr_die*sys: the parts followed by error_str(errno); gives back ``code``."""
+    return die(stderr, code, *parts, error_str(err))

@@ -19,7 +19,7 @@ from collections.abc import Mapping
 from io import BytesIO
 from typing import BinaryIO
 
-from server import programs
+from server import programs, strerr
 from server.date822 import date822fmt, zone_from_env
 from server.errors import EXIT_PERM, EXIT_TEMP
 
@@ -30,11 +30,6 @@ def date_line(t: int, env: Mapping[str, str]) -> bytes:
     return b"Date: " + date822fmt(t, localtime=True, tz=zone_from_env(env)).encode() + b"\n"
 
 
-def _say(ctx: programs.ProgramContext, text: bytes) -> None:
-    ctx.stderr.write(text)
-    ctx.stderr.flush()
-
-
 def main(
     argv: list[str],
     env: Mapping[str, str],
@@ -43,25 +38,22 @@ def main(
     ctx: programs.ProgramContext,
 ) -> int:
     if len(argv) < 2:
-        _say(ctx, b"predate: usage: predate child\n")
-        return EXIT_PERM
+        return strerr.die(ctx.stderr, EXIT_PERM, "predate: usage: predate child")
     data = date_line(ctx.runtime.now(), env) + stdin.read()
     child = argv[1:]
     if ctx.inprocess:
         name = os.path.basename(child[0])
         if name not in programs.PROGRAMS and name not in programs.EXTRA_PROGRAMS:
-            _say(ctx, FATAL + b"unable to run " + child[0].encode() + b": not one of ours\n")
-            return EXIT_TEMP
+            return strerr.die(
+                ctx.stderr, EXIT_TEMP, FATAL, "unable to run ", child[0], ": not one of ours"
+            )
         with BytesIO(data) as piped:
             return programs.run(name, child, env, piped, stdout, ctx)
     stdout.flush()
     try:
         done = subprocess.run(child, input=data, env=dict(env), check=False)
     except OSError as exc:
-        text = f"unable to run {child[0]}: {exc.strerror}\n".encode()
-        _say(ctx, FATAL + text)
-        return EXIT_TEMP
+        return strerr.die(ctx.stderr, EXIT_TEMP, FATAL, f"unable to run {child[0]}: {exc.strerror}")
     if done.returncode < 0:
-        _say(ctx, FATAL + b"child crashed\n")
-        return EXIT_TEMP
+        return strerr.die(ctx.stderr, EXIT_TEMP, FATAL, "child crashed")
     return done.returncode

@@ -12,10 +12,10 @@ import os
 from collections.abc import Mapping
 from typing import BinaryIO
 
+from server import strerr
 from server.errors import EXIT_OK, EXIT_TEMP
 from server.programs import ProgramContext
 from server.remote.tcpto import SIZE
-from server.strerr import error_str
 
 FATAL = "qmail-tcpok: fatal: "
 
@@ -30,9 +30,7 @@ def main(
     home = str(ctx.home)
 
     def die(what: str, exc: OSError) -> int:
-        ctx.stderr.write(f"{FATAL}{what}{home}{_tail(what)}{error_str(exc.errno)}\n".encode())
-        ctx.stderr.flush()
-        return EXIT_TEMP
+        return strerr.die_sys(ctx.stderr, EXIT_TEMP, FATAL, what, home, _tail(what), err=exc.errno)
 
     lockdir = ctx.home / "queue" / "lock"
     if not lockdir.is_dir():

@@ -14,10 +14,9 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import BinaryIO
 
-from server import cdb
+from server import cdb, strerr
 from server.errors import EXIT_TEMP
 from server.programs import ProgramContext
-from server.strerr import error_str
 
 FATAL = "qmail-newmrh: fatal: "
 
@@ -42,9 +41,7 @@ def main(
     control = ctx.home / "control"
 
     def die(message: str, exc: OSError) -> int:
-        ctx.stderr.write(f"{FATAL}{message}{error_str(exc.errno)}\n".encode())
-        ctx.stderr.flush()
-        return EXIT_TEMP
+        return strerr.die_sys(ctx.stderr, EXIT_TEMP, FATAL, message, err=exc.errno)
 
     try:
         text = (control / "morercpthosts").read_bytes()

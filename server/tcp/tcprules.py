@@ -13,24 +13,18 @@ import os
 from collections.abc import Mapping
 from typing import BinaryIO
 
+from server import strerr
 from server.cdb import build
 from server.errors import EXIT_OK, EXIT_PERM, EXIT_TEMP
 from server.programs import ProgramContext
-from server.strerr import error_str
 from server.tcp.rules import RulesSyntaxError, compile_rules
 
 FATAL = "tcprules: fatal: "
 USAGE = "tcprules: usage: tcprules rules.cdb rules.tmp"
 
 
-def _say(ctx: ProgramContext, text: bytes) -> None:
-    ctx.stderr.write(text + b"\n")
-    ctx.stderr.flush()
-
-
 def _sys(ctx: ProgramContext, what: str, exc: OSError) -> int:
-    _say(ctx, os.fsencode(f"{FATAL}{what}: {error_str(exc.errno)}"))
-    return EXIT_TEMP
+    return strerr.die_sys(ctx.stderr, EXIT_TEMP, FATAL, what, ": ", err=exc.errno)
 
 
 def _write_all(fd: int, data: bytes) -> None:
@@ -47,8 +41,7 @@ def main(
     ctx: ProgramContext,
 ) -> int:
     if len(argv) < 3:
-        _say(ctx, USAGE.encode())
-        return EXIT_PERM
+        return strerr.die(ctx.stderr, EXIT_PERM, USAGE)
     target, tmp = argv[1], argv[2]
     base = "" if ctx.cwd is None else str(ctx.cwd)  # an in-process program's cwd
     target_path, tmp_path = os.path.join(base, target), os.path.join(base, tmp)
@@ -64,8 +57,8 @@ def main(
         try:
             records = compile_rules(text)
         except RulesSyntaxError as exc:
-            _say(ctx, FATAL.encode() + b"unable to parse this line: " + exc.line.split(b"\0")[0])
-            return EXIT_PERM
+            line = exc.line.split(b"\0")[0]
+            return strerr.die(ctx.stderr, EXIT_PERM, FATAL, "unable to parse this line: ", line)
         try:
             _write_all(fd, build(records))
             os.fsync(fd)

@@ -10,17 +10,17 @@ rule matches.
 from __future__ import annotations
 
 import errno
-import os
 from collections.abc import Mapping
 from pathlib import Path
 from typing import BinaryIO
 
+from server import strerr
 from server.cdb import CdbError, Reader
 from server.errors import EXIT_OK, EXIT_PERM, EXIT_TEMP
 from server.programs import ProgramContext
-from server.strerr import error_str
 from server.tcp.rules import Decision, lookup, to_bytes
 
+FATAL = "tcprulescheck: fatal: "
 USAGE = "tcprulescheck: usage: tcprulescheck rules.cdb"
 
 
@@ -37,10 +37,8 @@ def report(decision: Decision | None) -> bytes:
     return out + b"allow connection\n"
 
 
-def _fatal(ctx: ProgramContext, path: str, text: str) -> int:
-    ctx.stderr.write(os.fsencode(f"tcprulescheck: fatal: unable to read {path}: {text}\n"))
-    ctx.stderr.flush()
-    return EXIT_TEMP
+def _fatal(ctx: ProgramContext, path: str, err: int | None) -> int:
+    return strerr.die_sys(ctx.stderr, EXIT_TEMP, FATAL, f"unable to read {path}: ", err=err)
 
 
 def main(
@@ -51,9 +49,7 @@ def main(
     ctx: ProgramContext,
 ) -> int:
     if len(argv) < 2:
-        ctx.stderr.write(USAGE.encode() + b"\n")
-        ctx.stderr.flush()
-        return EXIT_PERM
+        return strerr.die(ctx.stderr, EXIT_PERM, USAGE)
     path = argv[1]
     ip = env.get("TCPREMOTEIP", "0.0.0.0")
     full = Path(path) if ctx.cwd is None else ctx.cwd / path
@@ -61,9 +57,9 @@ def main(
     try:
         decision = lookup(Reader.open(full), ip, host, info)
     except OSError as exc:
-        return _fatal(ctx, path, error_str(exc.errno))
+        return _fatal(ctx, path, exc.errno)
     except CdbError:  # djb's cdb_read fails a short file with error_proto
-        return _fatal(ctx, path, error_str(errno.EPROTO))
+        return _fatal(ctx, path, errno.EPROTO)
     stdout.write(report(decision))
     stdout.flush()
     return EXIT_OK
