@@ -10,6 +10,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import BinaryIO
 
+from server.inject.getopt import Getopt, GetoptError
 from server.local import replies
 from server.local.tools import Die, exec_child, finish, read_all, sys_text
 from server.programs import ProgramContext
@@ -19,16 +20,15 @@ USAGE = "preline: usage: preline cmd [ arg ... ]"
 
 
 def _options(argv: list[str]) -> tuple[dict[str, bool], list[str]]:
+    """getopt "frdFRD"; sgetopt's complaint about a bad option precedes the usage."""
     flags = {"f": True, "r": True, "d": True}
-    args = argv[1:]
-    while args and args[0].startswith("-") and args[0] != "-":
-        opt = args.pop(0)
-        if opt == "--":
-            break
-        for ch in opt[1:]:
-            if ch.lower() not in flags or not ch.isalpha():
-                raise Die(100, USAGE)
-            flags[ch.lower()] = ch.isupper()
+    options = Getopt(argv, "frdFRD")
+    try:
+        for letter, _ in options:
+            flags[letter.lower()] = letter.isupper()
+    except GetoptError as exc:
+        raise Die(100, f"{exc}\n{USAGE}") from exc
+    args = options.rest
     if not args:
         raise Die(100, USAGE)
     return flags, args

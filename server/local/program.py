@@ -29,6 +29,7 @@ from pathlib import Path
 from typing import BinaryIO
 
 from server.errors import EXIT_OK, EXIT_PERM, EXIT_TEMP, PermFail, QmailFailure, TempFail
+from server.inject.getopt import Getopt, GetoptError
 from server.local import command, dotqmail, lines, maildir, mbox, replies
 from server.local.forwarding import Forwarder, Invoker, new_sender, queue_forwarder
 from server.local.getpw import ALIAS_USER
@@ -67,17 +68,19 @@ class LocalArgs:
 
 
 def parse_argv(argv: list[str]) -> LocalArgs:
-    """getopt "nN" then exactly eight arguments; ``--`` ends the options."""
-    args = argv[1:]
+    """getopt "nN" then exactly eight arguments.
+
+    An unknown option is a :class:`UsageError` carrying sgetopt's own
+    complaint (``qmail-local: illegal option -- x``), printed before the usage.
+    """
     flagdoit = True
-    while args and args[0].startswith("-") and args[0] != "-":
-        opt = args.pop(0)
-        if opt == "--":
-            break
-        for ch in opt[1:]:
-            if ch not in "nN":
-                raise UsageError(opt)
-            flagdoit = ch == "N"
+    options = Getopt(argv, "nN")
+    try:
+        for letter, _ in options:
+            flagdoit = letter == "N"
+    except GetoptError as exc:
+        raise UsageError(str(exc)) from exc
+    args = options.rest
     if len(args) != 8:
         raise UsageError("wrong number of arguments")
     user, homedir, local, dash, ext, host, sender, aliasempty = args
@@ -406,7 +409,9 @@ def main(
     """
     try:
         args = parse_argv(argv)
-    except UsageError:
+    except UsageError as exc:
+        if isinstance(exc.__cause__, GetoptError):
+            ctx.stderr.write(str(exc).encode("latin-1", "replace") + b"\n")
         ctx.stderr.write(replies.USAGE.encode() + b"\n")
         return EXIT_PERM
     try:

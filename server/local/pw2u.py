@@ -27,6 +27,7 @@ from typing import BinaryIO
 
 from server.control import ControlDir
 from server.errors import TempFail
+from server.inject.getopt import Getopt, GetoptError
 from server.local.getpw import ALIAS_USER, BREAK, lower
 from server.programs import ProgramContext
 
@@ -53,26 +54,23 @@ class Lists:
     users: dict[str, str] = field(default_factory=dict)  # user -> ":user:uid:gid:home:"
 
 
-def parse_options(argv: list[str]) -> Options | None:
-    """getopt "/ohHuUc:C"; None for an unknown option (exit 100)."""
+def parse_options(argv: list[str], errors: list[str] | None = None) -> Options | None:
+    """getopt "/ohHuUc:C"; None for an unknown option (exit 100).
+
+    sgetopt's complaint (``qmail-pw2u: illegal option -- x``) goes into
+    ``errors`` when given: qmail-pw2u prints it and then exits 100 silently.
+    """
     opts = Options()
-    args = argv[1:]
-    while args and args[0].startswith("-") and args[0] != "-":
-        arg = args.pop(0)
-        if arg == "--":
-            break
-        i = 1
-        while i < len(arg):
-            ch = arg[i]
-            if ch == "c":
-                value = arg[i + 1 :] or (args.pop(0) if args else None)
-                if value is None:
-                    return None
-                opts.brk = value[:1]
-                break
-            if not _flag(opts, ch):
-                return None
-            i += 1
+    try:
+        for letter, value in Getopt(argv, "/ohHuUc:C"):
+            if letter == "c":
+                opts.brk = (value or "")[:1]
+            else:
+                _flag(opts, letter)
+    except GetoptError as exc:
+        if errors is not None:
+            errors.append(str(exc))
+        return None
     return opts
 
 
@@ -202,8 +200,12 @@ def main(
     stdout: BinaryIO,
     ctx: ProgramContext,
 ) -> int:
-    opts = parse_options(argv)
+    complaints: list[str] = []
+    opts = parse_options(argv, complaints)
     if opts is None:
+        for text in complaints:
+            ctx.stderr.write(text.encode("latin-1", "replace") + b"\n")
+        ctx.stderr.flush()
         return 100
     try:
         passwd = stdin.read().decode("latin-1")

@@ -68,3 +68,38 @@ def test_dotqmail_directory_is_skipped(qhome: Path, tmp_path: Path) -> None:
     assert mbox.read_bytes().split(b"\n", 1)[1] == (
         b"Return-Path: <a@x.org>\nDelivered-To: joe@ex.org\n" + MESSAGE + b"\n"
     )
+
+
+def _run(qhome: Path, name: str, argv: list[str], env: dict[str, str]) -> tuple[int, bytes]:
+    proc = subprocess.run(
+        [sys.executable, "-m", "server", "--home", str(qhome), name, *argv],
+        stdin=subprocess.DEVNULL,
+        capture_output=True,
+        env={"PATH": "/usr/bin:/bin", **env},
+        timeout=60,
+        check=False,
+    )
+    return proc.returncode, proc.stderr
+
+
+def test_bad_options_get_sgetopts_complaint(qhome: Path) -> None:
+    # sgetopt.c prints "NAME: illegal option -- x" (or "option requires an
+    # argument -- c") before the program's own reaction.
+    usage = (
+        b"qmail-local: usage: qmail-local [ -nN ] user homedir local dash ext domain"
+        b" sender aliasempty\n"
+    )
+    assert _run(qhome, "qmail-local", ["-x"], {}) == (
+        100,
+        b"qmail-local: illegal option -- x\n" + usage,
+    )
+    lines = {"UFLINE": "From a\n", "RPLINE": "R\n", "DTLINE": "D\n"}
+    assert _run(qhome, "preline", ["-x", "cat"], lines) == (
+        100,
+        b"preline: illegal option -- x\npreline: usage: preline cmd [ arg ... ]\n",
+    )
+    assert _run(qhome, "qmail-pw2u", ["-z"], {}) == (100, b"qmail-pw2u: illegal option -- z\n")
+    assert _run(qhome, "qmail-pw2u", ["-c"], {}) == (
+        100,
+        b"qmail-pw2u: option requires an argument -- c\n",
+    )
