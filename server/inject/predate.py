@@ -53,7 +53,9 @@ def main(
     try:
         done = subprocess.run(child, input=data, env=dict(env), check=False)
     except OSError as exc:
-        return strerr.die(ctx.stderr, EXIT_TEMP, FATAL, f"unable to run {child[0]}: {exc.strerror}")
+        return strerr.die_sys(
+            ctx.stderr, EXIT_TEMP, FATAL, "unable to run ", child[0], ": ", err=exc.errno
+        )
     if done.returncode < 0:
         return strerr.die(ctx.stderr, EXIT_TEMP, FATAL, "child crashed")
     return done.returncode

@@ -267,6 +267,19 @@ def test_predate_puts_a_local_date_first(home: Path) -> None:
     )
 
 
+def test_predate_names_a_child_it_cannot_run_with_error_str(home: Path) -> None:
+    """predate.c: strerr_die4sys(111,FATAL,"unable to run ",argv[1],": ")."""
+    runtime, _ = virtual_runtime(first_pid=4321, uid=1234)
+    missing = str(home / "no-such-program")
+    with io.BytesIO() as err, io.BytesIO() as out, io.BytesIO(b"") as stdin:
+        ctx = ProgramContext(home=home, runtime=runtime, stderr=err, inprocess=False)
+        assert run("predate", ["predate", missing], {}, stdin, out, ctx) == 111
+        assert (
+            err.getvalue()
+            == f"predate: fatal: unable to run {missing}: file does not exist\n".encode()
+        )
+
+
 def test_datemail_and_mailsubj_queue(home: Path) -> None:
     code, _, err = inject(
         home, ["r@x.y"], {"TZ": "Europe/Berlin"}, b"Subject: d\n\nb\n", program="datemail"
