@@ -179,7 +179,11 @@ class OurServer:
             changes.pop("TCPREMOTEIP")
         if kind == "pop3" and host is not None:
             changes["QMAILSIM_POPUP_HOST"] = host
-        named = kind == "smtp" and ("TCPREMOTEHOST" in changes or "TCPREMOTEINFO" in changes)
+        # A host name, an ident or (outside a namespace) a client address we
+        # cannot bind: tcpserver's rules must be looked up on the step's values.
+        named = kind == "smtp" and bool(
+            {"TCPREMOTEHOST", "TCPREMOTEINFO", "TCPREMOTEIP"} & set(changes)
+        )
         listener = self.listeners["smtp-named" if named else kind]
         err_start = len(self.stderr.getvalue())
         with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
