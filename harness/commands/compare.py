@@ -26,6 +26,16 @@ from harness.runner import bundled_suite, load_all
 from harness.selection import BadExpression, select
 
 HELP = "run scenarios on the simulator and on a reference qmail; show where they differ"
+DESCRIPTION = """\
+Run each scenario on --ours (default: sim) and on --reference (qmail:DIR, a
+real qmail home you built, or live) and print per scenario IDENTICAL, the
+first difference (step, line, ours vs theirs) or NOT COMPARABLE (a step a
+real qmail cannot do, such as advancing the clock), then a table. Pids,
+qp/uid/msg numbers, byte counts, dates, Maildir names and host names are
+normalised first; qmail-send's log lines are compared as a set per step.
+--junit FILE: a difference is a failure, not comparable is skipped. Exit 1
+when anything differs. See docs/targets.md.
+"""
 VERDICT_ORDER = ("identical", "differs", "not comparable", "error")
 
 
