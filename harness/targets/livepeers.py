@@ -38,7 +38,7 @@ def route_ports(smtproutes: str | None) -> dict[str, set[int]]:
     ports: dict[str, set[int]] = {}
     for line in (smtproutes or "").splitlines():
         parts = line.strip().split(":")
-        if len(parts) >= 3 and parts[1] and parts[2].isdigit():
+        if len(parts) >= 3 and parts[1] and parts[2].isascii() and parts[2].isdigit():
             ports.setdefault(parts[1].strip("[]"), set()).add(int(parts[2]))
     return ports
 

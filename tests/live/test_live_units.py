@@ -134,3 +134,20 @@ def test_client_ips_come_from_session_envs() -> None:
         SessionStep(kind="smtp", env={"TCPREMOTEIP": "10.0.0.5"}),
     )
     assert client_ips(Scenario(name="s", file="f", line=1, steps=steps)) == ("10.0.0.5",)
+
+
+def test_route_ports_reads_smtproutes_relays_with_ports() -> None:
+    from harness.targets.livepeers import route_ports
+
+    text = "far.example:127.0.2.60:2525\n:127.0.2.61\nx.example:[127.0.2.62]:26\nbad:127.0.2.63:x\n"
+    assert route_ports(text) == {"127.0.2.60": {2525}, "127.0.2.62": {26}}
+    assert route_ports(None) == {}
+    assert route_ports("a:127.0.2.60:\u00b2\n") == {}  # a superscript two is no port
+
+
+@given(st.text(max_size=80))
+def test_route_ports_never_raises(text: str) -> None:
+    from harness.targets.livepeers import route_ports
+
+    for ports in route_ports(text).values():
+        assert all(isinstance(p, int) for p in ports)
