@@ -28,6 +28,8 @@ from collections.abc import Iterable, Iterator
 from pathlib import Path
 from types import TracebackType
 
+from server.fdwrite import write_synced
+
 HEADER_SIZE = 2048
 _PAIR = struct.Struct("<II")
 _MAX = 0xFFFFFFFF
@@ -79,15 +81,7 @@ def write(path: Path, items: Iterable[tuple[bytes, bytes]], tmp: Path | None = N
     """Write a cdb atomically: ``tmp`` (default ``path.tmp``), fsync, rename."""
     path = Path(path)
     tmp = Path(tmp) if tmp is not None else path.with_name(path.name + ".tmp")
-    data = build(items)
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
-    try:
-        view = memoryview(data)
-        while view:
-            view = view[os.write(fd, view) :]
-        os.fsync(fd)
-    finally:
-        os.close(fd)
+    write_synced(tmp, build(items))
     os.rename(tmp, path)
 
 

@@ -26,8 +26,9 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import BinaryIO
 
+from server.fdwrite import write_all
 from server.local import replies
-from server.local.mbox import gfrom, myctime, write_all
+from server.local.mbox import gfrom, myctime
 from server.local.tools import Die, finish
 from server.programs import ProgramContext
 

@@ -22,6 +22,7 @@ import re
 from pathlib import Path
 
 from server.errors import TempFail
+from server.fdwrite import write_all
 from server.local import replies
 from server.local.locking import Locker, lock_ex
 
@@ -90,12 +91,6 @@ def deliver(
             raise TempFail(replies.write_mbox_failed(display, exc.errno or 0)) from exc
     finally:
         os.close(fd)
-
-
-def write_all(fd: int, data: bytes) -> None:
-    view = memoryview(data)
-    while view:
-        view = view[os.write(fd, view) :]
 
 
 def _truncate(fd: int, pos: int) -> None:

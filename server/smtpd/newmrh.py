@@ -9,13 +9,12 @@ qmail's strerr lines on stderr with exit 111.
 
 from __future__ import annotations
 
-import os
 from collections.abc import Mapping
-from pathlib import Path
 from typing import BinaryIO
 
 from server import cdb, strerr
 from server.errors import EXIT_TEMP
+from server.fdwrite import write_synced
 from server.programs import ProgramContext
 
 FATAL = "qmail-newmrh: fatal: "
@@ -49,7 +48,7 @@ def main(
         return die("unable to read control/morercpthosts: ", exc)
     tmp = control / "morercpthosts.tmp"
     try:
-        _write_synced(tmp, cdb.build((k, b"") for k in keys(text)))
+        write_synced(tmp, cdb.build((k, b"") for k in keys(text)))
     except OSError as exc:
         return die("unable to write to control/morercpthosts.tmp: ", exc)
     try:
@@ -58,15 +57,3 @@ def main(
         # strerr_die2sys without ": " before the error text, as qmail prints it.
         return die("unable to move control/morercpthosts.tmp to control/morercpthosts.cdb", exc)
     return 0
-
-
-def _write_synced(path: Path, data: bytes) -> None:
-    """open_trunc (mode 0666 less umask 033: 0644), write, fsync, close."""
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
-    try:
-        view = memoryview(data)
-        while view:
-            view = view[os.write(fd, view) :]
-        os.fsync(fd)
-    finally:
-        os.close(fd)

@@ -16,6 +16,7 @@ from typing import BinaryIO
 from server import strerr
 from server.cdb import build
 from server.errors import EXIT_OK, EXIT_PERM, EXIT_TEMP
+from server.fdwrite import write_all
 from server.programs import ProgramContext
 from server.tcp.rules import RulesSyntaxError, compile_rules
 
@@ -25,12 +26,6 @@ USAGE = "tcprules: usage: tcprules rules.cdb rules.tmp"
 
 def _sys(ctx: ProgramContext, what: str, exc: OSError) -> int:
     return strerr.die_sys(ctx.stderr, EXIT_TEMP, FATAL, what, ": ", err=exc.errno)
-
-
-def _write_all(fd: int, data: bytes) -> None:
-    view = memoryview(data)
-    while view:
-        view = view[os.write(fd, view) :]
 
 
 def main(
@@ -60,7 +55,7 @@ def main(
             line = exc.line.split(b"\0")[0]
             return strerr.die(ctx.stderr, EXIT_PERM, FATAL, "unable to parse this line: ", line)
         try:
-            _write_all(fd, build(records))
+            write_all(fd, build(records))
             os.fsync(fd)
         except OSError as exc:
             return _sys(ctx, f"unable to write to {tmp}", exc)
