@@ -11,7 +11,15 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import BinaryIO
 
-from server.local.tools import Die, child_verdict, finish, queue, read_all, run_child
+from server.local.tools import (
+    Die,
+    child_verdict,
+    finish,
+    need_env,
+    queue,
+    read_all,
+    run_child,
+)
 from server.programs import ProgramContext
 
 FATAL = "condredirect: fatal: "
@@ -31,12 +39,8 @@ def main(
         message = read_all(stdin, FATAL)
         if child_verdict(FATAL, run_child(argv[2:], env, message, stdout)) is None:
             return 0
-        sender = env.get("SENDER")
-        if sender is None:
-            raise Die(100, FATAL + "SENDER not set")
-        dtline = env.get("DTLINE")
-        if dtline is None:
-            raise Die(100, FATAL + "DTLINE not set")
+        sender = need_env(env, "SENDER", FATAL)
+        dtline = need_env(env, "DTLINE", FATAL)
         qp = queue(
             ctx, env, FATAL, dtline.encode("latin-1", "replace") + message, sender, [argv[1]]
         )

@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import BinaryIO
 
-from server.local.tools import Die, finish, queue, read_all
+from server.local.tools import Die, finish, need_env, queue, read_all
 from server.programs import ProgramContext
 
 FATAL = "forward: fatal: "
@@ -24,12 +24,8 @@ def main(
     ctx: ProgramContext,
 ) -> int:
     try:
-        sender = env.get("NEWSENDER")
-        if sender is None:
-            raise Die(100, FATAL + "NEWSENDER not set")
-        dtline = env.get("DTLINE")
-        if dtline is None:
-            raise Die(100, FATAL + "DTLINE not set")
+        sender = need_env(env, "NEWSENDER", FATAL)
+        dtline = need_env(env, "DTLINE", FATAL)
         data = dtline.encode("latin-1", "replace") + read_all(stdin, FATAL)
         qp = queue(ctx, env, FATAL, data, sender, argv[1:])
         raise Die(0, f"forward: qp {qp}")

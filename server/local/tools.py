@@ -29,6 +29,14 @@ class Die(Exception):
         self.text = text
 
 
+def need_env(env: Mapping[str, str], name: str, fatal: str) -> str:
+    """env_get(name), or strerr_die2x(100, FATAL, "NAME not set") without it."""
+    value = env.get(name)
+    if value is None:
+        raise Die(100, f"{fatal}{name} not set")
+    return value
+
+
 def sys_text(prefix: str, err: int) -> str:
     """strerr_die2sys: the text followed by qmail's wording of errno."""
     return prefix + replies.error_str(err)

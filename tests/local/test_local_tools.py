@@ -109,6 +109,36 @@ def test_condredirect(ctx: ProgramContext) -> None:
     assert _queued(ctx.home)[0] == ("a@far.example", ["b@x.example"])
 
 
+@pytest.mark.parametrize(
+    ("mod", "argv", "unset", "err"),
+    [
+        (forward, ["forward", "b@x.example"], "NEWSENDER", b"forward: fatal: NEWSENDER not set\n"),
+        (forward, ["forward", "b@x.example"], "DTLINE", b"forward: fatal: DTLINE not set\n"),
+        (
+            condredirect,
+            ["condredirect", "b@x.example", "true"],
+            "SENDER",
+            b"condredirect: fatal: SENDER not set\n",
+        ),
+        (
+            condredirect,
+            ["condredirect", "b@x.example", "true"],
+            "DTLINE",
+            b"condredirect: fatal: DTLINE not set\n",
+        ),
+    ],
+)
+def test_forwarders_need_their_environment(
+    ctx: ProgramContext, mod: object, argv: list[str], unset: str, err: bytes
+) -> None:
+    """forward.c, condredirect.c: strerr_die2x(100,FATAL,"... not set")."""
+    env = {k: v for k, v in ENV.items() if k != unset}
+    with io.BytesIO() as out, io.BytesIO(MESSAGE) as stdin:
+        code = mod.main(argv, env, stdin, out, ctx)  # type: ignore[attr-defined]
+    assert (code, ctx.stderr.getvalue()) == (100, err)  # type: ignore[attr-defined]
+    assert message_ids(ctx.home / "queue") == []
+
+
 def test_bouncesaying_from_a_dotqmail_through_bin(ctx: ProgramContext, tmp_path: Path) -> None:
     """The home's bin/ is on PATH for |commands, as qmail's rc puts it there."""
     home = make_user_home(tmp_path, "joe", {"": '|bouncesaying "This address is closed."\n'})
