@@ -87,13 +87,7 @@ def _make_pid(job: QueueJob, fileops: FileOps) -> tuple[Path, int]:
 
 def _cleanup(fileops: FileOps, *paths: Path) -> None:
     # qmail-queue.c cleanup(): intd first, then mess; stop at the first failure.
-    for path in paths:
-        try:
-            fileops.unlink(path)
-        except FileNotFoundError:
-            continue
-        except OSError:
-            return
+    _unlink_all(fileops, *paths)
 
 
 def _step(code: int, action: Callable[[], object]) -> None:
@@ -250,6 +244,7 @@ def apply_cleanup(queue: Path, actions: list[CleanupAction], fileops: FileOps) -
 
 
 def _unlink_all(fileops: FileOps, *paths: Path) -> bool:
+    """Unlink in order, a missing file counting as gone; False at the first failure."""
     for path in paths:
         try:
             fileops.unlink(path)
