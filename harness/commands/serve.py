@@ -25,9 +25,13 @@ from collections.abc import Awaitable, Callable, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, replace
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from server.programs import ProgramContext, read_patches
 from server.runtime import real_environ, real_runtime
+
+if TYPE_CHECKING:
+    from server.tcp.listener import Handler, TcpServer
 
 #: Seconds open connections get to finish when the server is told to stop.
 CLOSE_GRACE = 5.0
@@ -126,8 +130,6 @@ def _smtp_service(
     host: str, port: int, ctx: ProgramContext, base_env: Mapping[str, str], args: argparse.Namespace
 ) -> Service:
     from server.smtpd.live import handle
-    from server.tcp.listener import TcpServer
-    from server.tcp.listener import serve as tcp_serve
 
     servers: list[TcpServer] = []
     queue_threads = ThreadPoolExecutor(
@@ -140,27 +142,10 @@ def _smtp_service(
         await handle(reader, writer, env, ctx, queue_threads)
 
     async def start() -> str:
-        server = await tcp_serve(
-            host,
-            port,
-            connection,
-            args.rules,
-            args.concurrency,
-            base_env=base_env,
-            local_name=args.localname,
-            log=_log,
-            # tcpserver -D: nothing a client can see changes, and replies are
-            # not held back by Nagle's algorithm waiting for an ACK.
-            nodelay=True,
-        )
-        servers.append(server)
-        return f"{host}:{server.port}"
+        return await _listen(servers, host, port, connection, args.rules, base_env, args)
 
     async def close() -> None:
-        for server in servers:
-            # Connections still open get CLOSE_GRACE seconds to finish.
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(server.close(), CLOSE_GRACE)
+        await _close_all(servers)
         queue_threads.shutdown(wait=True)
 
     return Service(name="smtp", start=start, close=close)
@@ -168,6 +153,42 @@ def _smtp_service(
 
 def _log(line: str) -> None:
     print(line, file=sys.stderr, flush=True)
+
+
+async def _listen(
+    servers: list[TcpServer],
+    host: str,
+    port: int,
+    handler: Handler,
+    rules: Path | None,
+    base_env: Mapping[str, str],
+    args: argparse.Namespace,
+) -> str:
+    """Start a tcpserver-like listener as --concurrency and --localname say; its address."""
+    from server.tcp.listener import serve as tcp_serve
+
+    server = await tcp_serve(
+        host,
+        port,
+        handler,
+        rules,
+        args.concurrency,
+        base_env=base_env,
+        local_name=args.localname,
+        log=_log,
+        # tcpserver -D: nothing a client can see changes, and replies are
+        # not held back by Nagle's algorithm waiting for an ACK.
+        nodelay=True,
+    )
+    servers.append(server)
+    return f"{host}:{server.port}"
+
+
+async def _close_all(servers: list[TcpServer]) -> None:
+    for server in servers:
+        # Connections still open get CLOSE_GRACE seconds to finish.
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(server.close(), CLOSE_GRACE)
 
 
 def smtp_services(
@@ -180,35 +201,17 @@ def _pop3_service(
     host: str, port: int, ctx: ProgramContext, base_env: Mapping[str, str], args: argparse.Namespace
 ) -> Service:
     from server.pop3.live import Pop3Service
-    from server.tcp.listener import TcpServer
-    from server.tcp.listener import serve as tcp_serve
 
     pop3 = Pop3Service(ctx)
     servers: list[TcpServer] = []
 
     async def start() -> str:
-        server = await tcp_serve(
-            host,
-            port,
-            pop3.connection,
-            None,
-            args.concurrency,
-            base_env=base_env,
-            local_name=args.localname,
-            log=_log,
-            # tcpserver -D: nothing a client can see changes, and replies are
-            # not held back by Nagle's algorithm waiting for an ACK.
-            nodelay=True,
-        )
-        servers.append(server)
-        return f"{host}:{server.port}"
+        return await _listen(servers, host, port, pop3.connection, None, base_env, args)
 
     async def close() -> None:
         # Hang up first: a session's worker thread waits on its client.
         await pop3.aclose()
-        for server in servers:
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(server.close(), CLOSE_GRACE)
+        await _close_all(servers)
 
     return Service(name="pop3", start=start, close=close)
 
