@@ -17,6 +17,7 @@ empty first field or fewer than six colons after it is "bad format".
 
 from __future__ import annotations
 
+import os
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -119,6 +120,13 @@ def main(
         text = (users / "assign").read_bytes()
     except OSError:
         return _die(ctx, replies.NEWU_OPENA)
+    # qmail-newu.c opens (truncates) users/cdb.tmp before it reads a line, so
+    # a bad users/assign leaves an empty cdb.tmp behind and an unwritable
+    # users/ is reported before a format error.
+    try:
+        os.close(os.open(users / "cdb.tmp", os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644))
+    except OSError:
+        return _die(ctx, replies.NEWU_OPENT)
     try:
         items = records(parse(text))
     except AssignFormatError:

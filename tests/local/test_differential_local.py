@@ -103,3 +103,13 @@ def test_bad_options_get_sgetopts_complaint(qhome: Path) -> None:
         100,
         b"qmail-pw2u: option requires an argument -- c\n",
     )
+
+
+def test_newu_bad_assign_leaves_an_empty_cdb_tmp(qhome: Path) -> None:
+    # qmail-newu.c truncates users/cdb.tmp before reading users/assign.
+    (qhome / "users" / "assign").write_bytes(b"=a:b:c\n")
+    assert _run(qhome, "qmail-newu", [], {}) == (
+        111,
+        b"qmail-newu: fatal: bad format in users/assign\n",
+    )
+    assert (qhome / "users" / "cdb.tmp").read_bytes() == b""
