@@ -20,7 +20,7 @@ not look at the uid we run as, so a simulator running as root (CI) delivers
 normally. The alias user is recorded with a non-zero uid for that reason.
 
 ``bin/qmail-lspawn defaultdelivery`` speaks qmail-send's pipe protocol
-(spawn.c): it first writes one byte, its concurrency limit; then reads
+(spawn.c, :mod:`server.spawnpipe`): it first writes one byte, its concurrency limit; then reads
 commands ``<delivery number byte><messid>\\0<sender>\\0<recipient>\\0`` (messid
 relative to queue/mess) and answers each with ``<delivery number byte>
 <report>\\0``, in the order deliveries finish. At end of input it waits for
@@ -29,13 +29,12 @@ running deliveries and exits 0.
 
 from __future__ import annotations
 
-import threading
 from collections.abc import Mapping
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import BinaryIO
 
+from server import spawnpipe
 from server.local import replies
 from server.local.forwarding import Forwarder, queue_forwarder
 from server.local.getpw import LspawnExit, Passwd, SystemPasswd, TablePasswd, nughde_get
@@ -43,8 +42,6 @@ from server.local.program import Delivery, LocalArgs
 from server.programs import ProgramContext
 from server.spawn import DeliveryJob
 
-#: conf-spawn: qmail-lspawn's concurrency limit, announced to qmail-send.
-AUTO_SPAWN = 120
 #: Our limit on one ``|command`` (qmail has none); the caller may change it.
 DEFAULT_PROGRAM_TIMEOUT = 300.0
 
@@ -108,12 +105,12 @@ class LocalChannel:
     def deliver_path(self, message: Path, sender: str, recipient: str) -> bytes:
         at = recipient.rfind("@")
         if at < 0:
-            return replies.SPAWN_NO_HOST.encode()
+            return spawnpipe.NO_HOST.encode()
         local, host = recipient[:at], recipient[at + 1 :]
         try:
             data = message.read_bytes()
         except OSError:
-            return replies.SPAWN_OPEN.encode()
+            return spawnpipe.OPEN.encode()
         if not local:  # spawn.c: "<>" — nothing to deliver, success
             return report(0, b"")
         try:
@@ -148,94 +145,14 @@ class LocalChannel:
 # --- bin/qmail-lspawn: qmail-send's pipe protocol ------------------------------
 
 
-@dataclass(frozen=True, kw_only=True)
-class Command:
-    delnum: int
-    messid: bytes
-    sender: bytes
-    recipient: bytes
-
-
-class CommandParser:
-    """spawn.c getcmd(): bytes in, commands out, any chunking."""
-
-    def __init__(self) -> None:
-        self.stage = 0
-        self.delnum = 0
-        self.fields: list[bytearray] = [bytearray(), bytearray(), bytearray()]
-
-    def feed(self, data: bytes) -> list[Command]:
-        done: list[Command] = []
-        for byte in data:
-            if self.stage == 0:
-                self.delnum = byte
-                self.fields = [bytearray(), bytearray(), bytearray()]
-                self.stage = 1
-            elif byte:
-                self.fields[self.stage - 1].append(byte)
-            elif self.stage < 3:
-                self.stage += 1
-            else:
-                messid, sender, recip = (bytes(f) for f in self.fields)
-                done.append(
-                    Command(delnum=self.delnum, messid=messid, sender=sender, recipient=recip)
-                )
-                self.stage = 0
-        return done
-
-
-def check_command(cmd: Command, in_use: set[int]) -> str | None:
-    """docmd()'s checks before a delivery starts; the error report or None."""
-    if cmd.delnum >= AUTO_SPAWN:
-        return replies.SPAWN_DELNUM_BIG
-    if cmd.delnum in in_use:
-        return replies.SPAWN_DELNUM_USED
-    for i, ch in enumerate(cmd.messid):
-        if not (i and ch == ord("/")) and not 0x30 <= ch <= 0x39:
-            return replies.SPAWN_MESSID_NONNUMERIC
-    if len(cmd.messid) > 100:
-        return replies.SPAWN_MESSID_LONG
-    if not cmd.messid:
-        return replies.SPAWN_MESSID_SHORT
-    if b"@" not in cmd.recipient:
-        return replies.SPAWN_NO_HOST
-    return None
-
-
-class _Spawner:
-    def __init__(self, channel: LocalChannel, stdout: BinaryIO) -> None:
-        self.channel = channel
-        self.stdout = stdout
-        self.lock = threading.Lock()
-        self.in_use: set[int] = set()
-        self.pool = ThreadPoolExecutor(max_workers=AUTO_SPAWN)
-
-    def write(self, delnum: int, text: bytes) -> None:
-        with self.lock:
-            self.stdout.write(bytes([delnum]) + text + b"\0")
-            self.stdout.flush()
-
-    def start(self, cmd: Command) -> None:
-        with self.lock:
-            error = check_command(cmd, self.in_use)
-            if error is None:
-                self.in_use.add(cmd.delnum)
-        if error is not None:
-            self.write(cmd.delnum, error.encode())
-            return
-        self.pool.submit(self._run, cmd)
-
-    def _run(self, cmd: Command) -> None:
-        mess = self.channel.ctx.home / "queue" / "mess" / cmd.messid.decode("latin-1")
-        try:
-            text = self.channel.deliver_path(
-                mess, cmd.sender.decode("latin-1"), cmd.recipient.decode("latin-1")
-            )
-        except Exception:  # a bug of ours must not leave qmail-send waiting
-            text = replies.REPORT_FIXED[replies.QLX_SYS].encode()
-        with self.lock:
-            self.in_use.discard(cmd.delnum)
-        self.write(cmd.delnum, text)
+def _deliver_command(channel: LocalChannel, cmd: spawnpipe.Command) -> bytes:
+    mess = channel.ctx.home / "queue" / "mess" / cmd.messid.decode("latin-1")
+    try:
+        return channel.deliver_path(
+            mess, cmd.sender.decode("latin-1"), cmd.recipient.decode("latin-1")
+        )
+    except Exception:  # a bug of ours must not leave qmail-send waiting
+        return replies.REPORT_FIXED[replies.QLX_SYS].encode()
 
 
 def main(
@@ -250,13 +167,7 @@ def main(
     if not (ctx.home / "queue" / "mess").is_dir():
         return 111  # spawn.c: chdir(auto_qmail), chdir("queue/mess")
     channel = LocalChannel(ctx, argv[1], env=env)
-    spawner = _Spawner(channel, stdout)
-    stdout.write(bytes([AUTO_SPAWN]))  # spawn.c: the concurrency limit, first
+    stdout.write(bytes([spawnpipe.AUTO_SPAWN]))  # spawn.c: the concurrency limit, first
     stdout.flush()
-    parser = CommandParser()
-    read = getattr(stdin, "read1", stdin.read)
-    while chunk := read(1024):
-        for cmd in parser.feed(chunk):
-            spawner.start(cmd)
-    spawner.pool.shutdown(wait=True)
+    spawnpipe.serve(stdin, stdout, lambda cmd: _deliver_command(channel, cmd))
     return 0

@@ -1,10 +1,11 @@
 """Every text qmail-local, qmail-lspawn, qmail-getpw and qmail-newu show.
 
 Checked against netqmail-1.06: qmail-local.c (its ``strerr_die`` texts; each
-is followed by a newline when printed), qmail-lspawn.c ``report()``, spawn.c
-``err()``, qmail-newu.c. :func:`error_str` and :func:`error_temp` are qmail's
-error_str.c and error_temp.c: qmail prints its own wording of errno, not the
-C library's ``strerror``.
+is followed by a newline when printed), qmail-lspawn.c ``report()``,
+qmail-newu.c (spawn.c's ``err()`` texts are in server/spawnpipe.py).
+:func:`error_str` and :func:`error_temp` are qmail's error_str.c and
+error_temp.c: qmail prints its own wording of errno, not the C library's
+``strerror``.
 """
 
 from __future__ import annotations
@@ -105,21 +106,6 @@ REPORT_SOFT_CODES = frozenset({111, 71, 74, 75})
 #: spawn.c: the child's output is cut to this many bytes.
 TRUNCREPORT = 3000
 TRUNCMESS = "\nError report too long, sorry.\n"
-
-# spawn.c docmd() (the pipe protocol's own errors)
-SPAWN_NOMEM = "Zqmail-spawn out of memory. (#4.3.0)\n"
-SPAWN_DELNUM_NEGATIVE = "ZInternal error: delnum negative. (#4.3.5)\n"
-SPAWN_DELNUM_BIG = "ZInternal error: delnum too big. (#4.3.5)\n"
-SPAWN_DELNUM_USED = "ZInternal error: delnum in use. (#4.3.5)\n"
-SPAWN_MESSID_NONNUMERIC = "DInternal error: messid has nonnumerics. (#5.3.5)\n"
-SPAWN_MESSID_LONG = "DInternal error: messid too long. (#5.3.5)\n"
-SPAWN_MESSID_SHORT = "DInternal error: messid too short. (#5.3.5)\n"
-SPAWN_NO_HOST = "DSorry, address must include host name. (#5.1.3)\n"
-SPAWN_OPEN = "Zqmail-spawn unable to open message. (#4.3.0)\n"
-SPAWN_FSTAT = "Zqmail-spawn unable to fstat message. (#4.3.0)\n"
-SPAWN_WRONG_TYPE = "ZSorry, message has wrong type. (#4.3.5)\n"
-SPAWN_PIPE = "Zqmail-spawn unable to create pipe. (#4.3.0)\n"
-SPAWN_FORK = "Zqmail-spawn unable to fork. (#4.3.0)\n"
 
 # qmail-newu.c
 NEWU_CHDIR = "qmail-newu: fatal: unable to chdir\n"

@@ -45,16 +45,11 @@ RCPT_REJECTED = " does not like recipient.\n"
 REMOTE_SAID = "Remote host said: "
 POSSIBLE_DUPLICATE = "Possible duplicate! "
 
-# qmail-rspawn.c report() and spawn.c err().
+# qmail-rspawn.c report(); spawn.c's own texts are in server/spawnpipe.py.
 RSPAWN_CRASHED = "Zqmail-remote crashed.\n"
 RSPAWN_UNABLE_TEMP = "ZUnable to run qmail-remote.\n"
 RSPAWN_UNABLE_PERM = "DUnable to run qmail-remote.\n"
 RSPAWN_NO_OUTPUT = "Zqmail-remote produced no output.\n"
-SPAWN_NO_HOST = "DSorry, address must include host name. (#5.1.3)\n"
-SPAWN_OPEN = "Zqmail-spawn unable to open message. (#4.3.0)\n"
-SPAWN_NONNUMERIC = "DInternal error: messid has nonnumerics. (#5.3.5)\n"
-SPAWN_TOO_LONG = "DInternal error: messid too long. (#5.3.5)\n"
-SPAWN_TOO_SHORT = "DInternal error: messid too short. (#5.3.5)\n"
 
 
 def perm_dns(host: bytes) -> bytes:

@@ -18,12 +18,12 @@ report is not better than the recipient's.
 
 from __future__ import annotations
 
-import threading
 import traceback
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import BinaryIO
 
+from server import spawnpipe
 from server.control import ControlDir
 from server.dns.qmaildns import QmailDns
 from server.dns.resolvconf import load as load_resolvconf
@@ -36,7 +36,6 @@ from server.remote.program import RemoteControls, World, deliver
 from server.remote.tcpto import Tcpto, clean
 from server.spawn import DeliveryJob
 
-AUTO_SPAWN = 120  # conf-spawn
 _LETTERS = {1: b"K", 0: b"Z", -1: b"D"}
 
 
@@ -127,11 +126,11 @@ class RemoteChannel:
     def deliver(self, job: DeliveryJob) -> bytes:
         at = job.recipient.rfind("@")
         if at < 0:
-            return R.SPAWN_NO_HOST.encode()
+            return spawnpipe.NO_HOST.encode()
         try:
             message = job.message.read_bytes()
         except OSError:
-            return R.SPAWN_OPEN.encode()
+            return spawnpipe.OPEN.encode()
         try:
             world = make_world(self.ctx, self.dns, self.connector, self.resolvconf, self.local_ips)
             controls = RemoteControls.read(ControlDir(self.ctx.home / "control"))
@@ -150,54 +149,15 @@ class RemoteChannel:
 
 
 def _serve(channel: RemoteChannel, stdin: BinaryIO, stdout: BinaryIO, queue: Path) -> None:
-    lock = threading.Lock()
-    threads: list[threading.Thread] = []
+    """spawn.c's loop (server.spawnpipe); ``queue`` is queue/mess."""
 
-    def run(delnum: int, job: DeliveryJob | bytes) -> None:
-        result = job if isinstance(job, bytes) else channel.deliver(job)
-        with lock:
-            stdout.write(bytes([delnum]) + result + b"\0")
-            stdout.flush()
+    def deliver(cmd: spawnpipe.Command) -> bytes:
+        sender, recip = (b.decode("utf-8", "surrogateescape") for b in (cmd.sender, cmd.recipient))
+        messid = cmd.messid.decode("utf-8", "surrogateescape")
+        job = DeliveryJob(msgid=0, message=queue / messid, sender=sender, recipient=recip)
+        return channel.deliver(job)
 
-    buffer = b""
-    read_some = getattr(stdin, "read1", stdin.read)  # whatever has arrived, up to 1024
-    while chunk := read_some(1024):
-        buffer += chunk
-        while True:
-            parsed = _command(buffer)
-            if parsed is None:
-                break
-            (delnum, messid, sender, recip), buffer = parsed
-            job = _check_messid(messid) or DeliveryJob(
-                msgid=0, message=queue / messid, sender=sender, recipient=recip
-            )
-            thread = threading.Thread(target=run, args=(delnum, job), daemon=True)
-            thread.start()
-            threads.append(thread)
-    for thread in threads:
-        thread.join()
-
-
-def _check_messid(messid: str) -> bytes | None:
-    """spawn.c docmd()'s checks of the message path qmail-send sent, in its order."""
-    if any(ch not in "0123456789" and (i == 0 or ch != "/") for i, ch in enumerate(messid)):
-        return R.SPAWN_NONNUMERIC.encode()
-    if len(messid) + 1 > 100:  # the stralloc holds the terminating NUL too
-        return R.SPAWN_TOO_LONG.encode()
-    if not messid:
-        return R.SPAWN_TOO_SHORT.encode()
-    return None
-
-
-def _command(buffer: bytes) -> tuple[tuple[int, str, str, str], bytes] | None:
-    """One ``delnum messid\\0 sender\\0 recip\\0`` command, and what follows it."""
-    if not buffer:
-        return None
-    parts = buffer[1:].split(b"\0", 3)
-    if len(parts) < 4:
-        return None
-    text = [p.decode("utf-8", "surrogateescape") for p in parts[:3]]
-    return (buffer[0], text[0], text[1], text[2]), parts[3]
+    spawnpipe.serve(stdin, stdout, deliver)
 
 
 def main(
@@ -217,7 +177,7 @@ def main(
     clean(ctx.home / "queue" / "lock" / "tcpto")
     timeout = ControlDir(ctx.home / "control").readint("timeoutremote", 1200)
     channel = RemoteChannel(ctx, dns=SocketDnsTransport(), connector=SocketConnector(timeout))
-    stdout.write(bytes([AUTO_SPAWN]))
+    stdout.write(bytes([spawnpipe.AUTO_SPAWN]))  # spawn.c: the concurrency limit, first
     stdout.flush()
     _serve(channel, stdin, stdout, queue)
     return 0

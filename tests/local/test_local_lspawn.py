@@ -12,18 +12,12 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from server import spawnpipe
 from server.local import newu, replies
-from server.local.lspawn import (
-    AUTO_SPAWN,
-    Command,
-    CommandParser,
-    LocalChannel,
-    check_command,
-    report,
-    truncate,
-)
+from server.local.lspawn import LocalChannel, report, truncate
 from server.programs import ProgramContext
 from server.spawn import DeliveryJob
+from server.spawnpipe import AUTO_SPAWN, Command, CommandParser, check_command
 
 from .conftest import FakeQueue, make_user_home
 
@@ -181,12 +175,12 @@ def test_parser_keeps_trailing_partial_command(cmds: list[Command], rest: bytes)
 def test_check_command() -> None:
     ok = Command(delnum=1, messid=b"5/123", sender=b"", recipient=b"a@b")
     assert check_command(ok, set()) is None
-    assert check_command(ok, {1}) == replies.SPAWN_DELNUM_USED
+    assert check_command(ok, {1}) == spawnpipe.DELNUM_USED
     bad = Command(delnum=1, messid=b"/5", sender=b"", recipient=b"a@b")
-    assert check_command(bad, set()) == replies.SPAWN_MESSID_NONNUMERIC
+    assert check_command(bad, set()) == spawnpipe.MESSID_NONNUMERIC
     assert check_command(Command(delnum=200, messid=b"1", sender=b"", recipient=b"a@b"), set())
     assert check_command(Command(delnum=1, messid=b"", sender=b"", recipient=b"a@b"), set()) == (
-        replies.SPAWN_MESSID_SHORT
+        spawnpipe.MESSID_SHORT
     )
 
 

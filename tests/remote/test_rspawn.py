@@ -6,12 +6,11 @@ import io
 from pathlib import Path
 
 import pytest
-from hypothesis import given
-from hypothesis import strategies as st
 
+from server import spawnpipe
 from server.programs import ProgramContext
 from server.remote import replies as R
-from server.remote.rspawn import RemoteChannel, _command, _serve, report
+from server.remote.rspawn import RemoteChannel, _serve, report
 from server.runtime import virtual_runtime
 from server.spawn import DeliveryJob
 
@@ -84,8 +83,8 @@ def test_channel_recipient_rejected(tmp_path: Path) -> None:
 
 def test_channel_errors(tmp_path: Path) -> None:
     ch, message = channel(tmp_path, {})
-    assert ch.deliver(job(message, "no-at-sign")) == R.SPAWN_NO_HOST.encode()
-    assert ch.deliver(job(tmp_path / "missing", "b@far.example")) == R.SPAWN_OPEN.encode()
+    assert ch.deliver(job(message, "no-at-sign")) == spawnpipe.NO_HOST.encode()
+    assert ch.deliver(job(tmp_path / "missing", "b@far.example")) == spawnpipe.OPEN.encode()
     assert ch.deliver(job(message, "b@far.example")) == R.NOCONN.encode()
 
 
@@ -112,38 +111,9 @@ def test_pipe_protocol(tmp_path: Path) -> None:
     assert replies == sorted(
         [
             b"\x03K127.0.2.11 accepted message.\nRemote host said: 250 ok 1700000000 qp 42\n",
-            b"\x07" + R.SPAWN_NO_HOST.encode(),
+            b"\x07" + spawnpipe.NO_HOST.encode(),
         ]
     )
-
-
-@given(
-    st.lists(
-        st.tuples(st.integers(0, 255), st.binary(max_size=8).filter(lambda b: b"\0" not in b)),
-        max_size=4,
-    ),
-    st.binary(max_size=6),
-)
-def test_command_parser_whole_and_bytewise(cmds: list[tuple[int, bytes]], trailing: bytes) -> None:
-    """qmail-send's commands parse the same whole or a byte at a time; a tail waits."""
-    stream = b"".join(bytes([n]) + b"m" + body + b"\0s\0r@h" + body + b"\0" for n, body in cmds)
-    stream += trailing.replace(b"\0", b"")
-    whole = _drain(stream)
-    buffer, bytewise = b"", []
-    for i in range(len(stream)):
-        buffer += stream[i : i + 1]
-        while (parsed := _command(buffer)) is not None:
-            bytewise.append(parsed[0])
-            buffer = parsed[1]
-    assert whole == bytewise and len(whole) == len(cmds)
-
-
-def _drain(stream: bytes) -> list[tuple[int, str, str, str]]:
-    out = []
-    while (parsed := _command(stream)) is not None:
-        out.append(parsed[0])
-        stream = parsed[1]
-    return out
 
 
 def test_pipe_protocol_checks_messid(tmp_path: Path) -> None:
@@ -152,7 +122,7 @@ def test_pipe_protocol_checks_messid(tmp_path: Path) -> None:
     commands = b"\x01/3/26\0s\0r@h\0" + b"\x02\0s\0r@h\0" + b"\x03" + b"1" * 100 + b"\0s\0r@h\0"
     _serve(ch, io.BytesIO(commands), out, message.parent)
     assert sorted(out.getvalue().split(b"\0")[:-1]) == [
-        b"\x01" + R.SPAWN_NONNUMERIC.encode(),
-        b"\x02" + R.SPAWN_TOO_SHORT.encode(),
-        b"\x03" + R.SPAWN_TOO_LONG.encode(),
+        b"\x01" + spawnpipe.MESSID_NONNUMERIC.encode(),
+        b"\x02" + spawnpipe.MESSID_SHORT.encode(),
+        b"\x03" + spawnpipe.MESSID_LONG.encode(),
     ]

@@ -1,0 +1,130 @@
+"""spawn.c: the pipe protocol qmail-lspawn and qmail-rspawn both speak to qmail-send.
+
+qmail links the same spawn.c into both spawners, so its protocol lives here
+once. The spawner first writes one byte, its concurrency limit (conf-spawn's
+120, :data:`AUTO_SPAWN`). qmail-send then writes commands ``<delivery number
+byte><messid>\\0<sender>\\0<recipient>\\0`` (messid relative to queue/mess),
+in chunks that need not follow command boundaries (:class:`CommandParser`,
+getcmd()). Each command is checked as docmd() checks it
+(:func:`check_command`) and answered, in the order deliveries finish, with
+``<delivery number byte><report>\\0`` (:func:`serve`); at end of input the
+spawner waits for running deliveries.
+
+The texts are spawn.c's ``err()`` reports, letter first and newline last.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from typing import BinaryIO
+
+#: conf-spawn: at most this many deliveries at once, and delivery numbers below it.
+AUTO_SPAWN = 120
+#: spawn.c docmd(): the messid stralloc, its terminating NUL included, may hold 100 bytes.
+MESSID_MAX = 100
+
+# spawn.c docmd() and err(): the protocol's own error reports.
+NOMEM = "Zqmail-spawn out of memory. (#4.3.0)\n"
+DELNUM_NEGATIVE = "ZInternal error: delnum negative. (#4.3.5)\n"
+DELNUM_BIG = "ZInternal error: delnum too big. (#4.3.5)\n"
+DELNUM_USED = "ZInternal error: delnum in use. (#4.3.5)\n"
+MESSID_NONNUMERIC = "DInternal error: messid has nonnumerics. (#5.3.5)\n"
+MESSID_LONG = "DInternal error: messid too long. (#5.3.5)\n"
+MESSID_SHORT = "DInternal error: messid too short. (#5.3.5)\n"
+NO_HOST = "DSorry, address must include host name. (#5.1.3)\n"
+OPEN = "Zqmail-spawn unable to open message. (#4.3.0)\n"
+FSTAT = "Zqmail-spawn unable to fstat message. (#4.3.0)\n"
+WRONG_TYPE = "ZSorry, message has wrong type. (#4.3.5)\n"
+PIPE = "Zqmail-spawn unable to create pipe. (#4.3.0)\n"
+FORK = "Zqmail-spawn unable to fork. (#4.3.0)\n"
+
+
+@dataclass(frozen=True, kw_only=True)
+class Command:
+    delnum: int
+    messid: bytes
+    sender: bytes
+    recipient: bytes
+
+
+class CommandParser:
+    """spawn.c getcmd(): bytes in, commands out, any chunking."""
+
+    def __init__(self) -> None:
+        self.stage = 0
+        self.delnum = 0
+        self.fields: list[bytearray] = [bytearray(), bytearray(), bytearray()]
+
+    def feed(self, data: bytes) -> list[Command]:
+        done: list[Command] = []
+        for byte in data:
+            if self.stage == 0:
+                self.delnum = byte
+                self.fields = [bytearray(), bytearray(), bytearray()]
+                self.stage = 1
+            elif byte:
+                self.fields[self.stage - 1].append(byte)
+            elif self.stage < 3:
+                self.stage += 1
+            else:
+                messid, sender, recip = (bytes(f) for f in self.fields)
+                done.append(
+                    Command(delnum=self.delnum, messid=messid, sender=sender, recipient=recip)
+                )
+                self.stage = 0
+        return done
+
+
+def check_command(cmd: Command, in_use: set[int]) -> str | None:
+    """docmd()'s checks before a delivery starts, in its order; the error report or None."""
+    if cmd.delnum >= AUTO_SPAWN:
+        return DELNUM_BIG
+    if cmd.delnum in in_use:
+        return DELNUM_USED
+    for i, ch in enumerate(cmd.messid):
+        if not (i and ch == ord("/")) and not 0x30 <= ch <= 0x39:
+            return MESSID_NONNUMERIC
+    if len(cmd.messid) + 1 > MESSID_MAX:
+        return MESSID_LONG
+    if not cmd.messid:
+        return MESSID_SHORT
+    if b"@" not in cmd.recipient:
+        return NO_HOST
+    return None
+
+
+def serve(stdin: BinaryIO, stdout: BinaryIO, deliver: Callable[[Command], bytes]) -> None:
+    """Answer qmail-send's commands until end of input, then wait for the deliveries.
+
+    ``deliver`` runs one checked command in a worker thread and returns its
+    report (letter first, no NUL); it must not raise.
+    """
+    lock = threading.Lock()
+    in_use: set[int] = set()
+
+    def answer(delnum: int, report: bytes, *, done: bool = False) -> None:
+        with lock:
+            if done:  # the delivery number is free again
+                in_use.discard(delnum)
+            stdout.write(bytes([delnum]) + report + b"\0")
+            stdout.flush()
+
+    def start(cmd: Command) -> None:
+        with lock:
+            error = check_command(cmd, in_use)
+            if error is None:
+                in_use.add(cmd.delnum)
+        if error is not None:
+            answer(cmd.delnum, error.encode())
+        else:
+            pool.submit(lambda: answer(cmd.delnum, deliver(cmd), done=True))
+
+    parser = CommandParser()
+    read = getattr(stdin, "read1", stdin.read)  # whatever has arrived, up to 1024
+    with ThreadPoolExecutor(max_workers=AUTO_SPAWN) as pool:
+        while chunk := read(1024):
+            for cmd in parser.feed(chunk):
+                start(cmd)
