@@ -11,6 +11,7 @@ same environment pay nothing for this plugin.
 
 from __future__ import annotations
 
+import importlib.util
 from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -34,9 +35,7 @@ def pytest_addoption(parser: pytest.Parser) -> None:
 def pytest_configure(config: pytest.Config) -> None:
     # pytest-benchmark, when installed, warns that xdist disables it; with
     # ``filterwarnings = error`` that warning would abort ``pytest -n 2``.
-    try:
-        import pytest_benchmark.logger  # noqa: F401
-    except ImportError:
+    if importlib.util.find_spec("pytest_benchmark") is None:
         return
     config.addinivalue_line(
         "filterwarnings", "ignore::pytest_benchmark.logger.PytestBenchmarkWarning"

@@ -8,9 +8,11 @@ real file descriptors.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import sys
 from pathlib import Path
+from typing import BinaryIO
 
 from server.errors import EXIT_PERM
 
@@ -20,7 +22,7 @@ def exec_program(name: str, home: str, argv: list[str]) -> int:
     from server.runtime import real_environ, real_runtime
 
     home_path = Path(home)
-    fds = {}
+    fds: dict[int, BinaryIO] = {}
     for fd in (3, 4, 5):
         try:
             os.fstat(fd)
@@ -38,10 +40,9 @@ def exec_program(name: str, home: str, argv: list[str]) -> int:
     try:
         code = run(name, [name, *argv], real_environ(), sys.stdin.buffer, sys.stdout.buffer, ctx)
     finally:
-        try:
+        # The reader may be gone (a closed pipe); nothing is left to tell it.
+        with contextlib.suppress(BrokenPipeError, ValueError):
             sys.stdout.buffer.flush()
-        except (BrokenPipeError, ValueError):
-            pass
     return code
 
 
