@@ -161,27 +161,7 @@ def test_bin_qmail_smtpd_under_debian_tcpserver(home: Path) -> None:
     tcpserver = shutil.which("tcpserver")
     if tcpserver is None:
         pytest.skip("tcpserver (Debian package ucspi-tcp) is not installed")
-    env = {**os.environ, "DATABYTES": "100000"}
-    cmd = [
-        tcpserver,
-        "-1",
-        "-q",
-        "-R",
-        "-H",
-        "-l",
-        "mx.example.org",
-        "127.0.0.1",
-        "0",
-        str(home / "bin" / "qmail-smtpd"),
-    ]
-    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, env=env)
-    try:
-        port = int(_first_line(proc).strip())
-        assert talk(port, SESSION) == EXPECTED
-    finally:
-        _stop(proc)
-    (msg,) = messages(home)
-    assert b"Received: from unknown (HELO client.example) (127.0.0.1)\n  by mx.example.org " in msg
+    msg = _session_under(home, [tcpserver], {**os.environ, "DATABYTES": "100000"})
     assert b"invoked from network" in msg.split(b"\n", 1)[0]
 
 
@@ -201,24 +181,14 @@ def test_rules_set_relayclient_and_localname_sets_tcplocalhost(home: Path) -> No
 
 
 def test_bin_qmail_smtpd_under_our_tcpserver(home: Path) -> None:
-    cmd = [
-        sys.executable,
-        "-m",
-        "server",
-        "--home",
-        str(home),
-        "tcpserver",
-        "-1",
-        "-q",
-        "-R",
-        "-H",
-        "-l",
-        "mx.example.org",
-        "127.0.0.1",
-        "0",
-        str(home / "bin" / "qmail-smtpd"),
-    ]
-    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE)
+    _session_under(home, [sys.executable, "-m", "server", "--home", str(home), "tcpserver"], None)
+
+
+def _session_under(home: Path, tcpserver: list[str], env: dict[str, str] | None) -> bytes:
+    """One SMTP session through bin/qmail-smtpd under ``tcpserver``; the queued message."""
+    options = ["-1", "-q", "-R", "-H", "-l", "mx.example.org", "127.0.0.1", "0"]
+    cmd = [*tcpserver, *options, str(home / "bin" / "qmail-smtpd")]
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, env=env)
     try:
         port = int(_first_line(proc).strip())
         assert talk(port, SESSION) == EXPECTED
@@ -226,3 +196,4 @@ def test_bin_qmail_smtpd_under_our_tcpserver(home: Path) -> None:
         _stop(proc)
     (msg,) = messages(home)
     assert b"Received: from unknown (HELO client.example) (127.0.0.1)\n  by mx.example.org " in msg
+    return msg
