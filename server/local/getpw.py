@@ -168,6 +168,22 @@ class SystemPasswd:
 
     def __init__(self, home: Path, uid: int) -> None:
         self.alias = _alias_entry(home, uid)
+        if uid == 0:
+            # Run as root on a system that has qmail's users (INSTALL.ids),
+            # qmail-getpw reports the system's alias uid and gid.
+            system = self._system(ALIAS_USER)
+            if system is not None and system.uid != 0:
+                self.alias = PwEntry(ALIAS_USER, system.uid, system.gid, self.alias.dir)
+
+    @staticmethod
+    def _system(name: str) -> PwEntry | None:
+        import pwd
+
+        try:
+            pw = pwd.getpwnam(name)
+        except KeyError:
+            return None
+        return PwEntry(pw.pw_name, pw.pw_uid, pw.pw_gid, pw.pw_dir)
 
     def getpwnam(self, name: str) -> PwEntry | None:
         if name == ALIAS_USER:
@@ -223,7 +239,11 @@ def userext(local: str, passwd: Passwd) -> Nughde | None:
             owner = passwd.home_owner(pw.dir)
         except OSError as exc:
             raise LspawnExit(replies.QLX_NFS) from exc
-        if owner is not None and owner == pw.uid:
+        # qmail-getpw.c wants the home owned by the user. The alias user's
+        # home is the home's alias/, which a standard install (INSTALL.ids)
+        # gives to alias; a one-user home cannot, so it counts as owned, and
+        # "alias" and "alias-ext" find the alias user itself, as in qmail.
+        if owner is not None and (owner == pw.uid or pw.name == ALIAS_USER):
             dash, ext = ("-", local[cut + 1 :]) if cut < len(local) else ("", "")
             return Nughde(user=pw.name, uid=pw.uid, gid=pw.gid, home=pw.dir, dash=dash, ext=ext)
     return None

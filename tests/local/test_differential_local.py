@@ -10,9 +10,14 @@ is what a user of the program sees.
 from __future__ import annotations
 
 import os
+import pwd
 import subprocess
 import sys
 from pathlib import Path
+
+import pytest
+
+from server.local.getpw import Nughde, TablePasswd, getpw
 
 from .conftest import make_user_home
 
@@ -113,3 +118,32 @@ def test_newu_bad_assign_leaves_an_empty_cdb_tmp(qhome: Path) -> None:
         b"qmail-newu: fatal: bad format in users/assign\n",
     )
     assert (qhome / "users" / "cdb.tmp").read_bytes() == b""
+
+
+def test_alias_as_a_local_part_is_the_alias_user(qhome: Path) -> None:
+    # netqmail's qmail-getpw finds the passwd user alias (its home is owned by
+    # it in a standard install): "alias" is alias with no extension, and
+    # "alias-postmaster" is alias with extension "postmaster", not
+    # "alias-postmaster" (which would look for .qmail-alias-postmaster).
+    passwd = TablePasswd(qhome, uid=1000)
+    assert getpw("alias", passwd) == Nughde(
+        user="alias", uid=1000, gid=1000, home=str(qhome / "alias"), dash="", ext=""
+    )
+    assert getpw("ALIAS-Postmaster", passwd).ext == "Postmaster"
+    assert getpw("nosuch", passwd).ext == "nosuch"
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="qmail-getpw reports system ids only as root")
+def test_getpw_as_root_reports_the_system_alias_ids(qhome: Path) -> None:
+    try:
+        alias = pwd.getpwnam("alias")
+    except KeyError:
+        pytest.skip("this system has no alias user (INSTALL.ids)")
+    proc = subprocess.run(
+        [sys.executable, "-m", "server", "--home", str(qhome), "qmail-getpw", "nosuch"],
+        capture_output=True,
+        timeout=60,
+        check=False,
+    )
+    want = f"alias\0{alias.pw_uid}\0{alias.pw_gid}\0{qhome / 'alias'}\0-\0nosuch\0"
+    assert (proc.returncode, proc.stdout) == (0, want.encode())
