@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 
 from harness.cli import main
+from tests.subprocs import stop
 
 PASSING = (
     "name: greets\ntags: [smtp]\ncontrol: {me: mx.example.org}\nsteps:\n  - smtp:\n"
@@ -147,8 +148,4 @@ def test_dns_command_serves_a_zone_on_loopback(tmp_path: Path) -> None:
         assert str(answer.rr[0].rdata) == "127.0.0.9"
         assert proc.stdout.readline().startswith("a.example A udp @127.0.0.1")
     finally:
-        proc.terminate()
-        proc.wait(timeout=10)
-        for stream in (proc.stdout, proc.stderr):
-            if stream is not None:
-                stream.close()
+        stop(proc)

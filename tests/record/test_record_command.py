@@ -18,6 +18,7 @@ import pytest
 
 from harness.commands.record import add_arguments, replay, run
 from server.home import setup
+from tests.subprocs import stop
 
 SESSION = (
     b"EHLO client.example\nMAIL FROM:<a@b.example>\nRCPT TO:<x@mx.example.org>\n"
@@ -71,9 +72,7 @@ def served(home: Path) -> Iterator[int]:
         assert line.startswith("listening smtp 127.0.0.1:"), line
         yield int(line.rsplit(":", 1)[1])
     finally:
-        proc.terminate()
-        proc.wait(timeout=10)
-        proc.stdout.close()
+        stop(proc)
 
 
 @pytest.mark.live

@@ -16,6 +16,7 @@ import pytest
 
 from server.home import setup
 from server.smtpd import replies
+from tests.subprocs import stop
 
 pytestmark = pytest.mark.live
 
@@ -45,18 +46,6 @@ def _first_line(proc: subprocess.Popen[bytes], timeout: float = 20.0) -> bytes:
     return proc.stdout.readline()
 
 
-def _stop(proc: subprocess.Popen[bytes]) -> None:
-    proc.terminate()
-    try:
-        proc.wait(timeout=10)
-    except subprocess.TimeoutExpired:
-        proc.kill()
-        proc.wait()
-    for stream in (proc.stdout, proc.stderr):
-        if stream is not None:
-            stream.close()
-
-
 @pytest.fixture
 def home(tmp_path: Path) -> Path:
     path = tmp_path / "qmail"
@@ -72,7 +61,7 @@ def _serve(home: Path, *options: str) -> Iterator[tuple[Path, int]]:
         assert line.startswith(b"listening smtp 127.0.0.1:"), line
         yield home, int(line.rsplit(b":", 1)[1])
     finally:
-        _stop(proc)
+        stop(proc)
 
 
 @pytest.fixture
@@ -193,7 +182,7 @@ def _session_under(home: Path, tcpserver: list[str], env: dict[str, str] | None)
         port = int(_first_line(proc).strip())
         assert talk(port, SESSION) == EXPECTED
     finally:
-        _stop(proc)
+        stop(proc)
     (msg,) = messages(home)
     assert b"Received: from unknown (HELO client.example) (127.0.0.1)\n  by mx.example.org " in msg
     return msg
