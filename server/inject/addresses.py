@@ -1,4 +1,4 @@
-"""qmail-inject's address rewriting and quoting (qmail-inject.c, quote.c, qmail-header(5)).
+"""qmail-inject's address rewriting (qmail-inject.c, qmail-header(5)).
 
 :class:`Rewriter` is rwgeneric(): on an address's tokens, in order,
 
@@ -13,48 +13,16 @@
 Where qmail-inject's own code works on reversed token lists, these
 functions take and return tokens in reading order.
 
-:func:`quote2` is quote.c's: quote the local part (before the last "@") as
-an RFC 821 quoted string when it needs it.
+Quoting the local part (quote.c) is :mod:`server.quote`'s.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Final
 
 from server.control import ControlDir
 from server.inject.token822 import T, Token, parse
-
-#: quote.c's ok[] table: the bytes a local part may hold unquoted.
-_OK: Final = frozenset(
-    b"!#$%&'*+-./0123456789=?ABCDEFGHIJKLMNOPQRSTUVWXYZ^_`abcdefghijklmnopqrstuvwxyz{|}~"
-)
-
-
-def quote_need(s: bytes) -> bool:
-    if not s:
-        return True
-    if any(b not in _OK for b in s):
-        return True
-    return s.startswith(b".") or s.endswith(b".") or b".." in s
-
-
-def quote(s: bytes) -> bytes:
-    if not quote_need(s):
-        return s
-    body = b"".join(b"\\" + bytes([b]) if b in b'\r\n"\\' else bytes([b]) for b in s)
-    return b'"' + body + b'"'
-
-
-def quote2(s: bytes) -> bytes:
-    """quote2(): quote the part before the last "@"; keep "@host" as it is."""
-    if not s:
-        return s
-    at = s.rfind(b"@")
-    if at < 0:
-        return quote(s)
-    return quote(s[:at]) + s[at:]
 
 
 @dataclass(frozen=True)

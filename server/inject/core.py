@@ -18,9 +18,10 @@ from __future__ import annotations
 from collections.abc import Callable, Collection, Mapping
 from dataclasses import dataclass, field
 
-from server.inject.addresses import Names, Rewriter, quote2, quote_need
+from server.inject.addresses import Names, Rewriter
 from server.inject.headers import H, date_field, known, msgid_field, valid
 from server.inject.token822 import ParseError, T, Token, addrlist, parse, unparse, unquote
+from server.quote import quote2_bytes, quote_need_bytes
 
 
 class InjectError(Exception):
@@ -125,13 +126,13 @@ class Injector:
 
     def option_sender(self, arg: bytes) -> None:
         """-f: the sender, quoted, parsed and rewritten as one address."""
-        text = quote2(arg)
+        text = quote2_bytes(arg)
         self.sender = unquote(self.rewriter(self._parse(text)))
 
     def argument_recipient(self, arg: bytes) -> None:
         """dorecip(): a recipient from the command line."""
         try:
-            tokens = parse(quote2(arg))
+            tokens = parse(quote2_bytes(arg))
         except ParseError as exc:
             raise InjectError(b"unable to parse address: " + arg + b"\n", 100) from exc
         self.lists["args"].append(unquote(self.rewriter(tokens)))
@@ -205,7 +206,7 @@ class Injector:
         """defaultfrommake(): ``From: "Full Name" <user@host>`` or the comment style."""
         me = self.identity
         comment_style = "c" in me.flags
-        user = Token(T.QUOTE if quote_need(me.user) else T.ATOM, me.user)
+        user = Token(T.QUOTE if quote_need_bytes(me.user) else T.ATOM, me.user)
         tokens = [Token(T.ATOM, b"From"), Token(T.COLON)]
         if me.fullname is not None and not comment_style:
             tokens += [Token(T.QUOTE, me.fullname), Token(T.LEFT)]
@@ -236,7 +237,9 @@ class Injector:
             return b""
         if not any(a.lower() in self.mft for a in tocc):
             return b""
-        return b"Mail-Followup-To: " + b",\n  ".join(quote2(a) for a in reversed(tocc)) + b"\n"
+        return (
+            b"Mail-Followup-To: " + b",\n  ".join(quote2_bytes(a) for a in reversed(tocc)) + b"\n"
+        )
 
     def finish(self, *, print_return_path: bool) -> bytes:
         """finishheader(): the new fields, then the kept ones."""
@@ -245,7 +248,7 @@ class Injector:
         assert self.sender is not None
         out = []
         if print_return_path:
-            out.append(b"Return-Path: <" + quote2(self.sender) + b">\n")
+            out.append(b"Return-Path: <" + quote2_bytes(self.sender) + b">\n")
         prefix = b"Resent-" if self.resent else b""
         kinds = (H.R_DATE, H.R_MESSAGEID, H.R_FROM, H.R_TO, H.R_CC)
         if not self.resent:

@@ -12,36 +12,7 @@ All pure functions of strings (qmail-local.c main, quote.c).
 
 from __future__ import annotations
 
-#: quote.c's ``ok[]`` table: the bytes an RFC 821 local part may hold unquoted.
-_ATOM = frozenset(
-    "!#$%&'*+-./0123456789=?ABCDEFGHIJKLMNOPQRSTUVWXYZ^_`abcdefghijklmnopqrstuvwxyz{|}~"
-)
-
-
-def quote_need(local: str) -> bool:
-    if not local:
-        return True
-    if any(c not in _ATOM for c in local):
-        return True
-    return local.startswith(".") or local.endswith(".") or ".." in local
-
-
-def quote(local: str) -> str:
-    """quote.c quote(): as it is when it can be, else in double quotes."""
-    if not quote_need(local):
-        return local
-    escaped = "".join("\\" + c if c in '\r\n"\\' else c for c in local)
-    return f'"{escaped}"'
-
-
-def quote2(address: str) -> str:
-    """quote.c quote2(): quote the part before the last ``@``; ``""`` stays ``""``."""
-    if not address:
-        return ""
-    at = address.rfind("@")
-    if at < 0:
-        return quote(address)
-    return quote(address[:at]) + address[at:]
+from server.quote import quote2
 
 
 def dtline(local: str, host: str) -> str:

@@ -29,14 +29,13 @@ from server.dns.qmaildns import DnsHard, DnsSoft, QmailDns
 from server.errors import QmailFailure
 from server.net import Connection, Connector
 from server.programs import ProgramContext
+from server.quote import quote_bytes
 from server.remote import replies as R
 from server.remote.routes import SmtpRoutes
 from server.remote.smtpclient import Finished, Send, SmtpClient
 from server.remote.tcpto import Tcpto
 
 _ULONG = 1 << 64
-# quote.c: characters a local part may hold without quotes
-_QUOTE_OK = frozenset(range(0x21, 0x7F)) - frozenset(b'"(),:;<>@[\\]')
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -81,25 +80,6 @@ def to_bytes(text: str) -> bytes:
     return text.encode("utf-8", "surrogateescape")
 
 
-def quote(box: bytes) -> bytes:
-    """quote.c: quote a local part only when RFC 821 needs it."""
-    need = (
-        not box
-        or any(b not in _QUOTE_OK for b in box)
-        or box.startswith(b".")
-        or box.endswith(b".")
-        or b".." in box
-    )
-    if not need:
-        return box
-    out = bytearray(b'"')
-    for b in box:
-        if b in b'\r\n"\\':
-            out.append(0x5C)
-        out.append(b)
-    return bytes(out + b'"')
-
-
 def addrmangle(address: str, dns: QmailDns, cname: bool) -> tuple[bytes, bool]:
     """(address for the envelope, whether it counts as an alias). Raises DnsSoft."""
     at = address.rfind("@")
@@ -111,7 +91,7 @@ def addrmangle(address: str, dns: QmailDns, cname: bool) -> tuple[bytes, bool]:
         host, loops = dns.dns_cname(host)
         if loops == 0:
             alias = False
-    return quote(to_bytes(box)) + b"@" + to_bytes(host), alias
+    return quote_bytes(to_bytes(box)) + b"@" + to_bytes(host), alias
 
 
 def _addresses(host: str, relay: bool, world: World) -> list[tuple[str, int]] | bytes:

@@ -6,7 +6,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from server.inject.addresses import Rewriter, quote, quote2, quote_need
+from server.inject.addresses import Rewriter
 from server.inject.headers import H, known, split, valid
 from server.inject.token822 import (
     ParseError,
@@ -17,6 +17,9 @@ from server.inject.token822 import (
     unparse,
     unquote,
 )
+from server.quote import quote2_bytes as quote2
+from server.quote import quote_bytes as quote
+from server.quote import quote_need_bytes as quote_need
 
 REWRITE = Rewriter.from_names(b"mx.example.org", b"example.org", b"example.org")
 

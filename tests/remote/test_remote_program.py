@@ -16,8 +16,9 @@ from hypothesis import strategies as st
 from server.dns.qmaildns import QmailDns
 from server.dns.resolver import LibcResolver, ResolverConfig
 from server.programs import ProgramContext
+from server.quote import quote_bytes as quote
 from server.remote import replies as R
-from server.remote.program import World, quote, run
+from server.remote.program import World, run
 from server.remote.routes import Route, SmtpRoutes
 from server.remote.tcpto import SIZE, Tcpto
 from server.runtime import virtual_runtime
