@@ -73,18 +73,34 @@ def invoker_from_env(
     return real_uid
 
 
-def record_uid(invoker: Invoker, real_uid: int) -> int:
-    return invoker if isinstance(invoker, int) else real_uid
+def record_uid(invoker: Invoker, real_uid: int, named_uids: Mapping[str, int] | None = None) -> int:
+    """The uid for the ``u`` record.
+
+    ``named_uids`` maps "alias", "network" and "bounce" to the uids of the
+    system's alias, qmaild and qmails users, where it has them: the uid a
+    real qmail-queue would have run as on that path (qmail-send logs it).
+    """
+    if isinstance(invoker, int):
+        return invoker
+    if named_uids is not None and invoker in named_uids:
+        return named_uids[invoker]
+    return real_uid
 
 
-def make_job(ctx: ProgramContext, env: Mapping[str, str], pid: int, invoker: Invoker) -> QueueJob:
+def make_job(
+    ctx: ProgramContext,
+    env: Mapping[str, str],
+    pid: int,
+    invoker: Invoker,
+    named_uids: Mapping[str, int] | None = None,
+) -> QueueJob:
     """Everything qmail-queue fixes before touching a file (may raise 61/62)."""
     queue = check_home(ctx.home)
     start = ctx.runtime.now()
     return QueueJob(
         queue=queue,
         pid=pid,
-        uid=record_uid(invoker, ctx.runtime.uid),
+        uid=record_uid(invoker, ctx.runtime.uid, named_uids),
         starttime=start,
         received=received_line(pid, invoked_text(invoker), home_date(start, ctx.patches, env)),
     )

@@ -46,7 +46,8 @@ def main(
     qmail_uids = None if ctx.inprocess else system_qmail_uids()
     invoker = invoker_from_env(env, ctx.runtime.uid, qmail_uids)
     try:
-        job = make_job(ctx, env, pid, invoker)
+        named = None if qmail_uids is None else {str(v): k for k, v in qmail_uids.items()}
+        job = make_job(ctx, env, pid, invoker, named)
         try:
             message = stdin.read()
         except OSError as exc:

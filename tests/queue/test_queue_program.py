@@ -16,7 +16,7 @@ from server.queue import codes
 from server.queue.client import queue_message
 from server.queue.core import DEATH
 from server.queue.invoker import Invoker, invoker_from_env
-from server.queue.program import main
+from server.queue.program import main, system_qmail_uids
 from server.runtime import VirtualClock
 
 MESSAGE = b"Subject: program\n\nbody\n"
@@ -133,7 +133,10 @@ def test_bin_qmail_queue_through_the_client(home: Path) -> None:
     assert mess.startswith(f"Received: (qmail {result.qp} invoked from network); ".encode())
     assert mess.endswith(b" -0000\n" + MESSAGE)
     [todo] = queue_files(home / "queue")["todo"]
-    assert todo.read_bytes() == b"u%d\0p%d\0Fa@b\0Tc@d\0Te@f\0" % (os.getuid(), result.qp)
+    # The u record holds the uid qmail-queue runs as on that path: qmaild's
+    # for mail from the network, where this system has qmail's users.
+    uid = {v: k for k, v in system_qmail_uids().items()}.get("network", os.getuid())
+    assert todo.read_bytes() == b"u%d\0p%d\0Fa@b\0Tc@d\0Te@f\0" % (uid, result.qp)
 
 
 def _run_qmail_queue_process(home: Path, envelope: bytes) -> tuple[int, int]:
