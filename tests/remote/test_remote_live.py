@@ -177,20 +177,23 @@ def dnsmasq(port: int, args: list[str]) -> Iterator[None]:
     proc = subprocess.Popen(
         [binary, "--no-resolv", "--no-hosts", "--conf-file=/dev/null", f"--port={port}",
          "--listen-address=127.0.0.1", "--bind-interfaces", "--keep-in-foreground",
-         "--pid-file=", *args],
-        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+         "--pid-file=", "--log-facility=-", *args],
+        stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
     )  # fmt: skip
+    assert proc.stderr is not None
+    # dnsmasq binds its sockets before it logs "started": wait on that line, no polling
+    watchdog = threading.Timer(10, proc.kill)
+    watchdog.start()
     try:
-        deadline = time.monotonic() + 5
-        while time.monotonic() < deadline:
-            with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
-                if probe.connect_ex(("127.0.0.1", port)) == 0:
-                    break
-            time.sleep(0.05)
+        first = proc.stderr.readline()
+        watchdog.cancel()
+        assert b"started" in first, first
         yield
     finally:
+        watchdog.cancel()
         proc.terminate()
         proc.wait(5)
+        proc.stderr.close()
 
 
 @pytest.mark.external
