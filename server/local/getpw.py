@@ -28,6 +28,7 @@ from typing import BinaryIO, Protocol
 from server import cdb
 from server.local import replies
 from server.programs import ProgramContext
+from server.scan import scan_ulong
 
 #: auto_usera (conf-users) and auto_break (conf-break).
 ALIAS_USER = "alias"
@@ -72,17 +73,12 @@ class Nughde:
         text = [p.decode("latin-1") for p in parts[:6]]
         return cls(
             user=text[0],
-            uid=_scan_ulong(text[1]),
-            gid=_scan_ulong(text[2]),
+            uid=scan_ulong(text[1])[0],
+            gid=scan_ulong(text[2])[0],
             home=text[3],
             dash=text[4],
             ext=text[5],
         )
-
-
-def _scan_ulong(text: str) -> int:
-    digits = len(text) - len(text.lstrip("0123456789"))
-    return int(text[:digits]) if digits else 0
 
 
 def lower(text: str) -> str:

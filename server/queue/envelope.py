@@ -26,6 +26,7 @@ from dataclasses import dataclass, field
 from typing import Final
 
 from server.queue import codes
+from server.scan import scan_ulong
 
 #: qmail-queue.c ``#define ADDR 1003``: an address (with its NUL) must fit in
 #: 1003 bytes, i.e. at most 1002 bytes of address.
@@ -175,16 +176,6 @@ class TodoFile:
     recipients: tuple[str, ...]
 
 
-def _scan_ulong(digits: bytes) -> int:
-    # scan_ulong: the leading decimal digits, 0 if there are none.
-    n = 0
-    for b in digits:
-        if not 48 <= b <= 57:
-            break
-        n = n * 10 + (b - 48)
-    return n
-
-
 def parse_todo(data: bytes) -> TodoFile:
     """Records split at NUL, as todo_do(): ``u``, ``p``, ``F``, ``T``.
 
@@ -198,9 +189,9 @@ def parse_todo(data: bytes) -> TodoFile:
     for record in records:
         kind = record[:1]
         if kind == b"u":
-            uid = _scan_ulong(record[1:])
+            uid = scan_ulong(record[1:])[0]
         elif kind == b"p":
-            pid = _scan_ulong(record[1:])
+            pid = scan_ulong(record[1:])[0]
         elif kind == b"F":
             sender = addr_str(record[1:])
         elif kind == b"T":

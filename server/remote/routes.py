@@ -15,6 +15,8 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass
 
+from server.scan import scan_ulong
+
 PORT_SMTP = 25
 _ASCII_LOWER = str.maketrans("ABCDEFGHIJKLMNOPQRSTUVWXYZ", "abcdefghijklmnopqrstuvwxyz")
 
@@ -29,11 +31,6 @@ class Route:
 
     relay: str | None
     port: int = PORT_SMTP
-
-
-def _scan_ulong(text: str) -> int:
-    digits = len(text) - len(text.lstrip("0123456789"))
-    return int(text[:digits]) if digits else 0
 
 
 class SmtpRoutes:
@@ -59,5 +56,5 @@ class SmtpRoutes:
         relay, colon, port = value.partition(":")
         if colon:
             # scan_ulong: no digits means port 0; C keeps only 16 bits of it
-            return Route(relay, _scan_ulong(port) % 65536)
+            return Route(relay, scan_ulong(port)[0] % 65536)
         return Route(relay)

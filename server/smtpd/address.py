@@ -23,6 +23,8 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
+from server.scan import scan_ulong
+
 #: addr.len > 900 with the terminating NUL counted (addrparse()).
 MAX_ADDRESS = 899
 
@@ -64,12 +66,6 @@ def _unquote(arg: bytes, terminator: int | None) -> bytes:
     return bytes(out)
 
 
-def _scan_ulong(text: bytes) -> tuple[int, int]:
-    """(value, digits used); scan_ulong's value wraps like an unsigned long."""
-    n = len(text) - len(text.lstrip(b"0123456789"))
-    return (int(text[:n]) % 2**64 if n else 0), n
-
-
 def scan_bracket(text: bytes) -> tuple[IPv4, int] | None:
     """ip_scanbracket: ``[d.d.d.d]`` at the start of ``text`` → (ip, length) or None."""
     if not text.startswith(b"["):
@@ -81,7 +77,7 @@ def scan_bracket(text: bytes) -> tuple[IPv4, int] | None:
             if text[pos : pos + 1] != b".":
                 return None
             pos += 1
-        value, used = _scan_ulong(text[pos:])
+        value, used = scan_ulong(text[pos:])
         if not used:
             return None
         parts.append(value & 0xFF)
