@@ -147,3 +147,28 @@ def test_getpw_as_root_reports_the_system_alias_ids(qhome: Path) -> None:
     )
     want = f"alias\0{alias.pw_uid}\0{alias.pw_gid}\0{qhome / 'alias'}\0-\0nosuch\0"
     assert (proc.returncode, proc.stdout) == (0, want.encode())
+
+
+@pytest.mark.parametrize(("name", "reader"), [("qail", "Mail"), ("elq", "elm"), ("pinq", "pine")])
+def test_mail_reader_scripts(qhome: Path, tmp_path: Path, name: str, reader: str) -> None:
+    # netqmail's qail.sh/elq.sh/pinq.sh: maildir2mbox && exec READER "$@".
+    assert _run(qhome, name, [], {}) == (111, b"maildir2mbox: fatal: MAIL not set\n")
+    for sub in ("new", "cur", "tmp"):
+        (tmp_path / "Maildir" / sub).mkdir(parents=True, exist_ok=True)
+    bindir = tmp_path / "bin"
+    bindir.mkdir(exist_ok=True)
+    fake = bindir / reader
+    fake.write_text('#!/bin/sh\necho "$# $*" >&2\n')
+    fake.chmod(0o755)
+    env = {
+        "PATH": f"{bindir}:/usr/bin:/bin",
+        "MAILDIR": str(tmp_path / "Maildir"),
+        "MAIL": str(tmp_path / "mbox"),
+        "MAILTMP": str(tmp_path / "mbox.tmp"),
+    }
+    assert _run(qhome, name, ["a", "b c"], env) == (0, b"2 a b c\n")
+    fake.unlink()
+    assert _run(qhome, name, [], env) == (
+        127,
+        f"{qhome}/bin/{name}: 3: exec: {reader}: not found\n".encode(),
+    )
