@@ -29,7 +29,7 @@ from typing import BinaryIO
 from server.fdwrite import write_all
 from server.local import replies
 from server.local.mbox import gfrom, myctime
-from server.local.tools import Die, finish
+from server.local.tools import Die, finish, need_env
 from server.programs import ProgramContext
 
 FATAL = "maildir2mbox: fatal: "
@@ -100,22 +100,13 @@ def convert(data: bytes, mtime: int) -> bytes:
     return b"".join(out)
 
 
-def _env(env: Mapping[str, str], name: str) -> str:
-    value = env.get(name)
-    if value is None:
-        raise Die(111, f"{FATAL}{name} not set")
-    return value
-
-
 def _sys(prefix: str, exc: OSError) -> Die:
     return Die(111, f"{FATAL}{prefix}: {replies.error_str(exc.errno or 0)}")
 
 
 def run(env: Mapping[str, str], ctx: ProgramContext) -> None:
-    mail, mailtmp = _env(env, "MAIL"), _env(env, "MAILTMP")
-    maildir_name = env.get("MAILDIR")
-    if maildir_name is None:
-        raise Die(111, f"{FATAL}MAILDIR not set")
+    mail, mailtmp = need_env(env, "MAIL", FATAL, 111), need_env(env, "MAILTMP", FATAL, 111)
+    maildir_name = need_env(env, "MAILDIR", FATAL, 111)
     maildir = (ctx.cwd or Path.cwd()) / maildir_name
     try:
         is_dir = stat.S_ISDIR(os.stat(maildir).st_mode)

@@ -29,11 +29,11 @@ class Die(Exception):
         self.text = text
 
 
-def need_env(env: Mapping[str, str], name: str, fatal: str) -> str:
-    """env_get(name), or strerr_die2x(100, FATAL, "NAME not set") without it."""
+def need_env(env: Mapping[str, str], name: str, fatal: str, code: int = 100) -> str:
+    """env_get(name), or strerr_die2x(code, FATAL, "NAME not set") without it."""
     value = env.get(name)
     if value is None:
-        raise Die(100, f"{fatal}{name} not set")
+        raise Die(code, f"{fatal}{name} not set")
     return value
 
 
