@@ -103,7 +103,7 @@ class TestBlast:
 
 
 def talk(replies: dict[str, bytes | None], message: bytes = b"hi\n", rcpts: int = 1) -> bytes:
-    conn = ScriptedConnection(dict(replies))  # type: ignore[arg-type]
+    conn = ScriptedConnection(dict(replies))
     client = SmtpClient(
         partner=IP,
         helohost=b"me.example",
