@@ -137,9 +137,7 @@ def test_trigger_is_pulled(home: Path) -> None:
         os.close(fd)
 
 
-addresses = st.text(
-    st.characters(blacklist_characters="\0", blacklist_categories=("Cs",)), max_size=60
-)
+addresses = st.text(st.characters(exclude_characters="\0", exclude_categories=["Cs"]), max_size=60)
 
 
 @settings(max_examples=30, suppress_health_check=[HealthCheck.function_scoped_fixture])
