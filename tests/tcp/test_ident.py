@@ -130,8 +130,8 @@ def _tcp_env_session(
             with conn:
                 proc = subprocess.run(
                     [sys.executable, "-m", "server", "--home", str(home), "tcp-env", *args],
-                    stdin=conn,
-                    stdout=conn,
+                    stdin=conn.fileno(),
+                    stdout=conn.fileno(),
                     env=env,
                     timeout=30,
                 )
