@@ -26,53 +26,25 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import BinaryIO
 
+from server import maildirscan
 from server.fdwrite import write_all
 from server.local import replies
 from server.local.mbox import gfrom, myctime
 from server.local.tools import Die, finish, need_env
+from server.maildirscan import ScanError, clean_tmp
 from server.programs import ProgramContext
 
 FATAL = "maildir2mbox: fatal: "
 WARNING = "maildir2mbox: warning: "
-#: maildir.c maildir_clean(): 36 hours.
-TMP_MAX_AGE = 129600
-
-
-def clean_tmp(maildir: Path, now: int) -> None:
-    try:
-        names = os.listdir(maildir / "tmp")
-    except OSError:
-        return
-    for name in names:
-        if name.startswith("."):
-            continue
-        path = maildir / "tmp" / name
-        try:
-            if now > os.stat(path).st_atime + TMP_MAX_AGE:
-                os.unlink(path)
-        except OSError:
-            pass
 
 
 def scan(maildir: Path, now: int) -> list[tuple[int, str]]:
-    """(mtime, "new/name" or "cur/name"), oldest first, mtime before ``now``."""
-    found: list[tuple[int, int, str]] = []
-    for sub in ("new", "cur"):
-        try:
-            names = os.listdir(maildir / sub)
-        except OSError as exc:
-            text = f"{FATAL}unable to scan $MAILDIR/{sub}: {replies.error_str(exc.errno or 0)}"
-            raise Die(111, text) from exc
-        for name in names:
-            if name.startswith("."):
-                continue
-            try:
-                mtime = int(os.stat(maildir / sub / name).st_mtime)
-            except OSError:
-                continue
-            if mtime < now:
-                found.append((mtime, len(found), f"{sub}/{name}"))
-    return [(mtime, rel) for mtime, _, rel in sorted(found)]
+    """maildir_scan(): (mtime, "new/name" or "cur/name"), in prioq.c's order."""
+    try:
+        return maildirscan.scan(maildir, now)
+    except ScanError as exc:
+        err = replies.error_str(exc.error.errno or 0)
+        raise Die(111, f"{FATAL}unable to scan $MAILDIR/{exc.subdir}: {err}") from exc
 
 
 def from_line(first: bytes | None, mtime: int) -> bytes:

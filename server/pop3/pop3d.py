@@ -19,9 +19,10 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import BinaryIO
 
+from server.maildirscan import ScanError, clean_tmp
 from server.pop3 import replies
 from server.pop3.core import Commit, Event, Fetch, LineTooLong, Pop3d, Reply, State, blast
-from server.pop3.maildir import ScanError, clean_tmp, commit, scan
+from server.pop3.maildir import commit, scan
 from server.pop3.stream import read_command
 from server.programs import ProgramContext
 

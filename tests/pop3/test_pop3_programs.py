@@ -16,8 +16,9 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from server.home import setup
+from server.maildirscan import TMP_MAX_AGE, Prioq, clean_tmp
 from server.pop3 import replies
-from server.pop3.maildir import TMP_MAX_AGE, Prioq, clean_tmp, scan
+from server.pop3.maildir import scan
 from server.programs import ProgramContext, run
 from server.runtime import virtual_runtime
 
