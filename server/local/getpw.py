@@ -184,13 +184,7 @@ class SystemPasswd:
     def getpwnam(self, name: str) -> PwEntry | None:
         if name == ALIAS_USER:
             return self.alias
-        import pwd
-
-        try:
-            pw = pwd.getpwnam(name)
-        except KeyError:
-            return None
-        return PwEntry(pw.pw_name, pw.pw_uid, pw.pw_gid, pw.pw_dir)
+        return self._system(name)
 
     def home_owner(self, path: str) -> int | None:
         return _stat_owner(path)

@@ -28,7 +28,8 @@ class Endpoints:
     remote_info: str | None = None
 
 
-def _put(env: dict[str, str], name: str, value: str | None) -> None:
+def put(env: dict[str, str], name: str, value: str | None) -> None:
+    """Set ``name``, or remove it when ``value`` is None."""
     if value is None:
         env.pop(name, None)
     else:
@@ -41,11 +42,11 @@ def tcp_environ(base: Mapping[str, str], ends: Endpoints) -> dict[str, str]:
     env["PROTO"] = "TCP"
     env["TCPLOCALIP"] = ends.local_ip
     env["TCPLOCALPORT"] = str(ends.local_port)
-    _put(env, "TCPLOCALHOST", ends.local_host)
+    put(env, "TCPLOCALHOST", ends.local_host)
     env["TCPREMOTEIP"] = ends.remote_ip
     env["TCPREMOTEPORT"] = str(ends.remote_port)
-    _put(env, "TCPREMOTEHOST", ends.remote_host)
-    _put(env, "TCPREMOTEINFO", ends.remote_info)
+    put(env, "TCPREMOTEHOST", ends.remote_host)
+    put(env, "TCPREMOTEINFO", ends.remote_info)
     return env
 
 

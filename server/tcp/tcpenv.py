@@ -34,6 +34,7 @@ from server.dns.wire import T_PTR
 from server.errors import EXIT_TEMP
 from server.programs import PROGRAMS, ProgramContext, run
 from server.tcp import ident
+from server.tcp.environ import put
 
 DEFAULT_TIMEOUT = 30  # tcp-env.c
 SOFT = "softdnserror"
@@ -87,22 +88,15 @@ def connection_env(
     out["PROTO"] = "TCP"
     out["TCPLOCALPORT"] = str(local_port)
     out["TCPLOCALIP"] = local_ip
-    _put(out, "TCPLOCALHOST", reverse_name(dns, local_ip))
+    put(out, "TCPLOCALHOST", reverse_name(dns, local_ip))
     out["TCPREMOTEPORT"] = str(remote_port)
     out["TCPREMOTEIP"] = remote_ip
-    _put(out, "TCPREMOTEHOST", reverse_name(dns, remote_ip))
+    put(out, "TCPREMOTEHOST", reverse_name(dns, remote_ip))
     out.pop("TCPREMOTEINFO", None)
     if remote_info:
         info = asyncio.run(ident.lookup((remote_ip, remote_port), (local_ip, local_port), timeout))
-        _put(out, "TCPREMOTEINFO", info)
+        put(out, "TCPREMOTEINFO", info)
     return out
-
-
-def _put(env: dict[str, str], name: str, value: str | None) -> None:
-    if value is None:
-        env.pop(name, None)
-    else:
-        env[name] = value
 
 
 def _options(argv: list[str]) -> tuple[bool, int, list[str]]:
