@@ -28,6 +28,7 @@ from server.control import CONTROLS, KNOWN_EXTRA, SPECS, ControlDir, ControlSpec
 from server.errors import EXIT_OK, EXIT_TEMP, TempFail
 from server.programs import ProgramContext
 from server.qdir import SPLIT
+from server.scan import scan_ulong
 
 AUTO_BREAK = "-"  # conf-break
 AUTO_PATRN = 0o002  # conf-patrn, read as octal by auto-int8
@@ -60,15 +61,10 @@ def do_int(ctl: ControlDir, spec: ControlSpec) -> str:
         line = ctl.readline(spec.name)
     except TempFail:
         return head + TROUBLE
-    digits = None if line is None else _scan_digits(line)
-    if digits is None:
+    value, used = (0, 0) if line is None else scan_ulong(line)
+    if not used:
         return f"{head}(Default.) {spec.pre}{spec.default}{spec.post}.\n"
-    return f"{head}{spec.pre}{_as_c_int(digits)}{spec.post}.\n"
-
-
-def _scan_digits(text: str) -> int | None:
-    n = len(text) - len(text.lstrip("0123456789"))
-    return int(text[:n]) if n else None
+    return f"{head}{spec.pre}{_as_c_int(value)}{spec.post}.\n"
 
 
 def do_str(ctl: ControlDir, spec: ControlSpec, me: str | None) -> str:
