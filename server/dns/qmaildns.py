@@ -50,6 +50,7 @@ from server.dns.wire import (
     getbyte,
     getshort,
 )
+from server.scan import scan_ulong
 
 PACKETSZ = 512  # arpa/nameser.h; dns.c's buffer before qmail-103.patch
 PATCHED_FIRST = PACKETSZ + 1  # qmail-103.patch: first try
@@ -127,10 +128,10 @@ def ip_scan(text: str) -> tuple[str, int] | None:
     parts: list[int] = []
     pos = 0
     for i in range(4):
-        digits = len(text) - pos - len(text[pos:].lstrip("0123456789"))
+        value, digits = scan_ulong(text[pos:])
         if not digits:
             return None
-        parts.append(int(text[pos : pos + digits]) % 256)
+        parts.append(value % 256)
         pos += digits
         if i < 3:
             if text[pos : pos + 1] != ".":

@@ -30,6 +30,7 @@ from server.errors import TempFail
 from server.inject.getopt import Getopt, GetoptError
 from server.local.getpw import ALIAS_USER, BREAK, lower
 from server.programs import ProgramContext
+from server.scan import scan_ulong
 
 PREFIX = "qmail-pw2u: fatal: "
 
@@ -103,8 +104,7 @@ def account(line: str, opts: Options, lists: Lists) -> list[str]:
     if "\0" in line or len(fields) < 7:
         return []
     user, uidstr, gidstr, home = fields[0], fields[2], fields[3], fields[5]
-    digits = len(uidstr) - len(uidstr.lstrip("0123456789"))
-    uid = int(uidstr[:digits]) if digits else 0
+    uid = scan_ulong(uidstr)[0]
     if not uid or (opts.noupper and user != lower(user)):
         return []
     if lists.include is not None and lower(user) not in lists.include:

@@ -21,6 +21,7 @@ from pathlib import Path
 from server.cdb import CdbError, Reader
 from server.control import ControlDir
 from server.errors import TempFail
+from server.scan import scan_ulong
 from server.smtpd.address import IPv4
 
 #: qmail-smtpd.c's MAXHOPS: 100 or more Received/Delivered-To lines is a loop.
@@ -105,8 +106,7 @@ def relay_hack(addr: bytes) -> bool:
 
 def parse_databytes(text: str) -> int:
     """scan_ulong then the store into an unsigned int; all-ones is kept one lower."""
-    digits = len(text) - len(text.lstrip("0123456789"))
-    value = (int(text[:digits]) if digits else 0) % _UINT
+    value = scan_ulong(text)[0] % _UINT
     return value - 1 if value == _UINT - 1 else value
 
 

@@ -33,6 +33,7 @@ from server.dns.transport import SocketDnsTransport
 from server.dns.wire import T_PTR
 from server.errors import EXIT_TEMP
 from server.programs import PROGRAMS, ProgramContext, run
+from server.scan import scan_ulong
 from server.tcp import ident
 from server.tcp.environ import put
 
@@ -104,8 +105,7 @@ def _options(argv: list[str]) -> tuple[bool, int, list[str]]:
     remote_info, timeout = True, DEFAULT_TIMEOUT
     for opt, arg in opts:
         if opt == "-t":
-            digits = len(arg) - len(arg.lstrip("0123456789"))
-            timeout = int(arg[:digits]) if digits else 0
+            timeout = scan_ulong(arg)[0]
         else:
             remote_info = opt == "-r"
     return remote_info, timeout, rest

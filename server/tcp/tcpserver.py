@@ -45,6 +45,7 @@ from typing import BinaryIO
 from server.dns.qmaildns import DnsHard, DnsSoft, QmailDns
 from server.errors import EXIT_OK, EXIT_PERM, EXIT_TEMP
 from server.programs import ProgramContext
+from server.scan import scan_ulong
 from server.strerr import error_str
 from server.tcp.listener import (
     DEFAULT_LIMIT,
@@ -93,8 +94,7 @@ class UsageError(Exception):
 
 def _ulong(text: str) -> int:
     """scan_ulong: leading digits, 0 when there are none."""
-    digits = len(text) - len(text.lstrip("0123456789"))
-    return int(text[:digits]) if digits else 0
+    return scan_ulong(text)[0]
 
 
 def _apply_flag(config: Config, opt: str, arg: str, env: Mapping[str, str]) -> None:
