@@ -18,6 +18,7 @@ from __future__ import annotations
 from collections.abc import Callable, Collection, Mapping
 from dataclasses import dataclass, field
 
+from server.envget import env_bytes
 from server.inject.addresses import Names, Rewriter
 from server.inject.headers import H, date_field, known, msgid_field, valid
 from server.inject.token822 import ParseError, T, Token, addrlist, parse, unparse, unquote
@@ -42,13 +43,6 @@ def _cannot_parse(line: bytes) -> InjectError:
     return InjectError(b"unable to parse this line:\n" + line, 100)
 
 
-def _env(env: Mapping[str, str], *names: str) -> bytes | None:
-    for name in names:
-        if name in env:
-            return env[name].encode("utf-8", "surrogateescape")
-    return None
-
-
 @dataclass(frozen=True, kw_only=True)
 class Identity:
     """Who is sending, from the environment (qmail-inject(8), ENVIRONMENT VARIABLES)."""
@@ -63,17 +57,17 @@ class Identity:
     @classmethod
     def from_env(cls, env: Mapping[str, str]) -> Identity:
         # An empty variable counts: only an unset one falls through (env_get).
-        user = _env(env, "QMAILUSER", "MAILUSER", "USER", "LOGNAME")
+        user = env_bytes(env, "QMAILUSER", "MAILUSER", "USER", "LOGNAME")
         user = b"anonymous" if user is None else user
-        host = _env(env, "QMAILHOST", "MAILHOST")
-        return_user = _env(env, "QMAILSUSER")
-        return_host = _env(env, "QMAILSHOST")
+        host = env_bytes(env, "QMAILHOST", "MAILHOST")
+        return_user = env_bytes(env, "QMAILSUSER")
+        return_host = env_bytes(env, "QMAILSHOST")
         return cls(
             user=user,
             host=host,
             return_user=user if return_user is None else return_user,
             return_host=host if return_host is None else return_host,
-            fullname=_env(env, "QMAILNAME", "MAILNAME", "NAME"),
+            fullname=env_bytes(env, "QMAILNAME", "MAILNAME", "NAME"),
             flags=frozenset(env.get("QMAILINJECT", "")) & frozenset("csfirm"),
         )
 

@@ -20,6 +20,7 @@ from pathlib import Path
 
 from server.cdb import CdbError, Reader
 from server.control import ControlDir
+from server.envget import env_bytes
 from server.errors import TempFail
 from server.scan import scan_ulong
 from server.smtpd.address import IPv4
@@ -130,18 +131,6 @@ class SmtpdConfig:
     is_me: Callable[[IPv4], bool] = field(default=lambda ip: ip == (0, 0, 0, 0))
 
 
-def _env(env: Mapping[str, str], *names: str, default: bytes | None = None) -> bytes | None:
-    """env_get: a variable that is set counts even when empty.
-
-    Python decodes the environment as UTF-8 with surrogate escapes; encoding
-    the same way gives back the bytes the process was given.
-    """
-    for name in names:
-        if name in env:
-            return env[name].encode("utf-8", "surrogateescape")
-    return default
-
-
 def _c_int(value: int) -> int:
     """control_readint stores an unsigned long into an int."""
     value %= _UINT
@@ -176,11 +165,11 @@ def load_config(
         rcpthosts=rcpthosts,
         badmailfrom=None if bmf is None else frozenset(_latin1(b).lower() for b in bmf),
         databytes=databytes,
-        remoteip=_env(env, "TCPREMOTEIP", default=b"unknown") or b"",
-        local=_env(env, "TCPLOCALHOST", "TCPLOCALIP", default=b"unknown") or b"",
-        remotehost=_env(env, "TCPREMOTEHOST", default=b"unknown") or b"",
-        remoteinfo=_env(env, "TCPREMOTEINFO"),
-        relayclient=_env(env, "RELAYCLIENT"),
+        remoteip=env_bytes(env, "TCPREMOTEIP", default=b"unknown") or b"",
+        local=env_bytes(env, "TCPLOCALHOST", "TCPLOCALIP", default=b"unknown") or b"",
+        remotehost=env_bytes(env, "TCPREMOTEHOST", default=b"unknown") or b"",
+        remoteinfo=env_bytes(env, "TCPREMOTEINFO"),
+        relayclient=env_bytes(env, "RELAYCLIENT"),
         relay_reject="smtpd-relay-reject" in patches,
         date_localtime="date-localtime" in patches,
         is_me=ipme.__contains__,
