@@ -31,17 +31,23 @@ def _deliver(md: Path, name: str, data: bytes, mtime: int) -> None:
     os.utime(path, (mtime, mtime))
 
 
-@pytest.fixture
-def served(tmp_path: Path) -> Iterator[tuple[int, Path]]:
+def _alice_home(tmp_path: Path) -> tuple[Path, Path]:
+    """A home for pop.example.org whose user alice (password sesame) has an empty Maildir."""
     home = tmp_path / "qmail"
     setup(home, me="pop.example.org")
     alice = tmp_path / "alice"
-    md = alice / "Maildir"
     for sub in ("tmp", "new", "cur"):
-        (md / sub).mkdir(parents=True)
+        (alice / "Maildir" / sub).mkdir(parents=True)
+    (home / ".qmail-sim" / "passwords").write_text(f"alice:sesame:{alice}\n")
+    return home, alice
+
+
+@pytest.fixture
+def served(tmp_path: Path) -> Iterator[tuple[int, Path]]:
+    home, alice = _alice_home(tmp_path)
+    md = alice / "Maildir"
     _deliver(md, f"{OLD}.1.h", b"Subject: first\n\nhello\n.\n", OLD)
     _deliver(md, f"{OLD}.2.h", b"Subject: second\n\nworld\n", OLD + 1)
-    (home / ".qmail-sim" / "passwords").write_text(f"alice:sesame:{alice}\n")
     loop = asyncio.new_event_loop()
     ready = threading.Event()
     port: list[int] = []
@@ -147,13 +153,8 @@ def test_parse_hostport() -> None:
 
 def test_qmail_sim_serve_pop3(tmp_path: Path) -> None:
     """``qmail-sim serve HOME --pop3 127.0.0.1:0`` as a process, read with poplib."""
-    home = tmp_path / "qmail"
-    setup(home, me="pop.example.org")
-    alice = tmp_path / "alice"
-    for sub in ("tmp", "new", "cur"):
-        (alice / "Maildir" / sub).mkdir(parents=True)
+    home, alice = _alice_home(tmp_path)
     _deliver(alice / "Maildir", f"{OLD}.9.h", b"Subject: served\n\nok\n", OLD)
-    (home / ".qmail-sim" / "passwords").write_text(f"alice:sesame:{alice}\n")
     argv = [sys.executable, "-c", "from harness.cli import main; raise SystemExit(main())"]
     argv += ["serve", str(home), "--pop3", "127.0.0.1:0"]
     with subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE) as proc:
@@ -182,13 +183,8 @@ def test_bin_programs_under_debian_tcpserver(tmp_path: Path) -> None:
     tcpserver = shutil.which("tcpserver")
     if tcpserver is None:
         pytest.skip("tcpserver (Debian package ucspi-tcp) is not installed")
-    home = tmp_path / "qmail"
-    setup(home, me="pop.example.org")
-    alice = tmp_path / "alice"
-    for sub in ("tmp", "new", "cur"):
-        (alice / "Maildir" / sub).mkdir(parents=True)
+    home, alice = _alice_home(tmp_path)
     _deliver(alice / "Maildir", f"{OLD}.7.h", b"Subject: via tcpserver\n\nok\n", OLD)
-    (home / ".qmail-sim" / "passwords").write_text(f"alice:sesame:{alice}\n")
     checkpassword = tmp_path / "checkpassword"
     checkpassword.write_text(
         f'#!/bin/sh\nexec {sys.executable} -m server --home {home} checkpassword "$@"\n'
