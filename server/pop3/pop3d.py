@@ -23,16 +23,11 @@ from server.maildirscan import ScanError, clean_tmp
 from server.pop3 import replies
 from server.pop3.core import Commit, Event, Fetch, LineTooLong, Pop3d, Reply, State, blast
 from server.pop3.maildir import commit, scan
-from server.pop3.stream import read_command
+from server.pop3.stream import read_command, say
 from server.programs import ProgramContext
 
 #: qmail-pop3d's die() is _exit(0): every way out exits 0.
 EXIT = 0
-
-
-def _say(stdout: BinaryIO, data: bytes) -> None:
-    stdout.write(data)
-    stdout.flush()
 
 
 def maildir_path(arg: str, ctx: ProgramContext) -> Path:
@@ -50,21 +45,21 @@ def main(
     ctx: ProgramContext,
 ) -> int:
     if len(argv) < 2:
-        _say(stdout, replies.NO_MAILDIR)
+        say(stdout, replies.NO_MAILDIR)
         return EXIT
     maildir = maildir_path(argv[1], ctx)
     # chdir(argv[1]) is what qmail checks: a directory we may enter.
     if not maildir.is_dir() or not os.access(maildir, os.X_OK):
-        _say(stdout, replies.NO_MAILDIR)
+        say(stdout, replies.NO_MAILDIR)
         return EXIT
     now = ctx.runtime.now()
     clean_tmp(maildir, now)
     try:
         session = Pop3d.over(scan(maildir, now))
     except ScanError:
-        _say(stdout, replies.SCAN)
+        say(stdout, replies.SCAN)
         return EXIT
-    _say(stdout, replies.OK)
+    say(stdout, replies.OK)
     while session.state is State.TRANSACTION:
         try:
             command = read_command(stdin, exact=not ctx.inprocess)
@@ -79,15 +74,15 @@ def main(
 
 def _perform(event: Event, maildir: Path, stdout: BinaryIO) -> None:
     if isinstance(event, Reply):
-        _say(stdout, event.data)
+        say(stdout, event.data)
     elif isinstance(event, Fetch):
         try:
             data = (maildir / event.path).read_bytes()
         except OSError:
             # another process took the message away since the listing
-            _say(stdout, replies.NO_SUCH)
+            say(stdout, replies.NO_SUCH)
             return
-        _say(stdout, replies.OK + blast(data, event.limit))
+        say(stdout, replies.OK + blast(data, event.limit))
     elif isinstance(event, Commit):
         failed = commit(maildir, event)
-        _say(stdout, replies.NO_UNLINK * failed + replies.OK)
+        say(stdout, replies.NO_UNLINK * failed + replies.OK)

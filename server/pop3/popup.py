@@ -27,15 +27,10 @@ from typing import BinaryIO
 from server import programs
 from server.pop3 import replies
 from server.pop3.core import Authenticate, LineTooLong, Popup, Reply, State
-from server.pop3.stream import read_command
+from server.pop3.stream import read_command, say
 
 #: qmail-popup's exit code, whatever happened (die() in qmail-popup.c).
 EXIT = 1
-
-
-def _say(stdout: BinaryIO, data: bytes) -> None:
-    stdout.write(data)
-    stdout.flush()
 
 
 def main(
@@ -46,12 +41,12 @@ def main(
     ctx: programs.ProgramContext,
 ) -> int:
     if len(argv) < 3:
-        _say(stdout, replies.USAGE)
+        say(stdout, replies.USAGE)
         return EXIT
     hostname = argv[1].encode("utf-8", "surrogateescape")
     childargs = argv[2:]
     session = Popup(hostname=hostname, pid=ctx.runtime.next_pid(), now=ctx.runtime.now())
-    _say(stdout, session.greeting().data)
+    say(stdout, session.greeting().data)
     while session.state is State.AUTHORIZATION:
         try:
             command = read_command(stdin, exact=not ctx.inprocess)
@@ -61,11 +56,11 @@ def main(
             return EXIT
         for event in session.handle(command):
             if isinstance(event, Reply):
-                _say(stdout, event.data)
+                say(stdout, event.data)
             elif isinstance(event, Authenticate):
                 verdict = _run_child(childargs, event, env, stdin, stdout, ctx)
                 if verdict:
-                    _say(stdout, verdict)
+                    say(stdout, verdict)
     return EXIT
 
 

@@ -1,4 +1,4 @@
-"""Reading command lines from a program's stdin, for qmail-popup and qmail-pop3d.
+"""Command lines in and replies out, for qmail-popup and qmail-pop3d.
 
 qmail-popup hands its descriptor 0 to checkpassword and qmail-pop3d, so it
 must not read past the PASS/APOP line: bytes it buffered would never reach
@@ -65,3 +65,9 @@ def _read_raw(raw: BinaryIO) -> bytes | None:
 def read_command(stream: BinaryIO, *, exact: bool = False) -> Command | None:
     line = read_line(stream, exact=exact)
     return None if line is None else Command.parse(line)
+
+
+def say(stdout: BinaryIO, data: bytes) -> None:
+    """Write ``data`` to the client and flush it."""
+    stdout.write(data)
+    stdout.flush()
