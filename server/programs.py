@@ -65,6 +65,10 @@ class ProgramContext:
     #: ``qmail-pop3d Maildir`` finds ``HOME/Maildir`` without a real chdir.
     cwd: Path | None = None
 
+    def path(self, name: str | Path) -> Path:
+        """``name`` taken from the program's current directory (``cwd`` when set)."""
+        return Path(name) if self.cwd is None else self.cwd / name
+
 
 #: qmail's programs (hier.c) and ours that run them.
 PROGRAMS: dict[str, str] = {

@@ -17,7 +17,6 @@ uid N" with the runtime's uid.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from pathlib import Path
 from typing import BinaryIO
 
 from server.control import ControlDir
@@ -44,9 +43,7 @@ def read_mft(env: Mapping[str, str], ctx: ProgramContext) -> frozenset[bytes] | 
     name = env.get("QMAILMFTFILE")
     if name is None:
         return None
-    path = Path(name)
-    if ctx.cwd is not None and not path.is_absolute():
-        path = ctx.cwd / path
+    path = ctx.path(name)
     lines = ControlDir(path.parent).readfile(path.name)
     if lines is None:
         return None

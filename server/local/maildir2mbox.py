@@ -79,7 +79,7 @@ def _sys(prefix: str, exc: OSError) -> Die:
 def run(env: Mapping[str, str], ctx: ProgramContext) -> None:
     mail, mailtmp = need_env(env, "MAIL", FATAL, 111), need_env(env, "MAILTMP", FATAL, 111)
     maildir_name = need_env(env, "MAILDIR", FATAL, 111)
-    maildir = (ctx.cwd or Path.cwd()) / maildir_name
+    maildir = ctx.path(maildir_name)
     try:
         is_dir = stat.S_ISDIR(os.stat(maildir).st_mode)
     except OSError as exc:

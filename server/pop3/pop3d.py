@@ -30,13 +30,6 @@ from server.programs import ProgramContext
 EXIT = 0
 
 
-def maildir_path(arg: str, ctx: ProgramContext) -> Path:
-    path = Path(arg)
-    if ctx.cwd is not None and not path.is_absolute():
-        return ctx.cwd / path
-    return path
-
-
 def main(
     argv: list[str],
     env: Mapping[str, str],
@@ -47,7 +40,7 @@ def main(
     if len(argv) < 2:
         say(stdout, replies.NO_MAILDIR)
         return EXIT
-    maildir = maildir_path(argv[1], ctx)
+    maildir = ctx.path(argv[1])
     # chdir(argv[1]) is what qmail checks: a directory we may enter.
     if not maildir.is_dir() or not os.access(maildir, os.X_OK):
         say(stdout, replies.NO_MAILDIR)

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import errno
 from collections.abc import Mapping
-from pathlib import Path
 from typing import BinaryIO
 
 from server import strerr
@@ -52,7 +51,7 @@ def main(
         return strerr.die(ctx.stderr, EXIT_PERM, USAGE)
     path = argv[1]
     ip = env.get("TCPREMOTEIP", "0.0.0.0")
-    full = Path(path) if ctx.cwd is None else ctx.cwd / path
+    full = ctx.path(path)
     host, info = env.get("TCPREMOTEHOST"), env.get("TCPREMOTEINFO")
     try:
         decision = lookup(Reader.open(full), ip, host, info)
