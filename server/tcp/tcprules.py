@@ -38,8 +38,7 @@ def main(
     if len(argv) < 3:
         return strerr.die(ctx.stderr, EXIT_PERM, USAGE)
     target, tmp = argv[1], argv[2]
-    base = "" if ctx.cwd is None else str(ctx.cwd)  # an in-process program's cwd
-    target_path, tmp_path = os.path.join(base, target), os.path.join(base, tmp)
+    target_path, tmp_path = ctx.path(target), ctx.path(tmp)  # an in-process program's cwd
     try:
         fd = os.open(tmp_path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
     except OSError as exc:
