@@ -132,6 +132,11 @@ class NotBuilt(Exception):
     pass
 
 
+def is_ours(name: str) -> bool:
+    """Whether ``name`` (a base name) is one of our programs, qmail's or extra."""
+    return name in PROGRAMS or name in EXTRA_PROGRAMS
+
+
 def load(name: str) -> Main:
     """The ``main`` of program ``name``; :class:`NotBuilt` if we have none yet."""
     module_name = PROGRAMS.get(name) or EXTRA_PROGRAMS.get(name)

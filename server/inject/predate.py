@@ -43,7 +43,7 @@ def main(
     child = argv[1:]
     if ctx.inprocess:
         name = os.path.basename(child[0])
-        if name not in programs.PROGRAMS and name not in programs.EXTRA_PROGRAMS:
+        if not programs.is_ours(name):
             return strerr.die(
                 ctx.stderr, EXIT_TEMP, FATAL, "unable to run ", child[0], ": not one of ours"
             )

@@ -150,7 +150,7 @@ def main(
     child_env = {**env, "USER": user.name, "HOME": str(user.home), "SHELL": user.shell}
     if ctx.inprocess:
         name = os.path.basename(argv[1])
-        if programs.PROGRAMS.get(name) is None and programs.EXTRA_PROGRAMS.get(name) is None:
+        if not programs.is_ours(name):
             return EXIT_TEMP  # execvp() failed
         fds = {fd: f for fd, f in ctx.fds.items() if fd != 3}  # close(3)
         child = replace(ctx, cwd=user.home, fds=fds)

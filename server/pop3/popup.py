@@ -93,7 +93,7 @@ def _run_inprocess(
     ctx: programs.ProgramContext,
 ) -> int:
     name = os.path.basename(childargs[0])
-    if programs.PROGRAMS.get(name) is None and programs.EXTRA_PROGRAMS.get(name) is None:
+    if not programs.is_ours(name):
         return 1  # execvp() failed: the child's _exit(1)
     fd3 = BytesIO(auth.fd3())
     # fd_copy(2,1): the child's diagnostics go to the client.
