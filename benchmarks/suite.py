@@ -11,12 +11,17 @@ collection, which is what a CI job pays.
 from __future__ import annotations
 
 import argparse
+import re
 import subprocess
 import sys
 import time
 from pathlib import Path
 
-from harness.runner import bundled_suite, load_all, run_all
+from harness.runner import load_all, run_all
+
+#: The checkout's suite. benchmarks/ lives in a checkout, and the pytest plugin
+#: collects scenarios only there (not from the copy installed in site-packages).
+CHECKOUT_SUITE = Path(__file__).resolve().parent.parent / "scenarios"
 
 
 def in_process(paths: list[Path], rounds: int) -> tuple[int, float, float, int]:
@@ -59,21 +64,28 @@ def main() -> int:
     parser.add_argument("paths", nargs="*", type=Path)
     parser.add_argument("--rounds", type=int, default=3)
     args = parser.parse_args()
-    paths = args.paths or [bundled_suite()]
+    paths = args.paths or [CHECKOUT_SUITE]
     n, seconds, cpu, failed = in_process(paths, args.rounds)
     print(
         f"in-process:        {n} scenario runs in {seconds:.2f}s = {n / seconds:7.1f}/s "
         f"({n / cpu:.1f} per CPU-second; {failed} not passing)"
     )
     count = n // args.rounds
+    status = 0 if failed == 0 else 1
     for workers in (None, 2):
         seconds, tail = with_pytest(paths, workers)
         label = f"pytest -n {workers}:" if workers else "pytest (1 proc):"
+        passed = re.search(r"(\d+) passed", tail)
+        if passed is None or int(passed.group(1)) != count:
+            # A rate over scenarios that did not run would be a made-up figure.
+            print(f"{label:18} expected {count} passing scenarios, pytest said: {tail}")
+            status = 1
+            continue
         print(
             f"{label:18} {count} scenarios in {seconds:.2f}s = {count / seconds:7.1f}/s "
             f"(with start-up; {tail})"
         )
-    return 0
+    return status
 
 
 if __name__ == "__main__":
