@@ -189,9 +189,11 @@ class TcpServer:
 
     async def _connection(self, conn: socket.socket) -> None:
         wstat = 0
-        serial = next(self._serial)
+        # The "pid" of tcpserver's -v lines: a spawned program's pid once it
+        # exists, else a connection serial (no process of its own).
+        ident = [next(self._serial)]
         try:
-            wstat = await self._run(conn, serial)
+            wstat = await self._run(conn, ident)
         except Exception as exc:  # a failing handler drops its client, not the server
             self._warn(f"{DROP}{type(exc).__name__}: {exc}")
             wstat = EXIT_TEMP << 8
@@ -199,7 +201,7 @@ class TcpServer:
             conn.close()
             self.active -= 1
             if self._verbose:
-                self.config.log(end_line(serial, wstat))
+                self.config.log(end_line(ident[0], wstat))
                 self.config.log(status_line(self.active, self.config.limit))
             async with self._room:
                 self._room.notify_all()
@@ -240,8 +242,15 @@ class TcpServer:
             return None
         return name if ip in await forward(name) else None
 
-    async def _run(self, conn: socket.socket, serial: int) -> int:
-        """Serve one connection; the wait status tcpserver would log for it."""
+    async def _run(self, conn: socket.socket, ident: list[int]) -> int:
+        """Serve one connection; the wait status tcpserver would log for it.
+
+        tcpserver.c forks first and logs "pid" and "ok"/"deny" from the child
+        that becomes the program, so those lines carry the program's pid: for
+        a program we hold them back until it has started (``ident[0]`` then
+        becomes its pid); a handler or a denied client keeps the serial.
+        """
+        serial = ident[0]
         loop = asyncio.get_running_loop()
         if self.config.kill_ip_options:  # against source-routed spoofing (tcpserver.c)
             with contextlib.suppress(OSError):
@@ -255,8 +264,10 @@ class TcpServer:
         except OSError as exc:
             self._warn(f"{DROP}unable to get local address: {error_str(exc.errno)}")
             return EXIT_TEMP << 8
+        # -v lines wait for the pid they carry (see above): each takes it as argument.
+        held: list[Callable[[int], str]] = []
         if self._verbose:
-            self.config.log(pid_line(serial, ends.remote_ip))
+            held.append(lambda pid: pid_line(pid, ends.remote_ip))
         env = tcp_environ(self.config.base_env, ends)
         try:
             decision = check_rules(
@@ -271,13 +282,14 @@ class TcpServer:
             return EXIT_TEMP << 8
         deny = decision is not None and decision.deny
         if self._verbose:
-            self.config.log(decision_line(serial, deny, ends))
-        if deny:
-            return EXIT_PERM << 8  # the child's _exit(100)
-        env = with_rules(env, decision)
-        if callable(self.target):
-            return await self._handle(conn, env)
-        return await self._spawn(conn, env, list(self.target))
+            held.append(lambda pid: decision_line(pid, deny, ends))
+        if deny or callable(self.target):
+            for line in held:
+                self.config.log(line(serial))
+            if deny:
+                return EXIT_PERM << 8  # the child's _exit(100)
+            return await self._handle(conn, with_rules(env, decision))
+        return await self._spawn(conn, with_rules(env, decision), list(self.target), ident, held)
 
     async def _handle(self, conn: socket.socket, env: dict[str, str]) -> int:
         assert callable(self.target)
@@ -290,15 +302,27 @@ class TcpServer:
                 await writer.wait_closed()
         return 0
 
-    async def _spawn(self, conn: socket.socket, env: dict[str, str], argv: list[str]) -> int:
+    async def _spawn(
+        self,
+        conn: socket.socket,
+        env: dict[str, str],
+        argv: list[str],
+        ident: list[int],
+        held: list[Callable[[int], str]],
+    ) -> int:
         conn.setblocking(True)  # the child reads and writes it as plain fds 0 and 1
         try:
             proc = await asyncio.create_subprocess_exec(
                 *argv, stdin=conn.fileno(), stdout=conn.fileno(), env=env
             )
         except OSError as exc:
+            for line in held:
+                self.config.log(line(ident[0]))
             self._warn(f"{DROP}unable to run {argv[0]}: {error_str(exc.errno)}")
             return EXIT_TEMP << 8
+        ident[0] = proc.pid
+        for line in held:
+            self.config.log(line(proc.pid))
         code = await proc.wait()
         return (-code) if code < 0 else code << 8
 

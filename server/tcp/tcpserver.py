@@ -16,7 +16,8 @@ adds its variables — and then either
 calling accept() while N are running, so further clients wait in the
 kernel's backlog. ``-v`` logs ``status``, ``pid``, ``ok``/``deny`` and
 ``end`` lines as tcpserver does; an in-process handler or a denied
-connection has no process of its own, so its "pid" is a connection serial.
+connection has no process of its own, so its "pid" is a connection serial;
+a program's lines carry its pid, as tcpserver's child logs them.
 
 ``-r`` (the default) asks the client's identd for TCPREMOTEINFO
 (:mod:`server.tcp.ident`), giving up after ``-t`` seconds (26).

@@ -194,6 +194,28 @@ def test_deny_closes_the_connection_with_banner_and_log(tmp_path: Path) -> None:
 
 
 @pytest.mark.live
+def test_verbose_lines_of_a_program_carry_its_pid() -> None:
+    # tcpserver.c forks, and the child logs "pid" and "ok" before it execs the
+    # program: every line of the connection names the program's own pid.
+    log: list[str] = []
+
+    async def scenario() -> bytes:
+        server = await serve(
+            LOOPBACK, 0, ["/bin/sh", "-c", "echo $$"], None, 5,
+            local_name="mx", verbosity=2, log=log.append,
+        )  # fmt: skip
+        try:
+            return await _client(server.port)
+        finally:
+            await server.close()
+
+    pid = int(_run(scenario))
+    assert log[2] == f"tcpserver: pid {pid} from 127.0.0.1"
+    assert log[3].startswith(f"tcpserver: ok {pid} mx:127.0.0.1:")
+    assert log[4:] == [f"tcpserver: end {pid} status 0", "tcpserver: status: 0/5"]
+
+
+@pytest.mark.live
 def test_missing_rules_drop_unless_allowed(tmp_path: Path) -> None:
     log: list[str] = []
 
