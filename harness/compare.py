@@ -49,6 +49,8 @@ _RULES: list[tuple[re.Pattern[str], str]] = [
     (re.compile(r"\b(msg|qp|uid|pid|bytes) \d+"), r"\1 N"),
     (re.compile(r"\bqmail \d+ invoked"), "qmail N invoked"),
     (re.compile(r"\bqp_\d+"), "qp_N"),
+    # "triple bounce: discarding bounce/N": a message number is an inode
+    (re.compile(r"\bbounce/\d+"), "bounce/N"),
     # qmail-inject's Message-ID: <YYYYMMDDHHMMSS.pid.qmail@host> (qmail-inject.c)
     (re.compile(r"<\d{14}\.\d+\.qmail@"), "<DATE.PID.qmail@"),
     (re.compile(r"<\d+\.\d+@[^>]*>"), "<pid.time@host>"),

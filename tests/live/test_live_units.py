@@ -87,6 +87,12 @@ def test_normalise_pids_inodes_times_and_hosts() -> None:
     )
     assert normalise("by sim.example with SMTP", hosts) == "by <host> with SMTP"
     assert normalise("1700000000.1001.box7", hosts) == "<mdname>"
+    assert normalise("triple bounce: discarding bounce/3211724") == (
+        "triple bounce: discarding bounce/N"
+    )
+    assert normalise("delivery 2: success: did_0+1+0/qp_18865/") == (
+        "delivery 2: success: did_0+1+0/qp_N/"
+    )
 
 
 @given(st.text(max_size=60))
