@@ -14,7 +14,6 @@ from pathlib import Path
 
 import pytest
 
-from server.home import setup
 from server.programs import ProgramContext, run
 from server.queue.core import message_ids, read_envelope
 from server.runtime import virtual_runtime
@@ -23,13 +22,6 @@ PARSE_ERROR = b"qmail-inject: fatal: unable to parse this line:\n"
 USAGE = b"sendmail: usage: sendmail [ -t ] [ -fsender ] [ -Fname ] [ -bp ] [ -bs ] [ arg ... ]\n"
 DATE = b"Date: 14 Nov 2023 22:13:20 -0000\n"
 MSGID = b"Message-ID: <20231114221320.4321.qmail@mx.example.org>\n"
-
-
-@pytest.fixture
-def home(tmp_path: Path) -> Path:
-    home = tmp_path / "qmail"
-    setup(home, me="mx.example.org")
-    return home
 
 
 def inject(

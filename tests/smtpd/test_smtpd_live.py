@@ -14,7 +14,6 @@ from pathlib import Path
 
 import pytest
 
-from server.home import setup
 from server.smtpd import replies
 from tests.subprocs import stop
 
@@ -44,13 +43,6 @@ def _first_line(proc: subprocess.Popen[bytes], timeout: float = 20.0) -> bytes:
     if not ready:
         raise AssertionError("the server did not say it was listening")
     return proc.stdout.readline()
-
-
-@pytest.fixture
-def home(tmp_path: Path) -> Path:
-    path = tmp_path / "qmail"
-    setup(path, me="mx.example.org")
-    return path
 
 
 def _serve(home: Path, *options: str) -> Iterator[tuple[Path, int]]:

@@ -11,7 +11,6 @@ from pathlib import Path
 import pytest
 
 from server import cdb
-from server.home import setup
 from server.programs import ProgramContext
 from server.runtime import virtual_runtime
 from server.smtpd import newmrh, replies
@@ -23,13 +22,6 @@ SESSION = (
     b"HELO client\r\nMAIL FROM:<a@far.example>\r\nRCPT TO:<bob@mx.example.org>\r\n"
     b"DATA\r\nSubject: hi\r\n\r\nhello\r\n.\r\nQUIT\r\n"
 )
-
-
-@pytest.fixture
-def home(tmp_path: Path) -> Path:
-    path = tmp_path / "qmail"
-    setup(path, me="mx.example.org")
-    return path
 
 
 def ctx_for(home: Path, patches: frozenset[str] = frozenset()) -> ProgramContext:

@@ -1,4 +1,4 @@
-"""Fixtures for the foundation tests: a fresh home made by setup()."""
+"""Fixtures every test area shares: a fresh qmail home made by setup()."""
 
 from __future__ import annotations
 
@@ -11,6 +11,7 @@ from server.home import setup
 
 @pytest.fixture
 def home(tmp_path: Path) -> Path:
+    """``tmp_path/qmail``, set up for the host mx.example.org."""
     path = tmp_path / "qmail"
     setup(path, me="mx.example.org")
     return path
