@@ -21,13 +21,13 @@ import os
 import subprocess
 from collections.abc import Mapping
 from dataclasses import replace
-from io import BytesIO
+from io import BytesIO, UnsupportedOperation
 from typing import BinaryIO
 
 from server import programs
 from server.pop3 import replies
 from server.pop3.core import Authenticate, LineTooLong, Popup, Reply, State
-from server.pop3.stream import read_command, say
+from server.pop3.stream import ChunkReader, read_command, say
 
 #: qmail-popup's exit code, whatever happened (die() in qmail-popup.c).
 EXIT = 1
@@ -47,9 +47,10 @@ def main(
     childargs = argv[2:]
     session = Popup(hostname=hostname, pid=ctx.runtime.next_pid(), now=ctx.runtime.now())
     say(stdout, session.greeting().data)
+    chunks = None if ctx.inprocess else _chunk_reader(stdin)
     while session.state is State.AUTHORIZATION:
         try:
-            command = read_command(stdin, exact=not ctx.inprocess)
+            command = chunks.read_command() if chunks else read_command(stdin)
         except LineTooLong:
             return EXIT  # commands() out of memory: die() without a word
         if command is None:
@@ -62,6 +63,14 @@ def main(
                 if verdict:
                     say(stdout, verdict)
     return EXIT
+
+
+def _chunk_reader(stdin: BinaryIO) -> ChunkReader | None:
+    """qmail-popup.c's 128-byte reads of descriptor 0, when stdin is one."""
+    try:
+        return ChunkReader(stdin.fileno())
+    except (OSError, ValueError, UnsupportedOperation):
+        return None
 
 
 def _run_child(

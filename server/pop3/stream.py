@@ -1,12 +1,13 @@
 """Command lines in and replies out, for qmail-popup and qmail-pop3d.
 
-qmail-popup hands its descriptor 0 to checkpassword and qmail-pop3d, so it
-must not read past the PASS/APOP line: bytes it buffered would never reach
-qmail-pop3d. (qmail-popup.c reads up to 128 bytes at a time and so loses
-commands a client pipelines after PASS; we read exactly one line, which
-gives the same replies to every client that waits for the PASS reply.)
-A stream with a ``raw`` layer (a real fd 0) is read a byte at a time below
-its buffer; any other (BytesIO, the harness) is exact with readline().
+qmail-popup hands its descriptor 0 to checkpassword and qmail-pop3d. As a
+process it reads that descriptor as qmail-popup.c does, up to 128 bytes per
+read() (:class:`ChunkReader`): whatever it read past the PASS/APOP line is
+lost to qmail-pop3d, so a client that pipelines commands after PASS gets
+the same (missing) replies as from netqmail. qmail-pop3d, the last reader,
+reads a stream with a ``raw`` layer (a real fd 0) a byte at a time below
+its buffer; any other (BytesIO, the harness) is exact with readline(), and
+in-process qmail-popup hands on exactly what follows the PASS line.
 
 On a real descriptor both programs give up after :data:`IDLE_TIMEOUT`
 seconds without input, as their timeoutread(1200, ...) does: the line
@@ -15,6 +16,7 @@ reads as end of input, and the program exits without a word.
 
 from __future__ import annotations
 
+import os
 import select
 from typing import BinaryIO
 
@@ -35,6 +37,45 @@ def read_line(stream: BinaryIO, *, exact: bool = False) -> bytes | None:
     if not line.endswith(b"\n"):
         return None
     return line
+
+
+#: qmail-popup.c: ``char ssinbuf[128]``, the buffer of its substdio on fd 0.
+POPUP_CHUNK = 128
+
+
+class ChunkReader:
+    """Lines from a descriptor read ``chunk`` bytes at a time, as substdio does.
+
+    Bytes past the last line returned stay here; the program that hands the
+    descriptor on (qmail-popup to checkpassword) loses them, as qmail does.
+    """
+
+    def __init__(self, fd: int, chunk: int = POPUP_CHUNK) -> None:
+        self.fd = fd
+        self.chunk = chunk
+        self.buffer = bytearray()
+
+    def read_line(self) -> bytes | None:
+        """The next line through its LF; None at end of input or after the idle timeout."""
+        while (end := self.buffer.find(b"\n")) < 0:
+            if len(self.buffer) > MAX_LINE:
+                raise LineTooLong(len(self.buffer))
+            readable, _, _ = select.select([self.fd], [], [], IDLE_TIMEOUT)
+            if not readable:
+                return None
+            data = os.read(self.fd, self.chunk)
+            if not data:
+                return None
+            self.buffer += data
+        if end + 1 > MAX_LINE:
+            raise LineTooLong(end + 1)
+        line = bytes(self.buffer[: end + 1])
+        del self.buffer[: end + 1]
+        return line
+
+    def read_command(self) -> Command | None:
+        line = self.read_line()
+        return None if line is None else Command.parse(line)
 
 
 def _ready(raw: BinaryIO) -> bool:
