@@ -19,6 +19,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from server.quote import quote, quote2
 from server.send.config import SendConfig, fold
 
 DOUBLE_BOUNCE_SENDER = "#@[]"
@@ -36,9 +37,6 @@ _BELOW_SINGLE = "--- Below this line is a copy of the message.\n\n"
 _BELOW_DOUBLE = "--- Below this line is the original bounce.\n\n"
 #: what a deferral becomes once a message is older than queuelifetime
 DYING_TEXT = b"I'm not going to try again; this message has been in the queue too long.\n"
-
-# quote.c: characters an RFC 821 local part may hold unquoted.
-_OK = frozenset("!#$%&'*+-/0123456789=?ABCDEFGHIJKLMNOPQRSTUVWXYZ^_`abcdefghijklmnopqrstuvwxyz{|}~")
 
 
 def strip_vdom_prepend(recip: str, vdoms: dict[str, str]) -> str:
@@ -71,32 +69,6 @@ def bounce_entry(recip: str, report: bytes, vdoms: dict[str, str]) -> bytes:
             text[pos] = ord("/")
     text += b"\n"
     return bytes(text)
-
-
-def quote_need(box: str) -> bool:
-    if not box:
-        return True
-    if any(ch not in _OK and ch != "." for ch in box):
-        return True
-    return box.startswith(".") or box.endswith(".") or ".." in box
-
-
-def quote(box: str) -> str:
-    """quote.c quote(): as little quoting as RFC 821/822 allow."""
-    if not quote_need(box):
-        return box
-    escaped = "".join("\\" + ch if ch in '\r\n"\\' else ch for ch in box)
-    return f'"{escaped}"'
-
-
-def quote2(addr: str) -> str:
-    """quote.c quote2(): quote the local part of ``box@domain``."""
-    if not addr:
-        return addr
-    at = addr.rfind("@")
-    if at == -1:
-        return quote(addr)
-    return quote(addr[:at]) + addr[at:]
 
 
 def info_sender_for_bounce(sender: str) -> str:

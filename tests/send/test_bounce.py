@@ -5,12 +5,11 @@ from __future__ import annotations
 from hypothesis import given
 from hypothesis import strategies as st
 
+from server.quote import quote, quote2
 from server.send.bounce import (
     bounce_entry,
     compose,
     info_sender_for_bounce,
-    quote,
-    quote2,
     strip_vdom_prepend,
 )
 from server.send.config import SendConfig, colon_map
