@@ -276,11 +276,18 @@ class _Udp(asyncio.DatagramProtocol):
 
 
 async def serve(
-    dns: FakeDns, host: str, port: int
+    dns: FakeDns, host: str, port: int, *, answer_everywhere: bool = True
 ) -> tuple[asyncio.DatagramTransport, asyncio.Server, int]:
-    """Serve ``dns`` over UDP and TCP on ``host:port`` (0: pick one); return the port."""
+    """Serve ``dns`` over UDP and TCP on ``host:port`` (0: pick one); return the port.
+
+    ``answer_everywhere`` (``qmail-sim dns``) answers whatever address the
+    query came to; the live target turns it off, so that a query to an
+    address the scenario does not list in ``dns.servers`` is recorded and
+    left unanswered, as a dead resolver would leave it.
+    """
     loop = asyncio.get_running_loop()
-    dns.answer_everywhere = True
+    if answer_everywhere:
+        dns.answer_everywhere = True
 
     async def tcp_client(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         try:

@@ -30,7 +30,6 @@ import asyncio
 import contextlib
 import math
 import os
-import struct
 import sys
 import threading
 import time
@@ -40,6 +39,7 @@ from pathlib import Path
 from typing import IO, Any, Protocol
 
 from harness.fakedns import FakeDns
+from harness.fakedns import serve as serve_dns
 from harness.fakepeers import FakePeers
 from harness.targets.agentwire import Request, Setup, read_frame, write_frame
 from harness.targets.livepeers import LivePeers, route_ports
@@ -72,47 +72,6 @@ class Loop:
             self.loop.close()
 
 
-class _DnsUdp(asyncio.DatagramProtocol):
-    def __init__(self, dns: FakeDns, server: str) -> None:
-        self.dns, self.server = dns, server
-        self.transport: asyncio.DatagramTransport | None = None
-
-    def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        self.transport = transport  # type: ignore[assignment]  # a datagram transport
-
-    def datagram_received(self, data: bytes, addr: tuple[str, int]) -> None:
-        answer = self.dns.respond(data, tcp=False, server=self.server)
-        if answer is not None and self.transport is not None:
-            self.transport.sendto(answer, addr)
-
-
-async def serve_dns(dns: FakeDns, ip: str, port: int) -> tuple[list[Any], int]:
-    """UDP and TCP on ``ip:port`` answering as the fake DNS server ``ip``.
-
-    ``dns.answer_everywhere`` stays off: at an address the scenario does not
-    list in ``dns.servers`` the query is recorded and left unanswered.
-    """
-
-    async def tcp_client(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        try:
-            while True:
-                (size,) = struct.unpack("!H", await reader.readexactly(2))
-                answer = dns.respond(await reader.readexactly(size), tcp=True, server=ip)
-                if answer is not None:
-                    writer.write(struct.pack("!H", len(answer)) + answer)
-                    await writer.drain()
-        except (asyncio.IncompleteReadError, ConnectionError):
-            pass
-        finally:
-            writer.close()
-
-    tcp = await asyncio.start_server(tcp_client, ip, port)
-    port = tcp.sockets[0].getsockname()[1]
-    loop = asyncio.get_running_loop()
-    udp, _ = await loop.create_datagram_endpoint(lambda: _DnsUdp(dns, ip), local_addr=(ip, port))
-    return [tcp, udp], port
-
-
 class World:
     """The fake DNS and peers of one scenario, on real sockets."""
 
@@ -141,10 +100,12 @@ class World:
         for ip in dict.fromkeys([*spec.servers, *named]):
             port = DNS_PORT if self.setup.netns else 0
             try:
-                servers, port = self.loop.call(serve_dns(self.dns, ip, port))
+                udp, tcp, port = self.loop.call(
+                    serve_dns(self.dns, ip, port, answer_everywhere=False)
+                )
             except OSError as exc:
                 raise RuntimeError(f"fake DNS cannot listen on {ip}:{port}: {exc}") from exc
-            self.servers.extend(servers)
+            self.servers.extend([tcp, udp])
             where[ip] = ip if port == DNS_PORT else f"{ip}:{port}"
         from server.control import ControlDir
 
