@@ -134,13 +134,12 @@ def test_real_netqmail_agrees_with_the_simulator() -> None:
         assert compare(scenario, f"qmail:{NETQMAIL}").verdict == "identical"
 
 
-WHOLE_SUITE = os.environ.get("QMAILSIM_LIVE_SUITE") == "1"
+#: The whole suite live takes about 5 minutes on 2 quiet cores; CI runs it
+#: (issue 7). QMAILSIM_LIVE_SUITE=0 leaves it out of a quick local run.
+WHOLE_SUITE = os.environ.get("QMAILSIM_LIVE_SUITE", "1") != "0"
 
 
-@pytest.mark.skipif(
-    not WHOLE_SUITE,
-    reason="the whole bundled suite live takes ~15 min on 2 cores; set QMAILSIM_LIVE_SUITE=1",
-)
+@pytest.mark.skipif(not WHOLE_SUITE, reason="QMAILSIM_LIVE_SUITE=0 leaves the live suite out")
 @needs_live
 def test_whole_bundled_suite_live_matches_the_simulator(workroot: Path) -> None:
     """Every scenario not tagged virtual-time (those pin virtual dates and pids)
