@@ -24,12 +24,11 @@ import re
 from dataclasses import dataclass
 from typing import Literal
 
-from harness.timeline_log import _stamped
+from harness.timeline import RESULT_LINE, START_LINE
+from harness.timeline_log import stamped
 
 Kind = Literal["success", "deferral", "failure", "starting"]
 
-_RESULT = re.compile(r"delivery (\d+): (success|deferral|failure): (.*)")
-_START = re.compile(r"starting delivery (\d+): msg (\d+) to (local|remote) (.*)")
 _NEWLINE_SLASH = re.compile(r"/(?=$|[A-Z(])")
 
 
@@ -64,19 +63,6 @@ class LogLine:
         return m[1] if m else None
 
 
-def logsafe(text: str) -> str:
-    """What qsutil.c's logsafe() makes of ``text`` (for tests and round trips)."""
-    out = []
-    for ch in text:
-        if ch == "\n":
-            out.append("/")
-        elif ch == "%" or not 33 <= ord(ch) <= 126:
-            out.append("_")
-        else:
-            out.append(ch)
-    return "".join(out)
-
-
 def unlogsafe(text: str) -> str:
     """A best guess at the report before logsafe(): ``_`` → space, ``/`` → newline."""
     return _NEWLINE_SLASH.sub("\n", text.replace("_", " "))
@@ -88,15 +74,15 @@ def parse(line: str) -> LogLine:
     if "\n" in raw:
         raise LogLineError("more than one line", line)
     stamp: float | None = None
-    stamped = _stamped(raw)
+    stamp_parts = stamped(raw)
     body = raw
-    if stamped is not None:
-        seconds, fraction, body, _more = stamped
+    if stamp_parts is not None:
+        seconds, fraction, body, _more = stamp_parts
         stamp = seconds + fraction
-    if m := _RESULT.fullmatch(body):
+    if m := RESULT_LINE.fullmatch(body):
         kind: Kind = m[2]  # type: ignore[assignment]  # the regex allows only these three
         return LogLine(kind=kind, delivery=int(m[1]), text=m[3], stamp=stamp)
-    if m := _START.fullmatch(body):
+    if m := START_LINE.fullmatch(body):
         return LogLine(
             kind="starting",
             delivery=int(m[1]),

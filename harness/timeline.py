@@ -52,8 +52,8 @@ LETTERS: dict[str, Letter] = {word: letter for letter, word in WORDS.items()}
 
 _NEW = re.compile(r"new msg (\d+)")
 _INFO = re.compile(r"info msg (\d+): bytes (\d+) from <(.*)> qp (\d+) uid (\d+)")
-_START = re.compile(r"starting delivery (\d+): msg (\d+) to (local|remote) (.*)")
-_RESULT = re.compile(r"delivery (\d+): (success|deferral|failure): (.*)")
+START_LINE = re.compile(r"starting delivery (\d+): msg (\d+) to (local|remote) (.*)")
+RESULT_LINE = re.compile(r"delivery (\d+): (success|deferral|failure): (.*)")
 _MANGLED = re.compile(r"delivery (\d+): report mangled, will defer")
 _BOUNCE = re.compile(r"bounce msg (\d+) qp (\d+)")
 _END = re.compile(r"end msg (\d+)")
@@ -242,8 +242,8 @@ def _fits(kind: str, msg: Message) -> bool:
 _HANDLERS = (
     (_NEW, _Builder.new),
     (_INFO, _Builder.info),
-    (_START, _Builder.start),
-    (_RESULT, _Builder.result),
+    (START_LINE, _Builder.start),
+    (RESULT_LINE, _Builder.result),
     (_MANGLED, _Builder.mangled),
     (_BOUNCE, _Builder.bounce),
     (_END, _Builder.end),

@@ -32,7 +32,7 @@ _SPLOGGER = re.compile(r"(?:^|.*?: )(\d{1,20})\.(\d{6})([ +])(.*)")
 _LOCAL = re.compile(r"(\d{4}-\d\d-\d\d \d\d:\d\d:\d\d)(\.\d{1,9})? (.*)")
 
 
-def _stamped(line: str) -> tuple[int, float, str, bool] | None:
+def stamped(line: str) -> tuple[int, float, str, bool] | None:
     """(seconds, fraction, text, continues the previous line) if ``line`` has a stamp.
 
     Whole seconds stay an int so that subtracting two of them loses nothing.
@@ -60,11 +60,11 @@ def parse(text: str) -> list[tuple[float, str]]:
     if lines[-1] == "":
         lines.pop()
     for raw in lines:
-        stamped = _stamped(raw)
-        if stamped is None:
+        parts = stamped(raw)
+        if parts is None:
             line = raw
         else:
-            seconds, fraction, line, more = stamped
+            seconds, fraction, line, more = parts
             first = (seconds, fraction) if first is None else first
             # qmail-send's log never runs backwards; a clock stepped back must not either
             t = max(t, (seconds - first[0]) + (fraction - first[1]))

@@ -6,7 +6,8 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from harness.logparse import LogLine, LogLineError, logsafe, parse, unlogsafe
+from harness.logparse import LogLine, LogLineError, parse, unlogsafe
+from server.send.log import logsafe
 
 CNAME = "CNAME_lookup_failed_temporarily._(#4.4.3)/"
 
