@@ -23,11 +23,12 @@ from __future__ import annotations
 import re
 import shutil
 import tempfile
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
 
+from harness.converse import Turn
 from harness.outcome import StepFailure
 from harness.runner import default_workroot, describe_step
 from harness.scenario.model import InjectStep, Scenario, SessionStep, SignalName
@@ -109,9 +110,9 @@ class Recorder(Target):
             self.lines.append(f"exit {result.exit}")
         return result
 
-    def session(self, step: SessionStep, client: bytes) -> ProgramResult:
+    def session(self, step: SessionStep, played: Sequence[Turn]) -> ProgramResult:
         # A client on a socket never sees the server's exit code: not compared.
-        return self._program(self.inner.session(step, client), exit_seen=False)
+        return self._program(self.inner.session(step, played), exit_seen=False)
 
     def inject(self, step: InjectStep) -> ProgramResult:
         return self._program(self.inner.inject(step), exit_seen=True)

@@ -1,6 +1,8 @@
 """Shared by the smtp and pop3 steps: replay a transcript, compare the replies.
 
-All ``C:``/``R:`` bytes go to the server at once and its output is split into
+The client's lines go to the server turn by turn (harness.converse: a line
+or a pipelined group, then the server lines owed for it; the simulator hands
+its in-process server all of them at once) and the output is split into
 CRLF lines; the ``S:`` lines must match them one for one, in order (exact
 text, or ``~ regex`` searched in the line). A line the server sent without its
 CRLF shows as ``…<no CRLF>``; extra server lines are a failure too.
@@ -8,6 +10,7 @@ CRLF shows as ``…<no CRLF>``; extra server lines are a failure too.
 
 from __future__ import annotations
 
+from harness.converse import turns
 from harness.outcome import StepFailure
 from harness.scenario.model import SessionStep
 from harness.scenario.values import Match
@@ -25,8 +28,7 @@ def server_lines(output: bytes) -> list[str]:
 
 
 def replay(step: SessionStep, target: Target) -> None:
-    client = b"".join(line.data for line in step.transcript if line.who != "S")
-    result = target.session(step, client)
+    result = target.session(step, turns(step.transcript))
     actual = server_lines(result.stdout)
     expected = [line.expect for line in step.transcript if line.expect is not None]
     problem = _compare(expected, actual)

@@ -14,6 +14,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from harness.converse import Turn
 from harness.fakedns import DnsQuery
 from harness.fakepeers import PeerSession
 from harness.scenario.model import InjectStep, Scenario, SessionStep, SignalName
@@ -58,7 +59,8 @@ class Target(ABC):
     def start(self, scenario: Scenario, workdir: Path, seed: int | None = None) -> None: ...
 
     @abstractmethod
-    def session(self, step: SessionStep, client: bytes) -> ProgramResult: ...
+    def session(self, step: SessionStep, played: Sequence[Turn]) -> ProgramResult:
+        """Play a session's turns (harness.converse) to qmail-smtpd or qmail-popup."""
 
     @abstractmethod
     def inject(self, step: InjectStep) -> ProgramResult: ...

@@ -22,11 +22,12 @@ import os
 import signal
 import subprocess
 import sys
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import IO, Any, cast
 
 from harness import netns
+from harness.converse import Turn
 from harness.fakedns import DnsQuery
 from harness.fakepeers import PeerSession
 from harness.scenario.model import InjectStep, Scenario, SessionStep, SignalName
@@ -158,9 +159,9 @@ class LiveTarget(SimTarget):
             raise StepError("the live target has not started")
         return self.agent
 
-    def session(self, step: SessionStep, client: bytes) -> ProgramResult:
+    def session(self, step: SessionStep, played: Sequence[Turn]) -> ProgramResult:
         code, out, err = self.live.call(
-            "session", kind=step.kind, env=dict(step.env), client=client, host=step.host
+            "session", kind=step.kind, env=dict(step.env), played=played, host=step.host
         )
         return ProgramResult(exit=code, stdout=out, stderr=err)
 

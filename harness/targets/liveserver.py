@@ -28,6 +28,7 @@ import time
 from collections.abc import Mapping
 from typing import Any
 
+from harness.converse import Turn, converse
 from harness.targets.agentwire import Setup
 from harness.targets.liveagent import Loop, World, write_resolv_conf
 from harness.targets.livesend import GatedSend
@@ -153,7 +154,7 @@ class OurServer:
             self.start(args["nameservers"])
             return None
         if verb == "session":
-            return self.session(args["kind"], args["env"], args["client"], args.get("host"))
+            return self.session(args["kind"], args["env"], args["played"], args.get("host"))
         if verb == "inject":
             return self.inject(args["argv"], args["env"], args["message"])
         if verb == "idle":
@@ -171,7 +172,7 @@ class OurServer:
         raise ValueError(f"unknown request {verb!r}")
 
     def session(
-        self, kind: str, changes: dict[str, str | None], client: bytes, host: str | None
+        self, kind: str, changes: dict[str, str | None], played: list[Turn], host: str | None
     ) -> tuple[int, bytes, bytes]:
         changes = dict(changes)
         source = _bindable(changes.get("TCPREMOTEIP"), self.setup.netns)
@@ -193,12 +194,7 @@ class OurServer:
             self.overrides[key] = changes
             sock.settimeout(SESSION_LIMIT)
             sock.connect(("127.0.0.1", listener.port))
-            try:
-                sock.sendall(client)
-                sock.shutdown(socket.SHUT_WR)
-            except OSError:
-                pass  # the server hung up first (a deny, a 421): read what it said
-            output = _read_all(sock)
+            output = converse(sock, played)
         self.overrides.pop(key, None)
         code = self._exit_of(key)
         return code, output, self.stderr.getvalue()[err_start:]
@@ -254,19 +250,6 @@ def _bindable(address: str | None, netns: bool) -> str | None:
     except ValueError:
         return None
     return str(ip) if ip.is_loopback or netns else None
-
-
-def _read_all(sock: socket.socket) -> bytes:
-    chunks = []
-    while True:
-        try:
-            data = sock.recv(65536)
-        except ConnectionResetError:
-            break
-        if not data:
-            break
-        chunks.append(data)
-    return b"".join(chunks)
 
 
 __all__ = ["OurServer", "apply_env"]

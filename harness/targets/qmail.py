@@ -15,8 +15,9 @@ Programs run in the agent (:mod:`harness.targets.qmailserver`) inside
 private network and mount namespaces, so qmail's resolver, which reads only
 /etc/resolv.conf, asks the fake DNS; without namespaces this target cannot
 run and says why. Sessions and injections go through the same code as the
-simulator's (tcpserver's environment, tcprules, all client bytes on
-stdin); only the program is DIR's. Jumping the clock is impossible for a
+simulator's (tcpserver's environment, tcprules); only the program is DIR's,
+and a session is played to it turn by turn over a socket, as a client
+would (harness.converse). Jumping the clock is impossible for a
 real qmail: an ``advance`` step raises :class:`~harness.compare.NotComparable`,
 which ``run`` reports as an error and ``compare`` as "not comparable",
 never as a pass.
@@ -28,11 +29,12 @@ import os
 import shutil
 import subprocess
 import sys
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 from harness import netns
 from harness.compare import NotComparable
+from harness.converse import Turn
 from harness.scenario.model import Scenario, SignalName
 from harness.targets.agentwire import Setup
 from harness.targets.base import ProgramResult, StepError
@@ -138,15 +140,27 @@ class QmailTarget(LiveTarget):
         SimTarget.set_control(self, files)  # into self.home: the reference once started
 
     # -- programs and steps --------------------------------------------------------------
-    def _run(
-        self, name: str, argv: list[str], env: Mapping[str, str], stdin: bytes
-    ) -> ProgramResult:
+    def _words(self, name: str, argv: list[str]) -> list[str]:
         bin_ = self.reference / "bin"
         words = [str(bin_ / argv[0]), *argv[1:]]
         if name == "qmail-popup":  # qmail-popup HOST checkpassword qmail-pop3d Maildir
             words[2] = str(self.workdir / "checkpassword")
             words[3] = str(bin_ / "qmail-pop3d")
+        return words
+
+    def _run(
+        self, name: str, argv: list[str], env: Mapping[str, str], stdin: bytes
+    ) -> ProgramResult:
+        words = self._words(name, argv)
         code, out, err = self.live.call("program", argv=words, env=dict(env), stdin=stdin)
+        return ProgramResult(exit=code, stdout=out, stderr=err)
+
+    def _converse(
+        self, name: str, argv: list[str], env: Mapping[str, str], played: Sequence[Turn]
+    ) -> ProgramResult:
+        """A session turn by turn, the program on a socket as under tcpserver."""
+        words = self._words(name, argv)
+        code, out, err = self.live.call("session", argv=words, env=dict(env), played=played)
         return ProgramResult(exit=code, stdout=out, stderr=err)
 
     def run_until_idle(self) -> None:

@@ -5,9 +5,11 @@ Runs inside the agent's private network and mount namespaces, where
 the scenario's server addresses): qmail's resolver is glibc's, which reads
 /etc/resolv.conf and nothing else.
 
-- ``program``: one of the home's programs (qmail-smtpd, qmail-popup's chain,
-  qmail-inject) as a child process, the client's bytes on stdin, its output
-  read to the end — the same all-at-once exchange the simulator makes.
+- ``session``: qmail-smtpd or qmail-popup's chain as a child process whose
+  fd 0 and fd 1 are a socket, as under tcpserver, the client's turns played
+  to it with pexpect reading the replies (harness.converse);
+- ``program``: qmail-inject as a child process, the message on stdin, its
+  output read to the end.
 - ``idle``: ``DIR/bin/qmail-start ./Maildir/`` without a logger (qmail-send
   then logs to descriptor 0, qmail-start.c, so the log file is given as
   stdin and stdout) until qmail-send is quiet: nothing in todo/, every
@@ -25,11 +27,14 @@ from __future__ import annotations
 import os
 import re
 import signal
+import socket
 import subprocess
+import tempfile
 import time
 from pathlib import Path
 from typing import Any
 
+from harness.converse import Turn, converse
 from harness.targets.agentwire import Setup
 from harness.targets.liveagent import Loop, World, write_resolv_conf
 from server.send.schedule import SLEEP_FUZZ
@@ -63,6 +68,8 @@ class QmailServer:
             return None
         if verb == "program":
             return self.program(args["argv"], args["env"], args["stdin"])
+        if verb == "session":
+            return self.session(args["argv"], args["env"], args["played"])
         if verb == "idle":
             self.run_until_idle()
             return None
@@ -95,6 +102,32 @@ class QmailServer:
             cwd="/",
         )
         return done.returncode, done.stdout, done.stderr
+
+    def session(
+        self, argv: list[str], env: dict[str, str], played: list[Turn]
+    ) -> tuple[int, bytes, bytes]:
+        """The program's fd 0 and fd 1 one end of a socketpair, as under tcpserver
+        (where both are the connection); the client plays the other end."""
+        ours, theirs = socket.socketpair()
+        with ours, tempfile.TemporaryFile() as err:
+            with theirs:
+                proc = subprocess.Popen(
+                    argv,
+                    stdin=theirs.fileno(),
+                    stdout=theirs.fileno(),
+                    stderr=err,
+                    env=self.env(env),
+                    cwd="/",
+                )
+            try:
+                output = converse(ours, played)
+                code = proc.wait(PROGRAM_LIMIT)
+            finally:
+                if proc.poll() is None:
+                    proc.kill()
+                    proc.wait()
+            err.seek(0)
+            return code, output, err.read()
 
     def log_lines(self) -> list[str]:
         text = self.log_path.read_bytes().decode("latin-1")

@@ -18,11 +18,12 @@ from __future__ import annotations
 
 import io
 import os
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Protocol
+from typing import BinaryIO, Protocol
 
+from harness.converse import PacedInput, Turn, client_bytes
 from harness.fakedns import FakeDns
 from harness.fakepeers import FakePeers
 from harness.scenario.model import InjectStep, Scenario, SessionStep, SignalName, User
@@ -237,14 +238,19 @@ class SimTarget(Target):
     def _run(
         self, name: str, argv: list[str], env: Mapping[str, str], stdin: bytes
     ) -> ProgramResult:
+        return self._execute(name, argv, env, io.BytesIO(stdin))
+
+    def _execute(
+        self, name: str, argv: list[str], env: Mapping[str, str], stdin: BinaryIO
+    ) -> ProgramResult:
         out = io.BytesIO()
         err_start = len(self.stderr.getvalue())
-        code = programs.run(name, argv, env, io.BytesIO(stdin), out, self.ctx)
+        code = programs.run(name, argv, env, stdin, out, self.ctx)
         return ProgramResult(
             exit=code, stdout=out.getvalue(), stderr=self.stderr.getvalue()[err_start:]
         )
 
-    def session(self, step: SessionStep, client: bytes) -> ProgramResult:
+    def session(self, step: SessionStep, played: Sequence[Turn]) -> ProgramResult:
         base = SMTP_ENV if step.kind == "smtp" else POP3_ENV
         env = _env(base, step.env)
         if step.kind == "smtp":
@@ -253,10 +259,18 @@ class SimTarget(Target):
                 if rule_env is None:
                     return ProgramResult(exit=0, stdout=b"")  # tcpserver drops it
                 env = {**env, **rule_env}
-            return self._run("qmail-smtpd", ["qmail-smtpd"], env, client)
+            return self._converse("qmail-smtpd", ["qmail-smtpd"], env, played)
         host = step.host or (self.home / "control" / "me").read_text().strip()
         argv = ["qmail-popup", host, "checkpassword", "qmail-pop3d", "Maildir"]
-        return self._run("qmail-popup", argv, env, client)
+        return self._converse("qmail-popup", argv, env, played)
+
+    def _converse(
+        self, name: str, argv: list[str], env: Mapping[str, str], played: Sequence[Turn]
+    ) -> ProgramResult:
+        """In process, each read of the input stops at the end of a turn, as a
+        read() of the socket would while the client waits for its replies."""
+        stdin = PacedInput(client_bytes(played), [len(turn.client) for turn in played])
+        return self._execute(name, argv, env, stdin)
 
     def _tcprules(self, env: Mapping[str, str]) -> dict[str, str] | None:
         from harness.targets.tcprules import lookup

@@ -17,6 +17,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import io
+from collections.abc import Coroutine
 from concurrent.futures import TimeoutError as FutureTimeout
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -41,8 +42,16 @@ class _StreamIn(io.RawIOBase):
     def readable(self) -> bool:
         return True
 
+    def read1(self, size: int = -1, /) -> bytes:
+        """What has arrived, up to ``size`` bytes (qmail-popup's read())."""
+        return self._wait(self._reader.read(size if size > 0 else 65536))
+
     def readline(self, size: int | None = -1) -> bytes:
-        future = asyncio.run_coroutine_threadsafe(_readline(self._reader), self._loop)
+        return self._wait(_readline(self._reader))
+
+    def _wait(self, reading: Coroutine[Any, Any, bytes]) -> bytes:
+        """Input within IDLE_TIMEOUT; b"" (end of input) after it or a broken connection."""
+        future = asyncio.run_coroutine_threadsafe(reading, self._loop)
         try:
             return future.result(timeout=IDLE_TIMEOUT)
         except FutureTimeout:

@@ -11,7 +11,8 @@ signal, ``-ERR aack, child crashed``. qmail-popup itself always exits 1
 
 With ``ctx.inprocess`` the child is one of our programs called as a Python
 function (SUBPROGRAM's base name looked up in server.programs), reading the
-rest of the same stdin; otherwise it is a real process on a real pipe, so a
+rest of the same stdin after what qmail-popup's 128-byte reads took from it
+(server.pop3.stream); otherwise it is a real process on a real pipe, so a
 real checkpassword (checkpassword-pam, vchkpw) can stand in for ours.
 """
 
@@ -27,7 +28,7 @@ from typing import BinaryIO
 from server import programs
 from server.pop3 import replies
 from server.pop3.core import Authenticate, LineTooLong, Popup, Reply, State
-from server.pop3.stream import ChunkReader, read_command, say
+from server.pop3.stream import ChunkReader, say
 
 #: qmail-popup's exit code, whatever happened (die() in qmail-popup.c).
 EXIT = 1
@@ -47,10 +48,10 @@ def main(
     childargs = argv[2:]
     session = Popup(hostname=hostname, pid=ctx.runtime.next_pid(), now=ctx.runtime.now())
     say(stdout, session.greeting().data)
-    chunks = None if ctx.inprocess else _chunk_reader(stdin)
+    chunks = _chunk_reader(stdin)
     while session.state is State.AUTHORIZATION:
         try:
-            command = chunks.read_command() if chunks else read_command(stdin)
+            command = chunks.read_command()
         except LineTooLong:
             return EXIT  # commands() out of memory: die() without a word
         if command is None:
@@ -65,12 +66,13 @@ def main(
     return EXIT
 
 
-def _chunk_reader(stdin: BinaryIO) -> ChunkReader | None:
-    """qmail-popup.c's 128-byte reads of descriptor 0, when stdin is one."""
+def _chunk_reader(stdin: BinaryIO) -> ChunkReader:
+    """qmail-popup.c's 128-byte reads: of descriptor 0 when stdin is one, else
+    of what has arrived on the stream (its read1())."""
     try:
-        return ChunkReader(stdin.fileno())
+        return ChunkReader.on_fd(stdin.fileno())
     except (OSError, ValueError, UnsupportedOperation):
-        return None
+        return ChunkReader.on_stream(stdin)
 
 
 def _run_child(

@@ -1,13 +1,17 @@
 """Command lines in and replies out, for qmail-popup and qmail-pop3d.
 
-qmail-popup hands its descriptor 0 to checkpassword and qmail-pop3d. As a
-process it reads that descriptor as qmail-popup.c does, up to 128 bytes per
-read() (:class:`ChunkReader`): whatever it read past the PASS/APOP line is
-lost to qmail-pop3d, so a client that pipelines commands after PASS gets
-the same (missing) replies as from netqmail. qmail-pop3d, the last reader,
-reads a stream with a ``raw`` layer (a real fd 0) a byte at a time below
-its buffer; any other (BytesIO, the harness) is exact with readline(), and
-in-process qmail-popup hands on exactly what follows the PASS line.
+qmail-popup hands its descriptor 0 to checkpassword and qmail-pop3d. It
+reads its input as qmail-popup.c does, up to 128 bytes per read()
+(:class:`ChunkReader`): whatever it read past the PASS/APOP line is lost to
+qmail-pop3d, so a client that pipelines commands after PASS gets the same
+(missing) replies as from netqmail. As a process it reads descriptor 0; in
+process (the simulator, the live POP3 service) it reads the stream's
+``read1()``, which returns what has arrived: for a BytesIO, everything
+(a client that sent it all at once); for the simulator's
+:class:`harness.converse.PacedInput`, up to the end of what the client
+sent before it waited for a reply. qmail-pop3d, the last
+reader, reads a stream with a ``raw`` layer (a real fd 0) a byte at a time
+below its buffer; any other is exact with readline().
 
 On a real descriptor both programs give up after :data:`IDLE_TIMEOUT`
 seconds without input, as their timeoutread(1200, ...) does: the line
@@ -18,6 +22,7 @@ from __future__ import annotations
 
 import os
 import select
+from collections.abc import Callable
 from typing import BinaryIO
 
 from server.pop3.core import MAX_LINE, Command, LineTooLong
@@ -44,26 +49,42 @@ POPUP_CHUNK = 128
 
 
 class ChunkReader:
-    """Lines from a descriptor read ``chunk`` bytes at a time, as substdio does.
+    """Lines read ``chunk`` bytes at a time, as substdio does.
 
-    Bytes past the last line returned stay here; the program that hands the
-    descriptor on (qmail-popup to checkpassword) loses them, as qmail does.
+    ``read(n)`` is one read(): at most ``n`` bytes of what has arrived, b""
+    at end of input (or after the idle timeout). Bytes past the last line
+    returned stay here; the program that hands its input on (qmail-popup to
+    checkpassword) loses them, as qmail does.
     """
 
-    def __init__(self, fd: int, chunk: int = POPUP_CHUNK) -> None:
-        self.fd = fd
+    def __init__(self, read: Callable[[int], bytes], chunk: int = POPUP_CHUNK) -> None:
+        self.read = read
         self.chunk = chunk
         self.buffer = bytearray()
+
+    @classmethod
+    def on_fd(cls, fd: int) -> ChunkReader:
+        """read() of a descriptor, with timeoutread()'s idle timeout."""
+
+        def read(size: int) -> bytes:
+            readable, _, _ = select.select([fd], [], [], IDLE_TIMEOUT)
+            return os.read(fd, size) if readable else b""
+
+        return cls(read)
+
+    @classmethod
+    def on_stream(cls, stream: BinaryIO) -> ChunkReader:
+        """read1() of a stream: what has arrived, up to the size asked for
+        (read() for a stream without one)."""
+        read: Callable[[int], bytes] = getattr(stream, "read1", stream.read)
+        return cls(read)
 
     def read_line(self) -> bytes | None:
         """The next line through its LF; None at end of input or after the idle timeout."""
         while (end := self.buffer.find(b"\n")) < 0:
             if len(self.buffer) > MAX_LINE:
                 raise LineTooLong(len(self.buffer))
-            readable, _, _ = select.select([self.fd], [], [], IDLE_TIMEOUT)
-            if not readable:
-                return None
-            data = os.read(self.fd, self.chunk)
+            data = self.read(self.chunk)
             if not data:
                 return None
             self.buffer += data

@@ -15,6 +15,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from harness.converse import PacedInput
 from server.home import setup
 from server.maildirscan import TMP_MAX_AGE, Prioq, clean_tmp
 from server.pop3 import replies
@@ -53,12 +54,17 @@ def world(tmp_path: Path) -> tuple[Path, Path]:
     return home, alice
 
 
-def session(home: Path, client: bytes, env: dict[str, str] | None = None) -> bytes:
+def session(
+    home: Path, client: bytes, env: dict[str, str] | None = None, *, paced: bool = True
+) -> bytes:
+    """qmail-popup's chain in process; the client waits for each reply unless
+    not ``paced`` (then all its bytes have arrived before the first read)."""
     runtime, _ = virtual_runtime(start=NOW, first_pid=777)
     err = io.BytesIO()
     ctx = ProgramContext(home=home, runtime=runtime, stderr=err)
     out = io.BytesIO()
-    code = run("qmail-popup", list(ARGV), env or {}, io.BytesIO(client), out, ctx)
+    stdin = PacedInput(client) if paced else io.BytesIO(client)
+    code = run("qmail-popup", list(ARGV), env or {}, stdin, out, ctx)
     assert code == 1  # qmail-popup's die() is _exit(1), always
     return out.getvalue()
 
@@ -108,6 +114,24 @@ def test_apop(world: tuple[Path, Path]) -> None:
     assert out == BANNER + b"+OK \r\n+OK 2 42\r\n+OK \r\n"
 
 
+def test_commands_sent_with_pass_are_lost_in_process_too(world: tuple[Path, Path]) -> None:
+    """qmail-popup's 128-byte read took them; qmail-pop3d greets and meets end
+    of input (tests/pop3/test_differential_pop3.py, the same as processes)."""
+    home, alice = world
+    out = session(home, LOGIN + b"DELE 1\r\nQUIT\r\n", paced=False)
+    assert out == BANNER + b"+OK \r\n+OK \r\n"
+    assert len(os.listdir(alice / "Maildir" / "cur")) == 1
+
+
+def test_paced_input_reads_stop_at_each_turn() -> None:
+    stdin = PacedInput(b"USER a\r\nPASS b\r\nSTAT\r\n", turns=[8, 14])
+    assert stdin.read1(128) == b"USER a\r\n"
+    assert stdin.read1(3) == b"PAS"
+    assert stdin.read1(128) == b"S b\r\nSTAT\r\n"
+    assert stdin.read1(128) == b""
+    assert PacedInput(b"a\nb\n").read1(128) == b"a\n"  # a line a turn by default
+
+
 def test_end_of_input_changes_nothing(world: tuple[Path, Path]) -> None:
     home, alice = world
     session(home, LOGIN + b"DELE 1\r\nDELE 2\r\n")
@@ -136,7 +160,7 @@ def test_maildir_changed_mid_session(world: tuple[Path, Path]) -> None:
     runtime, _ = virtual_runtime(start=NOW, first_pid=777)
     ctx = ProgramContext(home=home, runtime=runtime, stderr=io.BytesIO())
 
-    class Sneaky(io.BytesIO):
+    class Sneaky(PacedInput):
         def readline(self, size: int | None = -1) -> bytes:
             line = super().readline(size)
             if line.startswith(b"RETR"):
@@ -240,7 +264,7 @@ def test_mail_arriving_mid_session_is_kept_for_later(world: tuple[Path, Path]) -
     runtime, _ = virtual_runtime(start=NOW, first_pid=777)
     ctx = ProgramContext(home=home, runtime=runtime, stderr=io.BytesIO())
 
-    class Arrival(io.BytesIO):
+    class Arrival(PacedInput):
         def readline(self, size: int | None = -1) -> bytes:
             line = super().readline(size)
             if line.startswith(b"STAT"):
