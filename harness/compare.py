@@ -248,10 +248,25 @@ def first_difference(ours: Record, theirs: Record, scenario: Scenario) -> Compar
     return Comparison(scenario=scenario, verdict="identical")
 
 
+#: The tag of scenarios that pin virtual dates, pids or file names: only the
+#: simulator can meet them, so against anything else they are not comparable.
+VIRTUAL_TIME = "virtual-time"
+
+
+def _virtual(side: str | Target) -> bool:
+    return (side if isinstance(side, str) else side.name) == "sim"
+
+
 def compare(scenario: Scenario, reference: str | Target, ours: str | Target = "sim") -> Comparison:
     import time
 
     started = time.monotonic()
+    if VIRTUAL_TIME in scenario.tags and not all(_virtual(s) for s in (ours, reference)):
+        return Comparison(
+            scenario=scenario,
+            verdict="not comparable",
+            note=f"tagged {VIRTUAL_TIME}: it pins the simulator's clock, pids or file names",
+        )
     records = []
     for side in (ours, reference):
         workdir = Path(tempfile.mkdtemp(prefix="qmail-cmp-", dir=default_workroot()))
