@@ -148,6 +148,29 @@ class Recorder(Target):
         self.inner.close()
 
 
+_BOUNCE_ENTRIES = re.compile(
+    r"(?P<head>\n(?:I'm afraid I wasn't able to deliver your message to the following"
+    r" addresses\.\n.*?\n|I tried to deliver a bounce message to this address, but the"
+    r" bounce bounced!\n)\n)(?P<entries><.*?\n\n)(?=--- Below this line is )",
+    re.DOTALL,
+)
+
+
+def bounce_in_order(body: str) -> str:
+    """A bounce with its recipient entries sorted.
+
+    qmail-send appends an entry to bounce/N as each delivery fails
+    (addbounce), so concurrent deliveries list their recipients in the order
+    they finished, which is not the same twice.
+    """
+
+    def sort(found: re.Match[str]) -> str:
+        entries = re.split(r"\n\n(?=<)", found["entries"][:-2])
+        return found["head"] + "".join(f"{e}\n\n" for e in sorted(entries))
+
+    return _BOUNCE_ENTRIES.sub(sort, body, count=1)
+
+
 def digest(seen: Observation) -> list[str]:
     """The world as lines: queue counts, mail delivered, peers, DNS questions."""
     out = []
@@ -159,7 +182,7 @@ def digest(seen: Observation) -> list[str]:
         for sub in ("new", "cur"):
             folder = home / "Maildir" / sub
             files = sorted(folder.iterdir()) if folder.is_dir() else []
-            bodies = sorted(p.read_bytes().decode("latin-1") for p in files)
+            bodies = sorted(bounce_in_order(p.read_bytes().decode("latin-1")) for p in files)
             out += [f"maildir {user}/{sub}: {len(files)}"]
             out += [f"  {line}" for body in bodies for line in body.split("\n")]
     for name, path in sorted(dict(seen.extra.get("mboxes", {}) or {}).items()):  # type: ignore[call-overload]
@@ -285,6 +308,7 @@ __all__ = [
     "NotComparable",
     "Record",
     "Recorder",
+    "bounce_in_order",
     "compare",
     "digest",
     "first_difference",

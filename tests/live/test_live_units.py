@@ -9,11 +9,12 @@ import struct
 from hypothesis import given
 from hypothesis import strategies as st
 
-from harness.compare import Record, first_difference, normalise
+from harness.compare import Record, bounce_in_order, compare, first_difference, normalise
 from harness.scenario.model import Scenario
 from harness.targets.agentwire import Request, read_frame, write_frame
 from harness.targets.live import client_ips
 from harness.targets.livepeers import syn_to
+from server.send.bounce import bounce_entry
 
 
 class Trickle(io.RawIOBase):
@@ -157,3 +158,29 @@ def test_route_ports_never_raises(text: str) -> None:
 
     for ports in route_ports(text).values():
         assert all(isinstance(p, int) for p in ports)
+
+
+BOUNCE_HEAD = (
+    "From: MAILER-DAEMON@mx\n\nHi. This is the qmail-send program at mx.\n"
+    "I'm afraid I wasn't able to deliver your message to the following addresses.\n"
+    "This is a permanent error; I've given up. Sorry it didn't work out.\n\n"
+)
+BOUNCE_TAIL = "--- Below this line is a copy of the message.\n\nSubject: x\n\n<not@entry>:\n"
+report = st.text(alphabet="abc \n", max_size=30)
+
+
+@given(st.lists(st.tuples(st.from_regex(r"[a-z]{1,6}@x", fullmatch=True), report), max_size=5))
+def test_bounce_entries_compare_in_any_order(failures: list[tuple[str, str]]) -> None:
+    """addbounce() appends as deliveries finish; the digest sorts the entries."""
+    entries = [bounce_entry(r, t.encode(), {}).decode() for r, t in failures]
+    body = BOUNCE_HEAD + "".join(entries) + BOUNCE_TAIL
+    flipped = BOUNCE_HEAD + "".join(reversed(entries)) + BOUNCE_TAIL
+    assert bounce_in_order(body) == bounce_in_order(flipped)
+    assert sorted(bounce_in_order(body)) == sorted(body)  # the same bytes, moved
+    assert bounce_in_order(body).endswith(BOUNCE_TAIL)
+
+
+def test_virtual_time_scenarios_are_not_comparable_off_the_simulator() -> None:
+    scenario = Scenario(name="pinned", tags=("virtual-time",), file="pinned.yaml", line=1)
+    result = compare(scenario, "qmail:/nonexistent")
+    assert result.verdict == "not comparable" and "virtual-time" in result.note
