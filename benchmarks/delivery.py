@@ -9,13 +9,33 @@
    (:class:`server.send.daemon.Daemon`: real clock, worker threads up to
    concurrencylocal = 10, real fsync in qmail-send's steps and in the Maildir
    delivery) and times from its start until the last ``end msg``.
+
+   Reference, measured in the same run: the same number of files, each as
+   large as one of the files the daemon just delivered (``Return-Path:``,
+   ``Delivered-To:`` and the message), written into a fresh Maildir beside
+   it (same filesystem) the way any maildir delivery must, with Python's
+   standard library alone: create ``tmp/<unique>`` exclusively, write,
+   fsync, close, link to ``new/``, unlink the ``tmp/`` name; from as many
+   threads as concurrencylocal. No queue, no scheduling, no .qmail lookup,
+   no qmail-send bookkeeping (whose own fsyncs on ``info/``/``mess/``
+   removal are part of our figure, not of the reference). It is the floor
+   the disk and the interpreter set for the delivery itself, so the ratio
+   ours/reference says what share of that floor qmail's logic leaves.
 2. Memory: writes ``--queued`` messages as qmail-send leaves them after
    preprocessing (``mess/``, ``info/``, ``remote/``), starts qmail-send's
    engine on them (pqstart reads all of them into its schedule) and runs one
    pass in which every remote delivery is deferred at once by a stub
    channel, measuring the peak with tracemalloc and the process's ru_maxrss.
 
-Both figures are printed at the end.
+   Reference, measured in the same run with the same tracemalloc method: a
+   plain dict holding, for each of the same number of messages, one tuple
+   (id, birth time, next-retry time, recipient string as long as the one in
+   its ``remote/`` file). That is the least any scheduler must keep per
+   queued message, so "X times a bare record" is the overhead of ours.
+
+All figures are printed at the end. The machine may be busy with other work
+(tests running beside the benchmark), so the rates are noisy; the ratios,
+measured a few seconds apart, are steadier than the absolute figures.
 """
 
 from __future__ import annotations
@@ -27,11 +47,13 @@ import itertools
 import os
 import resource
 import shutil
+import socket
 import sys
 import tempfile
 import threading
 import time
 import tracemalloc
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
@@ -44,6 +66,8 @@ from server.spawn import DeliveryJob
 
 ME = "bench.example"
 BODY = b"From: a@client.example\nTo: postmaster@bench.example\nSubject: bench\n\nhello\n"
+#: concurrencylocal's default (qmail-send(8)): the daemon's local workers.
+CONCURRENCY_LOCAL = 10
 
 
 def _ctx(home: Path) -> ProgramContext:
@@ -55,7 +79,8 @@ def _ctx(home: Path) -> ProgramContext:
     return ProgramContext(home=home, runtime=runtime, stderr=sys.stderr.buffer)
 
 
-def delivery_rate(base: Path, messages: int) -> tuple[float, float]:
+def delivery_rate(base: Path, messages: int) -> tuple[float, float, int]:
+    """Deliveries/s, queueing rate, and the size of one delivered file."""
     from server.local.lspawn import LocalChannel
     from server.queue.client import queue_message
     from server.send.daemon import Daemon
@@ -94,10 +119,46 @@ def delivery_rate(base: Path, messages: int) -> tuple[float, float]:
     elapsed = time.perf_counter() - started
     daemon.terminate()
     thread.join()
-    delivered = len(os.listdir(home / "alias" / "Maildir" / "new"))
-    if delivered != messages:
-        raise SystemExit(f"{delivered} files in the Maildir, expected {messages}")
-    return messages / elapsed, queue_rate
+    new = home / "alias" / "Maildir" / "new"
+    delivered = os.listdir(new)
+    if len(delivered) != messages:
+        raise SystemExit(f"{len(delivered)} files in the Maildir, expected {messages}")
+    return messages / elapsed, queue_rate, (new / delivered[0]).stat().st_size
+
+
+def maildir_reference(base: Path, messages: int, size: int, threads: int) -> float:
+    """Files/s for the bare maildir steps with the standard library only.
+
+    Each file: open ``tmp/<time>.<pid>_<n>.<host>`` with O_EXCL (mode 0600),
+    write ``size`` bytes, fsync, close, link to ``new/``, unlink ``tmp/``.
+    """
+    maildir = base / "reference" / "Maildir"
+    for sub in ("tmp", "new", "cur"):
+        (maildir / sub).mkdir(parents=True)
+    data = b"x" * (size - 1) + b"\n"
+    host, pid = socket.gethostname(), os.getpid()
+
+    def deliver_one(n: int) -> None:
+        name = f"{int(time.time())}.{pid}_{n}.{host}"
+        tmp, new = maildir / "tmp" / name, maildir / "new" / name
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        try:
+            view = memoryview(data)
+            while view:
+                view = view[os.write(fd, view) :]
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+        os.link(tmp, new)
+        os.unlink(tmp)
+
+    started = time.perf_counter()
+    with ThreadPoolExecutor(threads) as pool:
+        list(pool.map(deliver_one, range(messages)))
+    elapsed = time.perf_counter() - started
+    if len(os.listdir(maildir / "new")) != messages:
+        raise SystemExit("the reference Maildir lacks files")
+    return messages / elapsed
 
 
 class DeferAll:
@@ -138,7 +199,26 @@ def queued_memory(base: Path, count: int) -> tuple[float, float, float]:
     if send.status().scheduled != count:
         raise SystemExit(f"{send.status().scheduled} scheduled, expected {count}")
     maxrss_kib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-    return peak / 2**20, maxrss_kib / 1024, elapsed
+    return peak, maxrss_kib / 1024, elapsed
+
+
+def bare_records_memory(count: int) -> int:
+    """Peak tracemalloc bytes of one bare record per message, as ``queued_memory`` measures.
+
+    Each record is a tuple (id, birth, next-retry, recipient); the recipient is
+    as long as the one :func:`write_preprocessed` puts in ``remote/``. The
+    times are distinct ints beyond the small-int cache, as real ones are.
+    """
+    birth = int(time.time())
+    tracemalloc.start()
+    records: dict[int, tuple[int, int, int, str]] = {}
+    for msgid in range(1, count + 1):
+        records[msgid] = (msgid, birth + msgid, birth + msgid + 400, f"user{msgid}@far.example")
+    _current, peak = tracemalloc.get_traced_memory()
+    tracemalloc.stop()
+    if len(records) != count:
+        raise SystemExit("lost records")
+    return peak
 
 
 def main() -> int:
@@ -149,16 +229,33 @@ def main() -> int:
     args = parser.parse_args()
     base = Path(tempfile.mkdtemp(prefix="qmail-sim-bench-", dir=args.dir))
     try:
-        rate, queue_rate = delivery_rate(base, args.messages)
+        rate, queue_rate, size = delivery_rate(base, args.messages)
         print(f"queued {args.messages} messages: {queue_rate:.0f} messages/s (qmail-queue, fsync)")
         print(
             f"local delivery: {rate:.0f} deliveries/s "
             f"({args.messages} messages into one Maildir, daemon mode, fsync)"
         )
+        reference = maildir_reference(base, args.messages, size, CONCURRENCY_LOCAL)
+        print(
+            f"reference (stdlib tmp/ write+fsync, link to new/, {size}-byte files, "
+            f"{CONCURRENCY_LOCAL} threads, same filesystem): {reference:.0f} msg/s"
+        )
+        print(f"ratio ours/reference: {rate / reference:.2f}")
         peak, maxrss, elapsed = queued_memory(base, args.queued)
         print(
-            f"qmail-send with {args.queued} messages queued: peak {peak:.1f} MiB (tracemalloc), "
-            f"ru_maxrss {maxrss:.1f} MiB, startup + one deferring pass {elapsed:.1f} s"
+            f"qmail-send with {args.queued} messages queued: peak {peak / 2**20:.1f} MiB "
+            f"(tracemalloc), ru_maxrss {maxrss:.1f} MiB, startup + one deferring pass "
+            f"{elapsed:.1f} s"
+        )
+        bare = bare_records_memory(args.queued)
+        print(
+            f"reference (dict of {args.queued} tuples: id, birth, next-retry, recipient): "
+            f"peak {bare / 2**20:.1f} MiB (tracemalloc)"
+        )
+        print(
+            f"{peak / args.queued:.0f} bytes per queued message, "
+            f"{peak / bare:.1f} times a bare record per message "
+            f"({bare / args.queued:.0f} bytes)"
         )
     finally:
         shutil.rmtree(base, ignore_errors=True)

@@ -12,12 +12,24 @@ lock/tcpto, a
 real TCP connection to an aiosmtpd sink and the SMTP dialogue with a message
 of about 2 KB. Port 25 of the MX's address is mapped to the sink's port, as
 the live target does when it cannot bind port 25. Loopback only.
+
+Reference, measured in the same run for each concurrency: Python's
+``smtplib`` sending the same message (same bytes on the wire, CRLF) from the
+same number of threads to the same aiosmtpd sink, one connection per
+message with HELO, MAIL, RCPT, DATA and QUIT as qmail-remote does, but no
+DNS, no locks, no tcpto and no qmail-send job plumbing. That is the least a
+Python SMTP client pays for the same dialogue against the same sink, so the
+ratio ours/reference is the share of it qmail-remote's logic leaves. Each
+concurrency's reference is measured just before our figures for it, so a
+change in the machine's load (other processes may run tests at the same
+time) touches both; the figures are noisy all the same.
 """
 
 from __future__ import annotations
 
 import argparse
 import io
+import smtplib
 import socket
 import sys
 import tempfile
@@ -41,6 +53,7 @@ from server.spawn import DeliveryJob
 HOST = "127.0.0.1"
 ZONE = "bench.example. 60 IN MX 10 mx.bench.example.\nmx.bench.example. 60 IN A 127.0.0.1\n"
 MESSAGE = b"Subject: bench\n\n" + b"x" * 75 + b"\n" * 1 + (b"y" * 75 + b"\n") * 26
+SENDER, RECIPIENT, HELO = "a@me.example", "b@bench.example", "me.example"
 
 
 def free_port() -> int:
@@ -97,7 +110,7 @@ class PortMap(SocketConnector):
 
 
 def run(channel: RemoteChannel, message: Path, deliveries: int, concurrency: int) -> float:
-    job = DeliveryJob(msgid=1, message=message, sender="a@me.example", recipient="b@bench.example")
+    job = DeliveryJob(msgid=1, message=message, sender=SENDER, recipient=RECIPIENT)
     start = time.perf_counter()
     with ThreadPoolExecutor(concurrency) as pool:
         reports = list(pool.map(lambda _: channel.deliver(job), range(deliveries)))
@@ -106,6 +119,22 @@ def run(channel: RemoteChannel, message: Path, deliveries: int, concurrency: int
     if bad:
         sys.exit(f"{len(bad)} deliveries failed, e.g. {bad[0]!r}")
     return deliveries / elapsed
+
+
+def smtplib_rate(port: int, deliveries: int, concurrency: int) -> float:
+    """Deliveries/s for smtplib, one connection per message, ``concurrency`` threads."""
+    wire = MESSAGE.replace(b"\n", b"\r\n")  # what qmail-remote puts on the wire
+
+    def send(_: int) -> None:
+        with smtplib.SMTP(HOST, port, local_hostname=HELO, timeout=60) as smtp:
+            smtp.helo(HELO)  # qmail-remote says HELO, never EHLO
+            smtp.sendmail(SENDER, [RECIPIENT], wire)
+        # leaving the with-block sends QUIT and closes the connection
+
+    start = time.perf_counter()
+    with ThreadPoolExecutor(concurrency) as pool:
+        list(pool.map(send, range(deliveries)))  # any failure raises here
+    return deliveries / (time.perf_counter() - start)
 
 
 def main() -> None:
@@ -131,18 +160,27 @@ def main() -> None:
             message = Path(tmp) / "message"
             message.write_bytes(MESSAGE)
             ctx = ProgramContext(home=home, runtime=real_runtime(), stderr=io.BytesIO())
+            channels: dict[str, RemoteChannel] = {}
             for kind in args.dns:
                 transport = SocketDnsTransport() if kind == "dnslib" else InProcessDns()
-                channel = RemoteChannel(
+                channels[kind] = RemoteChannel(
                     ctx, dns=transport, connector=PortMap(smtp_port),
                     resolvconf=resolv, local_ips=["192.0.2.1"],
                 )  # fmt: skip
-                run(channel, message, 20, 4)  # warm up
-                for concurrency in args.concurrency:
+                run(channels[kind], message, 20, 4)  # warm up
+            smtplib_rate(smtp_port, 20, 4)  # warm up
+            for concurrency in args.concurrency:
+                reference = smtplib_rate(smtp_port, args.deliveries, concurrency)
+                print(
+                    f"reference (smtplib, no DNS) concurrency {concurrency:3d}: "
+                    f"{reference:8.1f} deliveries/s"
+                )
+                for kind, channel in channels.items():
                     rate = run(channel, message, args.deliveries, concurrency)
                     print(
                         f"DNS {kind:9s} concurrency {concurrency:3d}: "
-                        f"{rate:8.1f} remote deliveries/s"
+                        f"{rate:8.1f} remote deliveries/s, "
+                        f"ratio ours/reference: {rate / reference:.2f}"
                     )
     finally:
         controller.stop()

@@ -5,6 +5,14 @@ through ``pytest`` in one process, and through ``pytest -n 2`` (pytest-xdist
 over two cores). Each pytest figure includes interpreter start-up and
 collection, which is what a CI job pays.
 
+The in-process figure is the reference, measured in the same run: the same
+scenarios through the same runner with no pytest, no interpreter start-up and
+no collection, i.e. the floor for running them at all. Printed ratios:
+pytest/in-process and pytest -n 2/in-process (what pytest and xdist cost, or
+with two idle cores gain, over that floor), and pytest -n 2/pytest (xdist's
+speed-up). All three are wall-clock rates; another process on the machine
+(tests running at the same time) makes them noisy.
+
     python benchmarks/suite.py [--rounds N] [PATHS...]
 """
 
@@ -70,8 +78,10 @@ def main() -> int:
         f"in-process:        {n} scenario runs in {seconds:.2f}s = {n / seconds:7.1f}/s "
         f"({n / cpu:.1f} per CPU-second; {failed} not passing)"
     )
+    reference = n / seconds
     count = n // args.rounds
     status = 0 if failed == 0 else 1
+    rates: dict[int | None, float] = {}
     for workers in (None, 2):
         seconds, tail = with_pytest(paths, workers)
         label = f"pytest -n {workers}:" if workers else "pytest (1 proc):"
@@ -81,10 +91,17 @@ def main() -> int:
             print(f"{label:18} expected {count} passing scenarios, pytest said: {tail}")
             status = 1
             continue
+        rates[workers] = count / seconds
         print(
-            f"{label:18} {count} scenarios in {seconds:.2f}s = {count / seconds:7.1f}/s "
+            f"{label:18} {count} scenarios in {seconds:.2f}s = {rates[workers]:7.1f}/s "
             f"(with start-up; {tail})"
         )
+    if None in rates:
+        print(f"ratio pytest/in-process:        {rates[None] / reference:.2f}")
+    if 2 in rates:
+        print(f"ratio pytest -n 2/in-process:   {rates[2] / reference:.2f}")
+    if None in rates and 2 in rates:
+        print(f"ratio pytest -n 2/pytest:       {rates[2] / rates[None]:.2f} (xdist speed-up)")
     return status
 
 
