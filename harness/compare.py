@@ -50,6 +50,9 @@ _RULES: list[tuple[re.Pattern[str], str]] = [
     (re.compile(r"\b(msg|qp|uid|pid|bytes) \d+"), r"\1 N"),
     (re.compile(r"\bqmail \d+ invoked"), "qmail N invoked"),
     (re.compile(r"\bqp_\d+"), "qp_N"),
+    # qmail-send numbers deliveries from 1 in each run; the reference target
+    # starts it afresh in every run step
+    (re.compile(r"\bdelivery \d+:"), "delivery N:"),
     # "triple bounce: discarding bounce/N": a message number is an inode
     (re.compile(r"\bbounce/\d+"), "bounce/N"),
     # qmail-inject's Message-ID: <YYYYMMDDHHMMSS.pid.qmail@host> (qmail-inject.c)

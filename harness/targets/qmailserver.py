@@ -24,7 +24,9 @@ the scenario's server addresses): qmail's resolver is glibc's, which reads
 
 from __future__ import annotations
 
+import grp
 import os
+import pwd
 import re
 import signal
 import socket
@@ -118,6 +120,7 @@ class QmailServer:
                     stderr=err,
                     env=self.env(env),
                     cwd="/",
+                    **smtpd_credentials(argv[0]),
                 )
             try:
                 output = converse(ours, played)
@@ -215,6 +218,25 @@ class QmailServer:
         self._stop()
 
 
+#: qmail's run script for qmail-smtpd: ``tcpserver -u QMAILDUID -g NOFILESGID``
+#: (INSTALL, the FAQ). qmail-queue writes "invoked from network" only when its
+#: real uid is qmaild's (qmail-queue.c), so it matters who runs qmail-smtpd.
+SMTPD_USER, SMTPD_GROUP = "qmaild", "nofiles"
+
+
+def smtpd_credentials(program: str) -> dict[str, Any]:
+    """Popen's user and group for qmail-smtpd as tcpserver runs it: qmaild and
+    nofiles when we are root and the system has them; nothing otherwise."""
+    if Path(program).name != "qmail-smtpd" or os.geteuid() != 0:
+        return {}
+    try:
+        uid = pwd.getpwnam(SMTPD_USER).pw_uid
+        gid = grp.getgrnam(SMTPD_GROUP).gr_gid
+    except KeyError:
+        return {}
+    return {"user": uid, "group": gid, "extra_groups": []}
+
+
 def queue_files(home: Path) -> list[Path]:
     """Every message file in a home's queue (what a scenario leaves behind)."""
     queue = home / "queue"
@@ -222,4 +244,4 @@ def queue_files(home: Path) -> list[Path]:
     return [p for sub in subs for p in (queue / sub).rglob("*") if p.is_file()]
 
 
-__all__ = ["QmailServer", "queue_files"]
+__all__ = ["QmailServer", "queue_files", "smtpd_credentials"]
