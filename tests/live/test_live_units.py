@@ -92,7 +92,10 @@ def test_normalise_pids_inodes_times_and_hosts() -> None:
         "triple bounce: discarding bounce/N"
     )
     assert normalise("delivery 2: success: did_0+1+0/qp_18865/") == (
-        "delivery 2: success: did_0+1+0/qp_N/"
+        "delivery N: success: did_0+1+0/qp_N/"
+    )
+    assert normalise("starting delivery 12: msg 7 to local a@b") == (
+        "starting delivery N: msg N to local a@b"
     )
 
 
