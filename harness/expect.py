@@ -82,7 +82,7 @@ def _queue(want: m.QueueExpect, obs: Observation, problems: Problems) -> None:
             problems.append((f"queue: {addr} {state}", f"queue: {addr} {got}"))
     if want.next_retry is not None:
         wanted = None if want.next_retry == "none" else float(want.next_retry)
-        got_retry = obs.next_retry
+        got_retry = obs.retry()
         same = (wanted is None and got_retry is None) or (
             wanted is not None and got_retry is not None and abs(wanted - got_retry) < 0.5
         )

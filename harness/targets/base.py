@@ -10,7 +10,7 @@ contract every target shares (DESIGN.md, "The contract: a qmail home").
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -50,6 +50,14 @@ class Observation:
     now: float  # seconds since the scenario's start
     next_retry: float | None  # seconds since the start; None when nothing waits
     extra: dict[str, object] = field(default_factory=dict)
+    #: for a target that must do something to learn the next retry (a real
+    #: qmail-send tells it only as it exits): asked instead of ``next_retry``,
+    #: and only by an expectation on it
+    retry_probe: Callable[[], float | None] | None = None
+
+    def retry(self) -> float | None:
+        """When qmail-send next retries (seconds since the start), or None."""
+        return self.retry_probe() if self.retry_probe is not None else self.next_retry
 
 
 class Target(ABC):

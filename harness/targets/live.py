@@ -203,7 +203,7 @@ class LiveTarget(SimTarget):
             dns_queries=queries,
             peer_sessions=sessions,
             now=seen["now"],
-            next_retry=seen["next_retry"],
+            next_retry=seen.get("next_retry"),
             extra={
                 "stderr": seen.get("stderr", b""),
                 "mboxes": {

@@ -37,7 +37,7 @@ from harness.compare import NotComparable
 from harness.converse import Turn
 from harness.scenario.model import Scenario, SignalName
 from harness.targets.agentwire import Setup
-from harness.targets.base import ProgramResult, StepError
+from harness.targets.base import Observation, ProgramResult, StepError
 from harness.targets.live import Agent, LiveTarget, client_ips
 from harness.targets.qmailserver import queue_files
 from harness.targets.sim import SimTarget
@@ -171,6 +171,11 @@ class QmailTarget(LiveTarget):
 
     def signal(self, name: SignalName) -> None:
         self.live.call("signal", name=name)
+
+    def observe(self) -> Observation:
+        seen = super().observe()
+        seen.retry_probe = lambda: self.live.call("next_retry")
+        return seen
 
     def close(self) -> None:
         super().close()

@@ -10,16 +10,19 @@ the scenario's server addresses): qmail's resolver is glibc's, which reads
   to it with pexpect reading the replies (harness.converse);
 - ``program``: qmail-inject as a child process, the message on stdin, its
   output read to the end.
-- ``idle``: ``DIR/bin/qmail-start ./Maildir/`` without a logger (qmail-send
-  then logs to descriptor 0, qmail-start.c, so the log file is given as
-  stdin and stdout) until qmail-send is quiet: nothing in todo/, every
-  ``starting delivery N`` answered by a ``delivery N:`` line, and no new
-  log line for :data:`QUIET` seconds. Then TERM (qmail-start execs
-  qmail-send, so the child's pid is qmail-send's) and wait for it to exit.
-  Between ``run`` steps qmail-send is not running, which is what the
-  simulator's "deliveries happen only in run steps" means for a real qmail.
-- ``signal``: ALRM is sent when qmail-send next runs (it sleeps until then);
-  HUP and TERM need nothing, as a fresh qmail-send reads its controls.
+- ``idle``: the first time, ``DIR/bin/qmail-start ./Maildir/`` without a
+  logger (qmail-send then logs to descriptor 0, qmail-start.c, so the log
+  file is given as stdin and stdout; qmail-start execs qmail-send, so the
+  child's pid is qmail-send's); later, SIGCONT. Then it runs until it is
+  quiet: nothing in todo/, every ``starting delivery N`` answered by a
+  ``delivery N:`` line, and no new log line for :data:`QUIET` seconds; and
+  SIGSTOP. Between ``run`` steps one qmail-send is stopped, which is what
+  the simulator's "deliveries happen only in run steps" means for a real
+  qmail: it keeps its schedule, its control files and its numbering.
+- ``signal``: ALRM and HUP are sent when qmail-send next runs (held while
+  it is stopped); TERM at once, and qmail-send is waited for as it exits.
+- ``next_retry``: qmail-send's schedule, which it writes down only as it
+  exits (:meth:`QmailServer.next_retry`).
 """
 
 from __future__ import annotations
@@ -45,6 +48,7 @@ QUIET = 0.6  # seconds without a new log line that count as idle
 START_LIMIT = 30.0  # wall seconds qmail-send may take to log its first line
 IDLE_LIMIT = 120.0
 PROGRAM_LIMIT = 60.0
+SIGNALS = {"alrm": signal.SIGALRM, "hup": signal.SIGHUP, "term": signal.SIGTERM}
 STARTING = re.compile(r"^starting delivery (\d+):")
 RESULT = re.compile(r"^delivery (\d+): ")
 
@@ -56,7 +60,7 @@ class QmailServer:
         self.log_path = setup.workdir / "qmail-send.log"
         self.log_path.touch()
         self.proc: subprocess.Popen[bytes] | None = None
-        self.pending_alarm = False
+        self.pending: list[str] = []  # signals for qmail-send's next run
         self.terminated = False
 
     def request(self, verb: str, args: dict[str, Any]) -> object:
@@ -76,16 +80,14 @@ class QmailServer:
             self.run_until_idle()
             return None
         if verb == "signal":
-            # qmail-send runs only inside a run step here: ALRM waits for the
-            # next start; after TERM it is gone, as the simulator's is.
-            self.pending_alarm = self.pending_alarm or args["name"] == "alrm"
-            self.terminated = self.terminated or args["name"] == "term"
+            self.signal(args["name"])
             return None
         if verb == "observe":
             seen = self.world.observe()
             seen["log"] = self.log_lines()
-            seen["next_retry"] = self.next_retry(float(seen["start"]))  # type: ignore[arg-type]
             return seen
+        if verb == "next_retry":
+            return self.next_retry(self.world.start_time)
         raise ValueError(f"the qmail target cannot {verb!r}")
 
     def env(self, extra: dict[str, str]) -> dict[str, str]:
@@ -94,16 +96,18 @@ class QmailServer:
     def program(
         self, argv: list[str], env: dict[str, str], stdin: bytes
     ) -> tuple[int, bytes, bytes]:
-        done = subprocess.run(
+        with subprocess.Popen(
             argv,
-            input=stdin,
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
             env=self.env(env),
-            capture_output=True,
-            timeout=PROGRAM_LIMIT,
-            check=False,
             cwd="/",
-        )
-        return done.returncode, done.stdout, done.stderr
+            start_new_session=True,
+        ) as proc:
+            out, err = proc.communicate(stdin, timeout=PROGRAM_LIMIT)
+        wait_for_group(proc.pid)
+        return proc.returncode, out, err
 
     def session(
         self, argv: list[str], env: dict[str, str], played: list[Turn]
@@ -120,11 +124,13 @@ class QmailServer:
                     stderr=err,
                     env=self.env(env),
                     cwd="/",
+                    start_new_session=True,
                     **smtpd_credentials(argv[0]),
                 )
             try:
                 output = converse(ours, played)
                 code = proc.wait(PROGRAM_LIMIT)
+                wait_for_group(proc.pid)
             finally:
                 if proc.poll() is None:
                     proc.kill()
@@ -145,8 +151,38 @@ class QmailServer:
         return not waiting and started <= done
 
     def run_until_idle(self) -> None:
-        if self.terminated:
+        if self.proc is None:
+            if self.terminated:
+                return  # TERM before qmail-send ever ran: nothing runs, as on the simulator
+            self._start()
+        proc = self.proc
+        assert proc is not None
+        if proc.poll() is not None:
+            return  # it exited after TERM
+        for name in self.pending:
+            proc.send_signal(SIGNALS[name])
+        self.pending = []
+        proc.send_signal(signal.SIGCONT)
+        try:
+            self._wait_quiet()
+        finally:
+            self._pause()
+
+    def signal(self, name: str) -> None:
+        """As the simulator: ALRM and HUP reach qmail-send when it next runs
+        (held while it is stopped); TERM lets it finish and exit now, so its
+        ``status: exiting`` is logged at once."""
+        if name != "term":
+            self.pending.append(name)
             return
+        self.terminated = True
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            self.proc.send_signal(signal.SIGCONT)
+            self.proc.wait(IDLE_LIMIT)
+
+    def _start(self) -> None:
+        """qmail-start, and qmail-send's first log line."""
         before = len(self.log_lines())
         with open(self.log_path, "ab") as log:
             self.proc = subprocess.Popen(
@@ -157,14 +193,13 @@ class QmailServer:
                 env=self.env({}),
                 cwd="/",
             )
-        try:
-            self._wait_started(before)
-            if self.pending_alarm:
-                self.proc.send_signal(signal.SIGALRM)
-                self.pending_alarm = False
-            self._wait_quiet()
-        finally:
-            self._stop()
+        self._wait_started(before)
+
+    def _pause(self) -> None:
+        """Between run steps qmail-send is stopped (SIGSTOP): what reaches it
+        meanwhile, a trigger pull or a signal, waits until the next run."""
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGSTOP)
 
     def _wait_started(self, before: int) -> None:
         deadline = time.monotonic() + START_LIMIT
@@ -195,6 +230,7 @@ class QmailServer:
             return
         if self.proc.poll() is None:
             self.proc.send_signal(signal.SIGTERM)
+            self.proc.send_signal(signal.SIGCONT)
             try:
                 self.proc.wait(IDLE_LIMIT)
             except subprocess.TimeoutExpired:
@@ -203,13 +239,25 @@ class QmailServer:
         self.proc = None
 
     def next_retry(self, start: float) -> float | None:
-        """qmail-send stamps each channel file with its next retry time when it
-        exits (pqfinish's utime), and it is stopped after every run here."""
+        """When qmail-send next retries, in seconds since ``start``.
+
+        qmail-send keeps its schedule in memory and writes it down only as
+        it exits: each channel file's mtime becomes its next retry time
+        (pqfinish's utime). So a qmail-send that runs is stopped with TERM
+        to read it, and started again: asked only by an ``expect`` on the
+        next retry, since a fresh qmail-send rereads its control files.
+        """
         if self.terminated:
             return None
         queue = self.home / "queue"
-        times = [p.stat().st_mtime for c in ("local", "remote") for p in (queue / c).rglob("*")
-                 if p.is_file()]  # fmt: skip
+        channels = [p for c in ("local", "remote") for p in (queue / c).rglob("*") if p.is_file()]
+        if not channels:
+            return None
+        if self.proc is not None:
+            self._stop()
+            self._start()
+            self._pause()
+        times = [p.stat().st_mtime for p in channels if p.exists()]
         if not times:
             return None
         return max(min(times), time.time()) + SLEEP_FUZZ - start
@@ -235,6 +283,34 @@ def smtpd_credentials(program: str) -> dict[str, Any]:
     except KeyError:
         return {}
     return {"user": uid, "group": gid, "extra_groups": []}
+
+
+def wait_for_group(pgid: int, limit: float = PROGRAM_LIMIT) -> None:
+    """Wait until no live process is left in process group ``pgid``.
+
+    A program run in a session of its own may leave children behind:
+    qmail-smtpd forks qmail-queue at DATA and, after a 451 for a bare LF,
+    exits without waiting for it, and qmail-queue then removes its half-made
+    message. The queue is looked at only after that. (Zombies do not count:
+    their parent, now init, reaps them in its own time.)
+    """
+    deadline = time.monotonic() + limit
+    while _group_alive(pgid) and time.monotonic() < deadline:
+        time.sleep(0.01)
+
+
+def _group_alive(pgid: int) -> bool:
+    for entry in os.scandir("/proc"):
+        if not entry.name.isdigit():
+            continue
+        try:
+            stat = Path(entry.path, "stat").read_text()
+        except OSError:
+            continue
+        fields = stat[stat.rindex(")") + 2 :].split()  # after "pid (comm) "
+        if int(fields[2]) == pgid and fields[0] != "Z":
+            return True
+    return False
 
 
 def queue_files(home: Path) -> list[Path]:
