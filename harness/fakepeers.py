@@ -192,7 +192,6 @@ class FakePeers:
         self.specs = dict(specs)
         self.advance = advance
         self.sessions: dict[str, list[PeerSession]] = {ip: [] for ip in specs}
-        self._messages = 0
 
     def open(self, ip: str, port: int) -> PeerSession:
         spec = self.specs[ip]
@@ -201,8 +200,9 @@ class FakePeers:
             ip=ip, port=port, attempt=len(sessions), script=spec.for_attempt(len(sessions))
         )
         sessions.append(session)
-        self._messages += 1
-        session.start(self._messages)
+        # {n}: this peer's connection number, so deliveries to different peers
+        # that run at once (live, a real qmail) number theirs the same
+        session.start(len(sessions))
         return session
 
     def connect(
