@@ -62,6 +62,7 @@ class QmailTarget(LiveTarget):
         reason = self.unusable()
         if reason is not None:
             raise StepError(reason)
+        _peers_comparable(scenario)
         SimTarget.start(self, scenario, workdir, seed)  # users, Maildirs, scratch home
         self.scratch = self.home
         self.home = self.reference
@@ -182,6 +183,18 @@ class QmailTarget(LiveTarget):
         if hasattr(self, "scratch"):
             for path in queue_files(self.reference):
                 path.unlink(missing_ok=True)
+
+
+def _peers_comparable(scenario: Scenario) -> None:
+    """A peer's scripted delay moves the harness's clock (harness.targets.livepeers),
+    which a real qmail-remote does not read: its timeouts are real seconds."""
+    for ip, spec in scenario.peers.items():
+        for script in (spec.script, *spec.attempts):
+            for stage, seconds in script.delay.items():
+                raise NotComparable(
+                    f"peer {ip} waits {seconds:g}s before its {stage} reply: "
+                    "a real qmail's clock cannot jump"
+                )
 
 
 def _replace(folder: Path, sources: list[Path], pattern: str) -> None:
