@@ -87,7 +87,7 @@ class QmailServer:
             seen["log"] = self.log_lines()
             return seen
         if verb == "next_retry":
-            return self.next_retry(self.world.start_time)
+            return self.next_retry()
         raise ValueError(f"the qmail target cannot {verb!r}")
 
     def env(self, extra: dict[str, str]) -> dict[str, str]:
@@ -238,8 +238,14 @@ class QmailServer:
                 self.proc.wait()
         self.proc = None
 
-    def next_retry(self, start: float) -> float | None:
-        """When qmail-send next retries, in seconds since ``start``.
+    def next_retry(self) -> float | None:
+        """When qmail-send next retries, in seconds since the message's birth.
+
+        Real time passes while qmail-send starts and works, so the retry is
+        measured from the birth it is computed from (the info file's mtime,
+        qmail-send.c getinfo) rather than from the scenario's start: without
+        ``advance`` (not comparable here) every message of a scenario is born
+        at the simulator's start.
 
         qmail-send keeps its schedule in memory and writes it down only as
         it exits: each channel file's mtime becomes its next retry time
@@ -257,13 +263,20 @@ class QmailServer:
             self._stop()
             self._start()
             self._pause()
-        times = [p.stat().st_mtime for p in channels if p.exists()]
-        if not times:
-            return None
-        return max(min(times), time.time()) + SLEEP_FUZZ - start
+        waits = [w for p in channels if (w := _retry_after_birth(queue, p)) is not None]
+        return min(waits) + SLEEP_FUZZ if waits else None
 
     def close(self) -> None:
         self._stop()
+
+
+def _retry_after_birth(queue: Path, channel_file: Path) -> float | None:
+    """A channel file's retry time (its mtime) less its message's birth."""
+    info = queue / "info" / channel_file.parent.name / channel_file.name
+    try:
+        return channel_file.stat().st_mtime - info.stat().st_mtime
+    except FileNotFoundError:
+        return None
 
 
 #: qmail's run script for qmail-smtpd: ``tcpserver -u QMAILDUID -g NOFILESGID``

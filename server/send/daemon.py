@@ -12,6 +12,9 @@ Signals (installed by the program edge, :mod:`server.send.program`): ALRM
 reschedules everything now, HUP rereads locals and virtualdomains, TERM stops
 starting deliveries, waits for those running, stamps retry times and exits.
 Each handler sets a flag and writes to the self-pipe so ``select`` returns.
+As when qmail-send's select() is interrupted by a signal (EINTR), that pass
+does nothing more: the loop goes round, so the flag is acted on (control
+reread, retries due) before a trigger pulled meanwhile is read.
 """
 
 from __future__ import annotations
@@ -20,7 +23,9 @@ import contextlib
 import os
 import queue
 import select
-from collections.abc import Callable, Mapping
+import signal
+import threading
+from collections.abc import Callable, Iterator, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
@@ -98,6 +103,7 @@ class Daemon:
         #: an OffsetClock can jump; the harness caps the sleep so a jump is seen
         self.max_sleep = max_sleep
         self.reports: queue.SimpleQueue[tuple[Start, bytes]] = queue.SimpleQueue()
+        self.interrupted = False  # a signal came: the pass after select() is skipped
         self.wake_r, self.wake_w = os.pipe()
         os.set_blocking(self.wake_r, False)
         os.set_blocking(self.wake_w, False)
@@ -111,20 +117,46 @@ class Daemon:
         with contextlib.suppress(OSError):
             os.write(self.wake_w, b"!")
 
+    def _interrupt(self) -> None:
+        self.interrupted = True
+        self._poke()
+
     def alarm(self) -> None:
         self.engine.sched.runasap = True
-        self._poke()
+        self._interrupt()
 
     def hangup(self) -> None:
         self.engine.sched.readasap = True
-        self._poke()
+        self._interrupt()
 
     def terminate(self) -> None:
         self.engine.sched.exitasap = True
-        self._poke()
+        self._interrupt()
 
     # -- the loop -------------------------------------------------------------
     def run(self) -> int:
+        with self._signals_wake():
+            return self._run()
+
+    @contextlib.contextmanager
+    def _signals_wake(self) -> Iterator[None]:
+        """A signal writes to the self-pipe from C (signal.set_wakeup_fd).
+
+        The kernel may hand a signal to any thread, e.g. a delivery worker;
+        Python then runs the handler in the main thread only once select()
+        returns, which without this byte could be at the next wake-up
+        (a TERM sent while qmail-send was stopped, then SIGCONT, did that).
+        """
+        if threading.current_thread() is not threading.main_thread():
+            yield  # in a harness thread: signals come as method calls
+            return
+        old = signal.set_wakeup_fd(self.wake_w, warn_on_full_buffer=False)
+        try:
+            yield
+        finally:
+            signal.set_wakeup_fd(old)
+
+    def _run(self) -> int:
         try:
             while not (self.engine.sched.exitasap and self.engine.sched.can_exit()):
                 self._once()
@@ -151,6 +183,9 @@ class Daemon:
         fds = [self.wake_r] + ([self.trigger.fd] if self.trigger.fd is not None else [])
         readable, _, _ = select.select(fds, [], [], timeout)
         self._drain_wake()
+        if self.interrupted:  # select() == -1, errno EINTR: round again
+            self.interrupted = False
+            return
         triggered = self.trigger.fd is not None and self.trigger.fd in readable
         if triggered:
             self.trigger.drain()

@@ -95,6 +95,25 @@ def test_reference_target_runs_a_scenario_in_a_setup_home(reference: Path, workr
 
 
 @needs_netns
+def test_reference_target_keeps_one_qmail_send_across_run_steps(
+    reference: Path, workroot: Path
+) -> None:
+    """HUP rereads only what qmail-send rereads, TERM ends it at once, and the
+    next retry is read from the schedule it writes as it exits."""
+    chosen = scenarios(["send/hup.yaml", "send/startup-exit.yaml", "dns/lookups.yaml"])
+    comparable = [
+        s
+        for s in chosen
+        if all(step.kind != "advance" for step in s.steps)
+        and not {"timeout", "resolvconf"} & set(s.tags)  # real resolver timeouts: slow
+    ]
+    assert len(comparable) >= 8
+    for scenario in comparable:
+        result = run_scenario(scenario, target=f"qmail:{reference}", workroot=workroot)
+        assert result.status == "pass", (scenario.name, result.message)
+
+
+@needs_netns
 def test_reference_target_cannot_jump_the_clock(reference: Path, workroot: Path) -> None:
     (scenario,) = scenarios(["harness/pop3-retrieve.yaml"])
     result = run_scenario(scenario, target=f"qmail:{reference}", workroot=workroot)

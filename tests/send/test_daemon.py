@@ -5,6 +5,7 @@ from __future__ import annotations
 import fcntl
 import io
 import os
+import select
 import signal
 import subprocess
 import sys
@@ -12,6 +13,7 @@ import threading
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -176,3 +178,44 @@ def test_process_signals(home: Path) -> None:
     watchdog.cancel()
     assert proc.returncode == 0, err
     assert out.endswith(b"status: exiting\n")
+
+
+def test_a_signal_caught_by_another_thread_still_wakes_the_loop(
+    home: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The kernel may give SIGTERM to any thread (it did, after SIGSTOP and
+    SIGCONT from the qmail:DIR target). Python runs the handler in the main
+    thread, blocked in select() until its next wake-up: the self-pipe must be
+    the signal wakeup fd, so TERM is acted on now."""
+    from server.send import daemon as daemon_module
+    from server.send.program import SignalRouter
+
+    asleep = threading.Event()
+    real_select = select.select
+
+    def watched_select(r: Any, w: Any, x: Any, timeout: float | None = None) -> Any:
+        if timeout is None or timeout > WAIT:  # the long sleep of an idle qmail-send
+            asleep.set()
+        return real_select(r, w, x, timeout)
+
+    monkeypatch.setattr(daemon_module.select, "select", watched_select)
+    watch = Watch()
+    router = SignalRouter()
+    late: list[str] = []
+
+    def from_a_worker() -> None:
+        assert asleep.wait(WAIT)
+        signal.pthread_kill(threading.get_ident(), signal.SIGTERM)  # to this thread
+        with watch.cond:
+            if not watch.cond.wait_for(lambda: "status: exiting" in watch.lines, WAIT):
+                late.append("TERM was not acted on")
+                router.handle(signal.SIGTERM, None)  # end the run, as a method call
+
+    sender = threading.Thread(target=from_a_worker)
+    sender.start()
+    try:
+        assert run_send(make_ctx(home), {}, watch, {}, router=router) == 0
+    finally:
+        sender.join(WAIT)
+    assert late == []
+    assert watch.lines[-1] == "status: exiting"
