@@ -175,7 +175,12 @@ def bounce_in_order(body: str) -> str:
 
 
 def digest(seen: Observation) -> list[str]:
-    """The world as lines: queue counts, mail delivered, peers, DNS questions."""
+    """The world as lines: queue counts, mail delivered, peers, DNS questions.
+
+    Deliveries that run at once finish in any order, so what they leave is
+    compared as a set: Maildir messages, the messages of an mbox and each
+    peer's sessions are listed in the order of their normalised text.
+    """
     out = []
     queue = seen.home / "queue"
     for sub in ("mess", "todo", "info", "local", "remote", "bounce"):
@@ -185,19 +190,32 @@ def digest(seen: Observation) -> list[str]:
         for sub in ("new", "cur"):
             folder = home / "Maildir" / sub
             files = sorted(folder.iterdir()) if folder.is_dir() else []
-            bodies = sorted(bounce_in_order(p.read_bytes().decode("latin-1")) for p in files)
+            bodies = [bounce_in_order(p.read_bytes().decode("latin-1")) for p in files]
             out += [f"maildir {user}/{sub}: {len(files)}"]
-            out += [f"  {line}" for body in bodies for line in body.split("\n")]
+            out += _blocks(body.split("\n") for body in bodies)
     for name, path in sorted(dict(seen.extra.get("mboxes", {}) or {}).items()):  # type: ignore[call-overload]
         text = Path(path).read_bytes().decode("latin-1") if Path(path).exists() else ""
-        out += [f"mbox {name}:"] + [f"  {line}" for line in text.split("\n")]
+        out += [f"mbox {name}:", *_blocks(m.split("\n") for m in _MBOX_FROM.split(text))]
     for ip, sessions in sorted(seen.peer_sessions.items()):
-        for s in sessions:
-            data = (s.data or b"").decode("latin-1").replace("\r\n", "\n")
-            out.append(f"peer {ip}: from {s.mail_from} to {s.rcpt} delivered={s.delivered}")
-            out += [f"  {line}" for line in data.split("\n")]
+        out += _blocks(
+            [
+                f"peer {ip}: from {s.mail_from} to {s.rcpt} delivered={s.delivered}",
+                *(s.data or b"").decode("latin-1").replace("\r\n", "\n").split("\n"),
+            ]
+            for s in sessions
+        )
     out += sorted({f"dns {q.name} {q.type} {q.transport}" for q in seen.dns_queries})
     return out
+
+
+#: where the next message of an mbox begins: a From_ line (qmail-local.c)
+_MBOX_FROM = re.compile(r"(?<=\n)(?=From )")
+
+
+def _blocks(blocks: Iterable[list[str]]) -> list[str]:
+    """Indented lines of each block, the blocks in the order of their normalised text."""
+    ordered = sorted(blocks, key=lambda lines: [normalise(line) for line in lines])
+    return [f"  {line}" for lines in ordered for line in lines]
 
 
 def play(scenario: Scenario, target: Target, workdir: Path) -> Record:

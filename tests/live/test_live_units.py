@@ -5,13 +5,22 @@ from __future__ import annotations
 import io
 import socket
 import struct
+from pathlib import Path
 
 from hypothesis import given
 from hypothesis import strategies as st
 
-from harness.compare import Record, bounce_in_order, compare, first_difference, normalise
+from harness.compare import (
+    Record,
+    bounce_in_order,
+    compare,
+    digest,
+    first_difference,
+    normalise,
+)
 from harness.scenario.model import Scenario
 from harness.targets.agentwire import Request, read_frame, write_frame
+from harness.targets.base import Observation
 from harness.targets.live import client_ips
 from harness.targets.livepeers import syn_to
 from server.send.bounce import bounce_entry
@@ -187,3 +196,40 @@ def test_virtual_time_scenarios_are_not_comparable_off_the_simulator() -> None:
     scenario = Scenario(name="pinned", tags=("virtual-time",), file="pinned.yaml", line=1)
     result = compare(scenario, "qmail:/nonexistent")
     assert result.verdict == "not comparable" and "virtual-time" in result.note
+
+
+def _world(root: Path, bodies: list[str], mbox: list[str]) -> Observation:
+    home = root / "home"
+    for sub in ("mess", "todo", "info", "local", "remote", "bounce"):
+        (home / "queue" / sub).mkdir(parents=True)
+    user = root / "bob"
+    (user / "Maildir" / "new").mkdir(parents=True)
+    for n, body in enumerate(bodies):
+        (user / "Maildir" / "new" / f"{1700000000 + n}.{n}.host").write_text(body)
+    (user / "mbox").write_text("".join(mbox))
+    return Observation(
+        home=home,
+        workdir=root,
+        user_homes={"bob": user},
+        log=[],
+        dns_queries=[],
+        peer_sessions={},
+        now=0.0,
+        next_retry=None,
+        extra={"mboxes": {"bob": user / "mbox"}},
+    )
+
+
+def test_digest_compares_what_concurrent_deliveries_leave_as_a_set(tmp_path: Path) -> None:
+    bodies = [
+        "Received: (qmail 11 invoked)\nSubject: a\n",
+        "Received: (qmail 7 invoked)\nSubject: b\n",
+    ]
+    mbox = [
+        "From x Tue Nov 14 22:13:20 2023\nSubject: 1\n\n",
+        "From x Tue Nov 14 22:13:21 2023\nSubject: 2\n\n",
+    ]
+    one = digest(_world(tmp_path / "one", bodies, mbox))
+    two = digest(_world(tmp_path / "two", bodies[::-1], mbox[::-1]))
+    assert [normalise(line) for line in one] == [normalise(line) for line in two]
+    assert "  Subject: a" in one and "  Subject: 2" in one
