@@ -271,10 +271,11 @@ class QmailServer:
 
 
 def _retry_after_birth(queue: Path, channel_file: Path) -> float | None:
-    """A channel file's retry time (its mtime) less its message's birth."""
+    """A channel file's retry time (its mtime) less its message's birth, which
+    qmail-send takes in whole seconds (st_mtime in getinfo)."""
     info = queue / "info" / channel_file.parent.name / channel_file.name
     try:
-        return channel_file.stat().st_mtime - info.stat().st_mtime
+        return channel_file.stat().st_mtime - int(info.stat().st_mtime)
     except FileNotFoundError:
         return None
 
