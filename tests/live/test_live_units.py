@@ -106,6 +106,9 @@ def test_normalise_pids_inodes_times_and_hosts() -> None:
     assert normalise("starting delivery 12: msg 7 to local a@b") == (
         "starting delivery N: msg N to local a@b"
     )
+    assert normalise(
+        "delivery 3: success: 127.0.2.10_accepted_message./Remote_host_said:_250_ok_2/"
+    ) == ("delivery N: success: 127.0.2.10_accepted_message./Remote_host_said:_250_ok_N/")
 
 
 @given(st.text(max_size=60))
