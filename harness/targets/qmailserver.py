@@ -125,7 +125,7 @@ class QmailServer:
                     env=self.env(env),
                     cwd="/",
                     start_new_session=True,
-                    **smtpd_credentials(argv[0]),
+                    **smtpd_credentials(argv[0], self.home),
                 )
             try:
                 output = converse(ours, played)
@@ -286,10 +286,14 @@ def _retry_after_birth(queue: Path, channel_file: Path) -> float | None:
 SMTPD_USER, SMTPD_GROUP = "qmaild", "nofiles"
 
 
-def smtpd_credentials(program: str) -> dict[str, Any]:
+def smtpd_credentials(program: str, home: Path) -> dict[str, Any]:
     """Popen's user and group for qmail-smtpd as tcpserver runs it: qmaild and
-    nofiles when we are root and the system has them; nothing otherwise."""
+    nofiles when we are root and the system has them; nothing otherwise, nor
+    for a home of ours (``qmail-sim setup``: one owner, and our qmail-queue
+    words its Received line by caller, not by uid)."""
     if Path(program).name != "qmail-smtpd" or os.geteuid() != 0:
+        return {}
+    if (home / ".qmail-sim").is_dir():
         return {}
     try:
         uid = pwd.getpwnam(SMTPD_USER).pw_uid
