@@ -60,6 +60,17 @@ class Observation:
         return self.retry_probe() if self.retry_probe is not None else self.next_retry
 
 
+def apply_env(base: Mapping[str, str], changes: Mapping[str, str | None]) -> dict[str, str]:
+    """A step's ``env`` applied to ``base``: a value sets a variable, None removes it."""
+    env = dict(base)
+    for key, value in changes.items():
+        if value is None:
+            env.pop(key, None)
+        else:
+            env[key] = value
+    return env
+
+
 class Target(ABC):
     name = "abstract"
 

@@ -32,7 +32,7 @@ from harness.fakedns import DnsQuery
 from harness.fakepeers import PeerSession
 from harness.scenario.model import InjectStep, Scenario, SessionStep, SignalName
 from harness.targets.agentwire import Request, Setup, read_frame, write_frame
-from harness.targets.base import LimitExceeded, Observation, ProgramResult, StepError
+from harness.targets.base import LimitExceeded, Observation, ProgramResult, StepError, apply_env
 from harness.targets.sim import SimTarget
 
 #: Wall seconds the agent gets to stop before it is killed.
@@ -166,7 +166,7 @@ class LiveTarget(SimTarget):
         return ProgramResult(exit=code, stdout=out, stderr=err)
 
     def inject(self, step: InjectStep) -> ProgramResult:
-        env = {k: v for k, v in step.env.items() if v is not None}
+        env = apply_env({}, step.env)
         code, out, err = self.live.call(
             "inject",
             argv=["qmail-inject", *step.args],

@@ -25,11 +25,11 @@ import os
 import random
 import socket
 import time
-from collections.abc import Mapping
 from typing import Any
 
 from harness.converse import Turn, converse
 from harness.targets.agentwire import Setup
+from harness.targets.base import apply_env
 from harness.targets.liveagent import Loop, World, write_resolv_conf
 from harness.targets.livesend import GatedSend
 from server import programs
@@ -38,16 +38,6 @@ from server.runtime import Runtime
 
 SESSION_LIMIT = 60.0  # wall seconds a session may take
 Key = tuple[str, str]
-
-
-def apply_env(base: Mapping[str, str], changes: Mapping[str, str | None]) -> dict[str, str]:
-    env = dict(base)
-    for key, value in changes.items():
-        if value is None:
-            env.pop(key, None)
-        else:
-            env[key] = value
-    return env
 
 
 class OurServer:
@@ -252,4 +242,4 @@ def _bindable(address: str | None, netns: bool) -> str | None:
     return str(ip) if ip.is_loopback or netns else None
 
 
-__all__ = ["OurServer", "apply_env"]
+__all__ = ["OurServer"]

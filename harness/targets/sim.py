@@ -27,7 +27,14 @@ from harness.converse import PacedInput, Turn, client_bytes
 from harness.fakedns import FakeDns
 from harness.fakepeers import FakePeers
 from harness.scenario.model import InjectStep, Scenario, SessionStep, SignalName, User
-from harness.targets.base import LimitExceeded, Observation, ProgramResult, StepError, Target
+from harness.targets.base import (
+    LimitExceeded,
+    Observation,
+    ProgramResult,
+    StepError,
+    Target,
+    apply_env,
+)
 from server import programs
 from server.home import setup as setup_home
 from server.programs import ProgramContext
@@ -252,7 +259,7 @@ class SimTarget(Target):
 
     def session(self, step: SessionStep, played: Sequence[Turn]) -> ProgramResult:
         base = SMTP_ENV if step.kind == "smtp" else POP3_ENV
-        env = _env(base, step.env)
+        env = apply_env(base, step.env)
         if step.kind == "smtp":
             if self.scenario.tcprules is not None:
                 rule_env = self._tcprules(env)
@@ -279,7 +286,7 @@ class SimTarget(Target):
         return lookup(self.scenario.tcprules, self.workdir, env)
 
     def inject(self, step: InjectStep) -> ProgramResult:
-        env = _env({}, step.env)
+        env = apply_env({}, step.env)
         return self._run(
             "qmail-inject", ["qmail-inject", *step.args], env, step.message.encode("utf-8")
         )
@@ -389,16 +396,6 @@ class SimTarget(Target):
                 },
             },
         )
-
-
-def _env(base: Mapping[str, str], changes: Mapping[str, str | None]) -> dict[str, str]:
-    env = dict(base)
-    for key, value in changes.items():
-        if value is None:
-            env.pop(key, None)
-        else:
-            env[key] = value
-    return env
 
 
 __all__ = ["Components", "SendCore", "SimTarget"]
