@@ -17,7 +17,10 @@ one-line message, so nothing pretends to work.
 
 from __future__ import annotations
 
+import dataclasses
 import importlib
+import itertools
+import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -130,6 +133,18 @@ EXTRA_PROGRAMS: dict[str, str] = {
 
 class NotBuilt(Exception):
     pass
+
+
+def with_counting_pids(ctx: ProgramContext) -> ProgramContext:
+    """In one process, each qmail-local and qmail-queue run still needs its own
+    "pid" (Maildir names are time.pid.host; qp numbers), as each is a child of
+    its own in qmail: count up from ours. A runtime that already counts (the
+    simulator's) is kept."""
+    if ctx.runtime.next_pid is not os.getpid:
+        return ctx
+    pids = itertools.count(os.getpid() + 1)
+    runtime = dataclasses.replace(ctx.runtime, next_pid=lambda: next(pids))
+    return dataclasses.replace(ctx, runtime=runtime)
 
 
 def is_ours(name: str) -> bool:

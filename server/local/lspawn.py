@@ -39,7 +39,7 @@ from server.local import replies
 from server.local.forwarding import Forwarder, queue_forwarder
 from server.local.getpw import LspawnExit, Passwd, SystemPasswd, TablePasswd, nughde_get
 from server.local.program import Delivery, LocalArgs
-from server.programs import ProgramContext
+from server.programs import ProgramContext, with_counting_pids
 from server.spawn import DeliveryJob
 
 #: Our limit on one ``|command`` (qmail has none); the caller may change it.
@@ -166,7 +166,9 @@ def main(
         return 100
     if not (ctx.home / "queue" / "mess").is_dir():
         return 111  # spawn.c: chdir(auto_qmail), chdir("queue/mess")
-    channel = LocalChannel(ctx, argv[1], env=env)
+    # qmail-lspawn forks a qmail-local per delivery; here they are calls, and
+    # two at once into one Maildir in one second need two names
+    channel = LocalChannel(with_counting_pids(ctx), argv[1], env=env)
     stdout.write(bytes([spawnpipe.AUTO_SPAWN]))  # spawn.c: the concurrency limit, first
     stdout.flush()
     spawnpipe.serve(stdin, stdout, lambda cmd: _deliver_command(channel, cmd))

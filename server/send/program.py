@@ -24,7 +24,6 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import fcntl
-import itertools
 import os
 import signal
 import stat
@@ -34,7 +33,7 @@ from collections.abc import Callable, Iterator, Mapping
 from types import FrameType
 from typing import IO, BinaryIO
 
-from server.programs import ProgramContext
+from server.programs import ProgramContext, with_counting_pids
 from server.runtime import OffsetClock
 from server.send import log as L
 from server.send.config import ControlsUnreadable, SendConfig
@@ -94,17 +93,6 @@ def spawn_pipes(
         dataclasses.replace(cfg, concurrency=concurrency),
         CleanPipe(*PIPE_FDS["clean"]),
     )
-
-
-def with_counting_pids(ctx: ProgramContext) -> ProgramContext:
-    """In one process, each qmail-local and qmail-queue run still needs its own
-    "pid" (Maildir names are time.pid.host; qp numbers): count up from ours,
-    as ``qmail-sim serve`` does."""
-    if ctx.runtime.next_pid is not os.getpid:
-        return ctx
-    pids = itertools.count(os.getpid() + 1)
-    runtime = dataclasses.replace(ctx.runtime, next_pid=lambda: next(pids))
-    return dataclasses.replace(ctx, runtime=runtime)
 
 
 def line_writer(out: IO[bytes]) -> Callable[[str], None]:
