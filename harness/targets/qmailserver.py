@@ -48,7 +48,7 @@ QUIET = 0.6  # seconds without a new log line that count as idle
 START_LIMIT = 30.0  # wall seconds qmail-send may take to log its first line
 IDLE_LIMIT = 120.0
 PROGRAM_LIMIT = 60.0
-SIGNALS = {"alrm": signal.SIGALRM, "hup": signal.SIGHUP, "term": signal.SIGTERM}
+SIGNALS = {"alrm": signal.SIGALRM, "hup": signal.SIGHUP}  # held for the next run
 STARTING = re.compile(r"^starting delivery (\d+):")
 RESULT = re.compile(r"^delivery (\d+): ")
 
@@ -153,12 +153,12 @@ class QmailServer:
     def run_until_idle(self) -> None:
         if self.proc is None:
             if self.terminated:
-                return  # TERM before qmail-send ever ran: nothing runs, as on the simulator
+                return  # after TERM nothing runs, as on the simulator
             self._start()
         proc = self.proc
         assert proc is not None
         if proc.poll() is not None:
-            return  # it exited after TERM
+            return  # it died on its own: nothing runs, as qmail-send is gone
         for name in self.pending:
             proc.send_signal(SIGNALS[name])
         self.pending = []
@@ -176,10 +176,7 @@ class QmailServer:
             self.pending.append(name)
             return
         self.terminated = True
-        if self.proc is not None and self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-            self.proc.send_signal(signal.SIGCONT)
-            self.proc.wait(IDLE_LIMIT)
+        self._stop()
 
     def _start(self) -> None:
         """qmail-start, and qmail-send's first log line."""
