@@ -3,8 +3,8 @@
     python benchmarks/delivery.py [--messages 10000] [--queued 100000] [--dir DIR]
 
 1. Delivery rate: makes a throw-away qmail home, queues ``--messages`` small
-   messages to ``postmaster@`` (the alias user, delivered by helper E's
-   LocalChannel into ``HOME/alias/Maildir/``) through the real in-process
+   messages to ``postmaster@`` (the alias user, delivered by
+   server.local.lspawn.LocalChannel into ``HOME/alias/Maildir/``) through the real in-process
    qmail-queue (fsync on), then runs qmail-send as a daemon
    (:class:`server.send.daemon.Daemon`: real clock, worker threads up to
    concurrencylocal = 10, real fsync in qmail-send's steps and in the Maildir

@@ -25,7 +25,7 @@ any failed, 2 for bad arguments.
 
 
 def target_name(text: str) -> str:
-    """sim, live or qmail:DIR (helper J's targets, harness/targets/live.py, qmail.py)."""
+    """sim, live or qmail:DIR (harness/targets/live.py, qmail.py)."""
     if text in ("sim", "live") or (text.startswith("qmail:") and len(text) > len("qmail:")):
         return text
     raise argparse.ArgumentTypeError(f"{text!r} is not sim, live or qmail:DIR")

@@ -10,11 +10,11 @@ def make_target(name: str) -> Target:
         from harness.targets.sim import SimTarget
 
         return SimTarget()
-    if name == "live":  # helper J: our programs as processes (targets/live.py)
+    if name == "live":  # our programs as processes (targets/live.py)
         from harness.targets.live import LiveTarget
 
         return LiveTarget()
-    if name.startswith("qmail:"):  # helper J: a real qmail home (targets/qmail.py)
+    if name.startswith("qmail:"):  # a real qmail home (targets/qmail.py)
         from harness.targets.qmail import QmailTarget
 
         return QmailTarget(name.removeprefix("qmail:"))

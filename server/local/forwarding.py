@@ -7,7 +7,7 @@ as written. qmail-queue's answer decides: "" is success, ``Z...`` defers
 and ``D...`` bounces with "Unable to forward message: <text>.".
 
 The queue is reached through an injectable :data:`Forwarder`; the default
-calls helper C's ``server.queue.client.queue_message``. The invoker (for
+calls ``server.queue.client.queue_message``. The invoker (for
 qmail-queue's ``Received:`` line) is ``alias`` when the alias user delivers,
 else the delivering user's uid, as qmail-queue derives it from its uid.
 """
@@ -48,7 +48,7 @@ def new_sender(sender: str, local: str, host: str, owner: bool, owner_default: b
 
 
 def queue_forwarder(ctx: ProgramContext) -> Forwarder:
-    """The default: qmail-queue as helper C's client runs it."""
+    """The default: qmail-queue as server.queue.client runs it."""
 
     def forward(
         env: Mapping[str, str],

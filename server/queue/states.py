@@ -14,7 +14,7 @@ was written and fsync'd.
 
 Cleanup (INTERNALS section 6) is qmail-send's and qmail-clean's job;
 :func:`stale_cleanup_actions` is its rule as a pure function over a
-:class:`QueueListing` (helper D's qmail-send runs it on its cleanup pass):
+:class:`QueueListing` (server.send.phases runs it on qmail-send's cleanup pass):
 
 - qmail-clean.c cleanuppid(): a ``pid/`` file is removed once
   ``now >= atime + OSSIFIED``;

@@ -37,7 +37,7 @@ CHANNEL_CRASHED = b"Zqmail-sim: delivery channel raised an exception. (#4.3.0)\n
 
 
 def default_inject(ctx: ProgramContext) -> Inject:
-    """Bounces go through qmail-queue (helper C's client) with invoker "bounce"."""
+    """Bounces go through qmail-queue (server.queue.client) with invoker "bounce"."""
 
     def inject(message: bytes, sender: str, recipient: str) -> tuple[str, int]:
         from server.queue.client import queue_message

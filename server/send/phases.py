@@ -192,7 +192,7 @@ def injectbounce(sched: Scheduler, msgid: int, inject: Inject, date: str) -> boo
 class Cleanup:
     """cleanup_do and qmail-clean's cleanuppid, one whole walk per due time.
 
-    The 36-hour rule itself is helper C's :func:`stale_cleanup_actions`.
+    The 36-hour rule itself is :func:`stale_cleanup_actions`.
     """
 
     due: int
