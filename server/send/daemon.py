@@ -8,6 +8,13 @@ run in worker threads, at most concurrencylocal/concurrencyremote at a time
 (the scheduler never starts more); their reports come back through a queue
 and a self-pipe, and only the loop thread touches the scheduler.
 
+The trigger is trigger.c's: the loop only asks whether the pipe is
+readable, never reads it, and reopens it (which throws the byte away) just
+before a todo/ scan opens. A pull while a scan is open is left in the pipe,
+so the first pass after the scan ends sees it and opens another scan (a
+burst of messages queued during one scan is not left waiting SLEEP_TODO).
+While exiting, the pipe is not watched at all, as todo_selprep skips it.
+
 Signals (installed by the program edge, :mod:`server.send.program`): ALRM
 reschedules everything now, HUP rereads locals and virtualdomains, TERM stops
 starting deliveries, waits for those running, stamps retry times and exits.
@@ -43,7 +50,12 @@ SPAWN_DIED = "alert: oh no! lost spawn connection! dying..."
 
 
 class Trigger:
-    """trigger.c: lock/trigger opened for reading without blocking, reopened after a pull."""
+    """trigger.c: lock/trigger opened for reading without blocking, reopened to re-arm.
+
+    Reopening is what clears a pull: once no one has the pipe open its byte is
+    gone, and a writer that has closed no longer makes the new descriptor
+    readable (end of file).
+    """
 
     def __init__(self, path: Path) -> None:
         self.path = path
@@ -56,17 +68,6 @@ class Trigger:
             self.fd = os.open(self.path, os.O_RDONLY | os.O_NONBLOCK)
         except OSError:
             self.fd = None
-
-    def drain(self) -> None:
-        if self.fd is None:
-            return
-        try:
-            while os.read(self.fd, 4096):
-                pass
-        except BlockingIOError:
-            pass
-        except OSError:
-            pass
 
     def close(self) -> None:
         if self.fd is not None:
@@ -180,16 +181,14 @@ class Daemon:
         recent = runtime.now()
         self.engine.begin(recent)
         timeout = 0.0 if not self.reports.empty() else self._timeout(recent)
-        fds = [self.wake_r] + ([self.trigger.fd] if self.trigger.fd is not None else [])
+        watched = self._watched_trigger()
+        fds = [self.wake_r] + ([watched] if watched is not None else [])
         readable, _, _ = select.select(fds, [], [], timeout)
         self._drain_wake()
         if self.interrupted:  # select() == -1, errno EINTR: round again
             self.interrupted = False
             return
-        triggered = self.trigger.fd is not None and self.trigger.fd in readable
-        if triggered:
-            self.trigger.drain()
-            self.trigger.set()
+        pulled = watched is not None and watched in readable
         recent = runtime.now()
         sched = self.engine.sched
         if self.cleaner is not None and self.cleaner.dead and not sched.exitasap:
@@ -203,10 +202,27 @@ class Daemon:
         while not self.reports.empty():
             start, report = self.reports.get()
             self.engine.complete(start, report)
-        triggered = triggered or sched.trigger_pulled
-        sched.trigger_pulled = False
-        for start in self.engine.step(recent, triggered):
+        for start in self.engine.step(recent, self._take_trigger(pulled)):
             self.pool.submit(self._work, start)
+
+    def _watched_trigger(self) -> int | None:
+        """The trigger's descriptor for select(), or None while exiting (todo_selprep)."""
+        return None if self.engine.sched.exitasap else self.trigger.fd
+
+    def _take_trigger(self, pulled: bool) -> bool:
+        """Whether this pass's todo step sees a pull; a pull is used up only by a new scan.
+
+        With a scan open (todo_do's flagtododir) the pull stays where it is: in
+        the pipe, or in ``sched.trigger_pulled`` for a bounce we queued. Before a
+        scan opens the pipe is re-armed, so a pull during that scan is kept.
+        """
+        sched = self.engine.sched
+        pulled = pulled or sched.trigger_pulled
+        if not pulled or self.engine.todo.pending is not None or sched.exitasap:
+            return False
+        self.trigger.set()
+        sched.trigger_pulled = False
+        return True
 
     def _drain_wake(self) -> None:
         try:
