@@ -16,9 +16,12 @@ find everything that runs privileged by searching for them.
 
 from __future__ import annotations
 
+import contextlib
 import grp
 import os
 import pwd
+import socket
+from collections.abc import Callable
 from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Final
@@ -104,3 +107,140 @@ def become(uid: int, gid: int) -> None:
     """Groups first, then the uid (after setuid there is no way back)."""
     prot_gid(gid)
     prot_uid(uid)
+
+
+# --- a child under another uid, talking to its parent --------------------------
+#
+# qmail-lspawn forks a child per delivery, which sets the recipient's gid and
+# uid and execs qmail-local. Ours runs qmail-local's code in that forked child
+# instead of a new interpreter. The child can ask its parent for a service (the
+# simulator queues a forward for it) and ends by sending one result. Frames are
+# a kind byte and a 4-byte length; nothing from the child is ever unpickled or
+# executed by the parent: the child runs as a user who could have taken it over.
+
+#: child exit codes when it cannot become the user (qmail-lspawn: QLX_USAGE,
+#: QLX_ROOT after prot_uid)
+EXIT_CANNOT_SWITCH: Final = 112
+EXIT_STILL_ROOT: Final = 114
+
+_ASK, _ANSWER, _RESULT = b"Q", b"A", b"R"
+_HEADER = 5
+
+
+def pack_fields(fields_: list[bytes]) -> bytes:
+    """Length-prefixed fields, the payload of a frame."""
+    return b"".join(len(f).to_bytes(4, "big") + f for f in fields_)
+
+
+def unpack_fields(data: bytes) -> list[bytes]:
+    """The inverse of :func:`pack_fields`; ValueError on anything malformed."""
+    out: list[bytes] = []
+    view = memoryview(data)
+    while view:
+        if len(view) < 4:
+            raise ValueError("truncated field length")
+        n = int.from_bytes(view[:4], "big")
+        if n > len(view) - 4:
+            raise ValueError("field longer than the frame")
+        out.append(bytes(view[4 : 4 + n]))
+        view = view[4 + n :]
+    return out
+
+
+def _send_frame(sock: socket.socket, kind: bytes, payload: bytes) -> None:
+    sock.sendall(kind + len(payload).to_bytes(4, "big") + payload)
+
+
+def _recv_exact(sock: socket.socket, n: int) -> bytes | None:
+    chunks = bytearray()
+    while len(chunks) < n:
+        chunk = sock.recv(min(n - len(chunks), 1 << 20))
+        if not chunk:
+            return None
+        chunks += chunk
+    return bytes(chunks)
+
+
+def _recv_frame(sock: socket.socket) -> tuple[bytes, bytes] | None:
+    header = _recv_exact(sock, _HEADER)
+    if header is None:
+        return None
+    payload = _recv_exact(sock, int.from_bytes(header[1:], "big"))
+    return None if payload is None else (header[:1], payload)
+
+
+def _seal_fds(keep: set[int]) -> None:
+    """dup2 /dev/null over every open descriptor not in ``keep`` (not close:
+    a stale file object of the parent's would close whatever reused the number)."""
+    null = os.open(os.devnull, os.O_RDWR)
+    for name in os.listdir("/proc/self/fd"):
+        fd = int(name)
+        if fd != null and fd not in keep:
+            with contextlib.suppress(OSError):
+                os.dup2(null, fd)
+    os.close(null)
+
+
+@dataclass(frozen=True)
+class ChildEnd:
+    """What a child's work gets: ``ask`` sends a request and waits for the answer."""
+
+    sock: socket.socket
+
+    def ask(self, payload: bytes) -> bytes:
+        _send_frame(self.sock, _ASK, payload)
+        frame = _recv_frame(self.sock)
+        if frame is None or frame[0] != _ANSWER:
+            raise OSError("the parent went away")
+        return frame[1]
+
+
+def run_as(
+    uid: int,
+    gid: int,
+    work: Callable[[ChildEnd], bytes],
+    serve: Callable[[bytes], bytes],
+    keep_fds: frozenset[int] = frozenset(),
+) -> tuple[bytes | None, int]:
+    """Fork; the child becomes ``uid``/``gid`` and returns ``work``'s bytes.
+
+    The parent answers the child's requests with ``serve`` until the child's
+    result arrives. Returns (result or None when the child died without one,
+    the child's wait status).
+    """
+    parent_sock, child_sock = socket.socketpair()
+    pid = os.fork()
+    if pid == 0:  # the child: never returns
+        code = 0
+        try:
+            parent_sock.close()
+            _seal_fds(keep={child_sock.fileno(), *keep_fds})
+            try:
+                become(uid, gid)
+            except OSError:
+                os._exit(EXIT_CANNOT_SWITCH)
+            if os.getuid() == 0 or os.geteuid() == 0:
+                os._exit(EXIT_STILL_ROOT)
+            _send_frame(child_sock, _RESULT, work(ChildEnd(child_sock)))
+        except BaseException:  # a child must never return into its parent
+            code = 111
+        finally:
+            os._exit(code)
+    child_sock.close()
+    result: bytes | None = None
+    try:
+        while (frame := _recv_frame(parent_sock)) is not None:
+            kind, payload = frame
+            if kind == _ASK:
+                _send_frame(parent_sock, _ANSWER, serve(payload))
+            elif kind == _RESULT:
+                result = payload
+                break
+            else:
+                break
+    except OSError:
+        result = None
+    finally:
+        parent_sock.close()
+        _, status = os.waitpid(pid, 0)
+    return result, status

@@ -142,9 +142,24 @@ def with_counting_pids(ctx: ProgramContext) -> ProgramContext:
     simulator's) is kept."""
     if ctx.runtime.next_pid is not os.getpid:
         return ctx
-    pids = itertools.count(os.getpid() + 1)
-    runtime = dataclasses.replace(ctx.runtime, next_pid=lambda: next(pids))
+    runtime = dataclasses.replace(ctx.runtime, next_pid=CountingPids(os.getpid() + 1))
     return dataclasses.replace(ctx, runtime=runtime)
+
+
+class CountingPids:
+    """Pids counted up from a real one (see :func:`with_counting_pids`). A
+    Maildir delivery wants a really unique one: :func:`real_pids` tells."""
+
+    def __init__(self, start: int) -> None:
+        self._next = itertools.count(start)
+
+    def __call__(self) -> int:
+        return next(self._next)
+
+
+def real_pids(runtime: Runtime) -> bool:
+    """Whether ``runtime``'s pids stand for real processes (not the simulator's)."""
+    return runtime.next_pid is os.getpid or isinstance(runtime.next_pid, CountingPids)
 
 
 def is_ours(name: str) -> bool:

@@ -190,6 +190,20 @@ def real_runtime() -> Runtime:
     )
 
 
+def fresh_pid() -> int:
+    """A process id no other process of this second has used: the pid of a
+    child that exits at once. qmail-local's Maildir names are time.pid.host
+    with the pid of the process delivering (a fresh child per delivery in
+    qmail-lspawn and per Maildir line in qmail-local); a long-running
+    process that delivers itself takes one this way (the kernel hands out
+    pids in turn, so one is not given again within a second)."""
+    pid = os.fork()
+    if pid == 0:
+        os._exit(0)
+    os.waitpid(pid, 0)
+    return pid
+
+
 def _counter(start: int) -> Iterator[int]:
     return itertools.count(start)
 

@@ -12,12 +12,14 @@ its exit code and output into the report qmail-lspawn's ``report()`` writes:
   ``ZUnable to find alias user!`` or ``ZTrouble reading users/cdb in
   qmail-lspawn.``; an empty local part (``<>``) → ``K`` with no text.
 
-Privileges (DESIGN.md "Users and privileges"): qmail-lspawn would switch to
-the user's uid and refuse uid 0 ("Not allowed to perform deliveries as
-root."). We never switch users; we refuse when the *recorded* uid (from
-users/cdb or passwd) is 0 — what qmail would do for that assignment — and do
-not look at the uid we run as, so a simulator running as root (CI) delivers
-normally. The alias user is recorded with a non-zero uid for that reason.
+Privileges (DESIGN.md "Users and privileges"): qmail-lspawn runs as root and
+forks a child per delivery that sets the recipient's gid and uid and runs
+qmail-local; uid 0 is refused ("Not allowed to perform deliveries as
+root."). With ``switch_uid`` (bin/qmail-lspawn and ``serve`` as root, the
+simulator as root) we do the same through :mod:`.asuser`: qmail-local's code
+runs in a forked child as the recipient, and meets the recipient's
+permissions. Without it (not root) deliveries run in this process; a
+recorded uid of 0 (users/cdb or passwd) is refused either way.
 
 ``bin/qmail-lspawn defaultdelivery`` speaks qmail-send's pipe protocol
 (spawn.c, :mod:`server.spawnpipe`): it first writes one byte, its concurrency limit; then reads
@@ -29,17 +31,20 @@ running deliveries and exits 0.
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import BinaryIO
 
 from server import spawnpipe
-from server.local import replies
+from server.local import asuser, replies
 from server.local.forwarding import Forwarder, queue_forwarder
 from server.local.getpw import LspawnExit, Passwd, SystemPasswd, TablePasswd, nughde_get
 from server.local.program import Delivery, LocalArgs
-from server.programs import ProgramContext, with_counting_pids
+from server.privsep import QmailIds, privileged
+from server.programs import ProgramContext, real_pids, with_counting_pids
+from server.runtime import fresh_pid
 from server.spawn import DeliveryJob
 
 #: Our limit on one ``|command`` (qmail has none); the caller may change it.
@@ -86,10 +91,15 @@ class LocalChannel:
     env: Mapping[str, str] | None = None
     program_timeout: float | None = DEFAULT_PROGRAM_TIMEOUT
     forwarder: Forwarder | None = None
+    #: qmail-lspawn's fork, prot_gid, prot_uid: each qmail-local runs in a
+    #: child as the recipient (needs root; see server.local.asuser)
+    switch_uid: bool = False
     _passwd: Passwd = field(init=False)
+    _split: bool = field(init=False)
 
     def __post_init__(self) -> None:
         home, uid = self.ctx.home, self.ctx.runtime.uid
+        self._split = QmailIds.of_home(home) is not None
         if self.passwd is not None:
             self._passwd = self.passwd
         elif self.ctx.inprocess:
@@ -129,16 +139,25 @@ class LocalChannel:
             sender=sender,
             aliasempty=self.default_delivery,
         )
-        outcome = Delivery(
+        runtime = self.ctx.runtime
+        if real_pids(runtime) and not self.switch_uid:
+            # a Maildir name needs a pid no other delivery has this second
+            # (the forked child of switch_uid has its own)
+            runtime = dataclasses.replace(runtime, next_pid=fresh_pid)
+        delivery = Delivery(
             args=args,
             message=data,
             message_path=message,
-            runtime=self.ctx.runtime,
+            runtime=runtime,
             env=self.env if self.env is not None else default_env(self.ctx.home),
             forwarder=self.forwarder or queue_forwarder(self.ctx),
             uid=nughde.uid,
             program_timeout=self.program_timeout,
-        ).run()
+        )
+        if self.switch_uid:
+            split_home = self.ctx.home if self._split else None
+            return asuser.deliver(delivery, nughde.gid, split_home=split_home)
+        outcome = delivery.run()
         return report(outcome.code, outcome.output)
 
 
@@ -168,7 +187,7 @@ def main(
         return 111  # spawn.c: chdir(auto_qmail), chdir("queue/mess")
     # qmail-lspawn forks a qmail-local per delivery; here they are calls, and
     # two at once into one Maildir in one second need two names
-    channel = LocalChannel(with_counting_pids(ctx), argv[1], env=env)
+    channel = LocalChannel(with_counting_pids(ctx), argv[1], env=env, switch_uid=privileged())
     stdout.write(bytes([spawnpipe.AUTO_SPAWN]))  # spawn.c: the concurrency limit, first
     stdout.flush()
     spawnpipe.serve(stdin, stdout, lambda cmd: _deliver_command(channel, cmd))

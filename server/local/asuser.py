@@ -1,0 +1,152 @@
+"""One qmail-local run in a forked child with the recipient's uid and gid.
+
+qmail-lspawn.c forks per delivery; the child opens nothing new, sets the
+user's gid and uid (prot_gid, prot_uid), refuses to go on as root, and execs
+qmail-local, whose fd 0 is the queue file qmail-lspawn opened. Here the
+child runs :class:`~server.local.program.Delivery` without a new
+interpreter (:func:`server.privsep.run_as`), with the queue file opened
+before the switch, so a delivery meets exactly the permissions the user
+has: a read-only mbox, an unwritable ``Maildir/tmp``, a home the user cannot
+enter, a ``.qmail`` the user cannot read.
+
+Forwards: in a split home the child runs ``bin/qmail-queue`` (setuid qmailq)
+as the user, as qmail-local does. Elsewhere (the simulator, a one-user home
+run as root) the queue belongs to the parent, so the child asks the parent
+to queue; the parent queues with its own environment and with the child's
+uid as the invoker it fixed before the fork. Nothing the child sends is
+trusted beyond the bytes of the forward itself.
+
+Pids (Maildir names are time.pid.host): a real child uses its own pid, as
+qmail-local does. The simulator counts pids; the child reports how many it
+took, so the parent's counter moves on as if the delivery had run in it.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import io
+import os
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+
+from server import privsep
+from server.local import replies
+from server.local.forwarding import Forwarder, ForwardResult, Invoker, queue_forwarder
+from server.local.getpw import ALIAS_USER
+from server.local.program import Delivery, Outcome
+from server.programs import ProgramContext, real_pids
+from server.runtime import Runtime, fresh_pid
+
+#: qmail-lspawn's child exit codes for a failed switch (qlx.h): prot_gid or
+#: prot_uid failing is QLX_USAGE, still being root is QLX_ROOT.
+_SWITCH_CODES = {
+    privsep.EXIT_CANNOT_SWITCH: replies.QLX_USAGE,
+    privsep.EXIT_STILL_ROOT: replies.QLX_ROOT,
+}
+
+
+def deliver(delivery: Delivery, gid: int, *, split_home: Path | None) -> bytes:
+    """Run ``delivery`` as its user in a child; qmail-lspawn's report of it.
+
+    ``split_home`` is the qmail home when it is a split home (forwards then go
+    through its setuid ``bin/qmail-queue``)."""
+    from server.local.lspawn import report
+
+    runtime = delivery.runtime
+    parent_forwarder = delivery.forwarder
+    invoker: Invoker = "alias" if delivery.args.user == ALIAS_USER else delivery.uid
+    taken = [0]
+
+    def work(end: privsep.ChildEnd) -> bytes:
+        count = [0]
+        real = real_pids(runtime)
+
+        def next_pid() -> int:
+            count[0] += 1
+            if not real:
+                return runtime.next_pid()  # the simulator's count, caught up below
+            # a real child: its own pid first, as qmail-local's; a second
+            # Maildir line gets another fresh one, as qmail-local forks again
+            return os.getpid() if count[0] == 1 else fresh_pid()
+
+        child = dataclasses.replace(
+            delivery,
+            runtime=dataclasses.replace(runtime, next_pid=next_pid),
+            forwarder=_child_forwarder(end, count, split_home, runtime),
+            message_path=None,
+            message_fd=message_fd,
+        )
+        outcome = child.run()
+        code = str(outcome.code).encode()
+        pids = str(count[0]).encode()
+        return privsep.pack_fields([code, outcome.output, outcome.stdout, outcome.stderr, pids])
+
+    def serve(request: bytes) -> bytes:
+        fields = privsep.unpack_fields(request)
+        _catch_up(runtime, taken, int(fields[0]))
+        sender = fields[1].decode("latin-1")
+        recipients = [f.decode("latin-1") for f in fields[3:]]
+        result = parent_forwarder(delivery.env, fields[2], sender, recipients, invoker)
+        return privsep.pack_fields([result.error.encode("latin-1"), str(result.qp).encode()])
+
+    message_fd = _open_message(delivery)
+    try:
+        keep = frozenset() if message_fd is None else frozenset({message_fd})
+        result, status = privsep.run_as(delivery.uid, gid, work, serve, keep_fds=keep)
+    finally:
+        if message_fd is not None:
+            os.close(message_fd)
+    if result is None:
+        if os.WIFEXITED(status) and os.WEXITSTATUS(status) in _SWITCH_CODES:
+            return report(_SWITCH_CODES[os.WEXITSTATUS(status)], b"")
+        return report(None, b"")  # qmail-lspawn: "qmail-local crashed"
+    outcome = _outcome(result)
+    _catch_up(runtime, taken, int(privsep.unpack_fields(result)[4]))
+    return report(outcome.code, outcome.output)
+
+
+def _open_message(delivery: Delivery) -> int | None:
+    """The queue file, opened while still root, as qmail-lspawn opens it for fd 0."""
+    if delivery.message_path is None:
+        return None
+    try:
+        return os.open(delivery.message_path, os.O_RDONLY)
+    except OSError:
+        return None  # the child pipes the bytes it already has
+
+
+def _catch_up(runtime: Runtime, taken: list[int], count: int) -> None:
+    """Move the simulator's pid counter past the pids the child used."""
+    if real_pids(runtime):
+        return
+    while taken[0] < count:
+        runtime.next_pid()
+        taken[0] += 1
+
+
+def _outcome(result: bytes) -> Outcome:
+    code, output, stdout, stderr, _count = privsep.unpack_fields(result)
+    return Outcome(code=int(code), output=output, stdout=stdout, stderr=stderr)
+
+
+def _child_forwarder(
+    end: privsep.ChildEnd, count: list[int], split_home: Path | None, runtime: Runtime
+) -> Forwarder:
+    """In a split home, qmail-queue as a process (setuid qmailq); else ask the parent."""
+    if split_home is not None:
+        ctx = ProgramContext(home=split_home, runtime=runtime, stderr=io.BytesIO(), inprocess=False)
+        return queue_forwarder(ctx)
+
+    def forward(
+        env: Mapping[str, str],
+        message: bytes,
+        sender: str,
+        recipients: Sequence[str],
+        invoker: Invoker,
+    ) -> ForwardResult:
+        fields = [str(count[0]).encode(), sender.encode("latin-1"), message]
+        answer = end.ask(privsep.pack_fields(fields + [r.encode("latin-1") for r in recipients]))
+        error, qp = privsep.unpack_fields(answer)
+        return ForwardResult(error=error.decode("latin-1"), qp=int(qp))
+
+    return forward

@@ -1,0 +1,129 @@
+"""qmail-lspawn's uid switch: each qmail-local runs as the recipient (server.local.asuser).
+
+Run as root, a delivery happens in a forked child with the recipient's uid
+and gid, and meets that user's permissions as netqmail's qmail-local does: a
+read-only mbox and an unwritable Maildir/tmp defer, a ``|program`` runs as the
+user, files belong to the user, uid 0 is refused. Needs root to change uids.
+"""
+
+from __future__ import annotations
+
+import os
+import stat
+from pathlib import Path
+
+import pytest
+
+from server.local import newu, replies
+from server.local.lspawn import LocalChannel
+from server.programs import ProgramContext
+from server.runtime import real_runtime
+from server.spawn import DeliveryJob
+
+from .conftest import FakeQueue, make_user_home
+
+pytestmark = pytest.mark.skipif(os.geteuid() != 0, reason="changing uids needs root")
+
+UID, GID = 4242, 4343
+MESSAGE = b"Subject: hello\n\nbody\n"
+
+
+def reachable(path: Path) -> None:
+    """Let other users through every directory above ``path`` (pytest's are 0700)."""
+    for parent in [path, *path.parents]:
+        mode = parent.stat().st_mode
+        if not mode & stat.S_IXOTH:
+            os.chmod(parent, stat.S_IMODE(mode) | 0o711)
+
+
+def user_home(base: Path, dotqmail: dict[str, str] | None = None) -> Path:
+    home = make_user_home(base, "bob", dotqmail)
+    reachable(home)
+    for path in [home, *home.rglob("*")]:
+        os.chown(path, UID, GID)
+    return home
+
+
+def channel(ctx: ProgramContext, home: Path, *, uid: int = UID, **kw: object) -> LocalChannel:
+    (ctx.home / "users" / "assign").write_text(f"=bob:bob:{uid}:{GID}:{home}:::\n.\n")
+    newu.build(ctx.home)
+    return LocalChannel(ctx, switch_uid=True, **kw)  # type: ignore[arg-type]
+
+
+def deliver(ctx: ProgramContext, ch: LocalChannel) -> bytes:
+    path = ctx.home / "queue" / "mess" / "0" / "23"
+    path.write_bytes(MESSAGE)
+    os.chmod(path, 0o600)  # as qmail-queue leaves it: only the parent can read it
+    return ch.deliver(
+        DeliveryJob(msgid=23, message=path, sender="a@far.example", recipient="bob@x")
+    )
+
+
+def test_a_program_runs_as_the_recipient(ctx: ProgramContext, tmp_path: Path) -> None:
+    home = user_home(tmp_path, {"": "|id -u; id -g; id -G; cat > got\n"})
+    assert deliver(ctx, channel(ctx, home)) == b"K4242\n4343\n4343\ndid 0+0+1\n"
+    got = home / "got"
+    assert got.read_bytes() == MESSAGE  # the queue file, opened before the switch
+    assert (got.stat().st_uid, got.stat().st_gid) == (UID, GID)
+
+
+def test_maildir_files_belong_to_the_recipient(ctx: ProgramContext, tmp_path: Path) -> None:
+    home = user_home(tmp_path)
+    assert deliver(ctx, channel(ctx, home, default_delivery="./Maildir/")) == b"Kdid 1+0+0\n"
+    (new,) = (home / "Maildir" / "new").iterdir()
+    assert (new.stat().st_uid, new.stat().st_gid) == (UID, GID)
+
+
+def test_a_read_only_mbox_defers(ctx: ProgramContext, tmp_path: Path) -> None:
+    home = user_home(tmp_path)
+    mbox = home / "Mailbox"
+    mbox.touch()
+    os.chown(mbox, UID, GID)
+    os.chmod(mbox, 0o400)
+    report = deliver(ctx, channel(ctx, home, default_delivery="./Mailbox"))
+    assert report == b"ZUnable to open ./Mailbox: access denied. (#4.2.1)\n"
+
+
+def test_an_unwritable_maildir_tmp_defers(ctx: ProgramContext, tmp_path: Path) -> None:
+    home = user_home(tmp_path)
+    os.chmod(home / "Maildir" / "tmp", 0o500)
+    report = deliver(ctx, channel(ctx, home, default_delivery="./Maildir/"))
+    assert report == f"Z{replies.MAILDIR_TEMP}\n".encode()
+
+
+def test_a_home_the_user_cannot_enter_defers(ctx: ProgramContext, tmp_path: Path) -> None:
+    home = user_home(tmp_path)
+    os.chown(home, 0, 0)
+    os.chmod(home, 0o700)
+    report = deliver(ctx, channel(ctx, home))
+    assert report.startswith(b"ZUnable to switch to " + str(home).encode())
+
+
+def test_uid_0_is_refused(ctx: ProgramContext, tmp_path: Path) -> None:
+    home = user_home(tmp_path)
+    report = deliver(ctx, channel(ctx, home, uid=0))
+    assert report == b"ZNot allowed to perform deliveries as root.\n"
+    assert not list((home / "Maildir" / "new").iterdir())
+
+
+def test_a_forward_is_queued_by_the_parent_as_the_user(ctx: ProgramContext, tmp_path: Path) -> None:
+    home = user_home(tmp_path, {"": "&carol@far.example\n"})
+    queue = FakeQueue(qp=77)
+    assert deliver(ctx, channel(ctx, home, forwarder=queue)) == b"Kdid 0+1+0\nqp 77\n"
+    ((message, sender, recipients, invoker, env),) = queue.calls
+    assert (sender, recipients, invoker) == ("a@far.example", ["carol@far.example"], UID)
+    assert message.startswith(b"Delivered-To: bob@x\n") and message.endswith(MESSAGE)
+    assert "NEWSENDER" not in env  # the parent's own environment, not the child's
+
+
+def test_two_deliveries_in_one_second_get_two_names(tmp_path: Path, qhome: Path) -> None:
+    """A real runtime: each child's Maildir name carries its own pid (issue 13, item 3)."""
+    import io
+
+    ctx = ProgramContext(home=qhome, runtime=real_runtime(), stderr=io.BytesIO(), inprocess=False)
+    home = user_home(tmp_path)
+    ch = channel(ctx, home, default_delivery="./Maildir/")
+    for _ in range(3):
+        assert deliver(ctx, ch) == b"Kdid 1+0+0\n"
+    names = [p.name for p in (home / "Maildir" / "new").iterdir()]
+    assert len({n.split(".")[1] for n in names}) == 3
