@@ -17,6 +17,7 @@ A write failure truncates the file back to where this delivery started
 from __future__ import annotations
 
 import contextlib
+import datetime
 import os
 import re
 from pathlib import Path
@@ -33,8 +34,6 @@ _GFROM = re.compile(rb">*From ")
 
 def myctime(t: int) -> str:
     """myctime.c: ``Sun Nov 14 22:13:20 2023\\n`` in UTC, day of month two digits."""
-    import datetime
-
     dt = datetime.datetime.fromtimestamp(t, datetime.UTC)
     return (
         f"{_DAYS[dt.weekday()]} {_MONTHS[dt.month - 1]} {dt.day:02d} "

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import os
+import stat
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -67,3 +68,21 @@ class FakeQueue:
     ) -> ForwardResult:
         self.calls.append((message, sender, list(recipients), invoker, dict(env)))
         return ForwardResult(error=self.error, qp=self.qp)
+
+
+def hand_over(home: Path, uid: int, gid: int) -> Path:
+    """Make ``home`` the user's, as an administrator would, when we run as root.
+
+    Run as root, qmail-lspawn delivers as the recipient (server.local.asuser):
+    the user must own the home and be able to reach it through the directories
+    above it (pytest's temporary directories are 0700). Not root: nothing to do.
+    """
+    if os.geteuid() != 0:
+        return home
+    for parent in [home, *home.parents]:
+        mode = parent.stat().st_mode
+        if not mode & stat.S_IXOTH:
+            os.chmod(parent, stat.S_IMODE(mode) | 0o711)
+    for path in [home, *home.rglob("*")]:
+        os.chown(path, uid, gid)
+    return home

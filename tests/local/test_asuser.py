@@ -9,7 +9,6 @@ user, files belong to the user, uid 0 is refused. Needs root to change uids.
 from __future__ import annotations
 
 import os
-import stat
 from pathlib import Path
 
 import pytest
@@ -20,7 +19,7 @@ from server.programs import ProgramContext
 from server.runtime import real_runtime
 from server.spawn import DeliveryJob
 
-from .conftest import FakeQueue, make_user_home
+from .conftest import FakeQueue, hand_over, make_user_home
 
 pytestmark = pytest.mark.skipif(os.geteuid() != 0, reason="changing uids needs root")
 
@@ -28,20 +27,8 @@ UID, GID = 4242, 4343
 MESSAGE = b"Subject: hello\n\nbody\n"
 
 
-def reachable(path: Path) -> None:
-    """Let other users through every directory above ``path`` (pytest's are 0700)."""
-    for parent in [path, *path.parents]:
-        mode = parent.stat().st_mode
-        if not mode & stat.S_IXOTH:
-            os.chmod(parent, stat.S_IMODE(mode) | 0o711)
-
-
 def user_home(base: Path, dotqmail: dict[str, str] | None = None) -> Path:
-    home = make_user_home(base, "bob", dotqmail)
-    reachable(home)
-    for path in [home, *home.rglob("*")]:
-        os.chown(path, UID, GID)
-    return home
+    return hand_over(make_user_home(base, "bob", dotqmail), UID, GID)
 
 
 def channel(ctx: ProgramContext, home: Path, *, uid: int = UID, **kw: object) -> LocalChannel:

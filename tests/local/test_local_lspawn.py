@@ -19,7 +19,7 @@ from server.programs import ProgramContext
 from server.spawn import DeliveryJob
 from server.spawnpipe import AUTO_SPAWN, Command, CommandParser, check_command
 
-from .conftest import FakeQueue, make_user_home
+from .conftest import FakeQueue, hand_over, make_user_home
 
 MESSAGE = b"Subject: hello\n\nbody\n"
 
@@ -185,7 +185,7 @@ def test_check_command() -> None:
 
 
 def test_bin_qmail_lspawn_speaks_the_pipe_protocol(ctx: ProgramContext, tmp_path: Path) -> None:
-    home = make_user_home(tmp_path, "bob")
+    home = hand_over(make_user_home(tmp_path, "bob"), 1001, 1001)
     assign(ctx, f"=bob:bob:1001:1001:{home}:::\n.\n")
     (ctx.home / "queue" / "mess" / "0" / "23").write_bytes(MESSAGE)
     commands = b"\x05" + b"0/23\0a@far.example\0bob@mx.example.org\0"
