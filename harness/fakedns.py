@@ -28,12 +28,15 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from dnslib import CNAME, QTYPE, RCODE, RD, RR, TXT, DNSRecord
+from dnslib import CNAME, QTYPE, RCODE, RD, RR, TXT, DNSLabel, DNSRecord
 
 from harness.scenario.model import DnsRule, DnsSpec
 from server.net import DnsTimeout
 
 UDP_LIMIT = 512  # RFC 1035 4.2.1: UDP messages are limited to 512 bytes
+TCP_LIMIT = 65535  # RFC 1035 4.2.2: a TCP message's length is a two-byte prefix
+HEADER = 12  # RFC 1035 4.1.1: the fixed header; a shorter packet has no id to answer
+MAX_NAME = 255  # RFC 1035 2.3.4: a name is 255 octets or less in wire form
 MAX_CHAIN = 8  # CNAME hops followed inside the zone before giving up (a loop)
 
 
@@ -83,22 +86,27 @@ class Zone:
     def exists(self, name: str) -> bool:
         return name in self.records or any(n.endswith("." + name) for n in self.records)
 
-    def records_for(self, name: str) -> list[RR]:
-        """The name's records, or a wildcard's (``*.example.``) renamed to it (RFC 4592)."""
+    def records_for(self, name: str, owner: DNSLabel | None = None) -> list[RR]:
+        """The name's records, or a wildcard's (``*.example.``) renamed to it (RFC 4592).
+
+        ``owner`` is the name as it came on the wire, for the renamed records:
+        its labels may hold bytes (a dot, say) that the text ``name`` cannot.
+        """
         if name in self.records or self.exists(name):
             return self.records.get(name, [])
         labels = name.split(".")
         for i in range(1, len(labels)):
             wild = self.records.get("*." + ".".join(labels[i:]))
             if wild:
-                return [RR(name, r.rtype, r.rclass, r.ttl, r.rdata) for r in wild]
+                rname = name if owner is None else owner
+                return [RR(rname, r.rtype, r.rclass, r.ttl, r.rdata) for r in wild]
         return []
 
-    def lookup(self, name: str, qtype: int) -> tuple[int, list[RR]]:
+    def lookup(self, name: str, qtype: int, owner: DNSLabel | None = None) -> tuple[int, list[RR]]:
         answers: list[RR] = []
         seen = {name}
         for _ in range(MAX_CHAIN):
-            rrs = self.records_for(name)
+            rrs = self.records_for(name, owner)
             if not rrs:
                 return (RCODE.NOERROR if self.exists(name) else RCODE.NXDOMAIN), answers
             if qtype == QTYPE.ANY:
@@ -110,7 +118,8 @@ class Zone:
             if not cnames:
                 return RCODE.NOERROR, answers
             answers.append(cnames[0])
-            name = _norm(cnames[0].rdata.label)
+            owner = cnames[0].rdata.label
+            name = _norm(owner)
             if name in seen:
                 break
             seen.add(name)
@@ -141,13 +150,18 @@ class FakeDns:
 
     # -- the core -------------------------------------------------------------------
     def respond(self, query: bytes, *, tcp: bool, server: str) -> bytes | None:
-        try:
-            request = DNSRecord.parse(query)
-        except Exception:  # dnslib raises several kinds for garbage; a server ignores it
+        """The answer to one packet: bytes, or None for no answer at all.
+
+        Garbage is treated as BIND treats it: a packet too short for a header,
+        or with the QR bit (an answer, not a question), gets nothing; a query
+        that cannot be read gets FORMERR with its id (:func:`formerr`).
+        """
+        if len(query) < HEADER or query[2] & 0x80:
             return None
-        if not request.questions:
-            return None
-        question = request.questions[0]
+        request = _read_query(query)
+        if request is None:
+            return formerr(query) if self._answers_at(server) else None
+        question = request.q
         qname, qtype = _norm(question.qname), int(question.qtype)
         elapsed = self.clock() - self.start
         self.queries.append(
@@ -159,19 +173,23 @@ class FakeDns:
                 time=elapsed,
             )
         )
-        if not self.answer_everywhere and server not in self.spec.servers:
+        if not self._answers_at(server):
             return None  # nobody answers at that address
         rule = self._rule(qname, qtype, server, elapsed)
         if rule is not None and rule.timeout:
             return None
         reply = self._reply(request, qname, qtype, rule)
         wire = bytes(reply.pack())
-        if not tcp and ((rule is not None and rule.tc) or len(wire) > _udp_limit(request)):
+        limit = TCP_LIMIT if tcp else _udp_limit(request)
+        if len(wire) > limit or (not tcp and rule is not None and rule.tc):
             wire = bytes(DNSRecord(reply.header, q=reply.q).pack())
             wire = wire[:2] + bytes([wire[2] | 0x02]) + wire[3:]  # the TC bit
         if rule is not None and rule.malformed:
             wire = malform(wire, rule.malformed)
         return wire
+
+    def _answers_at(self, server: str) -> bool:
+        return self.answer_everywhere or server in self.spec.servers
 
     def _rule(self, qname: str, qtype: int, server: str, elapsed: float) -> DnsRule | None:
         for i, rule in enumerate(self.spec.rules):
@@ -197,21 +215,49 @@ class FakeDns:
                     reply.add_answer(rr)
         elif rule is not None and rule.minimal_any and qtype == QTYPE.ANY:
             # RFC 8482 section 4.2: one synthesised HINFO with CPU "RFC8482" and empty OS.
-            reply.add_answer(RR(qname, QTYPE.HINFO, rdata=RD(b"\x07RFC8482\x00"), ttl=3600))
+            owner = request.q.qname
+            reply.add_answer(RR(owner, QTYPE.HINFO, rdata=RD(b"\x07RFC8482\x00"), ttl=3600))
         elif rule is None or rule.rcode is None:
-            rcode, answers = self.zone.lookup(qname, qtype)
+            rcode, answers = self.zone.lookup(qname, qtype, request.q.qname)
             reply.header.rcode = rcode
             for rr in answers:
                 reply.add_answer(rr)
         if rule is not None and rule.rcode is not None:
             reply.header.rcode = getattr(RCODE, rule.rcode)
         if rule is not None and rule.pad_to is not None:
-            _pad(reply, qname, rule.pad_to)
+            _pad(reply, request.q.qname, rule.pad_to)
         return reply
 
 
 def _type_matches(rule_type: str, qtype: int) -> bool:
     return rule_type == "*" or rule_type == QTYPE.get(qtype, str(qtype))
+
+
+def _read_query(query: bytes) -> DNSRecord | None:
+    """The query in ``query``, or None if it is not one a server can answer."""
+    try:
+        request = DNSRecord.parse(query)
+    except Exception:  # dnslib raises several kinds for garbage
+        return None
+    # RFC 9619: a QUERY with more than one question is malformed (FORMERR);
+    # with none there is nothing to answer, and BIND says FORMERR too.
+    if len(request.questions) != 1 or _wire_length(request.q.qname) > MAX_NAME:
+        return None
+    return request
+
+
+def _wire_length(name: DNSLabel) -> int:
+    return sum(1 + len(label) for label in name.label) + 1  # + the root label
+
+
+def formerr(query: bytes) -> bytes:
+    """A header-only FORMERR answer to ``query`` (at least a header long).
+
+    It echoes the id, the opcode and RD, as BIND's answer to a query it
+    cannot parse does; RA is set as in every other answer of the fake.
+    """
+    flags = 0x80 | (query[2] & 0x79)  # QR, and the query's opcode and RD
+    return query[:2] + bytes([flags, 0x80 | RCODE.FORMERR]) + bytes(8)
 
 
 def _udp_limit(request: DNSRecord) -> int:
@@ -221,7 +267,7 @@ def _udp_limit(request: DNSRecord) -> int:
     return UDP_LIMIT
 
 
-def _pad(reply: Any, qname: str, size: int) -> None:
+def _pad(reply: Any, qname: DNSLabel, size: int) -> None:
     """Grow the answer past ``size`` bytes with TXT records of the queried name."""
     n = 0
     while len(reply.pack()) <= size:
@@ -238,7 +284,10 @@ def malform(wire: bytes, how: str) -> bytes:
         return struct.pack("!H", (ident + 1) & 0xFFFF) + wire[2:]
     if how == "other_question":
         record = DNSRecord.parse(wire)
-        record.questions[0].qname = "other." + str(record.questions[0].qname)
+        other = DNSLabel((b"other", *record.q.qname.label))
+        if _wire_length(other) > MAX_NAME:
+            other = DNSLabel("other.invalid.")
+        record.q.qname = other
         return bytes(record.pack())
     # pointer_loop: one answer record whose owner name is a compression pointer to itself.
     header = bytearray(wire[:12])
@@ -260,7 +309,9 @@ def _question_end(wire: bytes) -> int:
 # -- a real server on loopback ------------------------------------------------------
 
 
-class _Udp(asyncio.DatagramProtocol):
+class UdpServer(asyncio.DatagramProtocol):
+    """The UDP side of :func:`serve`: one answer (or none) per datagram."""
+
     def __init__(self, dns: FakeDns, server: str) -> None:
         self.dns = dns
         self.server = server
@@ -273,6 +324,29 @@ class _Udp(asyncio.DatagramProtocol):
         answer = self.dns.respond(data, tcp=False, server=self.server)
         if answer is not None and self.transport is not None:
             self.transport.sendto(answer, addr)
+
+
+class TcpClient:
+    """The TCP side of :func:`serve`: length-prefixed queries (RFC 1035 4.2.2) until EOF."""
+
+    def __init__(self, dns: FakeDns, server: str) -> None:
+        self.dns = dns
+        self.server = server
+
+    async def __call__(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        try:
+            while True:
+                (size,) = struct.unpack("!H", await reader.readexactly(2))
+                query = await reader.readexactly(size)
+                answer = self.dns.respond(query, tcp=True, server=self.server)
+                if answer is None:
+                    continue
+                writer.write(struct.pack("!H", len(answer)) + answer)
+                await writer.drain()
+        except (asyncio.IncompleteReadError, ConnectionError):
+            pass
+        finally:
+            writer.close()
 
 
 async def serve(
@@ -289,24 +363,22 @@ async def serve(
     if answer_everywhere:
         dns.answer_everywhere = True
 
-    async def tcp_client(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        try:
-            while True:
-                (size,) = struct.unpack("!H", await reader.readexactly(2))
-                answer = dns.respond(await reader.readexactly(size), tcp=True, server=host)
-                if answer is None:
-                    continue
-                writer.write(struct.pack("!H", len(answer)) + answer)
-                await writer.drain()
-        except (asyncio.IncompleteReadError, ConnectionError):
-            pass
-        finally:
-            writer.close()
-
-    tcp = await asyncio.start_server(tcp_client, host, port)
+    tcp = await asyncio.start_server(TcpClient(dns, host), host, port)
     port = tcp.sockets[0].getsockname()[1]
-    udp, _ = await loop.create_datagram_endpoint(lambda: _Udp(dns, host), local_addr=(host, port))
+    udp, _ = await loop.create_datagram_endpoint(
+        lambda: UdpServer(dns, host), local_addr=(host, port)
+    )
     return udp, tcp, port
 
 
-__all__ = ["CNAME", "DnsQuery", "FakeDns", "Zone", "malform", "serve"]
+__all__ = [
+    "CNAME",
+    "DnsQuery",
+    "FakeDns",
+    "TcpClient",
+    "UdpServer",
+    "Zone",
+    "formerr",
+    "malform",
+    "serve",
+]
