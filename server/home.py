@@ -10,45 +10,62 @@ Running :func:`setup` on an existing home is safe: it creates what is missing,
 rewrites ``bin/`` and never removes queue contents, Maildirs or control files
 the administrator wrote (config-fast's ``>>`` to locals/rcpthosts adds a line
 only when it is not there yet).
+
+Two kinds of home (DESIGN.md, "Users and privileges"). Given qmail's ids,
+:func:`setup` makes a *split home*: hier.c's owners (install.c's chown, then
+chmod) with group qmail, ``.qmail-sim/ids``, and ``bin/qmail-queue`` as the
+setuid wrapper of :mod:`server.queue.wrapper`. Without them, a *one-user
+home*: hier.c's modes, everything owned by whoever runs setup.
+:func:`home_kind` says which one ``qmail-sim setup`` can make here, and
+:func:`check_target` what it must refuse to touch. Owners and modes are set
+on the entry itself, never through a symbolic link, since some directories
+of a split home belong to users with fewer rights than root.
 """
 
 from __future__ import annotations
 
+import contextlib
+import grp
 import os
+import pwd
 import shlex
 import stat
 import sys
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TypeAlias
 
+from server.privsep import GROUPS, IDS_FILE, USERS, QmailIds, privileged
 from server.programs import PATCHES, PATCHES_FILE, PROGRAMS
 from server.qdir import SPLIT
+from server.queue import wrapper
 
-# hier.c, in its order: (path, mode). Owners are qmail's users; a one-user
-# home keeps the modes and leaves ownership to whoever runs setup.
-_TOP_DIRS: tuple[tuple[str, int], ...] = (
-    ("control", 0o755),
-    ("users", 0o755),
-    ("bin", 0o755),
-    ("boot", 0o755),
-    ("doc", 0o755),
-    ("man", 0o755),
-    *((f"man/{kind}{n}", 0o755) for kind in ("cat", "man") for n in (1, 5, 7, 8)),
-    ("alias", 0o2755),
-    ("queue", 0o750),
-    ("queue/pid", 0o700),
-    ("queue/intd", 0o700),
-    ("queue/todo", 0o750),
-    ("queue/bounce", 0o700),
+# hier.c, in its order: (path, owner, mode). The owner is a user of
+# INSTALL.ids (root is auto_uido) and the group always qmail (auto_gidq); a
+# one-user home keeps the modes and leaves ownership to whoever runs setup.
+_TOP_DIRS: tuple[tuple[str, str, int], ...] = (
+    ("control", "root", 0o755),
+    ("users", "root", 0o755),
+    ("bin", "root", 0o755),
+    ("boot", "root", 0o755),
+    ("doc", "root", 0o755),
+    ("man", "root", 0o755),
+    *((f"man/{kind}{n}", "root", 0o755) for kind in ("cat", "man") for n in (1, 5, 7, 8)),
+    ("alias", "alias", 0o2755),
+    ("queue", "qmailq", 0o750),
+    ("queue/pid", "qmailq", 0o700),
+    ("queue/intd", "qmailq", 0o700),
+    ("queue/todo", "qmailq", 0o750),
+    ("queue/bounce", "qmails", 0o700),
 )
-_SPLIT_DIRS: tuple[tuple[str, int], ...] = (
-    ("queue/mess", 0o750),
-    ("queue/info", 0o700),
-    ("queue/local", 0o700),
-    ("queue/remote", 0o700),
+_SPLIT_DIRS: tuple[tuple[str, str, int], ...] = (
+    ("queue/mess", "qmailq", 0o750),
+    ("queue/info", "qmails", 0o700),
+    ("queue/local", "qmails", 0o700),
+    ("queue/remote", "qmails", 0o700),
 )
-_LOCK_DIR = ("queue/lock", 0o750)
+_LOCK_DIR = ("queue/lock", "qmailq", 0o750)
 
 #: hier.c's modes for bin/ (qmail-queue is setuid qmailq there: 04711; a
 #: one-user home cannot be setuid, so it gets the mode without the bit).
@@ -69,6 +86,31 @@ BIN_MODES: dict[str, int] = {
     "qmail-popup": 0o711,
 }
 DEFAULT_BIN_MODE = 0o755
+
+#: ``(uid, gid)`` of the entries a split home gives to each of qmail's users;
+#: None in a one-user home.
+Owners: TypeAlias = dict[str, tuple[int, int]] | None
+
+
+def owners(ids: QmailIds | None) -> Owners:
+    """hier.c's owner names to ``(uid, auto_gidq)``."""
+    if ids is None:
+        return None
+    names = ("root", "alias", "qmailq", "qmailr", "qmails")
+    return {name: (getattr(ids, name), ids.qmail) for name in names}
+
+
+def _fix(path: Path, mode: int, owner: tuple[int, int] | None) -> None:
+    """install.c's chown then chmod (chown clears set-id bits), on the entry
+    itself: O_NOFOLLOW, so a link planted by a directory's owner is refused."""
+    fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC)
+    try:
+        if owner is not None:
+            os.fchown(fd, *owner)
+        os.fchmod(fd, mode)
+    finally:
+        os.close(fd)
+
 
 ALIAS_FILES = (".qmail-root", ".qmail-postmaster", ".qmail-mailer-daemon")
 
@@ -103,11 +145,11 @@ def boot_script(home: Path, delivery: str) -> str:
     )
 
 
-def write_boot(home: Path) -> None:
+def write_boot(home: Path, own: Owners = None) -> None:
     for name in sorted(BOOT_SCRIPTS):
         path = home / "boot" / name
         path.write_text(boot_script(home, BOOT_SCRIPTS[name]))
-        os.chmod(path, 0o755)
+        _fix(path, 0o755, None if own is None else own["root"])
 
 
 @dataclass(frozen=True)
@@ -141,33 +183,43 @@ def _pdom(fqdn: str) -> str:
     return fqdn
 
 
-def _mkdir(path: Path, mode: int) -> None:
+def _mkdir(path: Path, mode: int, owner: tuple[int, int] | None = None) -> None:
     path.mkdir(exist_ok=True)
-    os.chmod(path, mode)
+    _fix(path, mode, owner)
 
 
-def make_tree(home: Path) -> None:
-    _mkdir(home, 0o755)
-    for rel, mode in _TOP_DIRS:
-        _mkdir(home / rel, mode)
-    for rel, mode in _SPLIT_DIRS:
-        _mkdir(home / rel, mode)
+def make_tree(home: Path, own: Owners = None) -> None:
+    """hier.c's directories, lock/tcpto, lock/sendmutex and lock/trigger."""
+
+    def who(name: str) -> tuple[int, int] | None:
+        return None if own is None else own[name]
+
+    _mkdir(home, 0o755, who("root"))
+    for rel, name, mode in _TOP_DIRS:
+        _mkdir(home / rel, mode, who(name))
+    for rel, name, mode in _SPLIT_DIRS:
+        _mkdir(home / rel, mode, who(name))
         for i in range(SPLIT):
-            _mkdir(home / rel / str(i), mode)
-    _mkdir(home / _LOCK_DIR[0], _LOCK_DIR[1])
+            _mkdir(home / rel / str(i), mode, who(name))
+    _mkdir(home / _LOCK_DIR[0], _LOCK_DIR[2], who(_LOCK_DIR[1]))
     lock = home / "queue" / "lock"
-    _touch(lock / "tcpto", b"\0" * 1024, 0o644)
-    _touch(lock / "sendmutex", b"", 0o600)
+    _touch(lock / "tcpto", b"\0" * 1024, 0o644, who("qmailr"))
+    _touch(lock / "sendmutex", b"", 0o600, who("qmails"))
     trigger = lock / "trigger"
-    if not trigger.exists():
+    with contextlib.suppress(FileExistsError):
         os.mkfifo(trigger)
-    os.chmod(trigger, 0o622)
+    _fix(trigger, 0o622, who("qmails"))
 
 
-def _touch(path: Path, content: bytes, mode: int) -> None:
-    if not path.exists():
-        path.write_bytes(content)
-    os.chmod(path, mode)
+def _touch(path: Path, content: bytes, mode: int, owner: tuple[int, int] | None = None) -> None:
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o600)
+    except FileExistsError:
+        pass
+    else:
+        with os.fdopen(fd, "wb") as f:
+            f.write(content)
+    _fix(path, mode, owner)
 
 
 def _append_line(path: Path, line: str) -> None:
@@ -193,6 +245,7 @@ def config_fast(home: Path, fqdn: str) -> None:
 
 
 def write_aliases(home: Path) -> None:
+    # INSTALL.alias: root touches them; alias/ is setgid, so their group is qmail.
     for name in ALIAS_FILES:
         _touch(home / "alias" / name, b"", 0o644)
 
@@ -207,13 +260,26 @@ def bin_script(name: str, home: Path, python: str) -> str:
     )
 
 
-def write_bin(home: Path, python: str | None = None) -> None:
+def script_mode(mode: int) -> int:
+    """A script is read by its interpreter: whoever may run it may read it
+    (hier.c's 0711 is for a compiled program; a split home's scripts get 0755)."""
+    return mode | (mode & 0o111) << 2
+
+
+def write_bin(home: Path, python: str | None = None, own: Owners = None) -> None:
     python = python or sys.executable
     for name in PROGRAMS:
         path = home / "bin" / name
         tmp = path.with_name(f".{name}.tmp")
+        tmp.unlink(missing_ok=True)
         tmp.write_text(bin_script(name, home, python))
-        os.chmod(tmp, BIN_MODES.get(name, DEFAULT_BIN_MODE))
+        mode = BIN_MODES.get(name, DEFAULT_BIN_MODE)
+        if own is None:
+            _fix(tmp, mode, None)
+        else:
+            # root's, qmail-queue's script too: only the compiled wrapper that
+            # replaces it is qmailq's (hier.c), as root may run what is here.
+            _fix(tmp, script_mode(mode), own["root"])
         os.replace(tmp, path)
 
 
@@ -225,6 +291,13 @@ def write_patches(home: Path, patches: Iterable[str]) -> None:
     path = home / PATCHES_FILE
     path.parent.mkdir(exist_ok=True)
     path.write_text("".join(f"{name}\n" for name in chosen))
+    # Read by every program, qmailq's setuid qmail-queue included.
+    _fix(path.parent, 0o755, None)
+    _fix(path, 0o644, None)
+
+
+class SetupError(Exception):
+    """What ``qmail-sim setup`` refuses, in one line."""
 
 
 def setup(
@@ -232,17 +305,87 @@ def setup(
     me: str | None = None,
     patches: Iterable[str] | None = None,
     python: str | None = None,
-) -> None:
-    """``make setup`` + ``config-fast ME``; patches=None keeps the recorded choice."""
+    ids: QmailIds | None = None,
+) -> str | None:
+    """``make setup`` + ``config-fast ME``; patches=None keeps the recorded choice.
+
+    With ``ids`` (run as root) a split home. Returns None, or one line saying
+    what a split home lacks: without a C compiler bin/qmail-queue is not
+    setuid, and only root and qmailq can queue.
+    """
     home = Path(home).absolute()
-    make_tree(home)
-    write_bin(home, python)
-    write_boot(home)
+    python = python or sys.executable
+    if ids is None and (home / IDS_FILE).exists():
+        raise SetupError(f"{home} is a split home: it cannot become a one-user home")
+    own = owners(ids)
+    make_tree(home, own)
+    write_bin(home, python, own)
+    write_boot(home, own)
     write_aliases(home)
     if me is not None:
         config_fast(home, me)
     if patches is not None or not (home / PATCHES_FILE).exists():
         write_patches(home, patches or ())
+    if ids is None:
+        return None
+    ids.write(home)
+    _fix(home / IDS_FILE, 0o644, None)
+    why = wrapper.install(home, ids, python)
+    if why is None:
+        return None
+    return f"bin/qmail-queue is not setuid qmailq ({why}): only root and qmailq can queue"
+
+
+def missing_ids() -> list[str]:
+    """qmail's users and groups (INSTALL.ids) this system does not have."""
+    missing = []
+    for name in USERS:
+        try:
+            pwd.getpwnam(name)
+        except KeyError:
+            missing.append(name)
+    for name in GROUPS:
+        try:
+            grp.getgrnam(name)
+        except KeyError:
+            missing.append(f"group {name}")
+    return missing
+
+
+def home_kind(home: Path, python: str | None = None) -> tuple[QmailIds | None, str]:
+    """The ids for a split home at ``home``, or None and why it is a one-user home."""
+    if not privileged():
+        return None, "not root"
+    ids = QmailIds.from_system()
+    if ids is None:
+        return None, f"qmail's users are missing: {', '.join(missing_ids())}"
+    where = home if home.is_dir() else home.parent
+    why = wrapper.unreachable(ids, python or sys.executable, where.absolute())
+    if why is not None:
+        return None, why
+    return ids, ""
+
+
+def is_home(path: Path) -> bool:
+    """A home made by qmail-sim setup (it keeps its own state in .qmail-sim/)."""
+    return (path / ".qmail-sim").is_dir() and (path / "queue").is_dir()
+
+
+def check_target(home: Path, *, force: bool = False) -> None:
+    """Refuse a file, a missing parent, or a non-empty directory that is not a home."""
+    if home.exists() and not home.is_dir():
+        raise SetupError(f"{home} exists and is not a directory")
+    if not home.exists():
+        parent = home.absolute().parent
+        if not parent.exists():
+            raise SetupError(f"{home}: the directory {parent} does not exist")
+        if not parent.is_dir():
+            raise SetupError(f"{home}: {parent} is not a directory")
+        return
+    if not force and not is_home(home) and any(home.iterdir()):
+        raise SetupError(
+            f"{home} is not empty and not a qmail-sim home; --force adds qmail's tree to it"
+        )
 
 
 def listing(home: Path) -> list[str]:

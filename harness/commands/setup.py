@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import argparse
+import sys
 from pathlib import Path
 
-from server.home import setup
+from server.home import SetupError, check_target, home_kind, setup
 from server.programs import PATCHES
 
 HELP = "make a qmail home (make setup + config-fast)"
@@ -18,12 +19,18 @@ alias files. bin/ holds qmail's programs, run by qmail-sim; boot/ holds
 short start scripts (home, proc, binm1..3 and their +df variants). doc/ and
 man/ are made empty: their text is qmail's, not ours.
 
-Differences from a root install: no owners or setuid bits (bin/qmail-queue
-is 0711, not 04711); everything belongs to whoever ran setup. The chosen
---patch names are kept in DIR/.qmail-sim/patches.
+Run as root on a system with qmail's users and groups (INSTALL.ids: alias,
+qmaild, qmaill, qmailp, qmailq, qmailr, qmails; nofiles, qmail), it makes a
+split home: hier.c's owners, group qmail, and bin/qmail-queue a small
+compiled program, setuid qmailq (04711), that runs our qmail-queue (it
+needs cc; see docs/security.md). Otherwise, or with --one-user, a one-user
+home: no owners or setuid bits (bin/qmail-queue is 0711, not 04711);
+everything belongs to whoever ran setup, and one line on stderr says why.
+The chosen --patch names are kept in DIR/.qmail-sim/patches.
 
 Running it again on an existing home is safe: queue contents, Maildirs and
-control files are kept; bin/ is rewritten.
+control files are kept; bin/ is rewritten. A non-empty directory that is not
+a home of ours is refused unless --force is given.
 """
 
 
@@ -42,8 +49,40 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help=f"switch a patch on; repeatable ({', '.join(PATCHES)}). "
         "Without --patch an existing home keeps its recorded choice.",
     )
+    parser.add_argument(
+        "--one-user",
+        action="store_true",
+        help="a one-user home even as root with qmail's users",
+    )
+    parser.add_argument(
+        "--force",
+        action="store_true",
+        help="add qmail's tree to a non-empty directory that is not a home of ours",
+    )
 
 
 def run(args: argparse.Namespace) -> int:
-    setup(args.dir, me=args.me, patches=args.patch)
+    home: Path = args.dir
+    ids, why = None, ""
+    try:
+        check_target(home, force=args.force)
+        if args.one_user:
+            ids, why = None, "--one-user"
+        else:
+            ids, why = home_kind(home)
+        note = setup(home, me=args.me, patches=args.patch, ids=ids)
+    except SetupError as exc:
+        _say(f"{exc} ({why})" if why else str(exc))
+        return 100
+    except (OSError, ValueError) as exc:
+        _say(f"cannot make {home}: {exc}")
+        return 111
+    if ids is None:
+        _say(f"a one-user home ({why})")
+    elif note is not None:
+        _say(note)
     return 0
+
+
+def _say(line: str) -> None:
+    print(f"qmail-sim setup: {line}", file=sys.stderr)

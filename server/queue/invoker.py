@@ -3,11 +3,14 @@
 qmail-queue.c words its ``Received: (qmail N invoked ...)`` line from its
 real uid: ``by alias`` for the alias user (auto_uida), ``from network`` for
 qmaild (auto_uidd), ``for bounce`` for qmails (auto_uids), else ``by uid N``.
-A one-user home cannot tell those apart by uid, so the caller says who it
-is (DESIGN.md, "Users and privileges"): in-process as an :data:`Invoker`,
-and to a qmail-queue process through :data:`INVOKER_ENV`. Without that
-variable a process compares its real uid with those of qmail's users, when
-the system has them, and is otherwise "invoked by uid <its real uid>".
+In a split home (one with ``HOME/.qmail-sim/ids``) a qmail-queue process
+does exactly that, with the ids the home was made with
+(:func:`invoker_from_uid`), and nothing the caller says counts. A one-user
+home cannot tell those apart by uid, so the caller says who it is
+(DESIGN.md, "Users and privileges"): in-process as an :data:`Invoker`, and
+to a qmail-queue process through :data:`INVOKER_ENV`. Without that variable
+a process compares its real uid with those of qmail's users, when the
+system has them, and is otherwise "invoked by uid <its real uid>".
 
 The ``u`` record of ``intd/`` holds the real uid (or the uid an int invoker
 names): qmail-send logs it in ``info msg N: ... uid U``.
@@ -19,6 +22,7 @@ from collections.abc import Mapping
 from typing import Final, Literal
 
 from server.date822 import home_date
+from server.privsep import QmailIds
 from server.programs import ProgramContext
 from server.queue.core import QueueJob, check_home, received_line
 
@@ -48,6 +52,17 @@ def invoker_env_value(invoker: Invoker) -> str:
 #: qmail's users (INSTALL.ids) whose uids qmail-queue.c compares with its
 #: real uid: auto_uida, auto_uidd, auto_uids.
 QMAIL_USERS: Final[dict[str, Invoker]] = {"alias": "alias", "qmaild": "network", "qmails": "bounce"}
+
+
+def invoker_from_uid(real_uid: int, ids: QmailIds) -> Invoker:
+    """qmail-queue.c: getuid() against auto_uida, auto_uidd, auto_uids, in that order."""
+    if real_uid == ids.alias:
+        return "alias"
+    if real_uid == ids.qmaild:
+        return "network"
+    if real_uid == ids.qmails:
+        return "bounce"
+    return real_uid
 
 
 def invoker_from_env(
