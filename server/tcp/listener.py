@@ -45,6 +45,10 @@ DEFAULT_BACKLOG = 20  # tcpserver.c: backlog = 20
 DEFAULT_IDENT_TIMEOUT = 26  # tcpserver.c: timeout = 26
 
 
+class _Drop(Exception):
+    """tcpserver's child dies before the program: the rest of the DROP line."""
+
+
 class RulesUnreadable(Exception):
     """The rules file exists but cannot be read (or is missing without -X)."""
 
@@ -175,7 +179,7 @@ class TcpServer:
             async with self._room:
                 await self._room.wait_for(lambda: self.active < self.config.limit)
             try:
-                conn, _ = await loop.sock_accept(self._sock)
+                conn, peer = await loop.sock_accept(self._sock)
             except OSError:  # tcpserver: "if (t == -1) continue;"
                 await asyncio.sleep(0)
                 continue
@@ -183,17 +187,17 @@ class TcpServer:
             self.active += 1
             if self._verbose:
                 self.config.log(status_line(self.active, self.config.limit))
-            task = loop.create_task(self._connection(conn))
+            task = loop.create_task(self._connection(conn, peer))
             self._tasks.add(task)
             task.add_done_callback(self._tasks.discard)
 
-    async def _connection(self, conn: socket.socket) -> None:
+    async def _connection(self, conn: socket.socket, peer: tuple[str, int]) -> None:
         wstat = 0
         # The "pid" of tcpserver's -v lines: a spawned program's pid once it
         # exists, else a connection serial (no process of its own).
         ident = [next(self._serial)]
         try:
-            wstat = await self._run(conn, ident)
+            wstat = await self._run(conn, peer, ident)
         except Exception as exc:  # a failing handler drops its client, not the server
             self._warn(f"{DROP}{type(exc).__name__}: {exc}")
             wstat = EXIT_TEMP << 8
@@ -206,9 +210,9 @@ class TcpServer:
             async with self._room:
                 self._room.notify_all()
 
-    async def _endpoints(self, conn: socket.socket) -> Endpoints:
-        local_ip, local_port = conn.getsockname()[:2]
-        remote_ip, remote_port = conn.getpeername()[:2]
+    async def _endpoints(self, local: tuple[str, int], peer: tuple[str, int]) -> Endpoints:
+        local_ip, local_port = local[:2]
+        remote_ip, remote_port = peer[:2]
         resolver = self.config.resolver if self.config.remote_host else None
         local_host = self.config.local_name
         if local_host is None and self.config.resolver is not None:
@@ -242,32 +246,32 @@ class TcpServer:
             return None
         return name if ip in await forward(name) else None
 
-    async def _run(self, conn: socket.socket, ident: list[int]) -> int:
+    async def _run(self, conn: socket.socket, peer: tuple[str, int], ident: list[int]) -> int:
         """Serve one connection; the wait status tcpserver would log for it.
 
         tcpserver.c forks first and logs "pid" and "ok"/"deny" from the child
         that becomes the program, so those lines carry the program's pid: for
         a program we hold them back until it has started (``ident[0]`` then
         becomes its pid); a handler or a denied client keeps the serial.
+
+        The client's address is the one accept() gave (``peer``): tcpserver
+        never asks getpeername(), so a client that reset the connection
+        while it waited to be accepted is still served (its program reads
+        the reset), as Linux still accepts it.
         """
         serial = ident[0]
-        loop = asyncio.get_running_loop()
-        if self.config.kill_ip_options:  # against source-routed spoofing (tcpserver.c)
-            with contextlib.suppress(OSError):
-                conn.setsockopt(socket.IPPROTO_IP, socket.IP_OPTIONS, b"")
-        if self.config.nodelay:
-            conn.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-        try:
-            if self.config.banner:
-                await loop.sock_sendall(conn, self.config.banner)
-            ends = await self._endpoints(conn)
-        except OSError as exc:
-            self._warn(f"{DROP}unable to get local address: {error_str(exc.errno)}")
-            return EXIT_TEMP << 8
         # -v lines wait for the pid they carry (see above): each takes it as argument.
         held: list[Callable[[int], str]] = []
         if self._verbose:
-            held.append(lambda pid: pid_line(pid, ends.remote_ip))
+            held.append(lambda pid: pid_line(pid, str(peer[0])))
+        try:
+            local = await self._greet(conn)
+        except _Drop as exc:
+            for line in held:
+                self.config.log(line(serial))
+            self._warn(f"{DROP}{exc}")
+            return EXIT_TEMP << 8
+        ends = await self._endpoints(local, peer)
         env = tcp_environ(self.config.base_env, ends)
         try:
             decision = check_rules(
@@ -290,6 +294,27 @@ class TcpServer:
                 return EXIT_PERM << 8  # the child's _exit(100)
             return await self._handle(conn, with_rules(env, decision))
         return await self._spawn(conn, with_rules(env, decision), list(self.target), ident, held)
+
+    async def _greet(self, conn: socket.socket) -> tuple[str, int]:
+        """tcpserver.c's doit() up to socket_local4: socket options, the
+        banner, and the local address; raises :class:`_Drop` as it dies."""
+        # Failures of the two options are ignored, as tcpserver ignores them.
+        if self.config.kill_ip_options:  # against source-routed spoofing (tcpserver.c)
+            with contextlib.suppress(OSError):
+                conn.setsockopt(socket.IPPROTO_IP, socket.IP_OPTIONS, b"")
+        if self.config.nodelay:
+            with contextlib.suppress(OSError):
+                conn.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        if self.config.banner:
+            try:
+                await asyncio.get_running_loop().sock_sendall(conn, self.config.banner)
+            except OSError as exc:
+                raise _Drop(f"unable to print banner: {error_str(exc.errno)}") from exc
+        try:
+            host, port = conn.getsockname()[:2]
+        except OSError as exc:
+            raise _Drop(f"unable to get local address: {error_str(exc.errno)}") from exc
+        return str(host), int(port)
 
     async def _handle(self, conn: socket.socket, env: dict[str, str]) -> int:
         assert callable(self.target)
