@@ -18,20 +18,24 @@ checkpassword does not; it is here so APOP can be tested).
 
 In-process (``ctx.inprocess``) PROG is one of our programs called with
 ``ctx.cwd`` set to the home instead of a real chdir; as a process it is a
-real chdir and exec.
+real chdir and exec. Run as root, PROG runs as the owner of the user's home
+(uid and gid), in a forked child in-process: qmail-pop3d then reads only
+what that user may read.
 """
 
 from __future__ import annotations
 
 import hashlib
 import hmac
+import io
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import BinaryIO
 
-from server import programs
+from server import privsep, programs
+from server.privsep import become, privileged
 
 ENV_FILE = "QMAILSIM_PASSWORDS"
 DEFAULT_FILE = ".qmail-sim/passwords"
@@ -148,14 +152,19 @@ def main(
     if not user.home.is_dir():
         return EXIT_TEMP  # chdir() failed
     child_env = {**env, "USER": user.name, "HOME": str(user.home), "SHELL": user.shell}
+    owner = _owner(user) if privileged() else None
     if ctx.inprocess:
         name = os.path.basename(argv[1])
         if not programs.is_ours(name):
             return EXIT_TEMP  # execvp() failed
         fds = {fd: f for fd, f in ctx.fds.items() if fd != 3}  # close(3)
         child = replace(ctx, cwd=user.home, fds=fds)
+        if owner is not None:
+            return _run_as_owner(owner, name, argv[1:], child_env, stdin, stdout, child)
         return programs.run(name, argv[1:], child_env, stdin, stdout, child)
     try:
+        if owner is not None:
+            become(*owner)  # prot_gid, prot_uid, as DJB's checkpassword does
         os.chdir(user.home)
         for f in ctx.fds.values():
             f.close()
@@ -164,3 +173,54 @@ def main(
     except OSError:
         return EXIT_TEMP
     return EXIT_TEMP  # not reached: execvpe does not return
+
+
+def _owner(user: User) -> tuple[int, int] | None:
+    """The uid and gid PROG runs as: the owner of the user's home (our table
+    has no uid column; DJB's checkpassword takes them from passwd)."""
+    try:
+        st = user.home.stat()
+    except OSError:
+        return None
+    return st.st_uid, st.st_gid
+
+
+def _run_as_owner(
+    owner: tuple[int, int],
+    name: str,
+    argv: list[str],
+    env: Mapping[str, str],
+    stdin: BinaryIO,
+    stdout: BinaryIO,
+    ctx: programs.ProgramContext,
+) -> int:
+    """PROG (qmail-pop3d) in a forked child as the mailbox's owner, so that it
+    reads only what that user may. Real descriptors (a live session) are kept
+    in the child and written there; in-memory streams come back as bytes."""
+    keep = frozenset(fd for fd in (_fileno(stdin), _fileno(stdout)) if fd is not None)
+    captured = _fileno(stdout) is None
+
+    def work(_end: privsep.ChildEnd) -> bytes:
+        out = io.BytesIO() if captured else stdout
+        code = programs.run(name, argv, env, stdin, out, ctx)
+        out.flush()
+        data = out.getvalue() if isinstance(out, io.BytesIO) else b""
+        return privsep.pack_fields([str(code).encode(), data])
+
+    uid, gid = owner
+    if uid == 0:
+        return programs.run(name, argv, env, stdin, stdout, ctx)
+    result, _status = privsep.run_as(uid, gid, work, lambda _q: b"", keep_fds=keep)
+    if result is None:
+        return EXIT_TEMP
+    code, data = privsep.unpack_fields(result)
+    stdout.write(data)
+    stdout.flush()
+    return int(code)
+
+
+def _fileno(stream: BinaryIO) -> int | None:
+    try:
+        return stream.fileno()
+    except (OSError, ValueError, io.UnsupportedOperation):
+        return None

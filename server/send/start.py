@@ -8,6 +8,11 @@ descriptor 0 is the log (the logger's stdin when a logger is named, e.g.
 own stdout), 1/2 talk to qmail-lspawn, 3/4 to qmail-rspawn, 5/6 to
 qmail-clean.
 
+In a split home run as root, each part runs as qmail-start.c makes it:
+the logger as qmaill (group nofiles), qmail-lspawn as root, qmail-rspawn as
+qmailr, qmail-clean as qmailq and qmail-send itself as qmails, all in group
+qmail.
+
 Called in-process (the harness, ``ctx.inprocess``) it cannot replace its
 process, so it runs the same parts in this one: in-process channels, direct
 file steps for qmail-clean, and the logger, if any, as a child.
@@ -23,6 +28,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import IO, BinaryIO
 
+from server.privsep import QmailIds, privileged, prot_gid, prot_uid
 from server.programs import ProgramContext
 from server.send.program import DEFAULT_DELIVERY, EXIT_TEMP, line_writer, run_send
 
@@ -38,27 +44,61 @@ def _high(fd: int) -> int:
     return fcntl.fcntl(fd, fcntl.F_DUPFD, 10)
 
 
+#: (uid, gid) of each part qmail-start runs, None where it keeps its own
+Ids = tuple[int, int] | None
+
+
+def _ids_of(home: Path) -> dict[str, Ids]:
+    """qmail-start.c's users for its children: in a split home run as root,
+    the logger as qmaill:nofiles, qmail-lspawn as root (it switches per
+    delivery), qmail-rspawn as qmailr, qmail-clean as qmailq, qmail-send as
+    qmails, all but the logger in group qmail. Elsewhere nobody changes uid."""
+    ids = QmailIds.of_home(home) if privileged() else None
+    if ids is None:
+        return dict.fromkeys(("logger", "lspawn", "rspawn", "clean", "send"))
+    return {
+        "logger": (ids.qmaill, ids.nofiles),
+        "lspawn": None,
+        "rspawn": (ids.qmailr, ids.qmail),
+        "clean": (ids.qmailq, ids.qmail),
+        "send": (ids.qmails, ids.qmail),
+    }
+
+
+def _spawn(args: list[str], ids: Ids, env: Mapping[str, str], **fds: object) -> None:
+    """Start a child of qmail-start, as the user qmail-start makes it (prot.c)."""
+    if ids is None:
+        subprocess.Popen(args, env=dict(env), **fds)  # type: ignore[call-overload]
+        return
+    uid, gid = ids
+    subprocess.Popen(  # type: ignore[call-overload]
+        args, env=dict(env), user=uid, group=gid, extra_groups=[gid], **fds
+    )
+
+
 def exec_qmail_send(bin_dir: Path, default: str, logger: list[str], env: Mapping[str, str]) -> int:
     """qmail-start.c: fork the logger and the three helpers, then exec qmail-send."""
     os.chdir("/")
     os.umask(0o077)
+    ids = _ids_of(bin_dir.parent)
     try:
+        send_ids = ids["send"]
+        if send_ids is not None:
+            prot_gid(send_ids[1])  # qmail-start.c: prot_gid(auto_gidq) before anything
         log_fd = 1
         if logger:
             read_end, log_fd = os.pipe()
-            subprocess.Popen(logger, stdin=read_end, env=dict(env))
+            _spawn(logger, ids["logger"], env, stdin=read_end)
             os.close(read_end)
         pipes = [os.pipe() for _ in range(6)]  # pi1 .. pi6
         helpers = (
-            ([str(bin_dir / "qmail-lspawn"), default], pipes[0][0], pipes[1][1]),
-            ([str(bin_dir / "qmail-rspawn")], pipes[2][0], pipes[3][1]),
-            ([str(bin_dir / "qmail-clean")], pipes[4][0], pipes[5][1]),
+            ([str(bin_dir / "qmail-lspawn"), default], ids["lspawn"], pipes[0][0], pipes[1][1]),
+            ([str(bin_dir / "qmail-rspawn")], ids["rspawn"], pipes[2][0], pipes[3][1]),
+            ([str(bin_dir / "qmail-clean")], ids["clean"], pipes[4][0], pipes[5][1]),
         )
-        for args, child_in, child_out in helpers:
+        for args, who, child_in, child_out in helpers:
             # qmail-start closes 2-6 in the helpers; stderr goes nowhere
-            subprocess.Popen(
-                args, stdin=child_in, stdout=child_out, stderr=subprocess.DEVNULL, env=dict(env)
-            )
+            _spawn(args, who, env, stdin=child_in, stdout=child_out, stderr=subprocess.DEVNULL)
         layout = [log_fd, pipes[0][1], pipes[1][0], pipes[2][1], pipes[3][0], pipes[4][1]]
         layout.append(pipes[5][0])
         high = [_high(fd) for fd in layout]
@@ -67,6 +107,8 @@ def exec_qmail_send(bin_dir: Path, default: str, logger: list[str], env: Mapping
         for target, fd in enumerate(high):
             os.dup2(fd, target)
             os.close(fd)
+        if send_ids is not None:
+            prot_uid(send_ids[0])  # qmail-start.c: prot_uid(auto_uids), then exec
         send = str(bin_dir / "qmail-send")
         os.execve(send, [send], dict(env))
     except OSError:
