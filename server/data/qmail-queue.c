@@ -36,8 +36,10 @@
  * the queue by then.
  */
 
+#define _GNU_SOURCE /* syscall(), NSIG */
 #include <fcntl.h>
 #include <signal.h>
+#include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 #ifdef __linux__
@@ -46,6 +48,10 @@
 
 #if !defined(QS_PYTHON) || !defined(QS_LIB) || !defined(QS_HOME)
 #error "compile with -DQS_PYTHON=... -DQS_LIB=... -DQS_HOME=... (qmail-sim setup does)"
+#endif
+
+#ifndef NSIG
+#define NSIG 65
 #endif
 
 #define EXIT_READ 54

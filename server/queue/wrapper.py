@@ -62,6 +62,7 @@ def compile_command(cc: str, source: Path, output: Path, python: str, home: Path
     return [
         cc,
         "-O2",
+        "-Wall",
         "-o",
         str(output),
         f"-DQS_PYTHON={c_string(python)}",
