@@ -23,12 +23,13 @@ question, as real servers do; over TCP the whole answer is sent.
 from __future__ import annotations
 
 import asyncio
+import errno
 import struct
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
-from dnslib import CNAME, QTYPE, RCODE, RD, RR, TXT, DNSLabel, DNSRecord
+from dnslib import CNAME, QTYPE, RCODE, RD, RR, TXT, DNSLabel, DNSRecord, ZoneParser
 
 from harness.scenario.model import DnsRule, DnsSpec
 from server.net import DnsTimeout
@@ -37,6 +38,7 @@ UDP_LIMIT = 512  # RFC 1035 4.2.1: UDP messages are limited to 512 bytes
 TCP_LIMIT = 65535  # RFC 1035 4.2.2: a TCP message's length is a two-byte prefix
 HEADER = 12  # RFC 1035 4.1.1: the fixed header; a shorter packet has no id to answer
 MAX_NAME = 255  # RFC 1035 2.3.4: a name is 255 octets or less in wire form
+PORT_TRIES = 5  # serve() on port 0: TCP ports tried for a free UDP twin
 MAX_CHAIN = 8  # CNAME hops followed inside the zone before giving up (a loop)
 
 
@@ -75,12 +77,84 @@ def _norm(name: object) -> str:
     return str(name).rstrip(".").lower()
 
 
+class ZoneError(ValueError):
+    """A record of zone-file text that dnslib cannot read, and the line it starts on."""
+
+    def __init__(self, message: str, line: int) -> None:
+        super().__init__(message)
+        self.message = message
+        self.line = line
+
+    @property
+    def offset(self) -> int:
+        """Lines below the text's first, as the scenario loader places a ValueError."""
+        return self.line - 1
+
+
+def parse_zone(text: str) -> list[RR]:
+    """The records of zone-file text, as ``RR.fromZone`` reads them; ZoneError if one is bad.
+
+    dnslib's parser knows no line numbers: :class:`_RecordLines` watches the
+    tokens it reads and remembers where the record being read began.
+    """
+    parser = ZoneParser(text)
+    watch = _RecordLines(parser.l, text)
+    parser.i = watch.tokens(parser.i)
+    try:
+        return list(parser)
+    except Exception as exc:  # dnslib raises many kinds; all mean "not a record"
+        detail = "too few fields" if isinstance(exc, IndexError) else str(exc)
+        raise ZoneError(detail, watch.start) from None
+
+
+class _RecordLines:
+    """The line where the record a ZoneParser is reading starts.
+
+    A record starts at the first word after a newline outside parentheses
+    (or at blanks after a newline: a record of the previous owner); the
+    parser raises on the newline that ends it, before reading further.
+    """
+
+    def __init__(self, lexer: Any, text: str) -> None:
+        self.lexer = lexer
+        self.text = text
+        self.start = 1
+        self._pos = self._line = 0  # a position and the newlines before it
+
+    def _line_now(self) -> int:
+        pos = self.lexer.f.tell() - len(self.lexer.q)  # read, less what was pushed back
+        if pos < self._pos:
+            self._pos = self._line = 0
+        self._line += self.text.count("\n", self._pos, pos)
+        self._pos = pos
+        return self._line + 1
+
+    def tokens(self, source: Iterator[tuple[str, Any]]) -> Iterator[tuple[str, Any]]:
+        between, paren, prev = True, False, None
+        while True:
+            try:
+                tok, val = next(source)
+            except StopIteration:
+                return
+            except Exception:  # the lexer's own errors ("Invalid input")
+                self.start = self._line_now()
+                raise
+            if tok == "NL" and not paren:
+                between = True
+            elif between and (tok == "ATOM" or (tok == "SPACE" and prev == "NL")):
+                self.start, between = self._line_now(), False
+            if tok == "ATOM" and val in ("(", ")"):
+                paren = val == "("
+            prev = tok
+            yield tok, val
+
+
 class Zone:
     """Records by owner name, with CNAME chasing the way an authoritative server does."""
 
     def __init__(self, text: str) -> None:
         self.records: dict[str, list[RR]] = {}
-        for rr in RR.fromZone(text) if text.strip() else []:
+        for rr in parse_zone(text) if text.strip() else []:
             self.records.setdefault(_norm(rr.rname), []).append(rr)
 
     def exists(self, name: str) -> bool:
@@ -358,17 +432,28 @@ async def serve(
     query came to; the live target turns it off, so that a query to an
     address the scenario does not list in ``dns.servers`` is recorded and
     left unanswered, as a dead resolver would leave it.
+
+    An OSError if either cannot bind (a port in use), with neither left open.
     """
     loop = asyncio.get_running_loop()
     if answer_everywhere:
         dns.answer_everywhere = True
-
-    tcp = await asyncio.start_server(TcpClient(dns, host), host, port)
-    port = tcp.sockets[0].getsockname()[1]
-    udp, _ = await loop.create_datagram_endpoint(
-        lambda: UdpServer(dns, host), local_addr=(host, port)
-    )
-    return udp, tcp, port
+    for attempt in range(1, PORT_TRIES + 1):
+        tcp = await asyncio.start_server(TcpClient(dns, host), host, port)
+        chosen: int = tcp.sockets[0].getsockname()[1]
+        try:
+            udp, _ = await loop.create_datagram_endpoint(
+                lambda: UdpServer(dns, host), local_addr=(host, chosen)
+            )
+        except OSError as exc:
+            tcp.close()  # all or nothing
+            await tcp.wait_closed()
+            # Port 0 picked a TCP port whose UDP twin is taken: pick again.
+            if port != 0 or exc.errno != errno.EADDRINUSE or attempt == PORT_TRIES:
+                raise
+            continue
+        return udp, tcp, chosen
+    raise AssertionError("unreachable: the last attempt returns or raises")
 
 
 __all__ = [
@@ -378,7 +463,9 @@ __all__ = [
     "TcpClient",
     "UdpServer",
     "Zone",
+    "ZoneError",
     "formerr",
     "malform",
+    "parse_zone",
     "serve",
 ]
