@@ -124,7 +124,7 @@ def over_udp(packet: bytes) -> list[bytes]:
     return transport.sent
 
 
-def over_tcp(stream: bytes) -> list[bytes]:
+def over_tcp(stream: bytes, dns: FakeDns | None = None) -> list[bytes]:
     """What the TCP handler writes for ``stream``, split at the length prefixes."""
 
     async def main() -> bytes:
@@ -132,7 +132,7 @@ def over_tcp(stream: bytes) -> list[bytes]:
         reader.feed_data(stream)
         reader.feed_eof()
         writer = FakeStreamWriter()
-        await TcpClient(make(), HOST)(reader, writer)  # type: ignore[arg-type]
+        await TcpClient(dns or make(), HOST)(reader, writer)  # type: ignore[arg-type]
         assert writer.closed
         return writer.data
 
@@ -190,6 +190,16 @@ def test_a_wildcard_answer_keeps_the_question_labels_as_they_came() -> None:
     (answer,) = over_udp(query)
     well_formed(answer, query)
     assert DNSRecord.parse(answer).rr[0].rname.label == (b"a.b", b"wild", b"example")
+
+
+def test_a_tcp_answer_too_long_for_its_length_prefix_is_truncated() -> None:
+    # RFC 1035 4.2.2: two bytes of length; past 65535 the answer says TC, as over UDP.
+    big = DnsRule(name="big.example", pad_to=70000)
+    dns = FakeDns(DnsSpec(zone=ZONE, servers=(HOST,), rules=(big,)), lambda: 0.0)
+    query = wire_query(b"\x03big\x07example\x00", qtype=16)
+    (answer,) = over_tcp(struct.pack("!H", len(query)) + query, dns)
+    well_formed(answer, query)
+    assert DNSRecord.parse(answer).header.tc == 1
 
 
 @settings(deadline=None, max_examples=400)  # a busy CI machine is slow, not wrong
