@@ -24,6 +24,7 @@ holding what qmail-queue's 256-byte output buffer had flushed.
 
 from __future__ import annotations
 
+import dataclasses
 import os
 from collections.abc import Callable
 from contextlib import suppress
@@ -204,14 +205,26 @@ def _numbers(directory: Path) -> frozenset[int]:
     return frozenset(int(n) for n in names if n.isdigit() and n.isascii())
 
 
-def scan_queue(queue: Path) -> QueueListing:
-    """The :class:`~server.queue.states.QueueListing` of ``queue`` as it is on disk."""
+def scan_pids(queue: Path) -> dict[str, int]:
+    """``pid/`` names and access times: all that qmail-clean's cleanuppid() reads
+    (it runs as qmailq, which may not read qmails's info/)."""
     pids: dict[str, int] = {}
     with suppress(FileNotFoundError):
         for name in os.listdir(queue / "pid"):
             atime = _atime(queue / "pid" / name)
             if atime is not None:
                 pids[name] = atime
+    return pids
+
+
+def scan_queue(queue: Path) -> QueueListing:
+    """The :class:`~server.queue.states.QueueListing` of ``queue`` as it is on disk."""
+    return dataclasses.replace(scan_messages(queue), pid=scan_pids(queue))
+
+
+def scan_messages(queue: Path) -> QueueListing:
+    """mess/, info/ and todo/ without pid/: what qmail-send's cleanup reads (it
+    runs as qmails, which may not read qmailq's pid/)."""
     mess: dict[int, int] = {}
     for msgid in message_ids(queue):
         atime = _atime(qfn(queue, "mess", msgid))
@@ -220,7 +233,7 @@ def scan_queue(queue: Path) -> QueueListing:
     info: set[int] = set()
     for i in range(SPLIT):
         info |= _numbers(queue / "info" / str(i))
-    return QueueListing(pid=pids, mess=mess, info=frozenset(info), todo=_numbers(queue / "todo"))
+    return QueueListing(mess=mess, info=frozenset(info), todo=_numbers(queue / "todo"))
 
 
 def apply_cleanup(queue: Path, actions: list[CleanupAction], fileops: FileOps) -> list[bool]:

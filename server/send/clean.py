@@ -20,8 +20,8 @@ from typing import BinaryIO
 
 from server.programs import ProgramContext
 from server.qdir import qfn
-from server.queue.core import apply_cleanup, scan_queue
-from server.queue.states import RemovePid, stale_cleanup_actions
+from server.queue.core import apply_cleanup, scan_pids
+from server.queue.states import QueueListing, RemovePid, stale_cleanup_actions
 from server.send.store import QueueStore
 
 PID_CLEANUP_EVERY = 30
@@ -63,7 +63,9 @@ def _unlink(store: QueueStore, subs: tuple[str, str], msgid: int) -> bytes:
 def cleanuppid(store: QueueStore) -> None:
     now = store.runtime.now()
     actions = [
-        a for a in stale_cleanup_actions(scan_queue(store.queue), now) if isinstance(a, RemovePid)
+        a
+        for a in stale_cleanup_actions(QueueListing(pid=scan_pids(store.queue)), now)
+        if isinstance(a, RemovePid)
     ]
     apply_cleanup(store.queue, list(actions), store.runtime.fileops)
 

@@ -13,7 +13,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from server.queue.core import apply_cleanup, scan_queue
+from server.queue.core import apply_cleanup, scan_messages, scan_queue
 from server.queue.states import CleanMessage, stale_cleanup_actions
 from server.send import log as L
 from server.send.bounce import compose, info_sender_for_bounce
@@ -205,7 +205,9 @@ class Cleanup:
             return
         self.due = recent + SLEEP_CLEANUP
         store = sched.store
-        actions = stale_cleanup_actions(scan_queue(store.queue), recent)
+        # qmail-clean as a process reads pid/ itself; in process we are it too
+        scan = scan_messages if store.cleaner is not None else scan_queue
+        actions = stale_cleanup_actions(scan(store.queue), recent)
         for action in actions:
             if isinstance(action, CleanMessage):
                 # qmail-send asks qmail-clean ("foop/N"), whichever one we have
