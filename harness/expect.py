@@ -117,9 +117,9 @@ def _mbox_path(key: str, obs: Observation) -> Path:
 
 def _summary(d: Delivered) -> str:
     h = d.headers
+    where = f"{d.filename} ({d.from_line})" if d.from_line else d.filename  # an mbox's From_
     return (
-        f"{d.filename}: From {h.get('From', '-')} To {h.get('To', '-')} "
-        f"Subject {h.get('Subject', '-')}"
+        f"{where}: From {h.get('From', '-')} To {h.get('To', '-')} Subject {h.get('Subject', '-')}"
     )
 
 

@@ -5,8 +5,9 @@ Collected: ``*.yaml``/``*.yml`` files inside a directory named ``scenarios``
 does not load becomes one failing item whose message names file, line and key.
 Tags are added as keywords, so ``-k dns`` selects by tag too. A scenario with
 ``xfail:`` is reported as xfail/xpass. ``--qmail-sim-keep`` keeps work
-directories. Imports of the harness happen lazily: other test suites in the
-same environment pay nothing for this plugin.
+directories; ``--qmail-sim-clock-start WHEN`` starts every scenario's clock at
+WHEN (as ``qmail-sim run --clock-start``). Imports of the harness happen
+lazily: other test suites in the same environment pay nothing for this plugin.
 """
 
 from __future__ import annotations
@@ -29,6 +30,24 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         "--qmail-sim-keep", action="store_true", help="keep each scenario's work directory"
     )
     group.addoption("--qmail-sim-seed", type=int, default=None, help="override scenario seeds")
+    group.addoption(
+        "--qmail-sim-clock-start",
+        type=_instant,
+        default=None,
+        metavar="WHEN",
+        help="start each scenario's clock at WHEN (ISO 8601 with a zone, or epoch seconds)",
+    )
+
+
+def _instant(text: str) -> float:
+    import argparse
+
+    from harness.scenario.values import parse_instant
+
+    try:
+        return parse_instant(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
 
 
 @pytest.hookimpl(tryfirst=True)
@@ -84,6 +103,7 @@ class ScenarioItem(pytest.Item):
             self.scenario,
             keep=self.config.getoption("qmail_sim_keep"),
             seed=self.config.getoption("qmail_sim_seed"),
+            clock_start=self.config.getoption("qmail_sim_clock_start"),
         )
         if result.status == "xfail":
             pytest.xfail(result.message)

@@ -46,7 +46,9 @@ def side_by_side(
 def details(r: Result) -> list[str]:
     if r.ok and r.status != "xfail":
         return [f"    kept: {r.workdir}"] if r.workdir is not None else []
-    out = [f"    at {r.step}: {r.message}" if r.step else f"    {r.message}"]
+    first, *more = r.message.splitlines() or [""]
+    out = [f"    at {r.step}: {first}" if r.step else f"    {first}"]
+    out += [f"    {line}" for line in more]
     if r.expected or r.actual:
         out += ["    " + row for row in side_by_side(r.expected, r.actual, same=r.same)]
     if r.transcript:
@@ -58,13 +60,16 @@ def details(r: Result) -> list[str]:
     return out
 
 
+def plural(n: int, word: str) -> str:
+    return f"{n} {word}" if n == 1 else f"{n} {word}s"
+
+
 def summary(results: Sequence[Result], seconds: float) -> str:
     counts = Counter(r.status for r in results)
     parts = [f"{counts[s]} {s}" for s in ("pass", "fail", "error", "xfail", "xpass") if counts[s]]
     rate = len(results) / seconds if seconds > 0 else 0.0
-    return (
-        f"{len(results)} scenarios: {', '.join(parts) or 'none'} in {seconds:.2f}s ({rate:.1f}/s)"
-    )
+    head = plural(len(results), "scenario")
+    return f"{head}: {', '.join(parts) or 'none'} in {seconds:.2f}s ({rate:.1f}/s)"
 
 
 def write_junit(results: Sequence[Result], path: Path, seconds: float) -> None:

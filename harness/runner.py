@@ -22,6 +22,7 @@ import threading
 import time
 import traceback
 from collections.abc import Callable, Iterable, Iterator
+from dataclasses import replace
 from pathlib import Path
 from types import FrameType
 
@@ -92,6 +93,7 @@ def run_scenario(
     keep: bool = False,
     seed: int | None = None,
     workroot: Path | None = None,
+    clock_start: float | None = None,
 ) -> Result:
     started = time.monotonic()
     result = Result(
@@ -99,12 +101,16 @@ def run_scenario(
     )
     workdir = Path(tempfile.mkdtemp(prefix="qmail-sim-", dir=workroot or default_workroot()))
     tgt = make_target(target) if isinstance(target, str) else target
+    if clock_start is not None:
+        tgt.clock_start = clock_start
     wall = _WallClock(scenario.limits.wall)
     if hasattr(tgt, "interrupt_check"):
         tgt.interrupt_check = wall.check
     try:
         with _Alarm(scenario.limits.wall):
             _play(scenario, tgt, workdir, seed, wall, result)
+            if keep:  # inside the alarm: a hung target cannot hold the run here
+                keep_records(tgt, workdir)
     finally:
         tgt.close()
         result.seconds = time.monotonic() - started
@@ -113,6 +119,23 @@ def run_scenario(
         else:
             shutil.rmtree(workdir, ignore_errors=True)
     return _apply_xfail(scenario, result)
+
+
+#: What ``--keep`` writes beside the home, for a look after the run.
+KEPT_LOG = "qmail-send.log"
+KEPT_DNS = "dns-queries.txt"
+
+
+def keep_records(tgt: Target, workdir: Path) -> None:
+    """Write qmail-send's log and the DNS questions into the kept work directory."""
+    try:
+        seen = tgt.observe()
+        log = "".join(f"{line}\n" for line in seen.log)
+        dns = "".join(f"{q}\n" for q in seen.dns_queries)
+    except Exception as exc:  # a target that never started, or died: say so in the files
+        log = dns = f"(not available: {type(exc).__name__}: {exc})\n"
+    (workdir / KEPT_LOG).write_text(log)
+    (workdir / KEPT_DNS).write_text(dns)
 
 
 def _play(
@@ -164,26 +187,46 @@ def discover(paths: Iterable[Path]) -> Iterator[Path]:
             yield path
 
 
-def load_error(file: Path, exc: ScenarioError) -> Result:
+def load_error(file: Path, exc: ScenarioError, shown: str | None = None) -> Result:
+    """One error result for a file that did not load, every error of it in the message.
+
+    The message lines already say ``file:line: key: …``, so the step is left empty
+    (a report would otherwise print the place twice)."""
+    name = shown or str(file)
+    lines = [
+        f"{name}:{e.line}: {e.located()}" if e.file == str(file) else str(e) for e in exc.errors
+    ]
     return Result(
-        id=f"{file}::(load)",
-        name="(load)",
-        file=str(file),
-        status="error",
-        message=str(exc),
-        step=f"line {exc.line}",
+        id=f"{name}::(load)", name="(load)", file=name, status="error", message="\n".join(lines)
     )
 
 
-def load_all(paths: Iterable[Path]) -> tuple[list[Scenario], list[Result]]:
+def load_all(
+    paths: Iterable[Path], *, relative_to: Path | None = None
+) -> tuple[list[Scenario], list[Result]]:
+    """Load every scenario file under ``paths``. With ``relative_to``, files are
+    named relative to it in results and reports (the bundled suite as
+    ``scenarios/…``, not as a path into site-packages)."""
     scenarios: list[Scenario] = []
     errors: list[Result] = []
     for file in discover(paths):
+        shown = _shown(file, relative_to)
         try:
-            scenarios.extend(load_file(file))
+            loaded = load_file(file)
         except ScenarioError as exc:
-            errors.append(load_error(file, exc))
+            errors.append(load_error(file, exc, shown))
+            continue
+        scenarios.extend(loaded if shown is None else [replace(s, file=shown) for s in loaded])
     return scenarios, errors
+
+
+def _shown(file: Path, base: Path | None) -> str | None:
+    if base is None:
+        return None
+    try:
+        return str(file.relative_to(base))
+    except ValueError:
+        return None
 
 
 def run_all(
@@ -193,10 +236,13 @@ def run_all(
     keep: bool = False,
     seed: int | None = None,
     on_result: Callable[[Result], None] | None = None,
+    clock_start: float | None = None,
 ) -> list[Result]:
     results = []
     for scenario in scenarios:
-        result = run_scenario(scenario, target=target, keep=keep, seed=seed)
+        result = run_scenario(
+            scenario, target=target, keep=keep, seed=seed, clock_start=clock_start
+        )
         results.append(result)
         if on_result is not None:
             on_result(result)

@@ -10,6 +10,7 @@ from pathlib import Path
 from harness.outcome import Result
 from harness.report import details, result_line, summary, write_junit
 from harness.runner import bundled_suite, load_all, run_all
+from harness.scenario.values import parse_instant
 from harness.selection import BadExpression, select
 
 HELP = "run scenario files (default: the bundled suite) against a target"
@@ -20,8 +21,12 @@ side by side and the transcript. PATHS may be files or directories (searched
 for *.yaml); without PATHS the bundled suite runs.
 
 Exit status: 0 when every scenario passed (or failed as marked xfail), 1 when
-any failed, 2 for bad arguments.
+any failed, 2 for bad arguments, 5 when no scenario was selected (an empty
+directory, or -k/--tag matching nothing), as pytest does.
 """
+
+#: pytest's exit status when it collected no tests (pytest.ExitCode.NO_TESTS_COLLECTED).
+NOTHING_SELECTED = 5
 
 
 def target_name(text: str) -> str:
@@ -65,7 +70,24 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "processes on loopback), qmail:DIR (a real qmail home)",
     )
     parser.add_argument("--seed", type=int, metavar="N", help="override every scenario's seed")
+    parser.add_argument(
+        "--clock-start",
+        type=instant,
+        metavar="WHEN",
+        help="start each scenario's clock at WHEN (ISO 8601 with a zone, e.g. "
+        "2026-12-01T10:00:00Z, or epoch seconds), to try date-dependent expectations "
+        "on any day; a scenario's own clock_start wins. sim and live honour it; "
+        "qmail:DIR ignores it (a real qmail reads the real clock). "
+        "Default: 1700000000 (2023-11-14 22:13:20 UTC) on sim, the real time live",
+    )
     parser.add_argument("-q", "--quiet", action="store_true", help="print only failures")
+
+
+def instant(text: str) -> float:
+    try:
+        return parse_instant(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
 
 
 def _progress(done: int, total: int, name: str) -> None:
@@ -84,7 +106,9 @@ def run(args: argparse.Namespace) -> int:
     if missing:
         print(f"qmail-sim run: no such file or directory: {missing[0]}", file=sys.stderr)
         return 2
-    scenarios, results = load_all(paths)
+    # files are named as given; the bundled suite's as scenarios/…, wherever it is installed
+    base = None if args.paths else paths[0].parent
+    scenarios, results = load_all(paths, relative_to=base)
     try:
         scenarios = select(scenarios, args.k, args.tag)
     except BadExpression as exc:
@@ -103,12 +127,22 @@ def run(args: argparse.Namespace) -> int:
         _show(r, args.quiet)
 
     results += run_all(
-        scenarios, target=args.target, keep=args.keep, seed=args.seed, on_result=on_result
+        scenarios,
+        target=args.target,
+        keep=args.keep,
+        seed=args.seed,
+        on_result=on_result,
+        clock_start=args.clock_start,
     )
     seconds = time.monotonic() - started
     print(summary(results, seconds))
     if args.junit:
         write_junit(results, args.junit, seconds)
+    if not results:  # a wrong path or a -k typo in CI must not pass green
+        where = " ".join(str(p) for p in paths)
+        chosen = " matched -k/--tag" if args.k or args.tag else " found"
+        print(f"qmail-sim run: no scenarios{chosen} in {where}", file=sys.stderr)
+        return NOTHING_SELECTED
     return 0 if all(r.ok for r in results) else 1
 
 

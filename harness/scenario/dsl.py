@@ -11,6 +11,12 @@ the dotted key path (``steps[2].smtp.transcript``).
 - :class:`Struct` — a mapping with known keys; unknown keys are errors.
 - :class:`Either` — the first option whose node kind (scalar, list, mapping) fits.
 - :class:`Tagged` — a one-key mapping whose key picks the schema (a step).
+
+A :data:`Confine` function marks a value (``Scalar.confine``) or the keys of
+a mapping (``MapOf.confine_keys``) as paths the harness itself reads or makes:
+it returns why the path leaves the scenario's work directory, or None. The
+loader turns a reason into an error unless the scenario opts in
+(``paths_outside_workdir: true``).
 """
 
 from __future__ import annotations
@@ -20,6 +26,8 @@ from dataclasses import dataclass, field
 from typing import Any, Literal
 
 ScalarKind = Literal["str", "int", "bool", "number", "null"]
+#: A path check: why ``value`` points outside the work directory, or None.
+Confine = Callable[[Any], str | None]
 
 
 @dataclass(frozen=True)
@@ -28,6 +36,7 @@ class Scalar:
     parse: Callable[[Any], Any] | None = None
     what: str = ""
     choices: tuple[str, ...] = ()
+    confine: Confine | None = None  # checked on the parsed value
 
     def describe(self) -> str:
         if self.choices:
@@ -57,6 +66,7 @@ class Seq:
 class MapOf:
     value: Schema
     build_item: Callable[[str, Any], Any] | None = None
+    confine_keys: Confine | None = None
 
     def describe(self) -> str:
         return "a mapping"

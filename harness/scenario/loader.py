@@ -13,16 +13,27 @@ overridden.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
 import yaml
 from yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
 
-from harness.scenario.dsl import Either, MapOf, Scalar, Schema, Seq, Struct, Tagged, node_kind
-from harness.scenario.errors import ScenarioError
+from harness.scenario.dsl import (
+    Confine,
+    Either,
+    MapOf,
+    Scalar,
+    Schema,
+    Seq,
+    Struct,
+    Tagged,
+    node_kind,
+)
+from harness.scenario.errors import ScenarioError, raise_all
 from harness.scenario.model import Scenario
-from harness.scenario.schema import FRAGMENT, SCENARIO, build_scenario
+from harness.scenario.schema import FRAGMENT, OUTSIDE_KEY, SCENARIO, build_scenario
 
 #: The checkout's fixtures/, and the copy installed with the package.
 FIXTURES_DIRS = (
@@ -32,6 +43,7 @@ FIXTURES_DIRS = (
 _MAX_DEPTH = 64
 _KIND_NAMES = {ScalarNode: "a scalar", SequenceNode: "a list", MappingNode: "a mapping"}
 _constructor = yaml.constructor.SafeConstructor()
+OUTSIDE_HINT = f"a scenario that means it says {OUTSIDE_KEY}: true"
 
 
 def node_kind_of(schema: Schema) -> str:
@@ -49,12 +61,41 @@ def content_line(node: Node) -> int:
     return line
 
 
+class _Broken(ScenarioError):
+    """A container with broken parts: its errors are in ``_Walker.problems`` already."""
+
+
 class _Walker:
-    def __init__(self, file: str) -> None:
+    """Walks YAML nodes against a schema, recording every error it finds.
+
+    A broken field, item or entry is recorded in :attr:`problems` and the walk
+    goes on with its siblings, so one run reports all of a file's mistakes; a
+    container with a broken part raises :class:`_Broken` (recorded already)
+    instead of building. ``outside_ok`` is the scenario's
+    ``paths_outside_workdir``: whether confined paths may leave the work dir.
+    """
+
+    def __init__(self, file: str, *, outside_ok: bool = False) -> None:
         self.file = file
+        self.outside_ok = outside_ok
+        self.problems: list[ScenarioError] = []
 
     def error(self, node: Node, key: str, message: str, line: int | None = None) -> ScenarioError:
         return ScenarioError(message, file=self.file, line=line or content_line(node), key=key)
+
+    def record(self, exc: ScenarioError) -> None:
+        if not isinstance(exc, _Broken):
+            self.problems.append(exc)
+
+    def top(self, node: Node, schema: Schema) -> Any:
+        """Walk a whole document; raise every error found (ScenarioErrors for several)."""
+        try:
+            value = self.walk(node, schema, "")
+        except ScenarioError as exc:
+            self.record(exc)
+            raise_all(self.problems)
+            raise  # unreachable: a _Broken walk has recorded its errors
+        return value
 
     def walk(self, node: Node, schema: Schema, key: str, depth: int = 0) -> Any:
         if depth > _MAX_DEPTH:
@@ -66,11 +107,8 @@ class _Walker:
         if isinstance(schema, Seq):
             if not isinstance(node, SequenceNode):
                 raise self._wrong(node, schema, key)
-            items = [
-                self.walk(n, schema.item, f"{key}[{i}]", depth + 1)
-                for i, n in enumerate(node.value)
-            ]
-            return schema.build(items)
+            parts = [(f"{key}[{i}]", n, schema.item) for i, n in enumerate(node.value)]
+            return schema.build(list(self._each(parts, depth).values()))
         if not isinstance(node, MappingNode):
             raise self._wrong(node, schema, key)
         if isinstance(schema, MapOf):
@@ -78,6 +116,20 @@ class _Walker:
         if isinstance(schema, Struct):
             return self._struct(node, schema, key, depth)
         return self._tagged(node, schema, key, depth)
+
+    def _each(self, parts: Iterable[tuple[str, Node, Schema]], depth: int) -> dict[str, Any]:
+        """Walk every part, recording the broken ones; _Broken if any was."""
+        out: dict[str, Any] = {}
+        broken = False
+        for sub, node, schema in parts:
+            try:
+                out[sub] = self.walk(node, schema, sub, depth + 1)
+            except ScenarioError as exc:
+                self.record(exc)
+                broken = True
+        if broken:
+            raise _Broken("(recorded)", file=self.file, line=1)
+        return out
 
     def _wrong(self, node: Node, schema: Schema, key: str) -> ScenarioError:
         got = _KIND_NAMES.get(type(node), "something else")
@@ -92,16 +144,26 @@ class _Walker:
         fits = [o for o in schema.options if node_kind(o) == kind]
         if not fits:
             raise self._wrong(node, schema, key)
-        last: ScenarioError | None = None
+        mark = len(self.problems)
+        last: tuple[ScenarioError, list[ScenarioError]] | None = None
         for option in fits:
             try:
                 return self.walk(node, option, key, depth)
-            except ScenarioError as exc:
-                last = exc
+            except ScenarioError as exc:  # try the next option with a clean slate
+                last = (exc, self.problems[mark:])
+                del self.problems[mark:]
         assert last is not None
         if len(fits) > 1:
             raise self.error(node, key, f"expected {schema.describe()}") from None
-        raise last
+        self.problems.extend(last[1])
+        raise last[0]
+
+    def _confined(self, node: Node, key: str, check: Confine | None, value: Any) -> None:
+        if check is None or self.outside_ok:
+            return
+        reason = check(value)
+        if reason is not None:
+            raise self.error(node, key, f"{reason}; {OUTSIDE_HINT}")
 
     def _scalar(self, node: Node, schema: Scalar, key: str) -> Any:
         if not isinstance(node, ScalarNode):
@@ -109,14 +171,15 @@ class _Walker:
         value = self._scalar_value(node, schema, key)
         if schema.choices and value not in schema.choices:
             raise self.error(node, key, f"{value!r} is not {schema.describe()}")
-        if schema.parse is None:
-            return value
-        try:
-            return schema.parse(value)
-        except ValueError as exc:
-            offset = getattr(exc, "offset", None)
-            line = content_line(node) + offset if isinstance(offset, int) else None
-            raise self.error(node, key, str(exc), line) from None
+        if schema.parse is not None:
+            try:
+                value = schema.parse(value)
+            except ValueError as exc:
+                offset = getattr(exc, "offset", None)
+                line = content_line(node) + offset if isinstance(offset, int) else None
+                raise self.error(node, key, str(exc), line) from None
+        self._confined(node, key, schema.confine, value)
+        return value
 
     def _scalar_value(self, node: ScalarNode, schema: Scalar, key: str) -> Any:
         tag = node.tag.rsplit(":", 1)[-1]
@@ -141,6 +204,9 @@ class _Walker:
             if not isinstance(knode, ScalarNode):
                 raise self.error(knode, key, "mapping keys must be plain strings")
             name = str(knode.value)
+            if "\0" in name:  # never a file name, nor anything else a scenario means
+                shown = f"{key}.{name}".lstrip(".").replace("\0", "\\0")
+                raise self.error(knode, shown, "a key cannot hold a NUL byte")
             if name in seen:
                 raise self.error(knode, f"{key}.{name}".lstrip("."), "duplicate key")
             seen.add(name)
@@ -149,30 +215,49 @@ class _Walker:
 
     def _mapof(self, node: MappingNode, schema: MapOf, key: str, depth: int) -> dict[str, Any]:
         out = {}
-        for name, _knode, vnode in self._pairs(node, key):
+        broken = False
+        for name, knode, vnode in self._pairs(node, key):
             sub = f"{key}.{name}".lstrip(".")
-            value = self.walk(vnode, schema.value, sub, depth + 1)
-            if schema.build_item is not None:
-                try:
-                    value = schema.build_item(name, value)
-                except ValueError as exc:
-                    raise self.error(vnode, sub, str(exc)) from None
+            try:
+                self._confined(knode, sub, schema.confine_keys, name)
+                value = self.walk(vnode, schema.value, sub, depth + 1)
+                if schema.build_item is not None:
+                    try:
+                        value = schema.build_item(name, value)
+                    except ValueError as exc:
+                        raise self.error(vnode, sub, str(exc)) from None
+            except ScenarioError as exc:
+                self.record(exc)
+                broken = True
+                continue
             out[name] = value
+        if broken:
+            raise _Broken("(recorded)", file=self.file, line=1)
         return out
 
     def _struct(self, node: MappingNode, schema: Struct, key: str, depth: int) -> Any:
-        values: dict[str, Any] = {}
         lines: dict[str, int] = {}
+        parts: list[tuple[str, Node, Schema]] = []
+        names: dict[str, str] = {}
+        broken = False
         for name, knode, vnode in self._pairs(node, key):
             sub = f"{key}.{name}".lstrip(".")
             if name not in schema.fields:
                 known = ", ".join(schema.fields)
-                raise self.error(knode, sub, f"unknown key (known keys: {known})")
-            values[name] = self.walk(vnode, schema.fields[name].schema, sub, depth + 1)
+                self.record(self.error(knode, sub, f"unknown key (known keys: {known})"))
+                broken = True
+                continue
+            parts.append((sub, vnode, schema.fields[name].schema))
+            names[sub] = name
             lines[name] = content_line(vnode)
         for name, fld in schema.fields.items():
-            if fld.required and name not in values:
-                raise self.error(node, key or "(top)", f"missing required key {name!r}")
+            if fld.required and name not in lines:
+                self.record(self.error(node, key or "(top)", f"missing required key {name!r}"))
+                broken = True
+        walked = self._each(parts, depth)  # raises _Broken after recording its own
+        if broken:
+            raise _Broken("(recorded)", file=self.file, line=1)
+        values = {names[sub]: v for sub, v in walked.items()}
         if schema.build is None:
             values["__line__"] = node.start_mark.line + 1
             values["__lines__"] = lines
@@ -197,13 +282,35 @@ class _Walker:
             raise self.error(node, sub, str(exc)) from None
 
 
+#: PyYAML errors found past the construct at fault: the scanner looks for a
+#: key's ':' or a closing quote, the parser for a flow collection's ',' or
+#: closing bracket, and notices the lack on the next line or at the end. The
+#: context mark (where the key, quote or bracket starts) is the line to fix.
+_FOUND_LATER = (
+    "while scanning a simple key",
+    "while scanning a quoted scalar",
+    "while parsing a flow",
+)
+
+
+def _yaml_error(exc: yaml.MarkedYAMLError, file: str) -> ScenarioError:
+    problem, context = exc.problem or str(exc), exc.context or ""
+    at, where = exc.problem_mark, exc.context_mark
+    if where is not None and context.startswith(_FOUND_LATER):
+        message = f"YAML syntax: {problem}"
+        if at is not None and at.line != where.line:
+            message += f" (noticed on line {at.line + 1}, {context} that starts here)"
+        return ScenarioError(message, file=file, line=where.line + 1)
+    mark = at or where
+    line = mark.line + 1 if mark is not None else 1
+    return ScenarioError(f"YAML syntax: {problem}", file=file, line=line)
+
+
 def _compose(text: str, file: str) -> list[Node]:
     try:
         return [n for n in yaml.compose_all(text, Loader=yaml.SafeLoader) if n is not None]
     except yaml.MarkedYAMLError as exc:
-        mark = exc.problem_mark or exc.context_mark
-        line = mark.line + 1 if mark is not None else 1
-        raise ScenarioError(f"YAML syntax: {exc.problem or exc}", file=file, line=line) from None
+        raise _yaml_error(exc, file) from None
     except yaml.YAMLError as exc:
         position = getattr(exc, "position", 0)
         line = text[:position].count("\n") + 1 if isinstance(position, int) else 1
@@ -256,7 +363,10 @@ def _with_includes(
 
 
 def load_fragment(path: Path, seen: tuple[Path, ...] = ()) -> dict[str, Any]:
-    """A fixture file: any scenario keys, all optional; its own includes resolved."""
+    """A fixture file: any scenario keys, all optional; its own includes resolved.
+
+    Its paths stay inside the work directory: only a scenario itself can say
+    ``paths_outside_workdir: true``."""
     file = str(path)
     try:
         text = path.read_text(encoding="utf-8")
@@ -266,8 +376,19 @@ def load_fragment(path: Path, seen: tuple[Path, ...] = ()) -> dict[str, Any]:
     if len(nodes) != 1:
         raise ScenarioError("a fixture holds exactly one mapping", file=file, line=1)
     walker = _Walker(file)
-    values: dict[str, Any] = walker.walk(nodes[0], FRAGMENT, "")
+    values: dict[str, Any] = walker.top(nodes[0], FRAGMENT)
     return _with_includes(values, path, walker, nodes[0], seen)
+
+
+def _outside_ok(node: Node) -> bool:
+    """Whether a scenario's mapping says ``paths_outside_workdir: true``."""
+    if not isinstance(node, MappingNode):
+        return False
+    for knode, vnode in node.value:
+        if isinstance(knode, ScalarNode) and knode.value == OUTSIDE_KEY:
+            is_bool = isinstance(vnode, ScalarNode) and vnode.tag == "tag:yaml.org,2002:bool"
+            return is_bool and _constructor.construct_yaml_bool(vnode) is True
+    return False
 
 
 def _scenario_nodes(nodes: list[Node], file: str) -> list[Node]:
@@ -283,19 +404,33 @@ def _scenario_nodes(nodes: list[Node], file: str) -> list[Node]:
 
 
 def load_text(text: str, path: Path | str = "<text>") -> list[Scenario]:
-    """Every scenario in ``text`` (as if read from ``path``); ScenarioError if broken."""
+    """Every scenario in ``text`` (as if read from ``path``).
+
+    Raises a ScenarioError naming file, line and key; a ScenarioErrors when
+    the file has several mistakes (every scenario in it is checked)."""
     path = Path(path)
     file = str(path)
-    walker = _Walker(file)
-    scenarios = []
+    scenarios: list[Scenario] = []
+    problems: list[ScenarioError] = []
     for node in _scenario_nodes(_compose(text, file), file):
-        values = walker.walk(node, SCENARIO, "")
-        values = _with_includes(values, path, walker, node, (path.resolve(),))
         try:
-            scenarios.append(build_scenario(values, file))
-        except ValueError as exc:
-            raise ScenarioError(str(exc), file=file, line=node.start_mark.line + 1) from None
+            scenarios.append(_load_one(node, path))
+        except ScenarioError as exc:
+            known = {str(e) for e in problems}  # a broken fixture included twice: once
+            problems.extend(e for e in exc.errors if str(e) not in known)
+    raise_all(problems)
     return scenarios
+
+
+def _load_one(node: Node, path: Path) -> Scenario:
+    file = str(path)
+    walker = _Walker(file, outside_ok=_outside_ok(node))
+    values = walker.top(node, SCENARIO)
+    values = _with_includes(values, path, walker, node, (path.resolve(),))
+    try:
+        return build_scenario(values, file)
+    except ValueError as exc:
+        raise ScenarioError(str(exc), file=file, line=node.start_mark.line + 1) from None
 
 
 def load_file(path: Path | str) -> list[Scenario]:

@@ -236,6 +236,12 @@ class Scenario:
     limits: Limits = field(default_factory=Limits)
     steps: tuple[Step, ...] = ()
     xfail: str | None = None
+    #: seconds since the epoch the clock starts at, pinned by the scenario
+    #: (its expectations hold at that instant only); None: the run's choice
+    clock_start: float | None = None
+    #: the scenario's own paths (homes, expected files, mailbox keys) may
+    #: point outside its work directory (``paths_outside_workdir: true``)
+    paths_outside_workdir: bool = False
 
     @property
     def id(self) -> str:

@@ -14,7 +14,13 @@ from typing import Any
 
 from harness.scenario import model as m
 from harness.scenario.dsl import Either, Field, MapOf, Scalar, Schema, Seq, Struct, Tagged
-from harness.scenario.values import Match, parse_duration, parse_match, parse_transcript
+from harness.scenario.values import (
+    Match,
+    parse_duration,
+    parse_instant,
+    parse_match,
+    parse_transcript,
+)
 from server.programs import PATCHES
 
 STR = Scalar("str")
@@ -68,11 +74,56 @@ def _file_name(name: str) -> str:
     return name
 
 
-def _relative(text: str) -> str:
-    """A path under the scenario's work directory: relative, without ``..``."""
-    if text.startswith("/") or ".." in text.split("/"):
-        raise ValueError(f"{text!r} must be a relative path without '..'")
+#: The top-level key by which a scenario lets its own paths leave its work
+#: directory (harness/scenario/dsl.py, Confine). Only a scenario may say it,
+#: not a fixture it includes.
+OUTSIDE_KEY = "paths_outside_workdir"
+
+
+def _path(text: str) -> str:
+    """A path the harness makes or reads: any text a file name can hold."""
+    if "\0" in text:
+        raise ValueError("a path cannot hold a NUL byte")
+    if not text:
+        raise ValueError("an empty path")
     return text
+
+
+def _outside(path: str) -> str | None:
+    """Why ``path`` (relative to a directory of the run) leaves it, or None."""
+    if path.startswith("/"):
+        return f"{path!r} is an absolute path, outside the work directory"
+    if ".." in path.split("/"):
+        return f"{path!r} climbs out with '..'"
+    return None
+
+
+def _outside_home_path(key: str) -> str | None:
+    """``expect.files`` keys: under the qmail home, or ``~user/…`` under a user's home."""
+    if not key.startswith("~"):
+        return _outside(key)
+    user, _, rest = key[1:].partition("/")
+    if not _FILE_NAME.fullmatch(user) or user in (".", ".."):
+        return f"{key!r}: {'~' + user!r} is not a user name"
+    return _outside(rest) if rest else None
+
+
+_WORKDIR = "{workdir}"
+
+
+def _outside_assign(line: str) -> str | None:
+    """An ``assign`` line's home (qmail-users(5): the fifth field) is ``{workdir}/…``."""
+    fields = line.split(":")
+    if line[:1] not in ("=", "+") or len(fields) < 5:
+        return None  # not an entry: qmail-newu says what is wrong with it
+    home = fields[4]
+    if home != _WORKDIR and not home.startswith(_WORKDIR + "/"):
+        return f"the home {home!r} is not under {_WORKDIR}/, the work directory"
+    return _outside(home[len(_WORKDIR) :].lstrip("/") or ".")
+
+
+def _outside_assign_lines(lines: tuple[str, ...]) -> str | None:
+    return next((r for r in map(_outside_assign, lines) if r is not None), None)
 
 
 def _control_value(name: str, value: Any) -> str | None:
@@ -84,7 +135,7 @@ CONTROL = MapOf(TEXT_OR_NULL, build_item=_control_value)
 
 # -- users, aliases, DNS, peers -------------------------------------------------
 
-_DOTQMAIL_KEY = re.compile(r"(-[^/]*)?")
+_DOTQMAIL_KEY = re.compile(r"(-[^/\0]*)?")
 
 
 def _dotqmail_item(key: str, value: Any) -> str:
@@ -101,12 +152,12 @@ def _build_user(name: str, values: dict[str, Any]) -> m.User:
 USER = Struct(
     {
         "home": Field(
-            Scalar("str", parse=_relative),
+            Scalar("str", parse=_path, confine=_outside),
             doc="home directory, relative to the scenario's work dir",
         ),
         "dotqmail": Field(MapOf(TEXT, build_item=_dotqmail_item)),
         "maildir": Field(BOOL),
-        "mbox": Field(Scalar("str", parse=_relative)),
+        "mbox": Field(Scalar("str", parse=_path, confine=_outside)),  # in the home
         "password": Field(STR),
     }
 )
@@ -343,14 +394,15 @@ def _build_expect(values: dict[str, Any], line: int, _lines: dict[str, int]) -> 
 EXPECT = Struct(
     {
         "queue": Field(QUEUE),
-        "maildir": Field(MapOf(MAILBOX, build_item=_mailbox_item)),
-        "mbox": Field(MapOf(MAILBOX, build_item=_mailbox_item)),
+        # a user, "alias", or a path under the work directory
+        "maildir": Field(MapOf(MAILBOX, build_item=_mailbox_item, confine_keys=_outside)),
+        "mbox": Field(MapOf(MAILBOX, build_item=_mailbox_item, confine_keys=_outside)),
         "bounces": Field(BOUNCES),
         "log": Field(MATCHES),
         "log_absent": Field(MATCHES),
         "dns_queries": Field(DNS_QUERIES),
         "peers": Field(MapOf(PEER_EXPECT)),
-        "files": Field(MapOf(FILE_EXPECT)),
+        "files": Field(MapOf(FILE_EXPECT, confine_keys=_outside_home_path)),
     },
     _build_expect,
 )
@@ -393,7 +445,12 @@ _TOP: dict[str, Schema] = {
     "control": CONTROL,
     "patches": Seq(Scalar("str", choices=PATCHES)),
     "users": MapOf(USER, build_item=_build_user),
-    "assign": Either((Scalar("str", parse=lambda s: tuple(s.splitlines())), Seq(STR))),
+    "assign": Either(
+        (
+            Scalar("str", parse=lambda s: tuple(s.splitlines()), confine=_outside_assign_lines),
+            Seq(Scalar("str", confine=_outside_assign)),
+        )
+    ),
     "aliases": MapOf(TEXT, build_item=lambda k, v: _file_name(k) and _lines(v)),
     "tcprules": TEXT,
     "dns": DNS,
@@ -401,12 +458,16 @@ _TOP: dict[str, Schema] = {
     "seed": INT,
     "limits": LIMITS,
     "steps": Seq(STEP),
+    "clock_start": Scalar("str", parse=parse_instant, what="an instant (ISO 8601 or epoch)"),
+    OUTSIDE_KEY: BOOL,
 }
 SCENARIO = Struct(
     {k: Field(v, required=k in ("name", "steps")) for k, v in _TOP.items()},
     what="a scenario (a mapping with name and steps)",
 )
-FRAGMENT = Struct({k: Field(v) for k, v in _TOP.items()}, what="a fixture (a mapping)")
+FRAGMENT = Struct(
+    {k: Field(v) for k, v in _TOP.items() if k != OUTSIDE_KEY}, what="a fixture (a mapping)"
+)
 
 
 def build_scenario(values: dict[str, Any], file: str) -> m.Scenario:
@@ -417,4 +478,4 @@ def build_scenario(values: dict[str, Any], file: str) -> m.Scenario:
     return m.Scenario(file=file, line=line, **values)
 
 
-__all__ = ["FRAGMENT", "SCENARIO", "Match", "build_scenario"]
+__all__ = ["FRAGMENT", "OUTSIDE_KEY", "SCENARIO", "Match", "build_scenario"]

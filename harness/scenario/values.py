@@ -1,13 +1,15 @@
 """Parsers for the small value languages inside scenarios.
 
 Durations (``90s``, ``2h``, ``8d``, ``1h30m``, a bare number of seconds),
-matchers (``text`` is a substring or exact text; ``~ regex`` is a regular
+instants (``2026-12-01T10:00:00Z`` or seconds since the epoch), matchers
+(``text`` is a substring or exact text; ``~ regex`` is a regular
 expression) and transcripts (``S:``/``C:``/``R:`` lines). Each parser raises
 :class:`ValueError` with a short reason; the loader adds file, line and key.
 """
 
 from __future__ import annotations
 
+import datetime as _dt
 import re
 from dataclasses import dataclass
 from typing import Literal
@@ -41,6 +43,25 @@ def format_duration(seconds: float) -> str:
             parts.append(f"{rest // size}{unit}")
             rest %= size
     return "".join(parts) or "0s"
+
+
+def parse_instant(text: str) -> float:
+    """``2026-12-01T10:00:00Z`` (ISO 8601 with a zone) or ``1796119200`` → epoch seconds.
+
+    A time without a zone is refused: it would mean something else on every
+    machine, and a run must not depend on the TZ it happens to have."""
+    text = text.strip()
+    if re.fullmatch(r"\d+(?:\.\d+)?", text):
+        return float(text)
+    try:
+        when = _dt.datetime.fromisoformat(text)
+    except ValueError:
+        raise ValueError(
+            f"not an instant: {text!r} (use e.g. 2026-12-01T10:00:00Z or epoch seconds)"
+        ) from None
+    if when.tzinfo is None:
+        raise ValueError(f"{text!r} has no time zone (add Z for UTC, or +01:00)")
+    return when.timestamp()
 
 
 @dataclass(frozen=True, kw_only=True)

@@ -73,6 +73,15 @@ def apply_env(base: Mapping[str, str], changes: Mapping[str, str | None]) -> dic
 
 class Target(ABC):
     name = "abstract"
+    #: The instant (seconds since the epoch) the scenario's clock starts at;
+    #: None keeps the target's default. A target whose programs read the real
+    #: clock (qmail:DIR) ignores it.
+    clock_start: float | None = None
+
+    def start_instant(self, scenario: Scenario) -> float | None:
+        """Where this scenario's clock starts: its own ``clock_start`` (its
+        expectations hold at that instant only), else the run's, else None."""
+        return scenario.clock_start if scenario.clock_start is not None else self.clock_start
 
     @abstractmethod
     def start(self, scenario: Scenario, workdir: Path, seed: int | None = None) -> None: ...

@@ -34,6 +34,7 @@ from harness.scenario.model import InjectStep, Scenario, SessionStep, SignalName
 from harness.targets.agentwire import Request, Setup, read_frame, write_frame
 from harness.targets.base import LimitExceeded, Observation, ProgramResult, StepError, apply_env
 from harness.targets.sim import SimTarget
+from server.runtime import RealClock
 
 #: Wall seconds the agent gets to stop before it is killed.
 STOP_LIMIT = 15.0
@@ -128,7 +129,10 @@ class LiveTarget(SimTarget):
     def start(self, scenario: Scenario, workdir: Path, seed: int | None = None) -> None:
         super().start(scenario, workdir, seed)  # the same home as the simulator's
         self.offset_path = workdir / "clock-offset"
-        self.offset_path.write_text("0\n")
+        # OffsetClock adds this to the real time: the programs' clock starts there
+        start = self.start_instant(scenario)
+        offset = 0.0 if start is None else start - RealClock().now()
+        self.offset_path.write_text(f"{offset:.6f}\n")
         self.agent = Agent(self.setup_for(scenario, workdir), self.use_netns())
         self.agent.call("start")
 

@@ -125,9 +125,9 @@ class World:
         return [where[ip] for ip in named]
 
     def set_time(self, t: float) -> None:
-        """Make the clock read ``t`` now (never backwards)."""
+        """Make the clock read ``t`` now (never backwards). The offset may be
+        negative: a run's ``clock_start`` can lie before the real time."""
         offset = max(t, self.clock.now()) - time.time()
-        offset = max(offset, 0.0)
         tmp = self.setup.offset_path.with_suffix(".tmp")
         tmp.write_text(f"{offset:.6f}\n")
         os.replace(tmp, self.setup.offset_path)

@@ -145,6 +145,7 @@ class SimTarget(Target):
         self.components = components or Components()
         self.interrupt_check: Callable[[], None] = lambda: None
         self._send: SendCore | None = None
+        self._stamped: set[tuple[Path, str]] = set()
         self.log: list[str] = []
         #: (seconds since the start, line): what ``qmail-sim show`` draws
         self.timed_log: list[tuple[float, str]] = []
@@ -154,7 +155,12 @@ class SimTarget(Target):
         self.scenario = scenario
         self.workdir = workdir
         self.home = workdir / "qmail"
-        runtime, clock = virtual_runtime(scenario.seed if seed is None else seed)
+        seed = scenario.seed if seed is None else seed
+        start = self.start_instant(scenario)
+        if start is None:
+            runtime, clock = virtual_runtime(seed)
+        else:
+            runtime, clock = virtual_runtime(seed, start=start)
         runtime.fsync = False  # the order of steps is kept; the disk is a temp dir
         self.fileops = SimFileOps()
         runtime.fileops = self.fileops
@@ -324,7 +330,10 @@ class SimTarget(Target):
         The file system's clock is the real one; qmail-pop3d (maildir.c) lists
         only messages whose mtime is before ``now``, so a Maildir file stamped
         with real time would stay invisible to a virtual ``now``. Every new
-        file was written during this pass, at the current virtual time.
+        file was written during this pass, at the current virtual time. New
+        files are told by name, not by an mtime ahead of ``now``: a clock
+        started after the real time (``clock_start``) is ahead of every mtime.
+        A message keeps its name's unique part when qmail-pop3d moves it to cur/.
         """
         now = self.clock.now()
         for home in self.user_homes.values():
@@ -333,7 +342,9 @@ class SimTarget(Target):
                 if not folder.is_dir():
                     continue
                 for entry in os.scandir(folder):
-                    if entry.stat().st_mtime > now + 1:
+                    unique = (folder.parent, entry.name.split(":")[0])
+                    if unique not in self._stamped:
+                        self._stamped.add(unique)
                         os.utime(entry.path, (now, now))
 
     def run_until_idle(self) -> None:

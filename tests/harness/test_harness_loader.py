@@ -90,11 +90,11 @@ def test_a_good_scenario_builds_the_model() -> None:
             "S:, C: or R:",
         ),
         ("name: x\ndns: {zone: 'not a zone ((('}\nsteps: []\n", 2, "dns.zone", "zone"),
-        ("name: [unclosed\n", 2, "", "YAML syntax"),
+        ("name: [unclosed\n", 1, "", "YAML syntax"),
         ("name: x\nname: y\nsteps: []\n", 2, "name", "duplicate key"),
         ("name: x\nsteps: []\ncontrol: {../me: x}\n", 3, "control.../me", "path component"),
         ("name: x\nsteps: []\nusers: {../u: {}}\n", 3, "users.../u", "path component"),
-        ("name: x\nsteps: []\nusers: {u: {home: /etc}}\n", 3, "users.u.home", "relative"),
+        ("name: x\nsteps: []\nusers: {u: {home: /etc}}\n", 3, "users.u.home", "outside"),
     ],
 )
 def test_errors_name_file_line_and_key(text: str, line: int, key: str, words: str) -> None:
