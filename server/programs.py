@@ -67,6 +67,10 @@ class ProgramContext:
     #: own). checkpassword "chdir"s to the user's home by setting it, so that
     #: ``qmail-pop3d Maildir`` finds ``HOME/Maildir`` without a real chdir.
     cwd: Path | None = None
+    #: A queue service (server.queue.service) to queue through instead of
+    #: running qmail-queue: ``qmail-sim serve`` as root gives it to its
+    #: qmail-smtpd, which runs as qmaild and may not write the queue itself.
+    queue_socket: Path | None = None
 
     def path(self, name: str | Path) -> Path:
         """``name`` taken from the program's current directory (``cwd`` when set)."""

@@ -7,6 +7,8 @@ as qmail.c does and reports as qmail_close() does:
 - ``QMAILQUEUE`` set in ``env``: run that program (a path, relative to the
   home, exec'd without a shell, as qmail.c chdirs to auto_qmail and execv's
   it), message on its fd 0 and envelope on its fd 1;
+- else, when ``ctx.queue_socket`` is set: hand it to that queue service
+  (:mod:`server.queue.service`), which queues as qmailq;
 - else, when ``ctx.inprocess``: run our queue writer in this process
   (qp = ``ctx.runtime.next_pid()``, the message number is known);
 - else: run ``HOME/bin/qmail-queue`` as a process.
@@ -32,6 +34,7 @@ from server.queue import codes
 from server.queue.core import QueueFailure, write_queue
 from server.queue.envelope import encode_envelope, parse_envelope
 from server.queue.invoker import INVOKER_ENV, Invoker, invoker_env_value, make_job
+from server.queue.service import queue_via
 
 __all__ = ["Invoker", "QueueResult", "queue_message"]
 
@@ -63,6 +66,9 @@ def queue_message(
     envelope = encode_envelope(sender, recipients)
     if "QMAILQUEUE" in env:
         return run_queue_program(env["QMAILQUEUE"], ctx.home, env, message, envelope, invoker)
+    if ctx.queue_socket is not None:
+        code, qp = queue_via(ctx.queue_socket, message, envelope)
+        return QueueResult(codes.close_text(code), qp, None)
     if ctx.inprocess:
         return _queue_inprocess(ctx, env, message, envelope, invoker)
     return run_queue_program(QMAIL_QUEUE, ctx.home, env, message, envelope, invoker)
