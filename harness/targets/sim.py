@@ -37,6 +37,7 @@ from harness.targets.base import (
 )
 from server import programs
 from server.home import setup as setup_home
+from server.privsep import privileged
 from server.programs import ProgramContext
 from server.runtime import FileOps, Runtime, VirtualClock, virtual_runtime
 from server.spawn import Channel, ChannelName
@@ -79,7 +80,8 @@ def _real_send(
 def _real_local(ctx: ProgramContext) -> Channel:
     from server.local.lspawn import LocalChannel
 
-    channel: Channel = LocalChannel(ctx)
+    # as root, each delivery runs as its recipient and meets its permissions
+    channel: Channel = LocalChannel(ctx, switch_uid=privileged())
     return channel
 
 
@@ -90,6 +92,22 @@ def _real_remote(ctx: ProgramContext, dns: FakeDns, peers: FakePeers, resolv: Pa
         ctx, dns=dns, connector=peers, resolvconf=resolv, local_ips=list(LOCAL_IPS)
     )
     return channel
+
+
+def _assigned_owners(assign: Path) -> dict[str, tuple[int, int]]:
+    """home → (uid, gid) from the ``=`` lines of users/assign (qmail-users(5))."""
+    owners: dict[str, tuple[int, int]] = {}
+    try:
+        text = assign.read_text()
+    except FileNotFoundError:
+        return owners
+    for line in text.splitlines():
+        fields = line[1:].split(":")
+        # =local:user:uid:gid:homedir:dash:ext:
+        ids = fields[2:4]
+        if line.startswith(("=", "+")) and len(fields) >= 5 and all(x.isdigit() for x in ids):
+            owners.setdefault(fields[4], (int(ids[0]), int(ids[1])))
+    return owners
 
 
 @dataclass
@@ -172,6 +190,8 @@ class SimTarget(Target):
         self.set_control(scenario.control)
         self.user_homes = {name: self._make_user(u) for name, u in scenario.users.items()}
         self._write_assign()
+        if privileged():
+            self._hand_over_homes()
         for name, text in scenario.aliases.items():
             (self.home / "alias" / f".qmail-{name}").write_text(_text(text))
         self._write_passwords()
@@ -235,6 +255,19 @@ class SimTarget(Target):
             build(self.home)
         except ValueError as exc:  # qmail-newu's AssignFormatError: a scenario mistake
             raise StepError(str(exc)) from exc
+
+    def _hand_over_homes(self) -> None:
+        """Run as root, deliveries run as each user (server.local.asuser): give
+        every home to the uid and gid users/assign names for it, as an
+        administrator would, and let users through the work directory."""
+        os.chmod(self.workdir, 0o755)
+        owners = _assigned_owners(self.home / "users" / "assign")
+        owners.setdefault(str(self.home / "alias"), (self.runtime.uid, self.runtime.uid))
+        for home, (uid, gid) in owners.items():
+            path = Path(home)
+            if path.is_dir() and path.is_relative_to(self.workdir.resolve()):
+                for item in [path, *path.rglob("*")]:
+                    os.lchown(item, uid, gid)
 
     def _write_passwords(self) -> None:
         rows = [
