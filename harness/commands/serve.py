@@ -9,6 +9,12 @@ new kind adds its options in :func:`add_arguments` and one builder.
 (:mod:`server.tcp.listener`: tcp-environ(5) variables, ``--rules`` as
 ``-x``, ``--concurrency`` as ``-c``, ``--localname`` as ``-l``) and runs
 qmail-smtpd's core in this process for each connection, queueing here too.
+
+Starting is all or nothing: every listener binds (and qmail-send takes its
+mutex) before the first ``listening`` line, and a service that cannot start
+ends the command with one line and a non-zero exit. qmail-send stopping on
+its own ends it too. While running, a service may answer signals of its
+own: ``--send`` takes ALRM and HUP as qmail-send does.
 """
 
 from __future__ import annotations
@@ -21,20 +27,26 @@ import itertools
 import os
 import signal
 import sys
+import threading
 from collections.abc import Awaitable, Callable, Mapping
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 from server.programs import ProgramContext, read_patches
 from server.runtime import real_environ, real_runtime
+from server.strerr import error_str
 
 if TYPE_CHECKING:
+    from server.send.program import SignalRouter
     from server.tcp.listener import Handler, TcpServer
 
 #: Seconds open connections get to finish when the server is told to stop.
 CLOSE_GRACE = 5.0
+#: The exit code when something cannot start or stops by itself (tcpserver's
+#: and qmail-send's for a fatal error).
+EXIT_TEMP = 111
 
 HELP = "run the live server (SMTP, POP3, delivery) for a home"
 DESCRIPTION = """\
@@ -43,9 +55,11 @@ HOST:PORT listens on a loopback address and speaks qmail-smtpd to every
 connection, queueing into HOME/queue with fsync. Each --pop3 HOST:PORT runs
 "qmail-popup ME checkpassword qmail-pop3d Maildir" for every connection, with
 users and passwords from $QMAILSIM_PASSWORDS or HOME/.qmail-sim/passwords
-(lines "user:password:home"). Stops on SIGINT or SIGTERM.
-Prints one line "listening KIND HOST:PORT" per service once it is ready (PORT
-0 picks a free port, and the line shows it).
+(lines "user:password:home"). Stops on SIGINT or SIGTERM; with --send,
+SIGALRM and SIGHUP go to qmail-send (retry now, reread locals and
+virtualdomains). Prints one line "listening KIND HOST:PORT" per service once
+all are ready (PORT 0 picks a free port, and the line shows it); if any cannot
+start (a port in use, qmail-send already running), says why and exits 111.
 """
 
 
@@ -56,6 +70,20 @@ class Service:
     name: str
     start: Callable[[], Awaitable[str]]  # returns "HOST:PORT" (or a description)
     close: Callable[[], Awaitable[None]]
+    #: what the service does on a signal while the server runs
+    signals: Mapping[int, Callable[[], None]] = field(default_factory=dict)
+    #: completes with an exit code if the service stops by itself
+    ended: Callable[[], Awaitable[int]] | None = None
+
+
+class StartFailed(Exception):
+    """A service could not start: ``line`` says why (None when it has said so
+    itself, as qmail-send does in its log), ``code`` is the exit code."""
+
+    def __init__(self, line: str | None, code: int = EXIT_TEMP) -> None:
+        super().__init__(line or f"exit {code}")
+        self.line = line
+        self.code = code
 
 
 ServiceBuilder = Callable[[argparse.Namespace, ProgramContext, Mapping[str, str]], list[Service]]
@@ -142,7 +170,7 @@ def _smtp_service(
         await handle(reader, writer, env, ctx, queue_threads)
 
     async def start() -> str:
-        return await _listen(servers, host, port, connection, args.rules, base_env, args)
+        return await _listen("smtp", servers, host, port, connection, args.rules, base_env, args)
 
     async def close() -> None:
         await _close_all(servers)
@@ -156,6 +184,7 @@ def _log(line: str) -> None:
 
 
 async def _listen(
+    kind: str,
     servers: list[TcpServer],
     host: str,
     port: int,
@@ -167,19 +196,23 @@ async def _listen(
     """Start a tcpserver-like listener as --concurrency and --localname say; its address."""
     from server.tcp.listener import serve as tcp_serve
 
-    server = await tcp_serve(
-        host,
-        port,
-        handler,
-        rules,
-        args.concurrency,
-        base_env=base_env,
-        local_name=args.localname,
-        log=_log,
-        # tcpserver -D: nothing a client can see changes, and replies are
-        # not held back by Nagle's algorithm waiting for an ACK.
-        nodelay=True,
-    )
+    try:
+        server = await tcp_serve(
+            host,
+            port,
+            handler,
+            rules,
+            args.concurrency,
+            base_env=base_env,
+            local_name=args.localname,
+            log=_log,
+            # tcpserver -D: nothing a client can see changes, and replies are
+            # not held back by Nagle's algorithm waiting for an ACK.
+            nodelay=True,
+        )
+    except OSError as exc:  # tcpserver: "fatal: unable to bind: address already used"
+        why = error_str(exc.errno)
+        raise StartFailed(f"qmail-sim serve: unable to bind {kind} {host}:{port}: {why}") from exc
     servers.append(server)
     return f"{host}:{server.port}"
 
@@ -202,16 +235,20 @@ def _pop3_service(
 ) -> Service:
     from server.pop3.live import Pop3Service
 
-    pop3 = Pop3Service(ctx)
+    # A session holds its thread while its client is connected: one thread per
+    # connection tcpserver -c allows, or idle clients shut out the rest.
+    sessions = ThreadPoolExecutor(max_workers=args.concurrency, thread_name_prefix="pop3")
+    pop3 = Pop3Service(ctx, executor=sessions)
     servers: list[TcpServer] = []
 
     async def start() -> str:
-        return await _listen(servers, host, port, pop3.connection, None, base_env, args)
+        return await _listen("pop3", servers, host, port, pop3.connection, None, base_env, args)
 
     async def close() -> None:
         # Hang up first: a session's worker thread waits on its client.
         await pop3.aclose()
         await _close_all(servers)
+        sessions.shutdown(wait=False)
 
     return Service(name="pop3", start=start, close=close)
 
@@ -228,28 +265,85 @@ def send_services(
     """qmail-send in a thread of its own; closing the service is its SIGTERM."""
     if not getattr(args, "send", False):
         return []
-    import threading
+    send = _SendThread(ctx, env, args.default_delivery)
+    forward = send.router.handle
+    return [
+        Service(
+            name="delivery",
+            start=send.start,
+            close=send.close,
+            # the process gets the signals qmail-send would; its thread cannot
+            signals={
+                signal.SIGALRM: lambda: forward(signal.SIGALRM, None),
+                signal.SIGHUP: lambda: forward(signal.SIGHUP, None),
+            },
+            ended=send.ended,
+        )
+    ]
 
-    from server.send.program import SignalRouter, line_writer, run_send
 
-    router = SignalRouter()
-    log = line_writer(sys.stdout.buffer)
-    thread = threading.Thread(
-        target=run_send,
-        args=(ctx, env, log),
-        kwargs={"default_delivery": args.default_delivery, "router": router},
-        name="qmail-send",
-    )
+class _SendThread:
+    """run_send in a thread: started once its loop runs, ended when it returns."""
 
-    async def start() -> str:
-        thread.start()
+    def __init__(self, ctx: ProgramContext, env: Mapping[str, str], delivery: str) -> None:
+        from server.send.program import SignalRouter
+
+        self.ctx = ctx
+        self.env = env
+        self.delivery = delivery
+        self.router: SignalRouter = SignalRouter(on_attach=self._attached)
+        self.thread = threading.Thread(target=self._run, name="qmail-send")
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._started: asyncio.Future[int] | None = None
+        self._ended: asyncio.Future[int] | None = None
+
+    def _settle(self, future: asyncio.Future[int] | None, value: int) -> None:
+        """Complete ``future`` from qmail-send's thread (once; the loop may be gone)."""
+        loop = self._loop
+        if loop is None or future is None:
+            return
+
+        def set_value() -> None:
+            if not future.done():
+                future.set_result(value)
+
+        with contextlib.suppress(RuntimeError):  # the loop has closed
+            loop.call_soon_threadsafe(set_value)
+
+    def _attached(self) -> None:
+        self._settle(self._started, 0)
+
+    def _run(self) -> None:
+        from server.send.program import line_writer, run_send
+
+        code = EXIT_TEMP
+        try:
+            log = line_writer(sys.stdout.buffer)
+            code = run_send(
+                self.ctx, self.env, log, default_delivery=self.delivery, router=self.router
+            )
+        finally:
+            self._settle(self._ended, code)
+
+    async def start(self) -> str:
+        """Wait until qmail-send runs its loop, or has given up (its log says why)."""
+        self._loop = asyncio.get_running_loop()
+        self._started = self._loop.create_future()
+        self._ended = self._loop.create_future()
+        self.thread.start()
+        await asyncio.wait([self._started, self._ended], return_when=asyncio.FIRST_COMPLETED)
+        if not self._started.done():
+            raise StartFailed(None, self._ended.result() or EXIT_TEMP)
         return "qmail-send"
 
-    async def close() -> None:
-        router.handle(signal.SIGTERM, None)
-        await asyncio.to_thread(thread.join)
+    async def ended(self) -> int:
+        assert self._ended is not None
+        return await asyncio.shield(self._ended)
 
-    return [Service(name="delivery", start=start, close=close)]
+    async def close(self) -> None:
+        if self.thread.is_alive():  # a TERM after its loop has ended would go nowhere
+            self.router.handle(signal.SIGTERM, None)
+            await asyncio.to_thread(self.thread.join)
 
 
 #: One builder per kind of service; other kinds (delivery, POP3) append theirs.
@@ -273,21 +367,67 @@ def make_context(home: Path) -> ProgramContext:
     )
 
 
-async def serve(services: list[Service]) -> None:
-    """Start every service, report it, wait for SIGINT/SIGTERM, close them all."""
+async def serve(services: list[Service]) -> int:
+    """Start every service, then report them all; run until SIGINT/SIGTERM or
+    until a service stops by itself; close them all. The exit code."""
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
+    for signum, handlers in _service_signals(services).items():
+        loop.add_signal_handler(signum, _call_all, handlers)
+    started: list[Service] = []
     try:
-        for service in services:
-            where = await service.start()
-            print(f"listening {service.name} {where}", flush=True)
-        await stop.wait()
+        lines = []
+        try:
+            for service in services:
+                where = await service.start()
+                started.append(service)
+                lines.append(f"listening {service.name} {where}")
+        except StartFailed as exc:
+            if exc.line is not None:
+                print(exc.line, file=sys.stderr, flush=True)
+            return exc.code
+        for line in lines:
+            print(line, flush=True)
+        return await _until_stopped(stop, started)
     finally:
-        for service in services:
+        for service in started:
             with contextlib.suppress(Exception):
                 await service.close()
+
+
+def _service_signals(services: list[Service]) -> dict[int, list[Callable[[], None]]]:
+    handlers: dict[int, list[Callable[[], None]]] = {}
+    for service in services:
+        for sig, handler in service.signals.items():
+            handlers.setdefault(sig, []).append(handler)
+    return handlers
+
+
+def _call_all(handlers: list[Callable[[], None]]) -> None:
+    for handler in handlers:
+        handler()
+
+
+async def _until_stopped(stop: asyncio.Event, services: list[Service]) -> int:
+    """0 after SIGINT/SIGTERM; non-zero, with a line, if a service ended first."""
+    endings = {
+        asyncio.ensure_future(service.ended()): service
+        for service in services
+        if service.ended is not None
+    }
+    stopping = asyncio.ensure_future(stop.wait())
+    done, pending = await asyncio.wait([stopping, *endings], return_when=asyncio.FIRST_COMPLETED)
+    for task in pending:
+        task.cancel()
+    await asyncio.gather(*pending, return_exceptions=True)
+    if stopping in done:
+        return 0
+    task = next(iter(done))
+    code = task.result()
+    print(f"qmail-sim serve: {endings[task].name} stopped (exit {code})", file=sys.stderr)
+    return code or EXIT_TEMP
 
 
 def run(args: argparse.Namespace) -> int:
@@ -301,5 +441,4 @@ def run(args: argparse.Namespace) -> int:
     if not services:
         print("qmail-sim serve: nothing to serve (give --smtp HOST:PORT)", file=sys.stderr)
         return 100
-    asyncio.run(serve(services))
-    return 0
+    return asyncio.run(serve(services))

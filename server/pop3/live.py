@@ -7,6 +7,12 @@ does, in one asyncio process: each connection gets tcpserver's environment
 thread, with stdin/stdout bridged to the connection's streams. Used by
 ``qmail-sim serve --pop3 HOST:PORT``.
 
+Each session holds a thread for as long as its client stays connected
+(up to the 20 minutes below), so the server gives :class:`Pop3Service` an
+executor with a thread per allowed connection (tcpserver ``-c``); asyncio's
+default one has only min(32, cores + 4) and would leave later clients
+waiting for a banner.
+
 The bridge turns an idle client (no line for :data:`IDLE_TIMEOUT` seconds,
 qmail-popup's and qmail-pop3d's 20 minutes) into end of input, which both
 programs answer by exiting without a word, as their timeoutread() does.
@@ -16,8 +22,10 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import io
 from collections.abc import Coroutine
+from concurrent.futures import Executor
 from concurrent.futures import TimeoutError as FutureTimeout
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -116,11 +124,13 @@ class Pop3Service:
     :func:`server.tcp.listener.serve`, which supplies tcpserver's
     environment; :meth:`start` is a plain asyncio listener that makes the
     same variables itself. :meth:`aclose` hangs up on open sessions.
+    Sessions run in ``executor`` (the loop's default when None).
     """
 
     ctx: ProgramContext
     hostname: str | None = None
     maildir: str = "Maildir"
+    executor: Executor | None = None
     _active: dict[asyncio.Task[None], asyncio.StreamWriter] = field(
         default_factory=dict, init=False, repr=False
     )
@@ -146,16 +156,17 @@ class Pop3Service:
         loop = asyncio.get_running_loop()
         stdin = _StreamIn(reader, loop)
         stdout = _StreamOut(writer, loop)
+        session = functools.partial(
+            run,
+            "qmail-popup",
+            self.argv(),
+            env,
+            cast(BinaryIO, stdin),
+            cast(BinaryIO, stdout),
+            self.ctx,
+        )
         try:
-            await asyncio.to_thread(
-                run,
-                "qmail-popup",
-                self.argv(),
-                env,
-                cast(BinaryIO, stdin),
-                cast(BinaryIO, stdout),
-                self.ctx,
-            )
+            await loop.run_in_executor(self.executor, session)
         finally:
             del self._active[task]
             stdout.close()

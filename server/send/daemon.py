@@ -114,6 +114,8 @@ class Daemon:
 
     # -- signals: safe to call from a signal handler or another thread ---------
     def _poke(self) -> None:
+        if self.wake_w < 0:
+            return  # the loop has ended: its descriptor number may be another file's now
         # a full pipe means the loop is awake anyway
         with contextlib.suppress(OSError):
             os.write(self.wake_w, b"!")
@@ -165,8 +167,9 @@ class Daemon:
         finally:
             self.pool.shutdown(wait=True)
             self.trigger.close()
-            os.close(self.wake_r)
-            os.close(self.wake_w)
+            wake_r, wake_w, self.wake_r, self.wake_w = self.wake_r, self.wake_w, -1, -1
+            os.close(wake_r)
+            os.close(wake_w)
         return 0
 
     def _timeout(self, recent: int) -> float:

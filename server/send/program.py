@@ -108,17 +108,29 @@ def line_writer(out: IO[bytes]) -> Callable[[str], None]:
 
 class SignalRouter:
     """Signals caught before the daemon exists (as qmail-send catches them before
-    its first log line) are held and handed over once it does."""
+    its first log line) are held and handed over once it does.
 
-    def __init__(self) -> None:
+    ``on_attach`` is called once the daemon exists, just before its loop runs:
+    the mutex is held and the controls read, so qmail-send has started.
+
+    ``handle`` may be called from another thread (``qmail-sim serve`` runs
+    qmail-send in one and gets the signals in its main thread); the lock keeps
+    a signal from being held after the daemon has taken the held ones. It is
+    reentrant because a real handler can run in the thread inside ``attach``.
+    """
+
+    def __init__(self, on_attach: Callable[[], None] | None = None) -> None:
         self.daemon: Daemon | None = None
         self.pending: list[int] = []
+        self.on_attach = on_attach
+        self._lock = threading.RLock()
 
     def handle(self, signum: int, _frame: FrameType | None) -> None:
-        if self.daemon is None:
-            self.pending.append(signum)
-        else:
-            self.deliver(signum)
+        with self._lock:
+            if self.daemon is None:
+                self.pending.append(signum)
+                return
+        self.deliver(signum)
 
     def deliver(self, signum: int) -> None:
         assert self.daemon is not None
@@ -130,10 +142,13 @@ class SignalRouter:
             self.daemon.terminate()
 
     def attach(self, daemon: Daemon) -> None:
-        self.daemon = daemon
-        for signum in self.pending:
+        with self._lock:
+            self.daemon = daemon
+            held, self.pending = self.pending, []
+        for signum in held:
             self.deliver(signum)
-        self.pending.clear()
+        if self.on_attach is not None:
+            self.on_attach()
 
 
 @contextlib.contextmanager
