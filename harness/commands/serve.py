@@ -150,7 +150,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         type=int,
         default=40,
         metavar="N",
-        help="at most N SMTP connections at once, as tcpserver -c (default 40)",
+        help="at most N connections at once on each listener, as tcpserver -c (default 40)",
     )
 
 
