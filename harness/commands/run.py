@@ -59,7 +59,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--keep",
         action="store_true",
-        help="keep each scenario's work directory (its qmail home) for inspection",
+        help="keep each scenario's work directory for inspection: its qmail home, the "
+        "users' homes, qmail-send.log and dns-queries.txt",
     )
     parser.add_argument(
         "--target",
