@@ -28,6 +28,10 @@ class User:
     maildir: bool = True
     mbox: str | None = None
     password: str | None = None
+    #: path in the home ("." for the home itself) -> permission bits, set after
+    #: everything else is made (a read-only mbox, a Maildir/tmp the user
+    #: cannot write, a home the user cannot enter)
+    modes: Mapping[str, int] = field(default_factory=dict)
 
 
 @dataclass(frozen=True, kw_only=True)

@@ -144,6 +144,18 @@ def _dotqmail_item(key: str, value: Any) -> str:
     return _lines(value)
 
 
+_MODE = re.compile(r"0?[0-7]{3}")
+#: the text as written, so a bare 0400 and a quoted "0400" mean the same
+_MODE_WHAT = "an octal mode such as 0644"
+
+
+def _mode(value: str) -> int:
+    """Permission bits as chmod takes them: three or four octal digits."""
+    if not _MODE.fullmatch(value):
+        raise ValueError(f"{value!r} is not an octal mode such as 0644 (as chmod takes it)")
+    return int(value, 8)
+
+
 def _build_user(name: str, values: dict[str, Any]) -> m.User:
     values = {k: v for k, v in values.items() if not k.startswith("__")}
     return m.User(name=_file_name(name), **values)
@@ -159,6 +171,10 @@ USER = Struct(
         "maildir": Field(BOOL),
         "mbox": Field(Scalar("str", parse=_path, confine=_outside)),  # in the home
         "password": Field(STR),
+        "modes": Field(
+            MapOf(Scalar("str", parse=_mode, what=_MODE_WHAT), confine_keys=_outside),
+            doc="permission bits (octal) of paths in the home, '.' for the home itself",
+        ),
     }
 )
 

@@ -192,6 +192,7 @@ class SimTarget(Target):
         self._write_assign()
         if privileged():
             self._hand_over_homes()
+        self._set_modes()
         for name, text in scenario.aliases.items():
             (self.home / "alias" / f".qmail-{name}").write_text(_text(text))
         self._write_passwords()
@@ -229,6 +230,12 @@ class SimTarget(Target):
         for ext, text in user.dotqmail.items():
             (home / f".qmail{ext}").write_text(_text(text))
         return home
+
+    def _set_modes(self) -> None:
+        """Each user's ``modes``, last, once the homes are the users' own."""
+        for name, user in self.scenario.users.items():
+            for rel, mode in user.modes.items():
+                os.chmod(self.user_homes[name] / rel, mode)
 
     def _write_assign(self) -> None:
         sc = self.scenario

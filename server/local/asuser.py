@@ -45,8 +45,8 @@ _SWITCH_CODES = {
 }
 
 
-def deliver(delivery: Delivery, gid: int, *, split_home: Path | None) -> bytes:
-    """Run ``delivery`` as its user in a child; qmail-lspawn's report of it.
+def deliver(delivery: Delivery, uid: int, gid: int, *, split_home: Path | None) -> bytes:
+    """Run ``delivery`` as ``uid``/``gid`` in a child; qmail-lspawn's report of it.
 
     ``split_home`` is the qmail home when it is a split home (forwards then go
     through its setuid ``bin/qmail-queue``)."""
@@ -92,7 +92,7 @@ def deliver(delivery: Delivery, gid: int, *, split_home: Path | None) -> bytes:
     message_fd = _open_message(delivery)
     try:
         keep = frozenset() if message_fd is None else frozenset({message_fd})
-        result, status = privsep.run_as(delivery.uid, gid, work, serve, keep_fds=keep)
+        result, status = privsep.run_as(uid, gid, work, serve, keep_fds=keep)
     finally:
         if message_fd is not None:
             os.close(message_fd)

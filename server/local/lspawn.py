@@ -40,7 +40,15 @@ from typing import BinaryIO
 from server import spawnpipe
 from server.local import asuser, replies
 from server.local.forwarding import Forwarder, queue_forwarder
-from server.local.getpw import LspawnExit, Passwd, SystemPasswd, TablePasswd, nughde_get
+from server.local.getpw import (
+    ALIAS_USER,
+    LspawnExit,
+    Nughde,
+    Passwd,
+    SystemPasswd,
+    TablePasswd,
+    nughde_get,
+)
 from server.local.program import Delivery, LocalArgs
 from server.privsep import QmailIds, privileged
 from server.programs import ProgramContext, real_pids, with_counting_pids
@@ -109,6 +117,25 @@ class LocalChannel:
         else:
             self._passwd = SystemPasswd(home, uid)
 
+    def _runs_as(self, nughde: Nughde) -> tuple[int, int] | None:
+        """The uid and gid a delivery runs as in its own child; None: in this process.
+
+        With ``switch_uid``, the recipient's, always in a split home. In a
+        one-user home the alias user has no account of its own: alias/
+        belongs to whoever made the home, and alias deliveries run as that
+        owner, as every program of a one-user home does (the alias files are
+        the administrator's own); when that is root, in this process.
+        """
+        if not self.switch_uid:
+            return None
+        if self._split or nughde.user != ALIAS_USER:
+            return nughde.uid, nughde.gid
+        try:
+            st = (self.ctx.home / "alias").stat()
+        except OSError:
+            return nughde.uid, nughde.gid
+        return None if st.st_uid == 0 else (st.st_uid, st.st_gid)
+
     def deliver(self, job: DeliveryJob) -> bytes:
         return self.deliver_path(job.message, job.sender, job.recipient)
 
@@ -139,8 +166,9 @@ class LocalChannel:
             sender=sender,
             aliasempty=self.default_delivery,
         )
+        ids = self._runs_as(nughde)
         runtime = self.ctx.runtime
-        if real_pids(runtime) and not self.switch_uid:
+        if real_pids(runtime) and ids is None:
             # a Maildir name needs a pid no other delivery has this second
             # (the forked child of switch_uid has its own)
             runtime = dataclasses.replace(runtime, next_pid=fresh_pid)
@@ -154,9 +182,9 @@ class LocalChannel:
             uid=nughde.uid,
             program_timeout=self.program_timeout,
         )
-        if self.switch_uid:
+        if ids is not None:
             split_home = self.ctx.home if self._split else None
-            return asuser.deliver(delivery, nughde.gid, split_home=split_home)
+            return asuser.deliver(delivery, *ids, split_home=split_home)
         outcome = delivery.run()
         return report(outcome.code, outcome.output)
 

@@ -33,6 +33,7 @@ from collections.abc import Callable, Iterator, Mapping
 from types import FrameType
 from typing import IO, BinaryIO
 
+from server.privsep import privileged
 from server.programs import ProgramContext, with_counting_pids
 from server.runtime import OffsetClock
 from server.send import log as L
@@ -57,7 +58,9 @@ def real_channels(
 
     timeoutremote = ControlDir(ctx.home / "control").readint("timeoutremote", 1200)
     return {
-        "local": LocalChannel(ctx, default_delivery=default_delivery, env=env),
+        "local": LocalChannel(
+            ctx, default_delivery=default_delivery, env=env, switch_uid=privileged()
+        ),
         "remote": RemoteChannel(
             ctx, dns=SocketDnsTransport(), connector=SocketConnector(float(timeoutremote))
         ),
