@@ -34,6 +34,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from server.privsep import QmailIds, privileged
 from server.programs import ProgramContext, read_patches
 from server.runtime import real_environ, real_runtime
 from server.strerr import error_str
@@ -145,6 +146,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         metavar="NAME",
         help="TCPLOCALHOST for SMTP connections, as tcpserver -l (default: unset)",
     )
+    # serve_split's children: a queue service as qmailq, and qmail-smtpd as
+    # qmaild queueing through it (not for users: serve starts them itself)
+    parser.add_argument("--queue-service", type=Path, help=argparse.SUPPRESS)
+    parser.add_argument("--queue-socket", type=Path, help=argparse.SUPPRESS)
     parser.add_argument(
         "--concurrency",
         type=int,
@@ -435,10 +440,49 @@ def run(args: argparse.Namespace) -> int:
     if not (home / "control").is_dir():
         print(f"qmail-sim serve: {home} is not a qmail home", file=sys.stderr)
         return 111
+    if args.queue_service is not None:
+        return _queue_service(home, args.queue_service)
+    ids = QmailIds.of_home(home)
+    if privileged() and args.queue_socket is None:
+        if ids is not None:
+            from harness.commands.serve_split import run_split
+
+            return run_split(args, ids)
+        print(
+            f"qmail-sim serve: {home} is a one-user home: as root, qmail-smtpd and qmail-send "
+            "run as root (deliveries as each user); a split home runs each as qmail's user",
+            file=sys.stderr,
+        )
     ctx = make_context(home)
+    if args.queue_socket is not None:
+        ctx.queue_socket = args.queue_socket
     env = real_environ()
     services = [s for build in SERVICE_BUILDERS for s in build(args, ctx, env)]
     if not services:
         print("qmail-sim serve: nothing to serve (give --smtp HOST:PORT)", file=sys.stderr)
         return 100
     return asyncio.run(serve(services))
+
+
+def _queue_service(home: Path, path: Path) -> int:
+    """The queue service of a split serve (server.queue.service), on ``path``."""
+    import socket
+
+    from server.queue.service import QueueService
+
+    ids = QmailIds.of_home(home)
+    if ids is None:
+        print(f"qmail-sim serve: {home} is not a split home", file=sys.stderr)
+        return 111
+    os.umask(0o033)  # qmail-queue.c: umask(033)
+    sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    try:
+        sock.bind(str(path))
+        os.chmod(path, 0o777)  # anyone may queue, as anyone may run qmail-queue
+        sock.listen(128)
+    except OSError as exc:
+        print(f"qmail-sim serve: unable to bind {path}: {error_str(exc.errno)}", file=sys.stderr)
+        return 111
+    print(f"listening queue {path}", flush=True)
+    QueueService(make_context(home), ids, real_environ()).serve_forever(sock)
+    return 0

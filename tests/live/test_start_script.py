@@ -21,7 +21,6 @@ import os
 import poplib
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -33,34 +32,18 @@ from pathlib import Path
 import pytest
 
 from server.local import newu
+from tests.procs import connects, free_port, uids_of, until
 from tests.splithome import make_split_home, public_dir  # noqa: F401 - public_dir is a fixture
 
 pytestmark = [pytest.mark.live, pytest.mark.external]
 
 USER_IDS = (4601, 4601)
-DEADLINE = 60.0
 
 
 def _need(*programs: str) -> None:
     missing = [p for p in programs if shutil.which(p) is None]
     if missing:
         pytest.skip(f"needs {', '.join(missing)} (Debian's ucspi-tcp and swaks)")
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port: int = s.getsockname()[1]
-        return port
-
-
-def _until(what: str, check: object) -> None:
-    """Wait for a real server's work (no clock of ours reaches it), with a deadline."""
-    deadline = time.monotonic() + DEADLINE
-    while not check():  # type: ignore[operator]
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out waiting for {what}")
-        time.sleep(0.05)
 
 
 def _rules(path: Path, text: str) -> Path:
@@ -104,7 +87,7 @@ def running(public_dir: Path) -> Iterator[Running]:  # noqa: F811 - the fixture 
     (home / ".qmail-sim" / "passwords").write_text(f"bob:hunter2:{bob}\n")
     smtp_cdb = _rules(public_dir / "tcp.smtp", '127.:allow,RELAYCLIENT=""\n:allow\n')
     pop3_cdb = _rules(public_dir / "tcp.pop3", ":allow\n")
-    smtp_port, pop3_port = _free_port(), _free_port()
+    smtp_port, pop3_port = free_port(), free_port()
     path = f"{os.environ.get('PATH', '/usr/bin:/bin')}:{home}/bin"
     smtpd, popup, pop3d = (f"{home}/bin/{n}" for n in ("qmail-smtpd", "qmail-popup", "qmail-pop3d"))
     checkpassword = _checkpassword(public_dir / "checkpassword", home)
@@ -128,7 +111,7 @@ def running(public_dir: Path) -> Iterator[Running]:  # noqa: F811 - the fixture 
     ]
     try:
         for port in (smtp_port, pop3_port):
-            _until(f"a listener on {port}", lambda p=port: _connects(p))
+            until(f"a listener on {port}", lambda p=port: connects(p))
         yield Running(home, bob, smtp_port, pop3_port, procs)
     finally:
         for proc in procs:
@@ -150,29 +133,6 @@ class _quiet:
         return exc[0] is ProcessLookupError
 
 
-def _connects(port: int) -> bool:
-    try:
-        with socket.create_connection(("127.0.0.1", port), timeout=1):
-            return True
-    except OSError:
-        return False
-
-
-def _uids_of(pattern: str) -> set[int]:
-    """The real uids of the processes whose command line contains ``pattern``."""
-    uids = set()
-    for pid in filter(str.isdigit, os.listdir("/proc")):
-        try:
-            cmdline = Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ")
-            status = Path(f"/proc/{pid}/status").read_text()
-        except OSError:
-            continue
-        if pattern.encode() in cmdline:
-            uid_line = next(x for x in status.splitlines() if x.startswith("Uid:"))
-            uids.add(int(uid_line.split()[1]))
-    return uids
-
-
 def test_a_message_travels_the_classic_setup(running: Running) -> None:
     server = f"127.0.0.1:{running.smtp_port}"
     swaks = subprocess.run(
@@ -186,7 +146,7 @@ def test_a_message_travels_the_classic_setup(running: Running) -> None:
     )
     assert swaks.returncode == 0, swaks.stdout.decode("latin-1")[-2000:]
     new = running.user_home / "Maildir" / "new"
-    _until("the delivery", lambda: any(new.iterdir()))
+    until("the delivery", lambda: any(new.iterdir()))
     (path,) = new.iterdir()
     st = path.stat()
     assert (st.st_uid, st.st_gid) == USER_IDS  # delivered as bob, by qmail-local as bob
@@ -198,7 +158,7 @@ def test_a_message_travels_the_classic_setup(running: Running) -> None:
     assert received[1].startswith("from unknown (HELO ")
 
     # qmail-pop3d leaves out what arrived this very second (maildir.c)
-    _until("the next second", lambda: time.time() >= int(st.st_mtime) + 1)
+    until("the next second", lambda: time.time() >= int(st.st_mtime) + 1)
     pop = poplib.POP3("127.0.0.1", running.pop3_port, timeout=30)
     try:
         pop.user("bob")
@@ -224,8 +184,8 @@ def test_each_daemon_runs_as_qmail_start_makes_it(running: Running) -> None:
     }
     for name, uids in expected.items():
         if name == "splogger":
-            _until("splogger", lambda: _uids_of("splogger qmail"))
-            assert _uids_of("splogger qmail") == uids
+            until("splogger", lambda: uids_of("splogger qmail"))
+            assert uids_of("splogger qmail") == uids
         else:
-            _until(name, lambda n=name: _uids_of(bin_dir + n))
-            assert _uids_of(bin_dir + name) == uids, name
+            until(name, lambda n=name: uids_of(bin_dir + n))
+            assert uids_of(bin_dir + name) == uids, name

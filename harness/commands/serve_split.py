@@ -1,0 +1,186 @@
+"""``qmail-sim serve`` as root on a split home: each part under qmail's user for it.
+
+qmail runs qmail-smtpd as qmaild (``tcpserver -u qmaild -g nofiles``),
+qmail-queue as qmailq (setuid), qmail-send and its helpers as qmail-start
+makes them, and qmail-popup as root until checkpassword becomes the user.
+Run as root on a split home, ``serve`` keeps that split with long-running
+processes instead of one process per message:
+
+- ``--send``: ``HOME/bin/qmail-start DELIVERY``, which drops each part to
+  its user (server.send.start) and whose log is ours; ALRM, HUP and TERM go
+  to qmail-send (qmail-start becomes it);
+- ``--smtp``: a ``serve`` of its own as qmaild:nofiles for each listener,
+  queueing through a queue service (server.queue.service) that runs as
+  qmailq:qmail and words each message by its caller's uid, as the setuid
+  qmail-queue does;
+- ``--pop3``: in this process, as qmail-popup runs as root; checkpassword
+  runs qmail-pop3d as the user (server.pop3.checkpassword).
+
+Children are started with their uid and gid set by the kernel between fork
+and exec (subprocess's ``user``/``group``), so nothing else here runs
+privileged. A child announces itself with a ``listening`` line; one that
+cannot start says why and the whole command stops, as ``serve`` does.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import functools
+import os
+import signal
+import sys
+import tempfile
+from pathlib import Path
+from typing import Any
+
+from harness.commands.serve import (
+    EXIT_TEMP,
+    Service,
+    StartFailed,
+    make_context,
+    pop3_services,
+    serve,
+)
+from server.privsep import QmailIds
+from server.runtime import real_environ
+
+#: how long a child has to say it listens
+START_TIMEOUT = 60.0
+
+
+class _Child:
+    """A part of the server as a process of its own, under a given user."""
+
+    def __init__(
+        self,
+        name: str,
+        argv: list[str],
+        ids: tuple[int, int] | None,
+        ready: str,
+        env: dict[str, str] | None = None,
+    ) -> None:
+        self.name = name
+        self.argv = argv
+        self.ids = ids
+        self.ready = ready  # the start of the line that says it runs
+        self.env = env
+        self.proc: asyncio.subprocess.Process | None = None
+        self._relay: asyncio.Task[None] | None = None
+
+    async def start(self) -> str:
+        who: dict[str, Any] = {}
+        if self.ids is not None:  # prot_gid, prot_uid: groups [gid], then the uid
+            uid, gid = self.ids
+            who = {"user": uid, "group": gid, "extra_groups": [gid]}
+        self.proc = await asyncio.create_subprocess_exec(
+            *self.argv,
+            stdin=asyncio.subprocess.DEVNULL,
+            stdout=asyncio.subprocess.PIPE,
+            env=self.env,
+            start_new_session=True,  # our SIGINT is ours to pass on
+            **who,
+        )
+        assert self.proc.stdout is not None
+        try:
+            line = await asyncio.wait_for(self.proc.stdout.readline(), START_TIMEOUT)
+        except TimeoutError:
+            line = b""
+        text = line.decode("latin-1").rstrip("\n")
+        if not text.startswith(self.ready):
+            if text:
+                print(text, flush=True)  # the child's own word on why (qmail-send's alert)
+            code = await self.proc.wait()
+            raise StartFailed(None, code or EXIT_TEMP)
+        if self.ready == "listening ":
+            where = text.split(" ", 2)[-1]
+        else:
+            print(text, flush=True)  # qmail-send's first log line
+            where = "qmail-send"
+        self._relay = asyncio.ensure_future(self._copy())
+        return where
+
+    async def _copy(self) -> None:
+        assert self.proc is not None and self.proc.stdout is not None
+        while line := await self.proc.stdout.readline():
+            sys.stdout.buffer.write(line)
+            sys.stdout.buffer.flush()
+
+    def signal(self, signum: int) -> None:
+        if self.proc is not None and self.proc.returncode is None:
+            with contextlib.suppress(ProcessLookupError):
+                self.proc.send_signal(signum)
+
+    async def ended(self) -> int:
+        assert self.proc is not None
+        return await self.proc.wait()
+
+    async def close(self) -> None:
+        self.signal(signal.SIGTERM)
+        if self.proc is not None:
+            await self.proc.wait()
+        if self._relay is not None:
+            await self._relay
+
+    def service(self, *signals: int) -> Service:
+        return Service(
+            name=self.name,
+            start=self.start,
+            close=self.close,
+            signals={sig: functools.partial(self.signal, sig) for sig in signals},
+            ended=self.ended,
+        )
+
+
+def _serve_argv(home: Path, *options: str) -> list[str]:
+    return [sys.executable, "-m", "harness.cli", "serve", str(home), *options]
+
+
+def _smtp_options(args: argparse.Namespace) -> list[str]:
+    options = ["--concurrency", str(args.concurrency)]
+    if args.rules is not None:
+        options += ["--rules", str(args.rules.resolve())]
+    if args.localname is not None:
+        options += ["--localname", args.localname]
+    return options
+
+
+def run_split(args: argparse.Namespace, ids: QmailIds) -> int:
+    home = args.home.resolve()
+    services: list[Service] = []
+    workdir: str | None = None
+    if args.smtp:
+        workdir = tempfile.mkdtemp(prefix="qmail-sim-queue.")
+        os.chown(workdir, ids.qmailq, ids.qmail)
+        os.chmod(workdir, 0o755)
+        sock = str(Path(workdir) / "queue")
+        queue = _Child(
+            "queue",
+            _serve_argv(home, "--queue-service", sock),
+            (ids.qmailq, ids.qmail),
+            "listening ",
+        )
+        services.append(queue.service())
+        for host, port in args.smtp:
+            argv = _serve_argv(
+                home, "--smtp", f"{host}:{port}", "--queue-socket", sock, *_smtp_options(args)
+            )
+            services.append(_Child("smtp", argv, (ids.qmaild, ids.nofiles), "listening ").service())
+    ctx = make_context(home)
+    services += pop3_services(args, ctx, real_environ())
+    if args.send:
+        path = f"{home}/bin:/usr/local/bin:/usr/bin:/bin"  # qmail's rc: env - PATH=...
+        start = [str(home / "bin" / "qmail-start"), args.default_delivery]
+        send = _Child("delivery", start, None, "status: ", env={"PATH": path})
+        services.append(send.service(signal.SIGALRM, signal.SIGHUP))
+    if not services:
+        print("qmail-sim serve: nothing to serve (give --smtp HOST:PORT)", file=sys.stderr)
+        return 100
+    try:
+        return asyncio.run(serve(services))
+    finally:
+        if workdir is not None:
+            with contextlib.suppress(OSError):
+                os.unlink(Path(workdir) / "queue")
+                os.rmdir(workdir)

@@ -1,0 +1,102 @@
+"""``qmail-sim serve`` as root on a split home keeps qmail's privilege split.
+
+qmail-smtpd runs as qmaild and queues through the queue service as qmailq
+("invoked from network", qmail-send's ``info msg`` says ``uid`` qmaild);
+qmail-send and its helpers run as qmail-start makes them; a user's ``.qmail``
+program runs as that user. Needs root and qmail's users (.ci/qmail-users).
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import signal
+import smtplib
+import subprocess
+import sys
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+from server.local import newu
+from server.privsep import QmailIds
+from tests.procs import connects, free_port, uids_of, until
+from tests.splithome import make_split_home, public_dir
+
+__all__ = ["public_dir"]  # a fixture, used by name
+
+pytestmark = pytest.mark.live
+
+BOB = (4701, 4701)
+
+
+@dataclass
+class Served:
+    home: Path
+    ids: QmailIds
+    bob: Path
+    port: int
+    log: Path
+
+
+@pytest.fixture
+def served(public_dir: Path) -> Iterator[Served]:
+    split = make_split_home(public_dir)
+    bob = public_dir / "bob"
+    for sub in ("tmp", "new", "cur"):
+        (bob / "Maildir" / sub).mkdir(parents=True)
+    (bob / ".qmail").write_text("|id -u > who; id -g >> who\n./Maildir/\n")
+    for path in [bob, *bob.rglob("*")]:
+        os.chown(path, *BOB)
+    assign = f"=bob:bob:{BOB[0]}:{BOB[1]}:{bob}:::\n.\n"
+    (split.home / "users" / "assign").write_text(assign)
+    newu.build(split.home)
+    port = free_port()
+    log = public_dir / "serve.out"
+    argv = [sys.executable, "-m", "harness.cli", "serve", str(split.home)]
+    with log.open("wb") as out:
+        proc = subprocess.Popen(
+            [*argv, "--smtp", f"127.0.0.1:{port}", "--send"],
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+    try:
+        until("serve's listening lines", lambda: b"listening delivery" in log.read_bytes())
+        assert connects(port)
+        yield Served(split.home, split.ids, bob, port, log)
+    finally:
+        os.killpg(proc.pid, signal.SIGTERM)
+        proc.wait(timeout=30)
+
+
+def test_each_part_runs_as_its_user(served: Served) -> None:
+    ids, home = served.ids, str(served.home)
+    assert uids_of("--queue-service") >= {ids.qmailq}
+    assert uids_of("--queue-socket") == {ids.qmaild}
+    assert uids_of(f"{home}/bin/qmail-send") == {ids.qmails}
+    assert uids_of(f"{home}/bin/qmail-clean") == {ids.qmailq}
+    assert uids_of(f"{home}/bin/qmail-rspawn") == {ids.qmailr}
+    assert uids_of(f"{home}/bin/qmail-lspawn") == {0}
+
+
+def test_mail_from_the_network_reaches_the_user_as_the_user(served: Served) -> None:
+    with smtplib.SMTP("127.0.0.1", served.port, timeout=30) as smtp:
+        smtp.sendmail("alice@example.org", ["bob@mx.example.org"], b"Subject: split\r\n\r\nhi\r\n")
+    new = served.bob / "Maildir" / "new"
+    until("the delivery", lambda: any(new.iterdir()))
+    (path,) = new.iterdir()
+    assert (path.stat().st_uid, path.stat().st_gid) == BOB
+    text = path.read_bytes()
+    assert re.search(rb"^Received: \(qmail \d+ invoked from network\); ", text, re.M)
+    # the .qmail program ran as bob, never as root
+    assert (served.bob / "who").read_text().split() == [str(BOB[0]), str(BOB[1])]
+    log = served.log.read_text()
+    assert re.search(
+        rf"^info msg \d+: bytes \d+ from <alice@example.org> qp \d+ uid "
+        rf"{served.ids.qmaild}$",
+        log,
+        re.M,
+    ), log
