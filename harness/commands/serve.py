@@ -372,9 +372,10 @@ def make_context(home: Path) -> ProgramContext:
     )
 
 
-async def serve(services: list[Service]) -> int:
-    """Start every service, then report them all; run until SIGINT/SIGTERM or
-    until a service stops by itself; close them all. The exit code."""
+async def serve(services: list[Service], note: str | None = None) -> int:
+    """Start every service, then report them all (and ``note``, on stderr); run
+    until SIGINT/SIGTERM or until a service stops by itself; close them all.
+    The exit code."""
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
@@ -395,6 +396,8 @@ async def serve(services: list[Service]) -> int:
             return exc.code
         for line in lines:
             print(line, flush=True)
+        if note is not None:
+            print(note, file=sys.stderr, flush=True)
         return await _until_stopped(stop, started)
     finally:
         for service in started:
@@ -443,15 +446,15 @@ def run(args: argparse.Namespace) -> int:
     if args.queue_service is not None:
         return _queue_service(home, args.queue_service)
     ids = QmailIds.of_home(home)
+    note = None
     if privileged() and args.queue_socket is None:
         if ids is not None:
             from harness.commands.serve_split import run_split
 
             return run_split(args, ids)
-        print(
+        note = (
             f"qmail-sim serve: {home} is a one-user home: as root, qmail-smtpd and qmail-send "
-            "run as root (deliveries as each user); a split home runs each as qmail's user",
-            file=sys.stderr,
+            "run as root (deliveries as each user); a split home runs each as qmail's user"
         )
     ctx = make_context(home)
     if args.queue_socket is not None:
@@ -461,7 +464,7 @@ def run(args: argparse.Namespace) -> int:
     if not services:
         print("qmail-sim serve: nothing to serve (give --smtp HOST:PORT)", file=sys.stderr)
         return 100
-    return asyncio.run(serve(services))
+    return asyncio.run(serve(services, note))
 
 
 def _queue_service(home: Path, path: Path) -> int:
