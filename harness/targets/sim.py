@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import io
 import os
+import stat
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -266,8 +267,14 @@ class SimTarget(Target):
     def _hand_over_homes(self) -> None:
         """Run as root, deliveries run as each user (server.local.asuser): give
         every home to the uid and gid users/assign names for it, as an
-        administrator would, and let users through the work directory."""
+        administrator would, and let users through the work directory and
+        the directories above it (traversal only: a work root such as
+        pytest's is 0700)."""
         os.chmod(self.workdir, 0o755)
+        for parent in self.workdir.resolve().parents:
+            mode = parent.stat().st_mode
+            if mode & 0o011 != 0o011:
+                os.chmod(parent, stat.S_IMODE(mode) | 0o011)
         owners = _assigned_owners(self.home / "users" / "assign")
         owners.setdefault(str(self.home / "alias"), (self.runtime.uid, self.runtime.uid))
         for home, (uid, gid) in owners.items():

@@ -25,10 +25,13 @@ what that user may read.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import hmac
 import io
 import os
+import socket
+import threading
 from collections.abc import Mapping
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -195,28 +198,83 @@ def _run_as_owner(
     ctx: programs.ProgramContext,
 ) -> int:
     """PROG (qmail-pop3d) in a forked child as the mailbox's owner, so that it
-    reads only what that user may. Real descriptors (a live session) are kept
-    in the child and written there; in-memory streams come back as bytes."""
-    keep = frozenset(fd for fd in (_fileno(stdin), _fileno(stdout)) if fd is not None)
-    captured = _fileno(stdout) is None
+    reads only what that user may. The child gets the session three ways:
+    real descriptors are kept in it; the simulator's input (all of it in
+    memory) is the child's copy, and its output comes back as bytes; anything
+    else (the live server's streams, served by an event loop the child does
+    not have) is relayed through a socket pair."""
+    if owner[0] == 0:
+        return programs.run(name, argv, env, stdin, stdout, ctx)
+    if _fileno(stdin) is not None and _fileno(stdout) is not None:
+        return _in_child(owner, name, argv, env, stdin, stdout, ctx, frozenset())
+    if isinstance(stdin, io.BytesIO):
+        out = io.BytesIO()
+        code = _in_child(owner, name, argv, env, stdin, out, ctx, frozenset(), capture=True)
+        stdout.write(out.getvalue())
+        stdout.flush()
+        return code
+    ours, theirs = socket.socketpair()
+    with ours, theirs:
+        inward = threading.Thread(target=_pump_in, args=(stdin, ours), daemon=True)
+        outward = threading.Thread(target=_pump_out, args=(ours, stdout), daemon=True)
+        inward.start()
+        outward.start()
+        with theirs.makefile("rb") as child_in, theirs.makefile("wb") as child_out:
+            keep = frozenset({theirs.fileno()})
+            code = _in_child(owner, name, argv, env, child_in, child_out, ctx, keep)
+        theirs.close()  # the child is gone: the client sees its last words
+        outward.join()
+    return code
+
+
+def _in_child(
+    owner: tuple[int, int],
+    name: str,
+    argv: list[str],
+    env: Mapping[str, str],
+    stdin: BinaryIO,
+    stdout: BinaryIO,
+    ctx: programs.ProgramContext,
+    keep: frozenset[int],
+    *,
+    capture: bool = False,
+) -> int:
+    """Run PROG as ``owner`` in a forked child; with ``capture``, its output
+    (an in-memory ``stdout``) is copied back into ``stdout`` here."""
+    fds = {fd for fd in (_fileno(stdin), _fileno(stdout)) if fd is not None}
 
     def work(_end: privsep.ChildEnd) -> bytes:
-        out = io.BytesIO() if captured else stdout
-        code = programs.run(name, argv, env, stdin, out, ctx)
-        out.flush()
-        data = out.getvalue() if isinstance(out, io.BytesIO) else b""
+        code = programs.run(name, argv, env, stdin, stdout, ctx)
+        stdout.flush()
+        data = stdout.getvalue() if capture and isinstance(stdout, io.BytesIO) else b""
         return privsep.pack_fields([str(code).encode(), data])
 
-    uid, gid = owner
-    if uid == 0:
-        return programs.run(name, argv, env, stdin, stdout, ctx)
-    result, _status = privsep.run_as(uid, gid, work, lambda _q: b"", keep_fds=keep)
+    result, _status = privsep.run_as(*owner, work, lambda _q: b"", keep_fds=keep | fds)
     if result is None:
         return EXIT_TEMP
     code, data = privsep.unpack_fields(result)
-    stdout.write(data)
-    stdout.flush()
+    if capture:
+        stdout.seek(0)
+        stdout.truncate()
+        stdout.write(data)
     return int(code)
+
+
+def _pump_in(source: BinaryIO, sock: socket.socket) -> None:
+    """The client's bytes to the child, until the client or the child is gone."""
+    read = getattr(source, "read1", source.read)
+    with contextlib.suppress(OSError, ValueError):
+        while chunk := read(4096):
+            sock.sendall(chunk)
+        sock.shutdown(socket.SHUT_WR)
+
+
+def _pump_out(sock: socket.socket, sink: BinaryIO) -> None:
+    """The child's replies to the client, until the child closes its end."""
+    with contextlib.suppress(OSError, ValueError):
+        while chunk := sock.recv(4096):
+            sink.write(chunk)
+            sink.flush()
 
 
 def _fileno(stream: BinaryIO) -> int | None:
