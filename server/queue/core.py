@@ -20,6 +20,16 @@ Like qmail-queue.c, a write or read failure (53, 54) removes ``intd/N`` and
 ``mess/N`` before exiting, while the other failures leave their files for
 qmail-send's 36-hour cleanup. A bad envelope (91, 11) leaves ``intd/N``
 holding what qmail-queue's 256-byte output buffer had flushed.
+
+qmail-queue writes the message to ``mess/N`` as it reads it from its pipe,
+so a big message is never held whole. :func:`open_message` does the same
+in three parts: steps 1-3 when it is called, step 4 as the pieces come
+(:meth:`MessageWriter.write`: one ``append`` each, no fsync; the last piece,
+possibly empty, is appended with the fsync), steps 5-8 in
+:meth:`MessageWriter.finish`. :func:`write_queue` is that with the whole
+message as the last piece, one ``append`` as in the table. A message whose
+writer ends in :meth:`MessageWriter.abandon` (the caller gave up: qmail-queue
+reads the end of its envelope pipe first, exit 54) leaves nothing behind.
 """
 
 from __future__ import annotations
@@ -111,36 +121,98 @@ def write_queue(
     ``envelope`` is called after ``intd/N`` exists, as qmail-queue reads fd 1
     only then; it may raise :class:`EnvelopeError`.
     """
+    return open_message(job, fileops, fsync=fsync).finish(message, envelope)
+
+
+def open_message(job: QueueJob, fileops: FileOps, *, fsync: bool = True) -> MessageWriter:
+    """Steps 1-3 (pid file, link to mess, unlink pid): a writer for the message.
+
+    Raises :class:`QueueFailure` (63, 64) as :func:`write_queue` does.
+    """
     pidfn, msgid = _make_pid(job, fileops)
     messfn = qfn(job.queue, "mess", msgid)
-    intdfn = qfn(job.queue, "intd", msgid)
-    todofn = qfn(job.queue, "todo", msgid)
     _step(codes.MESS_TROUBLE, lambda: fileops.link(pidfn, messfn))
     _step(codes.PID_TROUBLE, lambda: fileops.unlink(pidfn))
-    try:
-        fileops.append(messfn, job.received + message, fsync=fsync)
-    except OSError as exc:
-        _cleanup(fileops, messfn)
-        raise QueueFailure(codes.WRITE_ERROR) from exc
-    _step(codes.INTD_TROUBLE, lambda: fileops.create_new(intdfn))
-    header = intd_header(job.uid, job.pid)
-    try:
-        env = envelope()
-    except EnvelopeError as exc:
-        if exc.code == codes.READ_ERROR:
+    return MessageWriter(job=job, fileops=fileops, fsync=fsync, msgid=msgid)
+
+
+@dataclass
+class MessageWriter:
+    """One message being written into ``mess/N`` (steps 4-8), piece by piece.
+
+    A write that fails removes ``mess/N`` at once, as qmail-queue dies on it
+    (53); the writer then ignores further pieces and :meth:`finish` raises
+    53, as the caller learns qmail-queue's exit code only at qmail_close().
+    """
+
+    job: QueueJob
+    fileops: FileOps
+    fsync: bool
+    msgid: int
+    #: Whether anything is in mess/N yet (qmail-queue's Received line goes first).
+    _started: bool = dataclasses.field(default=False, init=False)
+    _done: bool = dataclasses.field(default=False, init=False)
+
+    @property
+    def messfn(self) -> Path:
+        return qfn(self.job.queue, "mess", self.msgid)
+
+    def _append(self, data: bytes, *, fsync: bool) -> None:
+        if not self._started:
+            data, self._started = self.job.received + data, True
+        self.fileops.append(self.messfn, data, fsync=fsync)
+
+    def write(self, data: bytes) -> None:
+        """Step 4 for one piece: append it, without fsync."""
+        if self._done or not data:
+            return
+        try:
+            self._append(data, fsync=False)
+        except OSError:
+            self.abandon()
+
+    def abandon(self) -> None:
+        """Nothing will be queued: remove ``mess/N``, as qmail-queue's cleanup()."""
+        if not self._done:
+            self._done = True
+            _cleanup(self.fileops, self.messfn)
+
+    def finish(self, last: bytes, envelope: Callable[[], Envelope]) -> int:
+        """Append ``last`` with the fsync, then steps 5-8; the message's number.
+
+        ``envelope`` is called after ``intd/N`` exists, as qmail-queue reads
+        fd 1 only then; it may raise :class:`EnvelopeError`.
+        """
+        if self._done:
+            raise QueueFailure(codes.WRITE_ERROR)
+        fileops, messfn = self.fileops, self.messfn
+        try:
+            self._append(last, fsync=self.fsync)
+        except OSError as exc:
+            self.abandon()
+            raise QueueFailure(codes.WRITE_ERROR) from exc
+        self._done = True  # from here on a failure cleans up as qmail-queue's exit does
+        intdfn = qfn(self.job.queue, "intd", self.msgid)
+        _step(codes.INTD_TROUBLE, lambda: fileops.create_new(intdfn))
+        header = intd_header(self.job.uid, self.job.pid)
+        try:
+            env = envelope()
+        except EnvelopeError as exc:
+            if exc.code == codes.READ_ERROR:
+                _cleanup(fileops, intdfn, messfn)
+            else:
+                _write_partial_intd(fileops, intdfn, header, exc)
+            raise QueueFailure(exc.code) from exc
+        try:
+            fileops.append(intdfn, header + env.echo, fsync=self.fsync)
+        except OSError as exc:
             _cleanup(fileops, intdfn, messfn)
-        else:
-            _write_partial_intd(fileops, intdfn, header, exc)
-        raise QueueFailure(exc.code) from exc
-    try:
-        fileops.append(intdfn, header + env.echo, fsync=fsync)
-    except OSError as exc:
-        _cleanup(fileops, intdfn, messfn)
-        raise QueueFailure(codes.WRITE_ERROR) from exc
-    _step(codes.TODO_TROUBLE, lambda: fileops.link(intdfn, todofn))
-    with suppress(OSError):  # triggerpull.c: "if it fails, bummer"
-        fileops.pull_trigger(job.queue / "lock" / "trigger")
-    return msgid
+            raise QueueFailure(codes.WRITE_ERROR) from exc
+        todofn = qfn(self.job.queue, "todo", self.msgid)
+        _step(codes.TODO_TROUBLE, lambda: fileops.link(intdfn, todofn))
+        with suppress(OSError):  # triggerpull.c: "if it fails, bummer"
+            fileops.pull_trigger(self.job.queue / "lock" / "trigger")
+        return self.msgid
 
 
 def _write_partial_intd(fileops: FileOps, intdfn: Path, header: bytes, exc: EnvelopeError) -> None:

@@ -10,15 +10,23 @@ The service learns who is calling the way qmail-queue does, from the kernel:
 the peer's uid (SO_PEERCRED) plays qmail-queue.c's getuid(), for the
 Received line's wording and the ``u`` record. Nothing else the caller sends
 is more than the message and the envelope, so a caller gets exactly what
-running qmail-queue would give it. One connection is one qmail-queue run:
+running qmail-queue would give it. One connection is one qmail-queue run,
+and the message streams through it as through qmail-queue's pipe:
 
-    request: 8-byte length, then pack_fields([message, envelope])
+    request: frames, each an 8-byte length and that many bytes (at most
+             MAX_FRAME): the message's, an empty frame, the envelope's, an
+             empty frame
     answer:  pack_fields([exit code, qp])
 
-qmail-queue's exit codes carry over unchanged; a service that is not there
-(no socket, refused, cut off) is exit 111 for the caller, as a missing
-qmail-queue would be, and the queue's ordered steps mean that nothing is
-half queued.
+The service starts the run (pid file, link to mess/) when the caller
+connects and writes each frame of the message into ``mess/N`` as it comes,
+so neither side ever holds a whole message; the envelope is read once
+``intd/N`` exists, as qmail-queue reads fd 1. A caller that goes away
+before its request ends is qmail-queue reading end of file (54): what was
+written is removed. qmail-queue's exit codes carry over unchanged; a
+service that is not there (no socket, refused, cut off) is exit 111 for the
+caller, as a missing qmail-queue would be, and the queue's ordered steps
+mean that nothing is half queued.
 """
 
 from __future__ import annotations
@@ -28,6 +36,8 @@ import os
 import socket
 import struct
 import threading
+from collections.abc import Iterator
+from contextlib import suppress
 from pathlib import Path
 from typing import Final
 
@@ -36,13 +46,15 @@ from server.errors import EXIT_TEMP
 from server.privsep import QmailIds
 from server.programs import ProgramContext
 from server.queue import codes
-from server.queue.core import QueueFailure, write_queue
-from server.queue.envelope import parse_envelope
+from server.queue.core import QueueFailure, open_message
+from server.queue.envelope import Envelope, EnvelopeError, parse_envelope
 from server.queue.invoker import invoker_from_uid, make_job
 
-#: The largest request the service reads: qmail-smtpd's databytes is at most
-#: what a caller may queue anyway; this only stops a runaway length.
-MAX_REQUEST: Final = 1 << 31
+#: The largest frame: what the service holds of a message at a time.
+MAX_FRAME: Final = 1 << 20
+#: The largest envelope the service reads (it parses an envelope whole);
+#: this only stops a runaway caller.
+MAX_ENVELOPE: Final = 1 << 31
 _LENGTH = struct.Struct(">Q")
 _PEERCRED = struct.Struct("3i")  # pid, uid, gid
 
@@ -54,14 +66,42 @@ def peer_uid(conn: socket.socket) -> int:
     return int(uid)
 
 
-def _read_exact(conn: socket.socket, n: int) -> bytes | None:
+class CutOff(Exception):
+    """The request ended early: the caller went away, or sent a bad frame."""
+
+
+def _read_exact(conn: socket.socket, n: int) -> bytes:
     chunks = bytearray()
     while len(chunks) < n:
-        chunk = conn.recv(min(n - len(chunks), 1 << 20))
+        chunk = conn.recv(min(n - len(chunks), MAX_FRAME))
         if not chunk:
-            return None
+            raise CutOff
         chunks += chunk
     return bytes(chunks)
+
+
+def read_frames(conn: socket.socket) -> Iterator[bytes]:
+    """One part of a request (message or envelope): its frames, up to the empty one."""
+    while True:
+        (length,) = _LENGTH.unpack(_read_exact(conn, _LENGTH.size))
+        if length == 0:
+            return
+        if length > MAX_FRAME:
+            raise CutOff
+        yield _read_exact(conn, length)
+
+
+def _read_envelope(conn: socket.socket) -> Envelope:
+    """The envelope part, once intd/N exists; a request cut off here is 54."""
+    data = bytearray()
+    try:
+        for frame in read_frames(conn):
+            data += frame
+            if len(data) > MAX_ENVELOPE:
+                raise CutOff
+    except (CutOff, OSError) as exc:
+        raise EnvelopeError(codes.READ_ERROR, b"") from exc
+    return parse_envelope(bytes(data))
 
 
 @dataclasses.dataclass
@@ -79,52 +119,105 @@ class QueueService:
 
     def _one(self, conn: socket.socket) -> None:
         with conn:
-            uid = peer_uid(conn)
-            header = _read_exact(conn, _LENGTH.size)
-            if header is None:
-                return
-            (length,) = _LENGTH.unpack(header)
-            body = _read_exact(conn, length) if length <= MAX_REQUEST else None
-            code, qp = self.queue(uid, body)
-            conn.sendall(privsep.pack_fields([str(code).encode(), str(qp).encode()]))
+            code, qp = self.queue(peer_uid(conn), conn)
+            with suppress(OSError):  # a caller that went away learns nothing
+                conn.sendall(privsep.pack_fields([str(code).encode(), str(qp).encode()]))
 
-    def queue(self, uid: int, body: bytes | None) -> tuple[int, int]:
-        """One qmail-queue run for a caller of ``uid``: (exit code, qp)."""
+    def queue(self, uid: int, conn: socket.socket) -> tuple[int, int]:
+        """One qmail-queue run for a caller of ``uid`` reading ``conn``: (exit code, qp)."""
         runtime = dataclasses.replace(self.ctx.runtime, uid=uid)
         pid = runtime.next_pid()
-        if body is None:
-            return codes.READ_ERROR, pid
-        try:
-            message, envelope = privsep.unpack_fields(body)
-        except ValueError:
-            return codes.READ_ERROR, pid
         ctx = dataclasses.replace(self.ctx, runtime=runtime)
         try:
             job = make_job(ctx, self.env, pid, invoker_from_uid(uid, self.ids))
-            write_queue(
-                job,
-                message,
-                lambda: parse_envelope(envelope),
-                runtime.fileops,
-                fsync=runtime.fsync,
-            )
+            writer = open_message(job, runtime.fileops, fsync=runtime.fsync)
+        except QueueFailure as failure:
+            _drain(conn)  # so that the caller, still sending, reads the answer
+            return failure.code, pid
+        try:
+            for frame in read_frames(conn):
+                writer.write(frame)
+        except (CutOff, OSError):
+            writer.abandon()
+            return codes.READ_ERROR, pid
+        try:
+            writer.finish(b"", lambda: _read_envelope(conn))
         except QueueFailure as failure:
             return failure.code, pid
         return codes.OK, pid
 
 
-def queue_via(path: Path, message: bytes, envelope: bytes) -> tuple[int, int]:
-    """The caller's side: (qmail-queue's exit code, qp); 111 when nobody answers."""
-    body = privsep.pack_fields([message, envelope])
-    try:
-        with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as conn:
+def _drain(conn: socket.socket) -> None:
+    """Read the rest of a request (message and envelope) and drop it."""
+    with suppress(CutOff, OSError):
+        for _part in range(2):
+            for _frame in read_frames(conn):
+                pass
+
+
+class ServiceStream:
+    """The caller's side of one request: the message goes out as it is put.
+
+    Any failure to reach the service, or the service going away, is exit
+    111 at :meth:`close`, as a qmail-queue that cannot run.
+    """
+
+    def __init__(self, path: Path) -> None:
+        self._conn: socket.socket | None = None
+        conn = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        try:
             conn.connect(os.fspath(path))
-            conn.sendall(_LENGTH.pack(len(body)) + body)
+        except OSError:
+            conn.close()
+        else:
+            self._conn = conn
+
+    def put(self, data: bytes) -> None:
+        """More of the message, in frames of at most MAX_FRAME."""
+        if self._conn is None or not data:
+            return
+        try:
+            _send_frames(self._conn, data)
+        except OSError:
+            self.abandon()
+
+    def close(self, envelope: bytes) -> tuple[int, int]:
+        """End the message, send the envelope: (qmail-queue's exit code, qp)."""
+        conn = self._conn
+        if conn is None:
+            return EXIT_TEMP, 0
+        try:
+            conn.sendall(_LENGTH.pack(0))
+            _send_frames(conn, envelope)
+            conn.sendall(_LENGTH.pack(0))
             conn.shutdown(socket.SHUT_WR)
             answer = bytearray()
             while chunk := conn.recv(4096):
                 answer += chunk
-        code, qp = privsep.unpack_fields(bytes(answer))
-        return int(code), int(qp)
-    except (OSError, ValueError):
-        return EXIT_TEMP, 0
+            code, qp = privsep.unpack_fields(bytes(answer))
+            return int(code), int(qp)
+        except (OSError, ValueError):
+            return EXIT_TEMP, 0
+        finally:
+            self.abandon()
+
+    def abandon(self) -> None:
+        """Hang up: the service removes what it wrote of the message."""
+        if self._conn is not None:
+            self._conn.close()
+            self._conn = None
+
+
+def _send_frames(conn: socket.socket, data: bytes) -> None:
+    view = memoryview(data)
+    for start in range(0, len(view), MAX_FRAME):
+        frame = view[start : start + MAX_FRAME]
+        conn.sendall(_LENGTH.pack(len(frame)))
+        conn.sendall(frame)
+
+
+def queue_via(path: Path, message: bytes, envelope: bytes) -> tuple[int, int]:
+    """The caller's side: (qmail-queue's exit code, qp); 111 when nobody answers."""
+    stream = ServiceStream(path)
+    stream.put(message)
+    return stream.close(envelope)
