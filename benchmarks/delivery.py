@@ -79,9 +79,43 @@ def _ctx(home: Path) -> ProgramContext:
     return ProgramContext(home=home, runtime=runtime, stderr=sys.stderr.buffer)
 
 
-def delivery_rate(base: Path, messages: int) -> tuple[float, float, int]:
-    """Deliveries/s, queueing rate, and the size of one delivered file."""
+#: --to-user: a user of users/assign, as qmail-lspawn delivers to it (as root:
+#: a forked child with this uid and gid per delivery)
+USER_IDS = (4800, 4800)
+
+
+def _user_home(home: Path, base: Path) -> Path:
+    """``bench``'s home with a Maildir, given to it, and its users/assign line."""
+    from server.local import newu
+
+    user = base / "bench"
+    for sub in ("tmp", "new", "cur"):
+        (user / "Maildir" / sub).mkdir(parents=True)
+    (home / "users" / "assign").write_text(
+        f"=bench:bench:{USER_IDS[0]}:{USER_IDS[1]}:{user}:::\n.\n"
+    )
+    newu.build(home)
+    if os.geteuid() == 0:
+        os.chmod(base, 0o755)
+        for path in [user, *user.rglob("*")]:
+            os.chown(path, *USER_IDS)
+    return user / "Maildir"
+
+
+def _channel(ctx: ProgramContext) -> object:
+    """qmail-lspawn's channel, switching to the recipient's uid where this
+    build can and we are root (the real process model)."""
+    import inspect
+
     from server.local.lspawn import LocalChannel
+
+    if "switch_uid" in inspect.signature(LocalChannel).parameters:
+        return LocalChannel(ctx, default_delivery="./Maildir/", switch_uid=os.geteuid() == 0)
+    return LocalChannel(ctx, default_delivery="./Maildir/")
+
+
+def delivery_rate(base: Path, messages: int, to_user: bool = False) -> tuple[float, float, int]:
+    """Deliveries/s, queueing rate, and the size of one delivered file."""
     from server.queue.client import queue_message
     from server.send.daemon import Daemon
 
@@ -89,10 +123,12 @@ def delivery_rate(base: Path, messages: int) -> tuple[float, float, int]:
     setup(home, me=ME)
     for sub in ("tmp", "new", "cur"):
         (home / "alias" / "Maildir" / sub).mkdir(parents=True)
+    maildir = _user_home(home, base) if to_user else home / "alias" / "Maildir"
+    rcpt = f"bench@{ME}" if to_user else f"postmaster@{ME}"
     ctx = _ctx(home)
     started = time.perf_counter()
     for _ in range(messages):
-        result = queue_message(ctx, {}, BODY, "a@client.example", [f"postmaster@{ME}"], invoker=0)
+        result = queue_message(ctx, {}, BODY, "a@client.example", [rcpt], invoker=0)
         if result.error:
             raise SystemExit(f"queueing failed: {result.error}")
     queue_rate = messages / (time.perf_counter() - started)
@@ -109,8 +145,8 @@ def delivery_rate(base: Path, messages: int) -> tuple[float, float, int]:
         elif ": failure: " in line or ": deferral: " in line:
             print(line, file=sys.stderr)
 
-    channel = LocalChannel(ctx, default_delivery="./Maildir/")
-    daemon = Daemon(ctx, {"local": channel, "remote": channel}, log)
+    channel = _channel(ctx)
+    daemon = Daemon(ctx, {"local": channel, "remote": channel}, log)  # type: ignore[dict-item]
     thread = threading.Thread(target=daemon.run)
     started = time.perf_counter()
     thread.start()
@@ -119,7 +155,7 @@ def delivery_rate(base: Path, messages: int) -> tuple[float, float, int]:
     elapsed = time.perf_counter() - started
     daemon.terminate()
     thread.join()
-    new = home / "alias" / "Maildir" / "new"
+    new = maildir / "new"
     delivered = os.listdir(new)
     if len(delivered) != messages:
         raise SystemExit(f"{len(delivered)} files in the Maildir, expected {messages}")
@@ -226,15 +262,26 @@ def main() -> int:
     parser.add_argument("--messages", type=int, default=10_000)
     parser.add_argument("--queued", type=int, default=100_000)
     parser.add_argument("--dir", type=Path, help="where to make the homes (default: a temp dir)")
+    parser.add_argument(
+        "--to-user",
+        action="store_true",
+        help="deliver to a users/assign user instead of the alias user; as root each "
+        "delivery then runs in a child as that user, as qmail-lspawn's do",
+    )
+    parser.add_argument(
+        "--delivery-only", action="store_true", help="skip the reference and memory figures"
+    )
     args = parser.parse_args()
     base = Path(tempfile.mkdtemp(prefix="qmail-sim-bench-", dir=args.dir))
     try:
-        rate, queue_rate, size = delivery_rate(base, args.messages)
+        rate, queue_rate, size = delivery_rate(base, args.messages, args.to_user)
         print(f"queued {args.messages} messages: {queue_rate:.0f} messages/s (qmail-queue, fsync)")
         print(
             f"local delivery: {rate:.0f} deliveries/s "
             f"({args.messages} messages into one Maildir, daemon mode, fsync)"
         )
+        if args.delivery_only:
+            return 0
         reference = maildir_reference(base, args.messages, size, CONCURRENCY_LOCAL)
         print(
             f"reference (stdlib tmp/ write+fsync, link to new/, {size}-byte files, "

@@ -27,7 +27,7 @@ from pathlib import Path
 from typing import BinaryIO, Protocol
 
 from server.errors import EXIT_TEMP
-from server.runtime import Runtime
+from server.runtime import Runtime, VirtualClock
 
 #: Patches a home can switch on (recorded by ``qmail-sim setup --patch``).
 PATCHES = ("qmail-103", "date-localtime", "smtpd-relay-reject")
@@ -151,8 +151,8 @@ def with_counting_pids(ctx: ProgramContext) -> ProgramContext:
 
 
 class CountingPids:
-    """Pids counted up from a real one (see :func:`with_counting_pids`). A
-    Maildir delivery wants a really unique one: :func:`real_pids` tells."""
+    """Pids counted up from a real one (see :func:`with_counting_pids`): good
+    for qp numbers, not for Maildir names (:func:`real_pids`)."""
 
     def __init__(self, start: int) -> None:
         self._next = itertools.count(start)
@@ -162,8 +162,10 @@ class CountingPids:
 
 
 def real_pids(runtime: Runtime) -> bool:
-    """Whether ``runtime``'s pids stand for real processes (not the simulator's)."""
-    return runtime.next_pid is os.getpid or isinstance(runtime.next_pid, CountingPids)
+    """Whether ``runtime`` is a real process's (its pids stand for processes),
+    not the simulator's, whose virtual clock and counted pids make every run
+    the same: a Maildir name then needs a real pid to be unique."""
+    return not isinstance(runtime.clock, VirtualClock)
 
 
 def is_ours(name: str) -> bool:

@@ -8,6 +8,7 @@ user, files belong to the user, uid 0 is refused. Needs root to change uids.
 
 from __future__ import annotations
 
+import dataclasses
 import os
 from pathlib import Path
 
@@ -114,3 +115,24 @@ def test_two_deliveries_in_one_second_get_two_names(tmp_path: Path, qhome: Path)
         assert deliver(ctx, ch) == b"Kdid 1+0+0\n"
     names = [p.name for p in (home / "Maildir" / "new").iterdir()]
     assert len({n.split(".")[1] for n in names}) == 3
+
+
+def test_concurrent_deliveries_never_share_a_name(tmp_path: Path, qhome: Path) -> None:
+    """Ten at once from threads, as qmail-send's workers call qmail-lspawn: each
+    child's own pid names its file (a counter copied into each child would not)."""
+    import io
+    import itertools
+    from concurrent.futures import ThreadPoolExecutor
+
+    counter = itertools.count(os.getpid() + 1)
+    runtime = dataclasses.replace(real_runtime(), next_pid=lambda: next(counter))
+    ctx = ProgramContext(home=qhome, runtime=runtime, stderr=io.BytesIO())
+    home = user_home(tmp_path)
+    ch = channel(ctx, home, default_delivery="./Maildir/")
+    path = ctx.home / "queue" / "mess" / "0" / "23"
+    path.write_bytes(MESSAGE)
+    job = DeliveryJob(msgid=23, message=path, sender="a@far.example", recipient="bob@x")
+    with ThreadPoolExecutor(max_workers=10) as pool:
+        reports = list(pool.map(lambda _: ch.deliver(job), range(30)))
+    assert reports == [b"Kdid 1+0+0\n"] * 30
+    assert len(list((home / "Maildir" / "new").iterdir())) == 30
