@@ -75,7 +75,8 @@ def _make_home(parent: Path, split: bool) -> Path:
 def serve(home: Path) -> Iterator[tuple[int, int]]:
     """``qmail-sim serve --smtp`` on ``home``: (its pid, the SMTP port)."""
     cmd = [sys.executable, "-m", "harness.cli", "serve", "--smtp", f"{HOST}:0", str(home)]
-    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE)
+    # Unbuffered, so that select() sees every line not yet read.
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, bufsize=0)
     try:
         assert proc.stdout is not None
         line = ""

@@ -11,6 +11,12 @@ with ``received`` or ``delivered`` — every letter in either case — counts on
 hop. ``put()`` counts the bytes stored; past ``databytes`` nothing more is
 kept and the message will be refused once its end is read.
 
+A driver that streams the message to qmail-queue (``held=False``) takes
+what is stored as it comes (:meth:`Blast.take`), as qmail-smtpd's
+qmail_put() passes each byte on down the pipe; only ``databytes`` limits it
+then. Held whole until its end (the simulator), a message is also cut at
+:data:`MAX_MESSAGE`.
+
 Speed: a whole line that needs no special care (ends in CR LF, no other CR,
 no leading dot) and the middle of a line are handled in one step each; a
 property test holds these shortcuts equal to the byte loop (``fast=False``).
@@ -20,8 +26,9 @@ from __future__ import annotations
 
 import re
 
-#: qmail streams the body to qmail-queue; we hold it, so past this size the
-#: bytes are dropped and the message is refused as if the disk were full.
+#: qmail streams the body to qmail-queue; where we hold it whole, past this
+#: size the bytes are dropped and the message is refused as if the disk
+#: were full.
 MAX_MESSAGE = 256 << 20
 
 _LINE_BREAK = re.compile(rb"[\r\n]")
@@ -33,8 +40,9 @@ _HEADER_Z = (b"delivered", b"DELIVERED")
 class Blast:
     """blast(): the byte-level state machine of the message after 354."""
 
-    def __init__(self, databytes: int, *, fast: bool = True) -> None:
+    def __init__(self, databytes: int, *, fast: bool = True, held: bool = True) -> None:
         self.fast = fast  # tests compare the shortcuts with the byte-level path
+        self.held = held
         self.state = 1  # 0 mid-line, 1 after CR LF, 2 CR LF ".", 3 CR LF "." CR, 4 after CR
         self.out = bytearray()
         self.size = 0
@@ -48,11 +56,23 @@ class Blast:
         """put(): past databytes qmail_fail()s and stores nothing more."""
         before = self.size
         self.size += len(data)
-        limit = min(self.databytes or MAX_MESSAGE, MAX_MESSAGE)
+        if self.held:
+            limit = min(self.databytes or MAX_MESSAGE, MAX_MESSAGE)
+        elif self.databytes:
+            limit = self.databytes
+        else:
+            self.out += data
+            return
         if self.size <= limit:
             self.out += data
         elif before < limit:
             self.out += data[: limit - before]
+
+    def take(self) -> bytes:
+        """What was stored since the last take, for a driver that streams it."""
+        data = bytes(self.out)
+        self.out.clear()
+        return data
 
     @property
     def too_big(self) -> bool:
@@ -60,7 +80,7 @@ class Blast:
 
     @property
     def out_of_room(self) -> bool:
-        return self.size > MAX_MESSAGE
+        return self.held and self.size > MAX_MESSAGE
 
     def _header(self, ch: int) -> None:
         pos = self.pos

@@ -16,6 +16,16 @@ it, a bare LF anywhere is answered "451 See .../smtplf.html." and the
 connection ends at once. Header lines starting with ``Received`` or
 ``Delivered`` (any case) count as hops until the first empty line.
 
+qmail-smtpd passes the message on to qmail-queue's pipe as it reads it. A
+core made with ``stream=n`` lets its driver do the same: while the message
+arrives, :meth:`SmtpCore.next_event` gives it out as :class:`MessageData`
+pieces of at least ``n`` bytes (our Received line first), the
+:class:`QueueMessage` at its end carries only the rest, and a message given
+out in pieces that will not be queued (too big, too many hops, the client
+gone) ends with :class:`MessageAbandoned`, before the reply that says so.
+A message shorter than ``n`` comes whole in its QueueMessage, as with the
+default ``stream=0``.
+
 Every legal move is in :data:`TRANSITIONS`; the handlers only say which
 outcome happened.
 """
@@ -127,7 +137,19 @@ class Closed:
     exit_code: int
 
 
-Event = _NeedData | QueueMessage | Closed
+@dataclass(frozen=True, kw_only=True)
+class MessageData:
+    """With ``stream``: the next piece of the message for qmail-queue (qmail_put)."""
+
+    data: bytes
+
+
+@dataclass(frozen=True, kw_only=True)
+class MessageAbandoned:
+    """With ``stream``: the pieces given out will not be queued; end that qmail-queue run."""
+
+
+Event = _NeedData | QueueMessage | MessageData | MessageAbandoned | Closed
 
 
 @dataclass
@@ -143,7 +165,8 @@ class SmtpCore:
     """One SMTP connection of qmail-smtpd, without I/O.
 
     ``now`` gives whole seconds (for the Received line and "250 ok <time>");
-    ``date`` formats such a time as date822fmt does, without its newline.
+    ``date`` formats such a time as date822fmt does, without its newline;
+    ``stream`` (bytes, 0 for never) is the size of the MessageData pieces.
     """
 
     def __init__(
@@ -152,8 +175,12 @@ class SmtpCore:
         *,
         now: Callable[[], int],
         date: Callable[[int], bytes],
+        stream: int = 0,
     ) -> None:
         self.config = config
+        self._stream = stream
+        self._streamed = False  # this message has been given out in pieces
+        self._abandoned = False  # ... and will not be queued: say so next
         self._now = now
         self._date = date
         self.state = State.IDLE
@@ -197,6 +224,9 @@ class SmtpCore:
 
     def next_event(self) -> Event:
         while True:
+            if self._abandoned:
+                self._abandoned = False
+                return MessageAbandoned()
             if self.state is State.CLOSED:
                 return Closed(exit_code=self.exit_code)
             if self.state is State.QUEUE:
@@ -204,7 +234,13 @@ class SmtpCore:
                     raise SmtpProtocolError("queue_result() is due before more events")
                 pending, self._pending = self._pending, None
                 return pending
-            progressed = self._data_step() if self.state is State.DATA else self._command_step()
+            if self.state is State.DATA:
+                progressed = self._data_step()
+                piece = self._piece()
+                if piece is not None:
+                    return piece
+            else:
+                progressed = self._command_step()
             if not progressed:
                 if not self._eof:
                     return NEED_DATA
@@ -228,10 +264,14 @@ class SmtpCore:
     # -- moves ---------------------------------------------------------------
 
     def _move(self, outcome: str) -> None:
+        before = self.state
         try:
             self.state = TRANSITIONS[self.state][outcome]
         except KeyError:
             raise SmtpProtocolError(f"{outcome!r} is not a move from {self.state.value}") from None
+        if before is State.DATA:
+            self._abandoned = self._streamed and self.state is not State.QUEUE
+            self._streamed = False
         if self.state is State.IDLE or outcome == "mail":
             self._body = None
 
@@ -330,7 +370,7 @@ class SmtpCore:
             self._reply(replies.WANT_RCPT, "no_rcpt")
             return
         config = self.config
-        self._body = Blast(config.databytes)
+        self._body = Blast(config.databytes, held=not self._stream)
         helo = self._helo if self._helo.lower() != config.remotehost.lower() else None
         self._received = received(
             protocol=b"SMTP",
@@ -358,6 +398,17 @@ class SmtpCore:
             self._end_of_data(body)
         return True
 
+    def _piece(self) -> MessageData | None:
+        """With ``stream``: the message so far once it is ``stream`` bytes or more."""
+        body = self._body
+        if self.state is not State.DATA or body is None or not self._stream:
+            return None
+        if len(self._received) + len(body.out) < self._stream:
+            return None
+        self._streamed = True
+        data, self._received = self._received + body.take(), b""
+        return MessageData(data=data)
+
     def _end_of_data(self, body: Blast) -> None:
         if body.hops >= MAXHOPS:
             self._reply(replies.TOO_MANY_HOPS, "refused")
@@ -368,7 +419,7 @@ class SmtpCore:
         else:
             envelope = self._envelope
             self._pending = QueueMessage(
-                message=self._received + bytes(body.out),
+                message=self._received + body.take(),
                 sender=envelope.sender,
                 recipients=tuple(envelope.recipients),
             )

@@ -6,6 +6,14 @@ new qmail-smtpd process would), writes the core's replies before every read,
 waits ``timeoutsmtpd`` seconds for each buffer, and runs qmail-queue in a
 worker thread so that one connection's fsyncs do not stall the others (and
 concurrent fsyncs share the file system's journal commits).
+
+Memory is bounded by design, as qmail-smtpd's is by its pipe to
+qmail-queue: the core gives a message out in pieces of :data:`PIECE` bytes
+as it arrives, and each goes on to qmail-queue (our writer's ``mess/N``,
+the queue service's socket, or a queue program's pipe) before the next
+read. A connection holds about one piece and one read of its message,
+whatever the message's size. A message smaller than a piece is queued in
+one trip to the worker thread, as it comes whole.
 """
 
 from __future__ import annotations
@@ -13,33 +21,95 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import functools
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from concurrent.futures import Executor
+from typing import TYPE_CHECKING, TypeVar
 
 from server.errors import TempFail
 from server.programs import ProgramContext
 from server.smtpd import replies
-from server.smtpd.core import Closed, QueueMessage, SmtpCore
+from server.smtpd.core import (
+    Closed,
+    MessageAbandoned,
+    MessageData,
+    QueueMessage,
+    SmtpCore,
+)
 from server.smtpd.ipme import for_runtime
 from server.smtpd.policy import load_config
-from server.smtpd.program import make_core, queue
+from server.smtpd.program import finish_stream, make_core, open_stream, queue
+
+if TYPE_CHECKING:
+    from server.queue.client import QueueStream
 
 #: Bytes asked for per read. qmail reads 1024 at a time; the size of a read
 #: changes nothing a client can see, and bigger reads cost less here.
 READ_SIZE = 65536
+#: Bytes of a message passed on to qmail-queue at a time: big enough that a
+#: trip to the worker thread costs little per byte, small enough that 40
+#: connections (tcpserver's default -c) hold a few MB in all.
+PIECE = 256 * 1024
+
+_T = TypeVar("_T")
+
+
+class QueueRun:
+    """qmail-queue for the message being read, each step in the worker thread:
+    opened at the message's first piece, or queued in one step when it came
+    whole."""
+
+    def __init__(
+        self, ctx: ProgramContext, env: Mapping[str, str], executor: Executor | None
+    ) -> None:
+        self.ctx = ctx
+        self.env = env
+        self.executor = executor
+        self.stream: QueueStream | None = None
+
+    async def _call(self, fn: Callable[..., _T], *args: object) -> _T:
+        loop = asyncio.get_running_loop()
+        return await loop.run_in_executor(self.executor, functools.partial(fn, *args))
+
+    async def put(self, data: bytes) -> None:
+        """qmail_open at the first piece, then qmail_put."""
+        if self.stream is None:
+            self.stream = await self._call(open_stream, self.ctx, self.env, data)
+        else:
+            await self._call(self.stream.put, data)
+
+    async def end(self, request: QueueMessage) -> tuple[str, int]:
+        """The message's end: (qmail_close's text, qp)."""
+        stream, self.stream = self.stream, None
+        if stream is None:
+            return await self._call(queue, self.ctx, self.env, request)
+        return await self._call(finish_stream, stream, request)
+
+    async def abandon(self) -> None:
+        stream, self.stream = self.stream, None
+        if stream is not None:
+            await self._call(stream.abandon)
+
+    def abandon_soon(self) -> None:
+        """The connection failed mid-message: abandon without waiting for it."""
+        stream, self.stream = self.stream, None
+        if stream is None:
+            return
+        try:
+            asyncio.get_running_loop().run_in_executor(self.executor, stream.abandon)
+        except RuntimeError:  # no loop, or the executor has shut down
+            stream.abandon()
 
 
 async def _converse(
     core: SmtpCore,
     reader: asyncio.StreamReader,
     writer: asyncio.StreamWriter,
-    ctx: ProgramContext,
-    env: Mapping[str, str],
-    executor: Executor | None,
+    run: QueueRun,
 ) -> int:
-    loop = asyncio.get_running_loop()
     while True:
         event = core.next_event()
+        if isinstance(event, MessageAbandoned):
+            await run.abandon()  # as qmail_close() before the reply that says why
         out = core.data_to_send()
         if out:
             writer.write(out)
@@ -50,17 +120,18 @@ async def _converse(
                 return 1
         if isinstance(event, Closed):
             return event.exit_code
-        if isinstance(event, QueueMessage):
-            job = functools.partial(queue, ctx, env, event)
-            core.queue_result(*await loop.run_in_executor(executor, job))
-            continue
-        try:
-            async with asyncio.timeout(core.config.timeout):
-                data = await reader.read(READ_SIZE)
-        except TimeoutError:
-            core.timeout()
-        else:
-            core.receive_data(data)
+        if isinstance(event, MessageData):
+            await run.put(event.data)
+        elif isinstance(event, QueueMessage):
+            core.queue_result(*await run.end(event))
+        elif not isinstance(event, MessageAbandoned):
+            try:
+                async with asyncio.timeout(core.config.timeout):
+                    data = await reader.read(READ_SIZE)
+            except TimeoutError:
+                core.timeout()
+            else:
+                core.receive_data(data)
 
 
 async def handle(
@@ -84,8 +155,12 @@ async def handle(
             writer.write(replies.CONTROL)
             await writer.drain()
             return 1
-        core = make_core(config, ctx, env)
-        return await _converse(core, reader, writer, ctx, env, executor)
+        core = make_core(config, ctx, env, stream=PIECE)
+        run = QueueRun(ctx, env, executor)
+        try:
+            return await _converse(core, reader, writer, run)
+        finally:
+            run.abandon_soon()  # only left open when the connection failed mid-message
     except (ConnectionError, OSError):
         return 1  # safewrite()/saferead(): the connection failing ends the program
     finally:

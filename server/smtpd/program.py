@@ -17,7 +17,7 @@ import io
 import os
 import select
 from collections.abc import Callable, Mapping
-from typing import BinaryIO
+from typing import TYPE_CHECKING, BinaryIO
 
 from server.date822 import date822fmt, zone_from_env
 from server.errors import TempFail
@@ -26,20 +26,25 @@ from server.smtpd import replies
 from server.smtpd.core import Closed, QueueMessage, SmtpCore
 from server.smtpd.policy import SmtpdConfig, load_config
 
+if TYPE_CHECKING:
+    from server.queue.client import QueueStream
+
 #: qmail-smtpd.c's ssinbuf.
 READ_SIZE = 1024
 
 Reader = Callable[[float], bytes | None]
 
 
-def make_core(config: SmtpdConfig, ctx: ProgramContext, env: Mapping[str, str]) -> SmtpCore:
+def make_core(
+    config: SmtpdConfig, ctx: ProgramContext, env: Mapping[str, str], *, stream: int = 0
+) -> SmtpCore:
     """A core whose clock is the runtime's and whose dates follow the patches."""
     tz = zone_from_env(env)
 
     def date(t: int) -> bytes:
         return date822fmt(t, localtime=config.date_localtime, tz=tz).encode()
 
-    return SmtpCore(config, now=ctx.runtime.now, date=date)
+    return SmtpCore(config, now=ctx.runtime.now, date=date, stream=stream)
 
 
 def queue(ctx: ProgramContext, env: Mapping[str, str], request: QueueMessage) -> tuple[str, int]:
@@ -55,6 +60,24 @@ def queue(ctx: ProgramContext, env: Mapping[str, str], request: QueueMessage) ->
         [addr_str(r) for r in request.recipients],
         invoker="network",
     )
+    return result.error, result.qp
+
+
+def open_stream(ctx: ProgramContext, env: Mapping[str, str], first: bytes) -> QueueStream:
+    """qmail_open and the first qmail_put, for a message that streams (MessageData)."""
+    from server.queue.client import open_queue
+
+    stream = open_queue(ctx, env, invoker="network")
+    stream.put(first)
+    return stream
+
+
+def finish_stream(stream: QueueStream, request: QueueMessage) -> tuple[str, int]:
+    """The last qmail_put, qmail_from, qmail_to, qmail_close: (error text, qp)."""
+    from server.queue.envelope import addr_str
+
+    stream.put(request.message)
+    result = stream.close(addr_str(request.sender), [addr_str(r) for r in request.recipients])
     return result.error, result.qp
 
 
