@@ -136,8 +136,9 @@ class Engine:
     def next_due(self) -> int | None:
         """The earliest scheduled time of a queued message, or None if there is none."""
         s = self.sched
-        times = [e.dt for pq in (*s.pqchan.values(), s.pqfail, s.pqdone) for e in pq]
-        return min(times) if times else None
+        # each heap's root is its earliest entry
+        times = [pq.min_dt() for pq in (*s.pqchan.values(), s.pqfail, s.pqdone)]
+        return min((t for t in times if t is not None), default=None)
 
 
 def deliver_safely(channel: Channel, start: Start) -> bytes:

@@ -26,13 +26,14 @@ def _safe_byte(b: int) -> str:
     return chr(b)
 
 
-_TABLE = [_safe_byte(b) for b in range(256)]
+#: every byte's safe form, all ASCII: one bytes.translate() does a whole line
+_TABLE = "".join(_safe_byte(b) for b in range(256)).encode("ascii")
 
 
 def logsafe(text: str | bytes) -> str:
     """qsutil.c logsafe(): one printable token. ``str`` is taken as latin-1 bytes."""
     data = text.encode("latin-1", "replace") if isinstance(text, str) else text
-    return "".join(_TABLE[b] for b in data)
+    return data.translate(_TABLE).decode("ascii")
 
 
 def new_msg(msgid: int) -> str:

@@ -13,13 +13,13 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from server.queue.core import apply_cleanup, scan_messages, scan_queue
-from server.queue.states import CleanMessage, stale_cleanup_actions
+from server.queue.core import apply_cleanup, scan_pids
+from server.queue.states import CleanMessage, QueueListing, stale_cleanup_actions
 from server.send import log as L
 from server.send.bounce import compose, info_sender_for_bounce
 from server.send.schedule import SLEEP_CLEANUP, SLEEP_SYSFAIL, SLEEP_TODO
 from server.send.scheduler import Scheduler
-from server.send.store import rel
+from server.send.store import QueueStore, rel
 from server.send.todo import BadEnvelope, Envelope, Split, parse_envelope, split
 
 #: inject(message, sender, recipient) -> (error text or "", qp); raises OSError
@@ -205,15 +205,28 @@ class Cleanup:
             return
         self.due = recent + SLEEP_CLEANUP
         store = sched.store
-        # qmail-clean as a process reads pid/ itself; in process we are it too
-        scan = scan_messages if store.cleaner is not None else scan_queue
-        actions = stale_cleanup_actions(scan(store.queue), recent)
-        for action in actions:
-            if isinstance(action, CleanMessage):
-                # qmail-send asks qmail-clean ("foop/N"), whichever one we have
-                if not store.clean("foop", action.msgid):
-                    sched.log(L.clean_failed(rel("foop", action.msgid)))
-            elif store.cleaner is None:
-                # stale pid/ files are qmail-clean's own business (cleanuppid);
-                # without a qmail-clean process we do it here
-                apply_cleanup(store.queue, [action], store.runtime.fileops)
+        if store.cleaner is None:
+            # stale pid/ files are qmail-clean's own business (cleanuppid): a
+            # qmail-clean process reads pid/ itself; without one we do it here
+            pids = stale_cleanup_actions(QueueListing(pid=scan_pids(store.queue)), recent)
+            apply_cleanup(store.queue, pids, store.runtime.fileops)
+        for msgid in stale_messages(store, recent):
+            # qmail-send asks qmail-clean ("foop/N"), whichever one we have
+            if not store.clean("foop", msgid):
+                sched.log(L.clean_failed(rel("foop", msgid)))
+
+
+def stale_messages(store: QueueStore, recent: int) -> list[int]:
+    """The mess/ files cleanup_do hands to qmail-clean, in id order.
+
+    The queue is read one split directory at a time and only the stale few
+    are kept: with 100,000 messages queued, a listing of the whole queue at
+    once was qmail-send's peak of memory.
+    """
+    stale = [
+        action.msgid
+        for part in store.cleanup_listings()
+        for action in stale_cleanup_actions(part, recent)
+        if isinstance(action, CleanMessage)
+    ]
+    return sorted(stale)

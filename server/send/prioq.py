@@ -4,66 +4,86 @@ qmail-send keeps its schedules in binary heaps keyed on time alone. Which of
 two equally-due messages comes out first decides the order of log lines, so
 this heap sifts exactly as prioq.c does (stop at the first parent whose time
 is ``<=``) instead of breaking ties on the id as ``heapq`` would.
+
+Like prioq.c's array of 16-byte ``struct prioq_elt``, the heap is two packed
+arrays of 64-bit integers, times and ids side by side: with 100,000 messages
+queued that is 1.6 MB per schedule, where a list of objects cost ten times
+as much. An :class:`Elt` is made only when someone asks for one.
 """
 
 from __future__ import annotations
 
+from array import array
 from collections.abc import Iterator
 from dataclasses import dataclass
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Elt:
     dt: int
     id: int
 
 
 class Prioq:
+    __slots__ = ("_dt", "_id")
+
     def __init__(self) -> None:
-        self._p: list[Elt] = []
+        self._dt = array("q")  # datetime_sec; signed, as an mtime may be
+        self._id = array("Q")  # unsigned long: an inode number
 
     def __len__(self) -> int:
-        return len(self._p)
+        return len(self._dt)
 
     def __iter__(self) -> Iterator[Elt]:
-        return iter(self._p)
+        """Every entry, in heap (not time) order."""
+        for dt, msgid in zip(self._dt, self._id, strict=True):
+            yield Elt(dt, msgid)
 
     def insert(self, dt: int, msgid: int) -> None:
-        p = self._p
-        elt = Elt(dt, msgid)
-        p.append(elt)
-        j = len(p) - 1
+        d, p = self._dt, self._id
+        d.append(dt)
+        p.append(msgid)
+        j = len(d) - 1
         while j:
-            i = (j - 1) // 2
-            if p[i].dt <= dt:
+            i = (j - 1) >> 1
+            if d[i] <= dt:
                 break
+            d[j] = d[i]
             p[j] = p[i]
             j = i
-        p[j] = elt
+        d[j] = dt
+        p[j] = msgid
 
     def min(self) -> Elt | None:
-        return self._p[0] if self._p else None
+        return Elt(self._dt[0], self._id[0]) if self._dt else None
+
+    def min_dt(self) -> int | None:
+        """The earliest time alone (what a wake-up needs), without making an Elt."""
+        return self._dt[0] if self._dt else None
 
     def delmin(self) -> None:
-        p = self._p
-        if not p:
+        d, p = self._dt, self._id
+        if not d:
             return
-        n = len(p) - 1
-        last = p[n]
+        n = len(d) - 1
+        last_dt, last_id = d[n], p[n]
         i = 0
         while True:
             j = i + i + 2
             if j > n:
                 break
-            if p[j - 1].dt <= p[j].dt:
+            if d[j - 1] <= d[j]:
                 j -= 1
-            if last.dt <= p[j].dt:
+            if last_dt <= d[j]:
                 break
+            d[i] = d[j]
             p[i] = p[j]
             i = j
-        p[i] = last
+        d[i] = last_dt
+        p[i] = last_id
+        d.pop()
         p.pop()
 
     def set_all(self, dt: int) -> None:
         """pqrun(): every entry due at ``dt`` (SIGALRM). Equal keys keep the heap valid."""
-        self._p = [Elt(dt, e.id) for e in self._p]
+        self._dt = array("q", [dt]) * len(self._dt)

@@ -75,7 +75,7 @@ class Scheduler:
 
     # -- priority queues (pqadd, pqstart, pqfinish, pqrun) -------------------
     def pqstart(self, now: int) -> None:
-        for msgid in self.store.subdir_ids("info"):
+        for msgid in self.store.iter_subdir_ids("info"):
             self.pqadd(msgid, now)
 
     def pqadd(self, msgid: int, now: int) -> None:
