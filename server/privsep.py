@@ -17,6 +17,7 @@ find everything that runs privileged by searching for them.
 from __future__ import annotations
 
 import contextlib
+import gc
 import grp
 import os
 import pwd
@@ -211,6 +212,7 @@ def run_as(
     parent_sock, child_sock = socket.socketpair()
     pid = os.fork()
     if pid == 0:  # the child: never returns
+        gc.disable()  # short-lived: a collection would copy the whole shared heap
         code = 0
         try:
             parent_sock.close()
@@ -227,20 +229,136 @@ def run_as(
         finally:
             os._exit(code)
     child_sock.close()
-    result: bytes | None = None
     try:
-        while (frame := _recv_frame(parent_sock)) is not None:
+        result, _ = _parent_side(parent_sock, serve)
+    finally:
+        _, status = os.waitpid(pid, 0)
+    return result, status
+
+
+# --- workers: a warm child per user -------------------------------------------------
+#
+# A child forked per delivery pays for the fork and, worse, for copying every
+# page of the big parent it touches (each object it uses has its refcount
+# written). qmail-lspawn's children are small C programs; ours are Python. So
+# a real process keeps a warm worker per user: forked once, it becomes the
+# user and runs one job after another, each as run_as's child would (the same
+# frames to and from the parent). The parent pickles each job for it (root to
+# the user: the worker trusts its parent); the worker, which the user could
+# take over, only ever sends length-prefixed bytes, and only about that user's
+# own mail. A job can bring one descriptor (SCM_RIGHTS): the queue file, which
+# the user may not open.
+
+_JOB = b"J"  # parent to worker: a pickled job, with at most one descriptor
+_FAILED = b"F"  # worker to parent: it could not become the user (payload: exit code)
+
+
+def _worker_loop(sock: socket.socket, uid: int, gid: int) -> None:
+    import importlib
+    import pickle
+
+    try:
+        become(uid, gid)
+        failed = os.getuid() == 0 or os.geteuid() == 0
+    except OSError:
+        _send_frame(sock, _FAILED, str(EXIT_CANNOT_SWITCH).encode())
+        return
+    if failed:
+        _send_frame(sock, _FAILED, str(EXIT_STILL_ROOT).encode())
+        return
+    while True:
+        header, fds, _flags, _addr = socket.recv_fds(sock, _HEADER, 1)
+        if len(header) < _HEADER or header[:1] != _JOB:
+            return  # the parent has gone
+        payload = _recv_exact(sock, int.from_bytes(header[1:], "big"))
+        if payload is None:
+            return
+        entry, job = pickle.loads(payload)
+        module, _, name = entry.partition(":")
+        work = getattr(importlib.import_module(module), name)
+        try:
+            result = work(job, fds[0] if fds else None, ChildEnd(sock))
+        finally:
+            for fd in fds:
+                os.close(fd)
+        _send_frame(sock, _RESULT, result)
+
+
+class Worker:
+    """A child that became ``uid``/``gid`` and runs jobs for this process, one at a time."""
+
+    def __init__(self, uid: int, gid: int) -> None:
+        self.uid, self.gid = uid, gid
+        self._sock, theirs = socket.socketpair()
+        pid = os.fork()
+        if pid == 0:  # the worker: never returns
+            code = 0
+            try:
+                gc.freeze()  # the parent's heap stays shared: no collection writes to it
+                self._sock.close()
+                _seal_fds(keep={theirs.fileno()})
+                _worker_loop(theirs, uid, gid)
+            except BaseException:  # a worker must never return into its parent
+                code = 111
+            finally:
+                os._exit(code)
+        theirs.close()
+        self.pid = pid
+        self.dead = False
+
+    def run(
+        self, entry: str, job: object, fd: int | None, serve: Callable[[bytes], bytes]
+    ) -> tuple[bytes | None, int]:
+        """Like :func:`run_as`: ``entry`` ("module:function") is called in the
+        worker with (job, the descriptor or None, a ChildEnd) and returns the
+        result bytes. A worker that dies or misbehaves is dead for good."""
+        import pickle
+
+        payload = pickle.dumps((entry, job))
+        try:
+            header = _JOB + len(payload).to_bytes(4, "big")
+            socket.send_fds(self._sock, [header], [] if fd is None else [fd])
+            self._sock.sendall(payload)
+            while (frame := _recv_frame(self._sock)) is not None:
+                kind, data = frame
+                if kind == _ASK:
+                    _send_frame(self._sock, _ANSWER, serve(data))
+                elif kind == _RESULT:
+                    return data, 0
+                elif kind == _FAILED and data.isdigit():
+                    self.close()
+                    return None, int(data) << 8  # as waitpid: exited with that code
+                else:
+                    break
+        except OSError:
+            pass
+        self.close()
+        return None, 9  # as waitpid: killed; the caller reports a crash
+
+    def close(self) -> None:
+        if self.dead:
+            return
+        self.dead = True
+        self._sock.close()
+        with contextlib.suppress(ChildProcessError):
+            os.waitpid(self.pid, 0)
+
+
+def _parent_side(sock: socket.socket, serve: Callable[[bytes], bytes]) -> tuple[bytes | None, int]:
+    """Answer the child's requests until its result: (result or None, a wait status)."""
+    try:
+        while (frame := _recv_frame(sock)) is not None:
             kind, payload = frame
             if kind == _ASK:
-                _send_frame(parent_sock, _ANSWER, serve(payload))
+                _send_frame(sock, _ANSWER, serve(payload))
             elif kind == _RESULT:
-                result = payload
-                break
+                return payload, 0
+            elif kind == _FAILED and payload.isdigit():
+                return None, int(payload) << 8  # as waitpid: exited with that code
             else:
                 break
     except OSError:
-        result = None
+        pass
     finally:
-        parent_sock.close()
-        _, status = os.waitpid(pid, 0)
-    return result, status
+        sock.close()
+    return None, 9  # as waitpid: killed; the caller reports a crash

@@ -26,7 +26,9 @@ from __future__ import annotations
 import dataclasses
 import io
 import os
-from collections.abc import Mapping, Sequence
+import threading
+import time
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 
 from server import privsep
@@ -49,53 +51,47 @@ def deliver(delivery: Delivery, uid: int, gid: int, *, split_home: Path | None) 
     """Run ``delivery`` as ``uid``/``gid`` in a child; qmail-lspawn's report of it.
 
     ``split_home`` is the qmail home when it is a split home (forwards then go
-    through its setuid ``bin/qmail-queue``)."""
+    through its setuid ``bin/qmail-queue``). A real process hands it to a warm
+    worker of that user (server.privsep.Worker), so that it never forks per
+    delivery; the simulator forks a child per delivery, one at a time, so
+    that its counted pids stay in step."""
     from server.local.lspawn import report
 
     runtime = delivery.runtime
-    parent_forwarder = delivery.forwarder
     invoker: Invoker = "alias" if delivery.args.user == ALIAS_USER else delivery.uid
     taken = [0]
-
-    def work(end: privsep.ChildEnd) -> bytes:
-        count = [0]
-        real = real_pids(runtime)
-
-        def next_pid() -> int:
-            count[0] += 1
-            if not real:
-                return runtime.next_pid()  # the simulator's count, caught up below
-            # a real child: its own pid first, as qmail-local's; a second
-            # Maildir line gets another fresh one, as qmail-local forks again
-            return os.getpid() if count[0] == 1 else fresh_pid()
-
-        child = dataclasses.replace(
-            delivery,
-            runtime=dataclasses.replace(runtime, next_pid=next_pid),
-            forwarder=_child_forwarder(end, count, split_home, runtime),
-            message_path=None,
-            message_fd=message_fd,
-        )
-        outcome = child.run()
-        code = str(outcome.code).encode()
-        pids = str(count[0]).encode()
-        return privsep.pack_fields([code, outcome.output, outcome.stdout, outcome.stderr, pids])
 
     def serve(request: bytes) -> bytes:
         fields = privsep.unpack_fields(request)
         _catch_up(runtime, taken, int(fields[0]))
         sender = fields[1].decode("latin-1")
         recipients = [f.decode("latin-1") for f in fields[3:]]
-        result = parent_forwarder(delivery.env, fields[2], sender, recipients, invoker)
+        result = delivery.forwarder(delivery.env, fields[2], sender, recipients, invoker)
         return privsep.pack_fields([result.error.encode("latin-1"), str(result.qp).encode()])
 
-    message_fd = _open_message(delivery)
-    try:
-        keep = frozenset() if message_fd is None else frozenset({message_fd})
-        result, status = privsep.run_as(uid, gid, work, serve, keep_fds=keep)
-    finally:
-        if message_fd is not None:
-            os.close(message_fd)
+    if real_pids(runtime):
+        job = (
+            dataclasses.replace(
+                delivery,
+                runtime=dataclasses.replace(runtime, next_pid=os.getpid),
+                forwarder=_unset_forwarder,
+                env=dict(delivery.env),
+            ),
+            split_home,
+        )
+        message_fd = _open_message(delivery)
+        try:
+            result, status = _WORKERS.run(uid, gid, job, message_fd, serve)
+        finally:
+            if message_fd is not None:
+                os.close(message_fd)
+    else:
+        work, keep = prepare_in_child((delivery, split_home))
+        try:
+            result, status = privsep.run_as(uid, gid, work, serve, keep_fds=keep)
+        finally:
+            for fd in keep:
+                os.close(fd)
     if result is None:
         if os.WIFEXITED(status) and os.WEXITSTATUS(status) in _SWITCH_CODES:
             return report(_SWITCH_CODES[os.WEXITSTATUS(status)], b"")
@@ -103,6 +99,121 @@ def deliver(delivery: Delivery, uid: int, gid: int, *, split_home: Path | None) 
     outcome = _outcome(result)
     _catch_up(runtime, taken, int(privsep.unpack_fields(result)[4]))
     return report(outcome.code, outcome.output)
+
+
+class _Workers:
+    """Warm workers by (uid, gid) (server.privsep.Worker), each running one
+    delivery at a time; as many per user as deliveries to that user run at
+    once. One idle longer than IDLE seconds is closed when the pool is next
+    used, so a user's worker does not outlive its mail by long."""
+
+    IDLE = 60.0
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._idle: dict[tuple[int, int], list[tuple[privsep.Worker, float]]] = {}
+
+    def run(
+        self,
+        uid: int,
+        gid: int,
+        job: object,
+        fd: int | None,
+        serve: Callable[[bytes], bytes],
+    ) -> tuple[bytes | None, int]:
+        worker = self._take(uid, gid)
+        try:
+            return worker.run(_WORK, job, fd, serve)
+        finally:
+            self._give(worker)
+
+    def _take(self, uid: int, gid: int) -> privsep.Worker:
+        now = time.monotonic()
+        with self._lock:
+            for key, idle in list(self._idle.items()):
+                for worker, since in [w for w in idle if now - w[1] > self.IDLE]:
+                    idle.remove((worker, since))
+                    worker.close()
+                if not idle:
+                    del self._idle[key]
+            ready = self._idle.get((uid, gid))
+            if ready:
+                return ready.pop()[0]
+        return privsep.Worker(uid, gid)
+
+    def _give(self, worker: privsep.Worker) -> None:
+        if worker.dead:
+            return
+        with self._lock:
+            key = (worker.uid, worker.gid)
+            self._idle.setdefault(key, []).append((worker, time.monotonic()))
+
+
+_WORKERS = _Workers()
+#: what a worker calls with each job
+_WORK = "server.local.asuser:work_in_worker"
+
+
+def work_in_worker(
+    job: tuple[Delivery, Path | None], message_fd: int | None, end: privsep.ChildEnd
+) -> bytes:
+    """In a worker, as the user: one qmail-local run; every Maildir name gets a
+    fresh pid (the worker's own would repeat)."""
+    delivery, split_home = job
+    return _run_in_child(delivery, end, split_home, message_fd, own_pid_first=False)
+
+
+def _unset_forwarder(*_args: object) -> ForwardResult:
+    raise AssertionError("the child sets its own forwarder")  # pragma: no cover
+
+
+def prepare_in_child(
+    job: tuple[Delivery, Path | None],
+) -> tuple[Callable[[privsep.ChildEnd], bytes], frozenset[int]]:
+    """Still root: open the queue file (qmail-local's fd 0, opened by qmail-lspawn);
+    the work to do once the child is the user, and the descriptor to keep."""
+    delivery, split_home = job
+    message_fd = _open_message(delivery)
+    keep = frozenset() if message_fd is None else frozenset({message_fd})
+
+    def work(end: privsep.ChildEnd) -> bytes:
+        return _run_in_child(delivery, end, split_home, message_fd)
+
+    return work, keep
+
+
+def _run_in_child(
+    delivery: Delivery,
+    end: privsep.ChildEnd,
+    split_home: Path | None,
+    message_fd: int | None,
+    *,
+    own_pid_first: bool = True,
+) -> bytes:
+    """qmail-local's run, as the user; the packed outcome and the pids it took."""
+    runtime = delivery.runtime
+    count = [0]
+    real = real_pids(runtime)
+
+    def next_pid() -> int:
+        count[0] += 1
+        if not real:
+            return runtime.next_pid()  # the simulator's count, caught up by the parent
+        # a real child: its own pid first, as qmail-local's; a second Maildir
+        # line gets another fresh one, as qmail-local forks again
+        return os.getpid() if count[0] == 1 and own_pid_first else fresh_pid()
+
+    child = dataclasses.replace(
+        delivery,
+        runtime=dataclasses.replace(runtime, next_pid=next_pid),
+        forwarder=_child_forwarder(end, count, split_home, runtime),
+        message_path=None,
+        message_fd=message_fd,
+    )
+    outcome = child.run()
+    code = str(outcome.code).encode()
+    pids = str(count[0]).encode()
+    return privsep.pack_fields([code, outcome.output, outcome.stdout, outcome.stderr, pids])
 
 
 def _open_message(delivery: Delivery) -> int | None:
