@@ -12,6 +12,9 @@ from __future__ import annotations
 import asyncio
 import io
 import itertools
+import socket
+import struct
+import threading
 from collections.abc import Awaitable, Callable
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -47,11 +50,13 @@ class MessWrites(FileOps):
 
     def __init__(self) -> None:
         self.sizes: list[int] = []
+        self.started = threading.Event()
 
     def append(self, path: Path, data: bytes, *, fsync: bool = True) -> None:
         if "mess" in path.parts:
             self.sizes.append(len(data))
         super().append(path, data, fsync=fsync)
+        self.started.set()
 
 
 def context(home: Path, fileops: FileOps) -> ProgramContext:
@@ -162,3 +167,22 @@ def test_a_connection_ending_mid_message_leaves_nothing(home: Path, cut: bytes) 
     assert writes.sizes
     assert mess_files(home) == []
     assert not any((home / "queue" / "pid").iterdir())
+
+
+def test_a_connection_reset_mid_message_leaves_nothing(home: Path) -> None:
+    writes = MessWrites()
+
+    async def client(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> bytes:
+        writer.write(HEAD + b"DATA\r\n" + body(2 * live.PIECE)[:-3])
+        await writer.drain()
+        loop = asyncio.get_running_loop()
+        assert await loop.run_in_executor(None, writes.started.wait, 60)  # it streams
+        sock = writer.get_extra_info("socket")
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+        writer.transport.abort()  # a reset, not an end of input
+        return b""
+
+    _heard, code = one_connection(context(home, writes), ENV, client)
+    assert code == 1
+    assert writes.sizes
+    assert mess_files(home) == []  # the worker threads are done once it returns
