@@ -115,14 +115,12 @@ class Engine:
             start = s.pass_chan(c, recent)
             if start is not None:
                 starts.append(start)
-        e = s.pqfail.min()
-        if e is not None and e.dt <= recent:
-            s.pqfail.delmin()
-            s.pqadd(e.id, recent)
-        e = s.pqdone.min()
-        if e is not None and e.dt <= recent:
-            s.pqdone.delmin()
-            messdone(s, e.id, recent, self.inject, self.date(recent))
+        msgid = s.pqfail.pop_due(recent)
+        if msgid is not None:
+            s.pqadd(msgid, recent)
+        msgid = s.pqdone.pop_due(recent)
+        if msgid is not None:
+            messdone(s, msgid, recent, self.inject, self.date(recent))
         self.cleanup.step(s, recent)
         return starts
 

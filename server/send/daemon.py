@@ -33,7 +33,6 @@ import select
 import signal
 import threading
 from collections.abc import Callable, Iterator, Mapping
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 from server.programs import ProgramContext
@@ -43,6 +42,7 @@ from server.send.phases import Inject
 from server.send.pipes import CleanPipe
 from server.send.schedule import SLEEP_FUZZ
 from server.send.scheduler import Start
+from server.send.workers import Workers
 from server.spawn import Channel, ChannelName
 
 CLEAN_DIED = "alert: oh no! lost qmail-clean connection! dying..."
@@ -105,11 +105,12 @@ class Daemon:
         self.max_sleep = max_sleep
         self.reports: queue.SimpleQueue[tuple[Start, bytes]] = queue.SimpleQueue()
         self.interrupted = False  # a signal came: the pass after select() is skipped
+        #: the loop may block in select(): a finished delivery must write to the self-pipe
+        self.asleep = False
         self.wake_r, self.wake_w = os.pipe()
         os.set_blocking(self.wake_r, False)
         os.set_blocking(self.wake_w, False)
-        workers = max(1, sum(cfg.concurrency.values()))
-        self.pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="delivery")
+        self.pool: Workers[Start] = Workers(sum(cfg.concurrency.values()), self._work)
         self.trigger = Trigger(ctx.home / "queue" / "lock" / "trigger")
 
     # -- signals: safe to call from a signal handler or another thread ---------
@@ -173,21 +174,36 @@ class Daemon:
         return 0
 
     def _timeout(self, recent: int) -> float:
+        """select()'s timeout: none while a report waits or something is due,
+        else until the next wake-up plus SLEEP_FUZZ.
+
+        Before a timeout above 0 is given, the loop says it may sleep and looks
+        at the reports again: a delivery thread that puts its report after
+        that look sees the flag and writes to the self-pipe (see _work); a
+        report put before it is seen here. A busy loop is never poked.
+        """
+        if not self.reports.empty():
+            return 0.0
         wakeup = self.engine.wakeup(recent)
-        timeout = 0.0 if wakeup <= recent else float(wakeup - recent + SLEEP_FUZZ)
+        if wakeup <= recent:
+            return 0.0
+        timeout = float(wakeup - recent + SLEEP_FUZZ)
         if self.max_sleep is not None:
             timeout = min(timeout, self.max_sleep)
-        return timeout
+        self.asleep = True
+        return timeout if self.reports.empty() else 0.0
 
     def _once(self) -> None:
         runtime = self.ctx.runtime
         recent = runtime.now()
         self.engine.begin(recent)
-        timeout = 0.0 if not self.reports.empty() else self._timeout(recent)
+        timeout = self._timeout(recent)
         watched = self._watched_trigger()
         fds = [self.wake_r] + ([watched] if watched is not None else [])
         readable, _, _ = select.select(fds, [], [], timeout)
-        self._drain_wake()
+        self.asleep = False
+        if self.wake_r in readable:
+            self._drain_wake()
         if self.interrupted:  # select() == -1, errno EINTR: round again
             self.interrupted = False
             return
@@ -206,7 +222,7 @@ class Daemon:
             start, report = self.reports.get()
             self.engine.complete(start, report)
         for start in self.engine.step(recent, self._take_trigger(pulled)):
-            self.pool.submit(self._work, start)
+            self.pool.submit(start)
 
     def _watched_trigger(self) -> int | None:
         """The trigger's descriptor for select(), or None while exiting (todo_selprep)."""
@@ -228,13 +244,15 @@ class Daemon:
         return True
 
     def _drain_wake(self) -> None:
-        try:
-            while os.read(self.wake_r, 4096):
+        # non-blocking: a read shorter than asked has emptied the pipe
+        with contextlib.suppress(BlockingIOError):
+            while len(os.read(self.wake_r, 4096)) == 4096:
                 pass
-        except BlockingIOError:
-            pass
 
     def _work(self, start: Start) -> None:
+        """In a delivery thread: deliver, hand the report to the loop, wake it if
+        it may be waiting in select() (see _timeout)."""
         report = deliver_safely(self.channels[start.channel], start)
         self.reports.put((start, report))
-        self._poke()
+        if self.asleep:
+            self._poke()

@@ -61,6 +61,14 @@ class Prioq:
         """The earliest time alone (what a wake-up needs), without making an Elt."""
         return self._dt[0] if self._dt else None
 
+    def pop_due(self, recent: int) -> int | None:
+        """The earliest entry's id, removed, if it is due by ``recent``; else None."""
+        if not self._dt or self._dt[0] > recent:
+            return None
+        msgid = self._id[0]
+        self.delmin()
+        return msgid
+
     def delmin(self) -> None:
         d, p = self._dt, self._id
         if not d:

@@ -218,13 +218,13 @@ class Scheduler:
         candidates = [wakeup]
         if self.job_avail():
             for c in CHANNELS:
-                e = self.pqchan[c].min()
-                if self.passes[c] is None and e is not None:
-                    candidates.append(e.dt)
+                dt = self.pqchan[c].min_dt()
+                if self.passes[c] is None and dt is not None:
+                    candidates.append(dt)
         for pq in (self.pqfail, self.pqdone):
-            e = pq.min()
-            if e is not None:
-                candidates.append(e.dt)
+            dt = pq.min_dt()
+            if dt is not None:
+                candidates.append(dt)
         return min(candidates)
 
     def pass_chan(self, c: ChannelName, recent: int) -> Start | None:
@@ -261,25 +261,24 @@ class Scheduler:
     def _open_pass(self, c: ChannelName, recent: int) -> ChanPass | None:
         if not self.job_avail():
             return None
-        e = self.pqchan[c].min()
-        if e is None or e.dt > recent:
+        msgid = self.pqchan[c].pop_due(recent)
+        if msgid is None:
             return None
-        self.pqchan[c].delmin()
-        fn = rel(c, e.id)
+        fn = rel(c, msgid)
         try:
-            data = self.store.read(c, e.id)
+            data = self.store.read(c, msgid)
         except OSError:
             data = None
         info = None
         if data is not None:
-            info = self.store.getinfo(e.id)
-            fn = rel("info", e.id)  # getinfo() leaves its name in fn
+            info = self.store.getinfo(msgid)
+            fn = rel("info", msgid)  # getinfo() leaves its name in fn
         if data is None or info is None:
             self.log(L.warning("trouble opening", fn, L.WILL_TRY_AGAIN))
-            self.pqchan[c].insert(recent + SLEEP_SYSFAIL, e.id)
+            self.pqchan[c].insert(recent + SLEEP_SYSFAIL, msgid)
             return None
         job = Job(
-            msgid=e.id,
+            msgid=msgid,
             channel=c,
             retry=nextretry(info.birth, recent, c),
             sender=info.sender,

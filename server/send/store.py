@@ -48,6 +48,25 @@ def _ids(names: list[str]) -> list[int]:
     return [int(n) for n in names if n.isdigit() and n.isascii()]
 
 
+def _read_all(fd: int) -> bytes:
+    # os.read, not open(): a buffered file object cost a pass as much as the read
+    chunks = []
+    while chunk := os.read(fd, 65536):
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+def _read_record(fd: int, size: int) -> bytes:
+    """Up to the first NUL at least (getln): one read when the file is as fstat says."""
+    data = os.read(fd, max(size, 1))
+    while data and b"\0" not in data:
+        more = os.read(fd, 65536)
+        if not more:
+            break
+        data += more
+    return data
+
+
 @dataclass(frozen=True)
 class Info:
     sender: str
@@ -123,8 +142,11 @@ class QueueStore:
         return True
 
     def read(self, sub: str, msgid: int) -> bytes:
-        with open(self._p(sub, msgid), "rb") as f:
-            return f.read()
+        fd = os.open(self._p(sub, msgid), os.O_RDONLY)
+        try:
+            return _read_all(fd)
+        finally:
+            os.close(fd)
 
     def size(self, sub: str, msgid: int) -> int:
         return os.stat(self._p(sub, msgid)).st_size
@@ -135,11 +157,17 @@ class QueueStore:
     def getinfo(self, msgid: int) -> Info | None:
         """qmail-send.c getinfo(): the F record and the file's mtime, or None."""
         try:
-            with open(self._p("info", msgid), "rb") as f:
-                data = f.read()
-                birth = int(os.fstat(f.fileno()).st_mtime)
+            fd = os.open(self._p("info", msgid), os.O_RDONLY)
         except OSError:
             return None
+        try:
+            st = os.fstat(fd)
+            data = _read_record(fd, st.st_size)
+        except OSError:
+            return None
+        finally:
+            os.close(fd)
+        birth = int(st.st_mtime)
         record, nul, _ = data.partition(b"\0")
         if not nul or not record.startswith(b"F"):
             return None
