@@ -65,7 +65,13 @@ def test_addrparse_takes_any_bytes(arg: bytes) -> None:
     assert addr is None or len(addr) <= MAX_ADDRESS
 
 
-@given(st.binary(max_size=60).filter(lambda b: not set(b) & set(b'>"\\')), st.binary(max_size=30))
+def _bracketed(b: bytes) -> bool:
+    """An address whose '>' ends it: qmail-smtpd.c skips a source route ('@'
+    up to ':') first, so '<@>' with no ':' reads on past the bracket."""
+    return not set(b) & set(b'>"\\') and (not b.startswith(b"@") or b":" in b)
+
+
+@given(st.binary(max_size=60).filter(_bracketed), st.binary(max_size=30))
 def test_addrparse_ignores_what_follows_the_bracket(inner: bytes, tail: bytes) -> None:
     assert addrparse(b"FROM:<" + inner + b">" + tail) == addrparse(b"FROM:<" + inner + b">")
 
