@@ -9,6 +9,7 @@ creates the users; CI runs it as root before the tests.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import pwd
 import shutil
@@ -119,3 +120,49 @@ def run_queue(
     finally:
         os.close(write_end)
     return proc.wait(timeout=60)
+
+
+@contextlib.contextmanager
+def queue_service(split: SplitHome, parent: Path) -> Iterator[Path]:
+    """server.queue.service as qmailq in a forked child, listening on
+    ``parent/run/queue`` (open to every caller, as ``serve`` makes it)."""
+    import io
+    import signal
+    import socket
+
+    from server import privsep
+    from server.programs import ProgramContext
+    from server.queue.service import QueueService
+    from server.runtime import real_runtime
+
+    run = parent / "run"
+    run.mkdir()
+    os.chown(run, split.ids.qmailq, split.ids.qmail)
+    path = run / "queue"
+    ready_r, ready_w = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # the service: never returns
+        try:
+            os.close(ready_r)
+            privsep.become(split.ids.qmailq, split.ids.qmail)
+            os.umask(0o033)
+            sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+            sock.bind(str(path))
+            os.chmod(path, 0o777)
+            sock.listen(16)
+            os.write(ready_w, b"!")
+            ctx = ProgramContext(
+                home=split.home, runtime=real_runtime(), stderr=io.BytesIO(), inprocess=False
+            )
+            QueueService(ctx, split.ids).serve_forever(sock)
+        finally:
+            os._exit(0)
+    os.close(ready_w)
+    ready = os.read(ready_r, 1)
+    os.close(ready_r)
+    try:
+        assert ready == b"!", "the queue service did not start"
+        yield path
+    finally:
+        os.kill(pid, signal.SIGKILL)
+        os.waitpid(pid, 0)

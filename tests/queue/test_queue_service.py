@@ -7,21 +7,16 @@ qmail-queue words by its real uid. Needs root and qmail's users.
 
 from __future__ import annotations
 
-import io
 import os
 import re
-import signal
-import socket
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 from server import privsep
-from server.programs import ProgramContext
-from server.queue.service import QueueService, queue_via
-from server.runtime import real_runtime
-from tests.splithome import Caller, SplitHome, make_split_home, public_dir
+from server.queue.service import queue_via
+from tests.splithome import Caller, SplitHome, make_split_home, public_dir, queue_service
 
 __all__ = ["public_dir"]  # a fixture, used by name
 
@@ -37,36 +32,8 @@ def split(public_dir: Path) -> SplitHome:
 @pytest.fixture
 def service(split: SplitHome, public_dir: Path) -> Iterator[Path]:
     """A service process as qmailq listening on public_dir/run/queue."""
-    run = public_dir / "run"
-    run.mkdir()
-    os.chown(run, split.ids.qmailq, split.ids.qmail)
-    path = run / "queue"
-    ready_r, ready_w = os.pipe()
-    pid = os.fork()
-    if pid == 0:  # the service: never returns
-        try:
-            os.close(ready_r)
-            privsep.become(split.ids.qmailq, split.ids.qmail)
-            os.umask(0o033)
-            sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-            sock.bind(str(path))
-            os.chmod(path, 0o777)
-            sock.listen(16)
-            os.write(ready_w, b"!")
-            ctx = ProgramContext(
-                home=split.home, runtime=real_runtime(), stderr=io.BytesIO(), inprocess=False
-            )
-            QueueService(ctx, split.ids).serve_forever(sock)
-        finally:
-            os._exit(0)
-    os.close(ready_w)
-    assert os.read(ready_r, 1) == b"!"
-    os.close(ready_r)
-    try:
+    with queue_service(split, public_dir) as path:
         yield path
-    finally:
-        os.kill(pid, signal.SIGKILL)
-        os.waitpid(pid, 0)
 
 
 def queue_as(caller: Caller, path: Path) -> int:

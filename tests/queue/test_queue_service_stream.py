@@ -6,9 +6,7 @@ service runs as qmailq in a forked child; the caller here is root.
 
 from __future__ import annotations
 
-import io
 import os
-import signal
 import socket
 import struct
 from collections.abc import Iterator
@@ -17,12 +15,10 @@ from pathlib import Path
 import pytest
 
 from server import privsep
-from server.programs import ProgramContext
 from server.queue import codes
 from server.queue.envelope import encode_envelope
-from server.queue.service import MAX_FRAME, QueueService, ServiceStream
-from server.runtime import real_runtime
-from tests.splithome import SplitHome, make_split_home, public_dir
+from server.queue.service import MAX_FRAME, ServiceStream
+from tests.splithome import SplitHome, make_split_home, public_dir, queue_service
 
 __all__ = ["public_dir"]  # a fixture, used by name
 
@@ -38,34 +34,8 @@ def split(public_dir: Path) -> SplitHome:
 @pytest.fixture
 def service(split: SplitHome, public_dir: Path) -> Iterator[Path]:
     """A service process as qmailq listening on public_dir/run/queue."""
-    run = public_dir / "run"
-    run.mkdir()
-    os.chown(run, split.ids.qmailq, split.ids.qmail)
-    path = run / "queue"
-    ready_r, ready_w = os.pipe()
-    pid = os.fork()
-    if pid == 0:  # the service: never returns
-        try:
-            os.close(ready_r)
-            privsep.become(split.ids.qmailq, split.ids.qmail)
-            sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-            sock.bind(str(path))
-            sock.listen(16)
-            os.write(ready_w, b"!")
-            ctx = ProgramContext(
-                home=split.home, runtime=real_runtime(), stderr=io.BytesIO(), inprocess=False
-            )
-            QueueService(ctx, split.ids).serve_forever(sock)
-        finally:
-            os._exit(0)
-    os.close(ready_w)
-    assert os.read(ready_r, 1) == b"!"
-    os.close(ready_r)
-    try:
+    with queue_service(split, public_dir) as path:
         yield path
-    finally:
-        os.kill(pid, signal.SIGKILL)
-        os.waitpid(pid, 0)
 
 
 def files(split: SplitHome, sub: str) -> list[Path]:
