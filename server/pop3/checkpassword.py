@@ -162,9 +162,10 @@ def main(
             return EXIT_TEMP  # execvp() failed
         fds = {fd: f for fd, f in ctx.fds.items() if fd != 3}  # close(3)
         child = replace(ctx, cwd=user.home, fds=fds)
+        prog = _Prog(name, argv[1:], child_env, child)
         if owner is not None:
-            return _run_as_owner(owner, name, argv[1:], child_env, stdin, stdout, child)
-        return programs.run(name, argv[1:], child_env, stdin, stdout, child)
+            return _run_as_owner(owner, prog, stdin, stdout)
+        return prog.run(stdin, stdout)
     try:
         if owner is not None:
             become(*owner)  # prot_gid, prot_uid, as DJB's checkpassword does
@@ -188,15 +189,20 @@ def _owner(user: User) -> tuple[int, int] | None:
     return st.st_uid, st.st_gid
 
 
-def _run_as_owner(
-    owner: tuple[int, int],
-    name: str,
-    argv: list[str],
-    env: Mapping[str, str],
-    stdin: BinaryIO,
-    stdout: BinaryIO,
-    ctx: programs.ProgramContext,
-) -> int:
+@dataclass(frozen=True)
+class _Prog:
+    """PROG as checkpassword runs it in process: a program of ours."""
+
+    name: str
+    argv: list[str]
+    env: Mapping[str, str]
+    ctx: programs.ProgramContext
+
+    def run(self, stdin: BinaryIO, stdout: BinaryIO) -> int:
+        return programs.run(self.name, self.argv, self.env, stdin, stdout, self.ctx)
+
+
+def _run_as_owner(owner: tuple[int, int], prog: _Prog, stdin: BinaryIO, stdout: BinaryIO) -> int:
     """PROG (qmail-pop3d) in a forked child as the mailbox's owner, so that it
     reads only what that user may. The child gets the session three ways:
     real descriptors are kept in it; the simulator's input (all of it in
@@ -204,12 +210,12 @@ def _run_as_owner(
     else (the live server's streams, served by an event loop the child does
     not have) is relayed through a socket pair."""
     if owner[0] == 0:
-        return programs.run(name, argv, env, stdin, stdout, ctx)
+        return prog.run(stdin, stdout)
     if _fileno(stdin) is not None and _fileno(stdout) is not None:
-        return _in_child(owner, name, argv, env, stdin, stdout, ctx, frozenset())
+        return _in_child(owner, prog, stdin, stdout, frozenset())
     if isinstance(stdin, io.BytesIO):
         out = io.BytesIO()
-        code = _in_child(owner, name, argv, env, stdin, out, ctx, frozenset(), capture=True)
+        code = _in_child(owner, prog, stdin, out, frozenset(), capture=True)
         stdout.write(out.getvalue())
         stdout.flush()
         return code
@@ -221,7 +227,7 @@ def _run_as_owner(
         outward.start()
         with theirs.makefile("rb") as child_in, theirs.makefile("wb") as child_out:
             keep = frozenset({theirs.fileno()})
-            code = _in_child(owner, name, argv, env, child_in, child_out, ctx, keep)
+            code = _in_child(owner, prog, child_in, child_out, keep)
         theirs.close()  # the child is gone: the client sees its last words
         outward.join()
     return code
@@ -229,12 +235,9 @@ def _run_as_owner(
 
 def _in_child(
     owner: tuple[int, int],
-    name: str,
-    argv: list[str],
-    env: Mapping[str, str],
+    prog: _Prog,
     stdin: BinaryIO,
     stdout: BinaryIO,
-    ctx: programs.ProgramContext,
     keep: frozenset[int],
     *,
     capture: bool = False,
@@ -244,7 +247,7 @@ def _in_child(
     fds = {fd for fd in (_fileno(stdin), _fileno(stdout)) if fd is not None}
 
     def work(_end: privsep.ChildEnd) -> bytes:
-        code = programs.run(name, argv, env, stdin, stdout, ctx)
+        code = prog.run(stdin, stdout)
         stdout.flush()
         data = stdout.getvalue() if capture and isinstance(stdout, io.BytesIO) else b""
         return privsep.pack_fields([str(code).encode(), data])
