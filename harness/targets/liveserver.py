@@ -40,6 +40,10 @@ SESSION_LIMIT = 60.0  # wall seconds a session may take
 Key = tuple[str, str]
 
 
+#: tcpserver -c for every listener of the live target
+LISTEN_LIMIT = 40
+
+
 class OurServer:
     def __init__(self, setup: Setup, world: World, loop: Loop) -> None:
         self.setup, self.world, self.loop = setup, world, loop
@@ -81,6 +85,9 @@ class OurServer:
         from server.tcp.listener import serve as tcp_serve
 
         self.queue_threads = ThreadPoolExecutor(max_workers=8, thread_name_prefix="qmail-queue")
+        # a POP3 session holds a thread while its client is connected: one per
+        # connection the listener (-c 40) allows, as serve gives it
+        self.pop3_threads = ThreadPoolExecutor(max_workers=LISTEN_LIMIT, thread_name_prefix="pop3")
 
         async def smtp(reader: Any, writer: Any, env: dict[str, str]) -> None:
             key, env = self._connection_env(env)
@@ -101,7 +108,8 @@ class OurServer:
 
             key, env = self._connection_env(env)
             host = env.pop("QMAILSIM_POPUP_HOST", None)
-            await Pop3Service(self.ctx, hostname=host).connection(reader, writer, env)
+            pop3d = Pop3Service(self.ctx, hostname=host, executor=self.pop3_threads)
+            await pop3d.connection(reader, writer, env)
             self.exits[key] = 0
 
         services = (
@@ -111,7 +119,7 @@ class OurServer:
         )
         for name, handler, rules in services:
             server = await tcp_serve(
-                "127.0.0.1", 0, handler, rules, 40, remote_host=False, log=self.log_tcp
+                "127.0.0.1", 0, handler, rules, LISTEN_LIMIT, remote_host=False, log=self.log_tcp
             )
             self.listeners[name] = server
 
@@ -229,6 +237,7 @@ class OurServer:
             self.loop.call(shut(), 10.0)
         if hasattr(self, "queue_threads"):
             self.queue_threads.shutdown(wait=False)
+            self.pop3_threads.shutdown(wait=False)
 
 
 def _bindable(address: str | None, netns: bool) -> str | None:
