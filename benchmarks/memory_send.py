@@ -22,7 +22,14 @@ References, measured in the same run, each in a fresh process:
 - memory: the same daemon on an empty queue (same imports, same threads),
   so the difference is what the N queued messages cost;
 - time: ``os.stat`` of the N ``info/`` files alone (warm cache, as for the
-  daemon) -- the least any scheduler that looks at each message must do.
+  daemon) -- the least any scheduler that looks at each message must do;
+- real qmail's floor: qmail-lspawn forks and execs a qmail-local for every
+  delivery, so a deferring pass of real qmail-send costs at least one
+  fork+exec per message. Measured as ``posix_spawn`` + ``waitpid`` of
+  ``/bin/true`` (a sample of at most 5,000, in as many threads as there are
+  CPUs, scaled to N). It is a lower bound for real qmail, not a measurement
+  of it: qmail-local also reads its .qmail files and qmail-send does its own
+  work besides.
 
 Real netqmail-1.06 holds about 16 bytes per queued message per schedule
 (prioq.c) and reads info/local/remote only when a message is due.
@@ -39,6 +46,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
@@ -48,8 +56,12 @@ from server.spawn import Channel, ChannelName, DeliveryJob
 ME = "bench.example"
 BODY = b"From: a@client.example\nTo: someone\nSubject: bench\n\nhello\n"
 DEFERRED = b"Zbenchmark: always deferred. (#4.3.0)\n"
-#: how old the messages are: one hour (the pass puts them back at birth + 70**2)
+#: messages are born over the day before the last hour, in no order of their ids
+#: (births and due times are spread, so the schedules' heaps sift as in a real queue)
 AGE = 3600
+SPREAD = 86400
+#: fork+exec runs timed for the real-qmail floor (then scaled to N)
+SPAWN_SAMPLE = 5000
 
 
 def vmhwm_kib() -> int:
@@ -71,16 +83,20 @@ def _put(path: str, data: bytes, mtime: int) -> None:
 
 
 def build_queue(home: Path, count: int, channel: str, now: int) -> None:
-    """N messages as todo_do leaves them: mess, info (F record), one channel file."""
+    """N messages as todo_do leaves them: mess, info (F record), one channel file.
+
+    info's mtime is the birth, the channel file's the time it is next due.
+    """
     from server.qdir import qfn
 
     queue = home / "queue"
-    birth = now - AGE
     for msgid in range(1, count + 1):
+        birth = now - AGE - msgid * 7919 % SPREAD
+        due = now - 1 - msgid * 104729 % AGE  # due within the last hour: all in one pass
         _put(str(qfn(queue, "mess", msgid)), BODY, birth)
         _put(str(qfn(queue, "info", msgid)), b"Fa@client.example\0", birth)
         rcpt = f"Tuser{msgid}@{ME}\0" if channel == "local" else f"Tuser{msgid}@far.example\0"
-        _put(str(qfn(queue, channel, msgid)), rcpt.encode(), now - 1)
+        _put(str(qfn(queue, channel, msgid)), rcpt.encode(), due)
 
 
 # -- the child processes -------------------------------------------------------
@@ -144,6 +160,23 @@ def child_stat(home: Path, count: int) -> dict[str, float]:
     return {"stat": time.perf_counter() - started}
 
 
+def spawn_floor(count: int) -> float:
+    """Seconds for ``count`` fork+exec+wait of /bin/true, from a timed sample."""
+    sample = min(count, SPAWN_SAMPLE)
+    if not sample:
+        return 0.0
+
+    def one(_: int) -> None:
+        pid = os.posix_spawn("/bin/true", ["true"], {})
+        os.waitpid(pid, 0)
+
+    started = time.perf_counter()
+    with ThreadPoolExecutor(max_workers=os.cpu_count() or 1) as pool:
+        for _ in pool.map(one, range(sample)):
+            pass
+    return (time.perf_counter() - started) * count / sample
+
+
 def run_child(mode: str, home: Path, count: int) -> dict[str, float]:
     out = subprocess.run(
         [sys.executable, __file__, "--child", mode, "--home", str(home), "--messages", str(count)],
@@ -178,11 +211,13 @@ def main() -> int:
         setup(home, me=ME)
         started = time.perf_counter()
         build_queue(home, n, args.channel, int(time.time()))
+        os.sync()  # the daemon is not to share the disk with the builder's writeback
         built = time.perf_counter() - started
         print(f"built a queue of {n} messages ({args.channel}/) in {built:.1f} s")
         idle = run_child("daemon", empty, 0)
         ours = run_child("daemon", home, n)
         stat = run_child("stat", home, n)
+        floor = spawn_floor(n)
         if ours["deferrals"] != n:
             raise SystemExit(f"{ours['deferrals']} deferrals, expected {n}")
         hwm, base_hwm = ours["hwm_pass_kib"] / 1024, idle["hwm_pass_kib"] / 1024
@@ -194,6 +229,12 @@ def main() -> int:
         print(f"exit (pqfinish stamps {n} files): {ours['exit']:.2f} s")
         print(f"reference: stat of the {n} info/ files alone: {stat['stat']:.2f} s")
         print(f"pass / stat reference: {ours['pass'] / stat['stat']:.1f}")
+        if floor:
+            print(
+                f"real qmail's floor: {n} fork+exec of /bin/true (qmail-lspawn runs a "
+                f"qmail-local per delivery), {os.cpu_count()} at a time: {floor:.2f} s "
+                f"(from {min(n, SPAWN_SAMPLE)}); pass / floor: {ours['pass'] / floor:.2f}"
+            )
         print(
             f"qmail-send peak RSS with {n} queued: {hwm:.1f} MiB at the end of the pass "
             f"({ours['hwm_kib'] / 1024:.1f} MiB through exit)"
