@@ -89,8 +89,9 @@ class Scheduler:
             found: dict[ChannelName, int] = {}
             for c in CHANNELS:
                 fn = rel(c, msgid)
-                if self.store.exists(c, msgid):
-                    found[c] = self.store.mtime(c, msgid)
+                mtime = self.store.mtime(c, msgid)  # one stat, as qmail's
+                if mtime is not None:
+                    found[c] = mtime
         except OSError:
             self.log(L.warning("unable to stat", fn, L.WILL_TRY_AGAIN))
             self.pqfail.insert(now + SLEEP_SYSFAIL, msgid)

@@ -151,8 +151,12 @@ class QueueStore:
     def size(self, sub: str, msgid: int) -> int:
         return os.stat(self._p(sub, msgid)).st_size
 
-    def mtime(self, sub: str, msgid: int) -> int:
-        return int(os.stat(self._p(sub, msgid)).st_mtime)
+    def mtime(self, sub: str, msgid: int) -> int | None:
+        """The file's mtime, or None if it does not exist (any other error raises)."""
+        try:
+            return int(os.stat(self._p(sub, msgid)).st_mtime)
+        except FileNotFoundError:
+            return None
 
     def getinfo(self, msgid: int) -> Info | None:
         """qmail-send.c getinfo(): the F record and the file's mtime, or None."""
