@@ -11,7 +11,8 @@ The pieces, from the inside out:
 * :mod:`.prioq`, :mod:`.jobs` — priority queues and the job/delivery tables.
 * :mod:`.core` — the scheduler itself (sans-I/O for deliveries) and
   :class:`~server.send.core.QmailSend`, the simulator's driver.
-* :mod:`.daemon` — the same core on a real clock, channels in worker threads.
+* :mod:`.daemon` — the same core on a real clock, channels in worker threads
+  (:mod:`.workers`).
 * :mod:`.program`, :mod:`.start`, :mod:`.clean`, :mod:`.qstat`, :mod:`.qread` —
   ``bin/qmail-send``, ``qmail-start``, ``qmail-clean``, ``qmail-qstat``,
   ``qmail-qread``.

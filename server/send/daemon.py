@@ -4,9 +4,11 @@ The loop is qmail-send.c main(): read ``now`` once, ask every part for its
 next wake-up, then wait in ``select()`` for the earliest of that wake-up
 (plus SLEEP_FUZZ), a pull of ``queue/lock/trigger`` (a named pipe
 qmail-queue writes a byte to), a finished delivery, or a signal. Deliveries
-run in worker threads, at most concurrencylocal/concurrencyremote at a time
-(the scheduler never starts more); their reports come back through a queue
-and a self-pipe, and only the loop thread touches the scheduler.
+run in worker threads (:mod:`server.send.workers`), at most
+concurrencylocal/concurrencyremote at a time (the scheduler never starts
+more); their reports come back through a queue, with a byte on a self-pipe
+when the loop may be asleep in select(), and only the loop thread touches
+the scheduler.
 
 The trigger is trigger.c's: the loop only asks whether the pipe is
 readable, never reads it, and reopens it (which throws the byte away) just
