@@ -89,6 +89,14 @@ class Record:
     steps: list[tuple[str, list[str]]] = field(default_factory=list)
     stopped: str | None = None  # why playing stopped early (not comparable, error)
     hosts: set[str] = field(default_factory=set)
+    #: each side plays in a work directory of its own; its path, where a line
+    #: shows it (a home in "Unable to switch to ..."), is not a difference
+    workdirs: set[str] = field(default_factory=set)
+
+    def masked(self, line: str) -> str:
+        for path in sorted(self.workdirs, key=len, reverse=True):
+            line = line.replace(path, "<workdir>")
+        return line
 
     def add(self, label: str, lines: Iterable[str]) -> None:
         self.steps.append((label, list(lines)))
@@ -225,6 +233,7 @@ def play(scenario: Scenario, target: Target, workdir: Path) -> Record:
     """Play every step on ``target``, recording; failures are recorded, not fatal."""
     record = Record()
     recorder = Recorder(target, record)
+    record.workdirs |= {str(workdir), str(workdir.resolve())}
     try:
         recorder.start(scenario, workdir, None)
         record.hosts.add(str(getattr(getattr(target, "runtime", None), "hostname", "")))
@@ -278,8 +287,8 @@ def _sorted_log(lines: list[str]) -> list[str]:
 def first_difference(ours: Record, theirs: Record, scenario: Scenario) -> Comparison:
     hosts = ours.hosts | theirs.hosts
     for (label, mine), (_, other) in zip(ours.steps, theirs.steps, strict=False):
-        a = _sorted_log([normalise(x, hosts) for x in mine])
-        b = _sorted_log([normalise(x, hosts) for x in other])
+        a = _sorted_log([normalise(ours.masked(x), hosts) for x in mine])
+        b = _sorted_log([normalise(theirs.masked(x), hosts) for x in other])
         for n in range(max(len(a), len(b))):
             left = a[n] if n < len(a) else "<nothing>"
             right = b[n] if n < len(b) else "<nothing>"

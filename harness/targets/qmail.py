@@ -78,7 +78,7 @@ class QmailTarget(LiveTarget):
         why = netns.why_unavailable()
         if why is not None:
             return f"the qmail target needs private namespaces for its resolver: {why}"
-        return None
+        return _alias_home_problem(self.reference)
 
     def setup_for(self, scenario: Scenario, workdir: Path) -> Setup:
         cpw = workdir / "checkpassword"
@@ -213,3 +213,25 @@ def _replace(folder: Path, sources: list[Path], pattern: str) -> None:
 
 
 __all__ = ["QmailTarget"]
+
+
+def _alias_home_problem(reference: Path) -> str | None:
+    """qmail-getpw finds the alias user's home in the password file, and the
+    scenario's alias files are written to DIR/alias: the two must be one.
+    (A home of ours takes DIR/alias as the alias user's home whatever passwd
+    says; a real qmail does not.)"""
+    import pwd
+
+    if (reference / ".qmail-sim").is_dir():
+        return None
+    try:
+        home = Path(pwd.getpwnam("alias").pw_dir)
+    except KeyError:
+        return "the qmail target needs qmail's users (INSTALL.ids): there is no alias user"
+    if home.resolve() != (reference / "alias").resolve():
+        return (
+            f"qmail:{reference}: the alias user's home is {home} (passwd), not "
+            f"{reference / 'alias'}: qmail would look for the alias files there "
+            f"(link {home} to {reference / 'alias'}, or build the reference there)"
+        )
+    return None

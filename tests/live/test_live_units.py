@@ -236,3 +236,14 @@ def test_digest_compares_what_concurrent_deliveries_leave_as_a_set(tmp_path: Pat
     two = digest(_world(tmp_path / "two", bodies[::-1], mbox[::-1]))
     assert [normalise(line) for line in one] == [normalise(line) for line in two]
     assert "  Subject: a" in one and "  Subject: 2" in one
+
+
+def test_each_sides_work_directory_is_not_a_difference() -> None:
+    """A home path in a delivery result names the side's own work directory."""
+    ours, theirs = Record(), Record()
+    ours.workdirs.add("/dev/shm/qmail-cmp-aaaa")
+    theirs.workdirs.add("/dev/shm/qmail-cmp-bbbb")
+    line = "delivery 1: deferral: Unable_to_switch_to_{}/homes/bob:_access_denied._(#4.3.0)/"
+    ours.add("step 2 (run, line 9)", [line.format("/dev/shm/qmail-cmp-aaaa")])
+    theirs.add("step 2 (run, line 9)", [line.format("/dev/shm/qmail-cmp-bbbb")])
+    assert first_difference(ours, theirs, SCENARIO).verdict == "identical"
