@@ -42,6 +42,7 @@ from typing import Any
 from harness.converse import Turn, converse
 from harness.targets.agentwire import Setup
 from harness.targets.liveagent import Loop, World, write_resolv_conf
+from server.privsep import QmailIds
 from server.send.schedule import SLEEP_FUZZ
 
 QUIET = 0.6  # seconds without a new log line that count as idle
@@ -286,11 +287,12 @@ SMTPD_USER, SMTPD_GROUP = "qmaild", "nofiles"
 def smtpd_credentials(program: str, home: Path) -> dict[str, Any]:
     """Popen's user and group for qmail-smtpd as tcpserver runs it: qmaild and
     nofiles when we are root and the system has them; nothing otherwise, nor
-    for a home of ours (``qmail-sim setup``: one owner, and our qmail-queue
-    words its Received line by caller, not by uid)."""
+    for a one-user home of ours (one owner, and its qmail-queue words the
+    Received line by caller, not by uid). A split home of ours is run as
+    qmail's is."""
     if Path(program).name != "qmail-smtpd" or os.geteuid() != 0:
         return {}
-    if (home / ".qmail-sim").is_dir():
+    if (home / ".qmail-sim").is_dir() and QmailIds.of_home(home) is None:
         return {}
     try:
         uid = pwd.getpwnam(SMTPD_USER).pw_uid
