@@ -14,6 +14,7 @@ is where the harness reads the real clock.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import signal
@@ -117,8 +118,21 @@ def run_scenario(
         if keep:
             result.workdir = workdir
         else:
-            shutil.rmtree(workdir, ignore_errors=True)
+            remove_workdir(workdir)
     return _apply_xfail(scenario, result)
+
+
+def remove_workdir(workdir: Path) -> None:
+    """rmtree; run as a user, a scenario's home the user may not enter (mode 0)
+    stops it, so such directories are opened up and it tries once more."""
+    shutil.rmtree(workdir, ignore_errors=True)
+    if not workdir.exists():
+        return
+    for root, dirs, _files in os.walk(workdir):
+        for name in dirs:
+            with contextlib.suppress(OSError):
+                os.chmod(os.path.join(root, name), 0o700, follow_symlinks=False)
+    shutil.rmtree(workdir, ignore_errors=True)
 
 
 #: What ``--keep`` writes beside the home, for a look after the run.

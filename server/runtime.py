@@ -14,12 +14,11 @@ step N and then inspect what a real crash would have left on disk.
 
 from __future__ import annotations
 
-import itertools
 import os
 import random
 import socket
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Protocol
@@ -204,8 +203,19 @@ def fresh_pid() -> int:
     return pid
 
 
-def _counter(start: int) -> Iterator[int]:
-    return itertools.count(start)
+class PidCounter:
+    """The simulator's pids: ``first``, ``first + 1``, … A plain object, not a
+    closure, so that a copy (a forked child's, or a job pickled for a warm
+    worker, server.local.asuser) counts on from the same number; the parent
+    then catches up with the pids the copy took."""
+
+    def __init__(self, first: int) -> None:
+        self.next = first
+
+    def __call__(self) -> int:
+        pid = self.next
+        self.next += 1
+        return pid
 
 
 def virtual_runtime(
@@ -218,13 +228,12 @@ def virtual_runtime(
 ) -> tuple[Runtime, VirtualClock]:
     """A deterministic runtime for the simulator: same seed, same bytes."""
     clock = VirtualClock(start)
-    pids = _counter(first_pid)
     return (
         Runtime(
             clock=clock,
             rng=random.Random(seed),
             hostname=hostname,
-            next_pid=lambda: next(pids),
+            next_pid=PidCounter(first_pid),
             uid=uid,
             ipme=frozenset({(0, 0, 0, 0), (127, 0, 0, 1)}),
         ),

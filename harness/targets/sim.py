@@ -386,9 +386,11 @@ class SimTarget(Target):
         for home in self.user_homes.values():
             for sub in ("new", "cur"):
                 folder = home / "Maildir" / sub
-                if not folder.is_dir():
+                try:
+                    entries = list(os.scandir(folder))
+                except OSError:  # none, or one the harness may not enter either (non-root)
                     continue
-                for entry in os.scandir(folder):
+                for entry in entries:
                     unique = (folder.parent, entry.name.split(":")[0])
                     if unique not in self._stamped:
                         self._stamped.add(unique)

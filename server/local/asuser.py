@@ -23,9 +23,11 @@ took, so the parent's counter moves on as if the delivery had run in it.
 
 from __future__ import annotations
 
+import atexit
 import dataclasses
 import io
 import os
+import pickle
 import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
@@ -51,10 +53,11 @@ def deliver(delivery: Delivery, uid: int, gid: int, *, split_home: Path | None) 
     """Run ``delivery`` as ``uid``/``gid`` in a child; qmail-lspawn's report of it.
 
     ``split_home`` is the qmail home when it is a split home (forwards then go
-    through its setuid ``bin/qmail-queue``). A real process hands it to a warm
-    worker of that user (server.privsep.Worker), so that it never forks per
-    delivery; the simulator forks a child per delivery, one at a time, so
-    that its counted pids stay in step."""
+    through its setuid ``bin/qmail-queue``). It goes to a warm worker of that
+    user (server.privsep.Worker), so that no delivery pays for a fork of this
+    big process; the simulator's deliveries too, one at a time, its counted
+    pids kept in step by the count each job reports. A job that cannot be
+    pickled runs in a child forked for it (:func:`server.privsep.run_as`)."""
     from server.local.lspawn import report
 
     runtime = delivery.runtime
@@ -69,16 +72,8 @@ def deliver(delivery: Delivery, uid: int, gid: int, *, split_home: Path | None) 
         result = delivery.forwarder(delivery.env, fields[2], sender, recipients, invoker)
         return privsep.pack_fields([result.error.encode("latin-1"), str(result.qp).encode()])
 
-    if real_pids(runtime):
-        job = (
-            dataclasses.replace(
-                delivery,
-                runtime=dataclasses.replace(runtime, next_pid=os.getpid),
-                forwarder=_unset_forwarder,
-                env=dict(delivery.env),
-            ),
-            split_home,
-        )
+    job = _worker_job(delivery, split_home)
+    if job is not None:
         message_fd = _open_message(delivery)
         try:
             result, status = _WORKERS.run(uid, gid, job, message_fd, serve)
@@ -99,6 +94,30 @@ def deliver(delivery: Delivery, uid: int, gid: int, *, split_home: Path | None) 
     outcome = _outcome(result)
     _catch_up(runtime, taken, int(privsep.unpack_fields(result)[4]))
     return report(outcome.code, outcome.output)
+
+
+def _worker_job(delivery: Delivery, split_home: Path | None) -> tuple[Delivery, Path | None] | None:
+    """The job for a warm worker; None when it cannot be pickled (a test's
+    runtime with a closure in it): that delivery forks a child of its own.
+
+    A real process's worker takes fresh pids of its own. The simulator's
+    pickled runtime carries a copy of its pid counter (server.runtime.PidCounter)
+    and of its virtual clock, as a forked child's would: the worker counts
+    on from the same pid and the parent catches up (:func:`_catch_up`)."""
+    runtime = delivery.runtime
+    if real_pids(runtime):
+        runtime = dataclasses.replace(runtime, next_pid=os.getpid)
+    job = (
+        dataclasses.replace(
+            delivery, runtime=runtime, forwarder=_unset_forwarder, env=dict(delivery.env)
+        ),
+        split_home,
+    )
+    try:
+        pickle.dumps(job)
+    except (pickle.PicklingError, TypeError, AttributeError):
+        return None
+    return job
 
 
 class _Workers:
@@ -141,6 +160,14 @@ class _Workers:
                 return ready.pop()[0]
         return privsep.Worker(uid, gid)
 
+    def close_all(self) -> None:
+        """At exit: each idle worker is told to go (its socket closed) and reaped."""
+        with self._lock:
+            idle, self._idle = self._idle, {}
+        for workers in idle.values():
+            for worker, _since in workers:
+                worker.close()
+
     def _give(self, worker: privsep.Worker) -> None:
         if worker.dead:
             return
@@ -150,6 +177,7 @@ class _Workers:
 
 
 _WORKERS = _Workers()
+atexit.register(_WORKERS.close_all)
 #: what a worker calls with each job
 _WORK = "server.local.asuser:work_in_worker"
 

@@ -136,3 +136,29 @@ def test_concurrent_deliveries_never_share_a_name(tmp_path: Path, qhome: Path) -
         reports = list(pool.map(lambda _: ch.deliver(job), range(30)))
     assert reports == [b"Kdid 1+0+0\n"] * 30
     assert len(list((home / "Maildir" / "new").iterdir())) == 30
+
+
+def test_counted_pids_stay_in_step(ctx: ProgramContext, tmp_path: Path) -> None:
+    """The simulator's runtime: a warm worker delivers with a copy of the pid
+    counter, and the parent's counter moves past the pids the worker took."""
+    home = user_home(tmp_path)
+    ch = channel(ctx, home, default_delivery="./Maildir/")
+    first = ctx.runtime.next_pid()
+    for _ in range(2):
+        assert deliver(ctx, ch) == b"Kdid 1+0+0\n"
+    pids = sorted(p.name.split(".")[1] for p in (home / "Maildir" / "new").iterdir())
+    assert pids == [str(first + 1), str(first + 2)]
+    assert ctx.runtime.next_pid() == first + 3
+
+
+def test_a_runtime_that_cannot_be_pickled_forks_a_child(
+    ctx: ProgramContext, tmp_path: Path
+) -> None:
+    """A test's closure for pids cannot go to a worker: the delivery runs in a
+    child forked for it, with the same result."""
+    runtime = dataclasses.replace(ctx.runtime, next_pid=lambda: 5000)
+    ctx = dataclasses.replace(ctx, runtime=runtime)
+    home = user_home(tmp_path)
+    assert deliver(ctx, channel(ctx, home, default_delivery="./Maildir/")) == b"Kdid 1+0+0\n"
+    (name,) = [p.name for p in (home / "Maildir" / "new").iterdir()]
+    assert name.split(".")[1] == "5000"
