@@ -306,7 +306,19 @@ def _yaml_error(exc: yaml.MarkedYAMLError, file: str) -> ScenarioError:
     return ScenarioError(f"YAML syntax: {problem}", file=file, line=line)
 
 
+#: libyaml's parser (when PyYAML was built with it) composes the same nodes
+#: about ten times faster. Its error messages are worded differently, so a
+#: file it rejects is composed again by the pure-Python parser, whose error
+#: is the one reported.
+_FAST_LOADER: type[yaml.SafeLoader] | None = getattr(yaml, "CSafeLoader", None)
+
+
 def _compose(text: str, file: str) -> list[Node]:
+    if _FAST_LOADER is not None:
+        try:
+            return [n for n in yaml.compose_all(text, Loader=_FAST_LOADER) if n is not None]
+        except (yaml.YAMLError, RecursionError):
+            pass
     try:
         return [n for n in yaml.compose_all(text, Loader=yaml.SafeLoader) if n is not None]
     except yaml.MarkedYAMLError as exc:
