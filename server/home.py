@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import contextlib
 import grp
+import locale
 import os
 import pwd
 import shlex
@@ -100,7 +101,7 @@ def owners(ids: QmailIds | None) -> Owners:
     return {name: (getattr(ids, name), ids.qmail) for name in names}
 
 
-def _fix(path: Path, mode: int, owner: tuple[int, int] | None) -> None:
+def _fix(path: str | Path, mode: int, owner: tuple[int, int] | None) -> None:
     """install.c's chown then chmod (chown clears set-id bits), on the entry
     itself: O_NOFOLLOW, so a link planted by a directory's owner is refused."""
     fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC)
@@ -183,24 +184,36 @@ def _pdom(fqdn: str) -> str:
     return fqdn
 
 
-def _mkdir(path: Path, mode: int, owner: tuple[int, int] | None = None) -> None:
-    path.mkdir(exist_ok=True)
+def _mkdir(path: str | Path, mode: int, owner: tuple[int, int] | None = None) -> None:
+    try:
+        os.mkdir(path, mode & 0o777)
+    except FileExistsError:
+        if not os.path.isdir(path):
+            raise
+    else:
+        # made with its mode already (the umask took nothing): chmod would change nothing
+        if owner is None and stat.S_IMODE(os.lstat(path).st_mode) == mode:
+            return
     _fix(path, mode, owner)
 
 
 def make_tree(home: Path, own: Owners = None) -> None:
-    """hier.c's directories, lock/tcpto, lock/sendmutex and lock/trigger."""
+    """hier.c's directories, lock/tcpto, lock/sendmutex and lock/trigger.
+
+    Paths are plain strings here: a home has some 120 directories, and the
+    simulator makes one per scenario."""
 
     def who(name: str) -> tuple[int, int] | None:
         return None if own is None else own[name]
 
     _mkdir(home, 0o755, who("root"))
     for rel, name, mode in _TOP_DIRS:
-        _mkdir(home / rel, mode, who(name))
+        _mkdir(f"{home}/{rel}", mode, who(name))
     for rel, name, mode in _SPLIT_DIRS:
-        _mkdir(home / rel, mode, who(name))
+        top = f"{home}/{rel}"
+        _mkdir(top, mode, who(name))
         for i in range(SPLIT):
-            _mkdir(home / rel / str(i), mode, who(name))
+            _mkdir(f"{top}/{i}", mode, who(name))
     _mkdir(home / _LOCK_DIR[0], _LOCK_DIR[2], who(_LOCK_DIR[1]))
     lock = home / "queue" / "lock"
     _touch(lock / "tcpto", b"\0" * 1024, 0o644, who("qmailr"))
@@ -267,20 +280,48 @@ def script_mode(mode: int) -> int:
 
 
 def write_bin(home: Path, python: str | None = None, own: Owners = None) -> None:
+    """One script per program. Into an existing bin/ each goes through a
+    temporary name and a rename, so that a running qmail never starts half a
+    script; an empty bin/ (a new home) gets them in place."""
     python = python or sys.executable
+    bindir = f"{home}/bin"
+    fresh = not os.listdir(bindir)
     for name in PROGRAMS:
-        path = home / "bin" / name
-        tmp = path.with_name(f".{name}.tmp")
-        tmp.unlink(missing_ok=True)
-        tmp.write_text(bin_script(name, home, python))
+        data = bin_script(name, home, python).encode(_SCRIPT_ENCODING)
         mode = BIN_MODES.get(name, DEFAULT_BIN_MODE)
         if own is None:
-            _fix(tmp, mode, None)
+            owner = None
         else:
             # root's, qmail-queue's script too: only the compiled wrapper that
             # replaces it is qmailq's (hier.c), as root may run what is here.
-            _fix(tmp, script_mode(mode), own["root"])
-        os.replace(tmp, path)
+            mode, owner = script_mode(mode), own["root"]
+        if fresh:
+            _write_new(f"{bindir}/{name}", data, mode, owner)
+            continue
+        tmp = f"{bindir}/.{name}.tmp"
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(tmp)
+        _write_new(tmp, data, mode, owner)
+        os.replace(tmp, f"{bindir}/{name}")
+
+
+#: what open(path, "w") would encode a script's text with
+_SCRIPT_ENCODING = locale.getpreferredencoding(False)
+
+
+def _write_new(path: str, data: bytes, mode: int, owner: tuple[int, int] | None) -> None:
+    """Create ``path`` (never through a link), write ``data``, then install.c's
+    chown and chmod."""
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600)
+    try:
+        view = memoryview(data)
+        while view:
+            view = view[os.write(fd, view) :]
+        if owner is not None:
+            os.fchown(fd, *owner)
+        os.fchmod(fd, mode)
+    finally:
+        os.close(fd)
 
 
 def write_patches(home: Path, patches: Iterable[str]) -> None:
