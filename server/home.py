@@ -147,10 +147,18 @@ def boot_script(home: Path, delivery: str) -> str:
 
 
 def write_boot(home: Path, own: Owners = None) -> None:
+    owner = None if own is None else own["root"]
     for name in sorted(BOOT_SCRIPTS):
-        path = home / "boot" / name
-        path.write_text(boot_script(home, BOOT_SCRIPTS[name]))
-        _fix(path, 0o755, None if own is None else own["root"])
+        text = boot_script(home, BOOT_SCRIPTS[name])
+        path = f"{home}/boot/{name}"
+        try:  # a new home's: made in one go
+            _write_new(path, text.encode(_SCRIPT_ENCODING), 0o755, owner)
+            continue
+        except FileExistsError:
+            pass
+        with open(path, "w") as f:
+            f.write(text)
+        _fix(path, 0o755, owner)
 
 
 @dataclass(frozen=True)

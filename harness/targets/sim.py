@@ -271,7 +271,8 @@ class SimTarget(Target):
         the directories above it (traversal only: a work root such as
         pytest's is 0700)."""
         os.chmod(self.workdir, 0o755)
-        for parent in self.workdir.resolve().parents:
+        workdir = self.workdir.resolve()
+        for parent in workdir.parents:
             mode = parent.stat().st_mode
             if mode & 0o011 != 0o011:
                 os.chmod(parent, stat.S_IMODE(mode) | 0o011)
@@ -279,9 +280,11 @@ class SimTarget(Target):
         owners.setdefault(str(self.home / "alias"), (self.runtime.uid, self.runtime.uid))
         for home, (uid, gid) in owners.items():
             path = Path(home)
-            if path.is_dir() and path.is_relative_to(self.workdir.resolve()):
-                for item in [path, *path.rglob("*")]:
-                    os.lchown(item, uid, gid)
+            if path.is_dir() and path.is_relative_to(workdir):
+                os.lchown(path, uid, gid)
+                for root, dirs, files in os.walk(path):  # links are not followed
+                    for name in dirs + files:
+                        os.lchown(os.path.join(root, name), uid, gid)
 
     def _write_passwords(self) -> None:
         rows = [
