@@ -36,6 +36,43 @@
 All figures are printed at the end. The machine may be busy with other work
 (tests running beside the benchmark), so the rates are noisy; the ratios,
 measured a few seconds apart, are steadier than the absolute figures.
+
+    python benchmarks/delivery.py --reference-qmail /var/qmail [--messages 3000]
+        [--maildirs 1 100] [--repeat 3]
+
+With ``--reference-qmail DIR`` (root; DIR a real netqmail home built with
+``make setup check`` and qmail's users) it measures, instead of the above,
+the same backlog delivered by real qmail and by ours, interleaved:
+
+- both homes get the same control/ (config-fast bench.example) and the same
+  users/assign: K users ``u0``..``u{K-1}`` (uid and gid 4900+i, no passwd
+  entry needed), each with a home of its own (0700, theirs) holding an empty
+  ``Maildir/``; each side's own qmail-newu builds users/cdb;
+- ``--messages`` messages (default 3000) to ``u{i mod K}@bench.example`` are
+  queued on each side with that side's own qmail-queue while no qmail-send
+  runs: real, ``DIR/bin/qmail-queue`` (setuid qmailq) once per message;
+  ours, our queue writer in a child process as qmailq:qmail, as the setuid
+  wrapper runs it (one Python start per message would take minutes);
+- then the clock starts and qmail-send starts: real, ``env -
+  PATH=DIR/bin:/usr/bin:/bin qmail-start ./Maildir/`` as root (qmail-send,
+  qmail-lspawn, qmail-rspawn and qmail-clean under their uids, one
+  qmail-local per delivery as the user); ours, ``qmail-sim serve --send
+  HOME`` as root on a split home made by ``qmail-sim setup``, which runs
+  ``HOME/bin/qmail-start ./Maildir/`` with the same process model. The
+  clock stops when the last message is in the Maildirs' ``new/`` (polled
+  every 20 ms); qmail-send is then stopped with TERM. Any ``deferral`` or
+  ``failure`` in its log ends the benchmark with that line, and every
+  delivered file must belong to its user (qmail-local ran as the user). Each
+  run also prints how long after the start the first delivery appeared: our
+  start-up (Python processes) is inside the timed span, as qmail-start's is.
+
+``--maildirs 1 100`` measures one Maildir and 100 Maildirs (of 100 users).
+Runs alternate between the sides (real first in odd rounds), each figure is
+the median of ``--repeat`` runs (default 3), and the load average is
+printed with every round. DIR is never written: the benchmark re-executes
+itself in a private mount namespace, copies DIR to a scratch directory and
+bind-mounts the copy over DIR there (see ``benchmarks/reference_qmail.py``;
+this mode's code is ``benchmarks/delivery_reference.py``).
 """
 
 from __future__ import annotations
@@ -259,7 +296,9 @@ def bare_records_memory(count: int) -> int:
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--messages", type=int, default=10_000)
+    parser.add_argument(
+        "--messages", type=int, help="default 10000, or with --reference-qmail 3000"
+    )
     parser.add_argument("--queued", type=int, default=100_000)
     parser.add_argument("--dir", type=Path, help="where to make the homes (default: a temp dir)")
     parser.add_argument(
@@ -271,7 +310,27 @@ def main() -> int:
     parser.add_argument(
         "--delivery-only", action="store_true", help="skip the reference and memory figures"
     )
+    parser.add_argument(
+        "--reference-qmail",
+        type=Path,
+        metavar="DIR",
+        help="a real qmail home (root): deliver the same backlog with a private copy of it "
+        "and with ours, interleaved, and print the ratio ours/real",
+    )
+    parser.add_argument(
+        "--maildirs",
+        type=int,
+        nargs="+",
+        default=[1],
+        help="with --reference-qmail: into this many Maildirs of as many users (default 1)",
+    )
+    parser.add_argument("--repeat", type=int, help="with --reference-qmail: runs (default 3)")
     args = parser.parse_args()
+    if args.reference_qmail is not None:
+        from delivery_reference import compare_with_reference
+
+        return compare_with_reference(args)
+    args.messages = args.messages or 10_000
     base = Path(tempfile.mkdtemp(prefix="qmail-sim-bench-", dir=args.dir))
     try:
         rate, queue_rate, size = delivery_rate(base, args.messages, args.to_user)

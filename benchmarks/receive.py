@@ -13,6 +13,36 @@ rate of the queue writer alone (no SMTP), the floor set by the disk.
 The client is Postfix's ``smtp-source`` when installed (``apt-get install
 postfix``; Postfix itself is never started), else a small asyncio client of
 our own for both targets. Loopback only; every loop is bounded.
+
+    python benchmarks/receive.py --reference-qmail /var/qmail [--messages N]
+
+With ``--reference-qmail DIR`` (root; DIR a real netqmail home built with
+``make setup check`` and qmail's users), the same client sends the same
+messages to real qmail and to ours in the same run instead, and the ratio
+printed is ours/real:
+
+- real: ``tcpserver -D -H -R -l bench.example -x RULES -u QMAILD -g NOFILES
+  127.0.0.1 PORT DIR/bin/qmail-smtpd`` (Debian's ucspi-tcp; ``-u``/``-g``
+  take numbers), so each connection is a fork+exec of qmail-smtpd as qmaild,
+  which runs the setuid-qmailq ``qmail-queue`` for the message;
+- ours: ``qmail-sim serve --smtp 127.0.0.1:0 --rules RULES --localname
+  bench.example HOME`` on a split home made by ``qmail-sim setup`` as root
+  (qmail-smtpd as qmaild, queueing through a queue service as qmailq).
+
+Both get the same rules cdb (``127.:allow,RELAYCLIENT=""``, built by
+tcprules), the same control/ (config-fast bench.example) and no identd or
+DNS lookups (tcpserver ``-H -R``; ours makes none); TCP_NODELAY on both
+(``-D``; ours sets it). No qmail-send runs on either side, so the queue only
+fills; it is emptied before every run and each run checks that every
+message reached ``todo/``. Runs alternate between the two sides (real first
+in odd rounds, ours first in even ones), each figure is the median of
+``--repeat`` runs (default 3), and the load average is printed with every
+round, as other work on the machine moves the absolute rates.
+
+DIR is never written: the benchmark re-executes itself in a private mount
+namespace, copies DIR to a scratch directory and bind-mounts the copy over
+DIR there (real qmail has its home compiled in, so a copy elsewhere would
+not be used); see ``benchmarks/reference_qmail.py``.
 """
 
 from __future__ import annotations
@@ -20,6 +50,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import os
 import select
 import shutil
 import socket
@@ -29,6 +60,21 @@ import tempfile
 import time
 from collections.abc import Iterator
 from pathlib import Path
+
+from reference_qmail import (
+    ME,
+    check_reference,
+    clean_queue,
+    enter_private_namespace,
+    ids,
+    load_average,
+    make_ours,
+    median,
+    scratch_copy,
+    scratch_dir,
+    stop_group,
+    write_control,
+)
 
 HOST = "127.0.0.1"
 SENDER = "bench@client.example"
@@ -64,20 +110,28 @@ def stop(proc: subprocess.Popen[bytes]) -> None:
 
 
 @contextlib.contextmanager
-def qmail_sim(home: Path) -> Iterator[int]:
+def qmail_sim(home: Path, *options: str, make: bool = True) -> Iterator[int]:
+    """``qmail-sim serve --smtp`` on ``home`` (made here unless ``make`` is false)."""
     from server.home import setup
 
-    setup(home, me="bench.example")
-    cmd = [sys.executable, "-m", "harness.cli", "serve", "--smtp", f"{HOST}:0", str(home)]
-    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE)
+    if make:
+        setup(home, me="bench.example")
+    cmd = [sys.executable, "-m", "harness.cli", "serve", "--smtp", f"{HOST}:0", *options, str(home)]
+    # unbuffered: select() must see every line the pipe holds
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, bufsize=0, start_new_session=True)
     try:
         assert proc.stdout is not None
-        if not select.select([proc.stdout], [], [], 30)[0]:
-            raise RuntimeError("qmail-sim serve did not start")
-        line = proc.stdout.readline().decode()
+        line = ""
+        while not line.startswith("listening smtp "):  # a split serve names its queue first
+            if not select.select([proc.stdout], [], [], 30)[0]:
+                raise RuntimeError("qmail-sim serve did not start")
+            line = proc.stdout.readline().decode()
+            if not line:
+                raise RuntimeError("qmail-sim serve ended before it listened")
         yield int(line.rsplit(":", 1)[1])
     finally:
         stop(proc)
+        stop_group(proc)
 
 
 @contextlib.contextmanager
@@ -202,14 +256,119 @@ def queue_floor(messages: int) -> float:
         return messages / (time.monotonic() - start)
 
 
+#: The tcprules source both sides follow (qmail's FAQ 5.4 for a relay client).
+RULES = '127.:allow,RELAYCLIENT=""\n'
+SIDES = ("real", "ours")
+
+
+def make_rules(where: Path) -> Path:
+    """RULES compiled by the real tcprules, readable by qmaild."""
+    cdb = where / "tcp.smtp.cdb"
+    subprocess.run(
+        ["tcprules", str(cdb), str(where / "tcp.smtp.tmp")],
+        input=RULES.encode(),
+        check=True,
+        timeout=30,
+    )
+    os.chmod(cdb, 0o644)
+    return cdb
+
+
+@contextlib.contextmanager
+def real_smtpd(reference: Path, rules: Path) -> Iterator[int]:
+    """Real qmail-smtpd under Debian's tcpserver as qmaild:nofiles; yields the port."""
+    uid, gid = ids("qmaild", "nofiles")
+    port = free_port()
+    cmd = ["tcpserver", "-D", "-H", "-R", "-l", ME, "-x", str(rules)]
+    cmd += ["-u", str(uid), "-g", str(gid), HOST, str(port), str(reference / "bin/qmail-smtpd")]
+    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, start_new_session=True)
+    try:
+        wait_port(port)  # this probe is one qmail-smtpd that sees EOF and queues nothing
+        yield port
+    finally:
+        stop_group(proc)
+
+
+def run_side(side: str, home: Path, rules: Path, messages: int, clients: int) -> float:
+    """One run on an emptied queue: messages per second, all checked into todo/."""
+    clean_queue(home)
+    if side == "real":
+        server = real_smtpd(home, rules)
+    else:
+        server = qmail_sim(home, "--rules", str(rules), "--localname", ME, make=False)
+    with server as port:
+        rate = messages / send(port, messages, clients)
+    if queued(home) != messages:
+        raise RuntimeError(f"{side}: {queued(home)} of {messages} messages in the queue")
+    clean_queue(home)
+    return rate
+
+
+def compare_with_reference(args: argparse.Namespace, client: str) -> int:
+    """Real qmail (a private copy of --reference-qmail) against ours, interleaved."""
+    reference = check_reference(args.reference_qmail)
+    enter_private_namespace(reference)
+    repeat = args.repeat or 3
+    scratch = scratch_dir(args.dir)
+    try:
+        with scratch_copy(reference, scratch) as real:
+            write_control(real)
+            homes = {"real": real, "ours": make_ours(scratch / "ours")}
+            rules = make_rules(scratch)
+            print(
+                f"real netqmail ({reference}, a private copy) under tcpserver vs "
+                f"qmail-sim serve --smtp (a split home); {args.messages} messages of "
+                f"~{MESSAGE_SIZE} bytes, one per connection, via {client}; "
+                f"median of {repeat}, runs interleaved; {os.cpu_count()} CPUs, {load_average()}",
+                flush=True,
+            )
+            rows = []
+            for clients in args.concurrency:
+                rates: dict[str, list[float]] = {side: [] for side in SIDES}
+                for run in range(repeat):
+                    for side in SIDES if run % 2 == 0 else SIDES[::-1]:
+                        rates[side].append(
+                            run_side(side, homes[side], rules, args.messages, clients)
+                        )
+                    print(
+                        f"  {clients} clients, run {run + 1}: real {rates['real'][-1]:.0f}, "
+                        f"qmail-sim {rates['ours'][-1]:.0f} msg/s ({load_average()})",
+                        flush=True,
+                    )
+                rows.append((clients, median(rates["real"]), median(rates["ours"])))
+            print(f"{'clients':>7}  {'real msg/s':>10}  {'qmail-sim msg/s':>15}  {'ours/real':>9}")
+            for clients, theirs, ours in rows:
+                print(f"{clients:>7}  {theirs:10.0f}  {ours:15.0f}  {ours / theirs:9.2f}")
+            print(f"at the end: {load_average()}")
+    finally:
+        shutil.rmtree(scratch, ignore_errors=True)
+    return 0
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--messages", type=int, default=500)
     parser.add_argument("--concurrency", type=int, nargs="+", default=[1, 10])
     parser.add_argument(
-        "--repeat", type=int, default=2, help="runs per figure; the best is shown (default 2)"
+        "--repeat",
+        type=int,
+        help="runs per figure: the best of 2 is shown, or with --reference-qmail the median of 3",
+    )
+    parser.add_argument(
+        "--reference-qmail",
+        type=Path,
+        metavar="DIR",
+        help="a real qmail home (root): run the same client against a private copy of it "
+        "and against ours, interleaved, and print the ratio ours/real",
+    )
+    parser.add_argument(
+        "--dir", type=Path, help="where the scratch homes go with --reference-qmail (default /tmp)"
     )
     args = parser.parse_args()
+    if args.reference_qmail is not None:
+        client = "smtp-source" if shutil.which("smtp-source") else "asyncio client"
+        return compare_with_reference(args, client)
+    args.repeat = args.repeat or 2
     have_sink = shutil.which("smtp-sink") is not None
     client = "smtp-source" if shutil.which("smtp-source") else "asyncio client"
     print(

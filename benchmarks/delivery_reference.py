@@ -1,0 +1,244 @@
+"""``benchmarks/delivery.py --reference-qmail DIR``: a backlog delivered by real qmail and by ours.
+
+What is measured and how is in ``delivery.py``'s docstring; the private copy
+of DIR is ``reference_qmail.py``'s. Run as a program (by :func:`queue_ours`,
+as qmailq) this file queues a backlog into one of our homes.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shutil
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+from typing import IO
+
+from reference_qmail import (
+    ME,
+    check_reference,
+    clean_queue,
+    enter_private_namespace,
+    ids,
+    load_average,
+    make_ours,
+    median,
+    queued,
+    scratch_copy,
+    scratch_dir,
+    stop_group,
+    write_control,
+)
+
+BODY = b"From: a@client.example\nTo: someone@bench.example\nSubject: bench\n\nhello\n"
+#: The --maildirs users' first uid and gid (users/assign needs no passwd entry).
+FIRST_UID = 4900
+SENDER = "a@client.example"
+SIDES = ("real", "ours")
+#: How often the Maildirs are counted while a backlog is delivered.
+POLL = 0.02
+
+
+def bench_users(home: Path, homes: Path, count: int) -> list[Path]:
+    """users/assign for ``count`` users with fresh homes under ``homes`` (their
+    Maildirs returned), and users/cdb from the home's own qmail-newu."""
+    shutil.rmtree(homes, ignore_errors=True)
+    homes.mkdir(mode=0o755)
+    lines, maildirs = [], []
+    for n in range(count):
+        uid = FIRST_UID + n
+        user = homes / f"u{n}"
+        for sub in ("tmp", "new", "cur"):
+            (user / "Maildir" / sub).mkdir(mode=0o700, parents=True)
+        for path in [user, *user.rglob("*")]:
+            os.chown(path, uid, uid)
+        os.chmod(user, 0o700)
+        lines.append(f"=u{n}:u{n}:{uid}:{uid}:{user}:::\n")
+        maildirs.append(user / "Maildir")
+    (home / "users" / "assign").write_text("".join(lines) + ".\n")
+    subprocess.run([str(home / "bin" / "qmail-newu")], check=True, timeout=120)
+    return maildirs
+
+
+def envelope(n: int, users: int) -> tuple[str, str]:
+    return SENDER, f"u{n % users}@{ME}"
+
+
+def queue_real(home: Path, messages: int, users: int) -> None:
+    """The backlog through real ``bin/qmail-queue``: message on fd 0, envelope on fd 1."""
+    program = str(home / "bin" / "qmail-queue")
+    for n in range(messages):
+        sender, rcpt = envelope(n, users)
+        read, write = os.pipe()
+        os.write(write, f"F{sender}\0T{rcpt}\0\0".encode())
+        os.close(write)
+        try:
+            subprocess.run([program], input=BODY, stdout=read, check=True, timeout=60)
+        finally:
+            os.close(read)
+
+
+def queue_ours(home: Path, messages: int, users: int) -> None:
+    """The backlog through our queue writer, in a child running as qmailq:qmail."""
+    from server.privsep import QmailIds
+
+    qids = QmailIds.of_home(home)
+    if qids is None:
+        raise SystemExit(f"{home} is not a split home")
+    uid, gid = ids("qmailq", "qmail")
+    cmd = [sys.executable, __file__, str(home), str(messages), str(users)]
+    subprocess.run(cmd, check=True, timeout=3600, user=uid, group=gid, extra_groups=[gid])
+
+
+def queue_backlog_child(home: Path, messages: int, users: int) -> int:
+    """This file run as a program (``HOME MESSAGES USERS``), as qmailq: what the
+    setuid qmail-queue does, in this process, once per message."""
+    from harness.commands.serve import make_context
+    from server.queue.client import queue_message
+
+    os.umask(0o033)  # qmail-queue.c
+    ctx = make_context(home)
+    for n in range(messages):
+        sender, rcpt = envelope(n, users)
+        result = queue_message(ctx, {}, BODY, sender, [rcpt], invoker=0)
+        if result.error:
+            raise SystemExit(f"queueing failed: {result.error}")
+    return 0
+
+
+class LogReader:
+    """qmail-send's log, drained in a thread (a full pipe would stop it); keeps
+    the first ``deferral``/``failure`` line."""
+
+    def __init__(self, stream: IO[bytes]) -> None:
+        self.stream = stream
+        self.trouble: str | None = None
+        self.thread = threading.Thread(target=self._read, daemon=True)
+        self.thread.start()
+
+    def _read(self) -> None:
+        for raw in self.stream:
+            line = raw.decode(errors="replace").rstrip()
+            if self.trouble is None and (": deferral: " in line or ": failure: " in line):
+                self.trouble = line
+
+
+def start_send(side: str, home: Path) -> subprocess.Popen[bytes]:
+    if side == "real":
+        cmd = [str(home / "bin" / "qmail-start"), "./Maildir/"]
+        env = {"PATH": f"{home}/bin:/usr/bin:/bin"}
+    else:
+        cmd = [sys.executable, "-m", "harness.cli", "serve", "--send", str(home)]
+        env = {"PATH": f"{home}/bin:/usr/bin:/bin"}
+    return subprocess.Popen(
+        cmd, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, env=env, start_new_session=True
+    )
+
+
+def wait_delivered(maildirs: list[Path], messages: int, log: LogReader, deadline: float) -> float:
+    """Wait until ``messages`` files are in the Maildirs' new/ (a bounded wait);
+    when the first of them was seen (time.monotonic)."""
+    expected = {
+        maildir / "new": messages // len(maildirs) + (n < messages % len(maildirs))
+        for n, maildir in enumerate(maildirs)
+    }
+    first = None
+    while expected:
+        for new, count in list(expected.items()):
+            seen = len(os.listdir(new))
+            if first is None and seen:
+                first = time.monotonic()
+            if seen >= count:
+                del expected[new]
+        if log.trouble is not None:
+            raise SystemExit(f"qmail-send: {log.trouble}")
+        if time.monotonic() > deadline:
+            raise SystemExit(f"{len(expected)} Maildirs not complete in time")
+        if expected:
+            time.sleep(POLL)
+    assert first is not None
+    return first
+
+
+def check_owners(maildirs: list[Path]) -> None:
+    """Each delivery ran as its user (qmail-lspawn's setuid): the files are theirs."""
+    for n, maildir in enumerate(maildirs):
+        for entry in os.scandir(maildir / "new"):
+            if entry.stat().st_uid != FIRST_UID + n:
+                raise SystemExit(f"{entry.path} is not owned by uid {FIRST_UID + n}")
+
+
+def deliver_run(
+    side: str, home: Path, homes: Path, messages: int, users: int
+) -> tuple[float, float]:
+    """One run: empty queue and Maildirs, queue the backlog, deliver it.
+    Deliveries per second, and seconds from the start to the first delivery."""
+    clean_queue(home)
+    maildirs = bench_users(home, homes, users)
+    (queue_real if side == "real" else queue_ours)(home, messages, users)
+    if queued(home) != messages:
+        raise SystemExit(f"{side}: {queued(home)} of {messages} queued")
+    started = time.monotonic()
+    proc = start_send(side, home)
+    try:
+        assert proc.stdout is not None
+        log = LogReader(proc.stdout)
+        first = wait_delivered(maildirs, messages, log, started + 120 + messages / 10)
+        elapsed = time.monotonic() - started
+    finally:
+        stop_group(proc)
+    delivered = sum(len(os.listdir(m / "new")) for m in maildirs)
+    if delivered != messages:
+        raise SystemExit(f"{side}: {delivered} delivered, expected {messages}")
+    check_owners(maildirs)
+    clean_queue(home)
+    return messages / elapsed, first - started
+
+
+def compare_with_reference(args: argparse.Namespace) -> int:
+    """Real qmail (a private copy of --reference-qmail) against ours, interleaved."""
+    reference = check_reference(args.reference_qmail)
+    enter_private_namespace(reference)
+    messages = args.messages or 3000
+    repeat = args.repeat or 3
+    scratch = scratch_dir(args.dir)
+    try:
+        with scratch_copy(reference, scratch) as real:
+            write_control(real)
+            homes = {"real": real, "ours": make_ours(scratch / "ours")}
+            print(
+                f"real netqmail ({reference}, a private copy: qmail-start ./Maildir/) vs "
+                f"qmail-sim serve --send (a split home); a backlog of {messages} messages, "
+                f"median of {repeat}, runs interleaved; {os.cpu_count()} CPUs, {load_average()}",
+                flush=True,
+            )
+            rows = []
+            for users in args.maildirs:
+                rates: dict[str, list[float]] = {side: [] for side in SIDES}
+                firsts: dict[str, float] = {}
+                for run in range(repeat):
+                    for side in SIDES if run % 2 == 0 else SIDES[::-1]:
+                        where = scratch / f"users-{side}"
+                        rate, firsts[side] = deliver_run(side, homes[side], where, messages, users)
+                        rates[side].append(rate)
+                    print(
+                        f"  {users} Maildirs, run {run + 1}: real {rates['real'][-1]:.0f}, "
+                        f"qmail-sim {rates['ours'][-1]:.0f} deliveries/s; first delivery after "
+                        f"{firsts['real']:.2f} s and {firsts['ours']:.2f} s ({load_average()})",
+                        flush=True,
+                    )
+                rows.append((users, median(rates["real"]), median(rates["ours"])))
+            print(f"{'Maildirs':>8}  {'real msg/s':>10}  {'qmail-sim msg/s':>15}  {'ours/real':>9}")
+            for users, theirs, ours in rows:
+                print(f"{users:>8}  {theirs:10.0f}  {ours:15.0f}  {ours / theirs:9.2f}")
+            print(f"at the end: {load_average()}")
+    finally:
+        shutil.rmtree(scratch, ignore_errors=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(queue_backlog_child(Path(sys.argv[1]), int(sys.argv[2]), int(sys.argv[3])))
