@@ -27,6 +27,12 @@ from pathlib import Path
 
 from harness.runner import load_all, run_all
 
+#: Issue 12: the bundled suite at this many scenarios per second on one core.
+#: Run as root, each local delivery goes to a warm worker process of its user
+#: (server.local.asuser), one at a time: still one core, but that worker's CPU
+#: is not in the per-CPU-second figure, which counts this process only.
+GOAL = 100.0
+
 #: The checkout's suite. benchmarks/ lives in a checkout, and the pytest plugin
 #: collects scenarios only there (not from the copy installed in site-packages).
 CHECKOUT_SUITE = Path(__file__).resolve().parent.parent / "scenarios"
@@ -78,6 +84,8 @@ def main() -> int:
         f"in-process:        {n} scenario runs in {seconds:.2f}s = {n / seconds:7.1f}/s "
         f"({n / cpu:.1f} per CPU-second; {failed} not passing)"
     )
+    rate = n / seconds
+    print(f"goal (issue 12):   {GOAL:7.1f}/s on one core; ratio in-process/goal: {rate / GOAL:.2f}")
     reference = n / seconds
     count = n // args.rounds
     status = 0 if failed == 0 else 1
