@@ -443,6 +443,8 @@ def run(args: argparse.Namespace) -> int:
     if not (home / "control").is_dir():
         print(f"qmail-sim serve: {home} is not a qmail home", file=sys.stderr)
         return 111
+    if args.queue_service is not None or args.queue_socket is not None:
+        _stop_with_parent()
     if args.queue_service is not None:
         return _queue_service(home, args.queue_service)
     ids = QmailIds.of_home(home)
@@ -489,3 +491,16 @@ def _queue_service(home: Path, path: Path) -> int:
     print(f"listening queue {path}", flush=True)
     QueueService(make_context(home), ids, real_environ()).serve_forever(sock)
     return 0
+
+
+def _stop_with_parent() -> None:
+    """A child of a split serve (serve_split): its standard input is a pipe the
+    parent never writes; end of file means the parent is gone, so stop too."""
+
+    def watch() -> None:
+        with contextlib.suppress(OSError):
+            while sys.stdin.buffer.read(4096):
+                pass
+        os.kill(os.getpid(), signal.SIGTERM)
+
+    threading.Thread(target=watch, name="parent-watch", daemon=True).start()

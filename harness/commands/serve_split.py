@@ -76,7 +76,11 @@ class _Child:
             who = {"user": uid, "group": gid, "extra_groups": [gid]}
         self.proc = await asyncio.create_subprocess_exec(
             *self.argv,
-            stdin=asyncio.subprocess.DEVNULL,
+            # a pipe we never write: the child stops when it reads end of
+            # file, so it does not outlive this process (even killed by -9)
+            stdin=asyncio.subprocess.PIPE
+            if self.ready == "listening "
+            else asyncio.subprocess.DEVNULL,
             stdout=asyncio.subprocess.PIPE,
             env=self.env,
             start_new_session=True,  # our SIGINT is ours to pass on
