@@ -26,6 +26,7 @@ from reference_qmail import (
     load_average,
     make_ours,
     median,
+    print_ratios,
     queued,
     scratch_copy,
     scratch_dir,
@@ -231,10 +232,7 @@ def compare_with_reference(args: argparse.Namespace) -> int:
                         flush=True,
                     )
                 rows.append((users, median(rates["real"]), median(rates["ours"])))
-            print(f"{'Maildirs':>8}  {'real msg/s':>10}  {'qmail-sim msg/s':>15}  {'ours/real':>9}")
-            for users, theirs, ours in rows:
-                print(f"{users:>8}  {theirs:10.0f}  {ours:15.0f}  {ours / theirs:9.2f}")
-            print(f"at the end: {load_average()}")
+            print_ratios("Maildirs", rows)
     finally:
         shutil.rmtree(scratch, ignore_errors=True)
     return 0

@@ -70,6 +70,7 @@ from reference_qmail import (
     load_average,
     make_ours,
     median,
+    print_ratios,
     scratch_copy,
     scratch_dir,
     stop_group,
@@ -336,10 +337,7 @@ def compare_with_reference(args: argparse.Namespace, client: str) -> int:
                         flush=True,
                     )
                 rows.append((clients, median(rates["real"]), median(rates["ours"])))
-            print(f"{'clients':>7}  {'real msg/s':>10}  {'qmail-sim msg/s':>15}  {'ours/real':>9}")
-            for clients, theirs, ours in rows:
-                print(f"{clients:>7}  {theirs:10.0f}  {ours:15.0f}  {ours / theirs:9.2f}")
-            print(f"at the end: {load_average()}")
+            print_ratios("clients", rows)
     finally:
         shutil.rmtree(scratch, ignore_errors=True)
     return 0

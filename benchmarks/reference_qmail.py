@@ -214,3 +214,13 @@ def stop_group(proc: subprocess.Popen[bytes], timeout: float = 60.0) -> None:
         time.sleep(0.05)
     with contextlib.suppress(ProcessLookupError):
         os.killpg(proc.pid, 9)
+
+
+def print_ratios(label: str, rows: list[tuple[int, float, float]]) -> None:
+    """The closing table of a --reference-qmail run: per row (``label`` value,
+    real qmail's median rate, ours), and the ratio ours/real."""
+    width = max(len(label), 7)
+    print(f"{label:>{width}}  {'real msg/s':>10}  {'qmail-sim msg/s':>15}  {'ours/real':>9}")
+    for value, theirs, ours in rows:
+        print(f"{value:>{width}}  {theirs:10.0f}  {ours:15.0f}  {ours / theirs:9.2f}")
+    print(f"at the end: {load_average()}")
