@@ -196,6 +196,17 @@ class ChildEnd:
         return frame[1]
 
 
+def _switch(uid: int, gid: int) -> int | None:
+    """Become ``uid``/``gid``; the exit code that says why not, or None."""
+    try:
+        become(uid, gid)
+    except OSError:
+        return EXIT_CANNOT_SWITCH
+    if os.getuid() == 0 or os.geteuid() == 0:
+        return EXIT_STILL_ROOT
+    return None
+
+
 def run_as(
     uid: int,
     gid: int,
@@ -217,12 +228,9 @@ def run_as(
         try:
             parent_sock.close()
             _seal_fds(keep={child_sock.fileno(), *keep_fds})
-            try:
-                become(uid, gid)
-            except OSError:
-                os._exit(EXIT_CANNOT_SWITCH)
-            if os.getuid() == 0 or os.geteuid() == 0:
-                os._exit(EXIT_STILL_ROOT)
+            failed = _switch(uid, gid)
+            if failed is not None:
+                os._exit(failed)
             _send_frame(child_sock, _RESULT, work(ChildEnd(child_sock)))
         except BaseException:  # a child must never return into its parent
             code = 111
@@ -232,6 +240,7 @@ def run_as(
     try:
         result, _ = _parent_side(parent_sock, serve)
     finally:
+        parent_sock.close()
         _, status = os.waitpid(pid, 0)
     return result, status
 
@@ -257,14 +266,9 @@ def _worker_loop(sock: socket.socket, uid: int, gid: int) -> None:
     import importlib
     import pickle
 
-    try:
-        become(uid, gid)
-        failed = os.getuid() == 0 or os.geteuid() == 0
-    except OSError:
-        _send_frame(sock, _FAILED, str(EXIT_CANNOT_SWITCH).encode())
-        return
-    if failed:
-        _send_frame(sock, _FAILED, str(EXIT_STILL_ROOT).encode())
+    failed = _switch(uid, gid)
+    if failed is not None:
+        _send_frame(sock, _FAILED, str(failed).encode())
         return
     while True:
         header, fds, _flags, _addr = socket.recv_fds(sock, _HEADER, 1)
@@ -273,7 +277,7 @@ def _worker_loop(sock: socket.socket, uid: int, gid: int) -> None:
         payload = _recv_exact(sock, int.from_bytes(header[1:], "big"))
         if payload is None:
             return
-        entry, job = pickle.loads(payload)
+        entry, job = pickle.loads(payload)  # from our parent, root: trusted
         module, _, name = entry.partition(":")
         work = getattr(importlib.import_module(module), name)
         try:
@@ -307,33 +311,23 @@ class Worker:
         self.dead = False
 
     def run(
-        self, entry: str, job: object, fd: int | None, serve: Callable[[bytes], bytes]
+        self, payload: bytes, fd: int | None, serve: Callable[[bytes], bytes]
     ) -> tuple[bytes | None, int]:
-        """Like :func:`run_as`: ``entry`` ("module:function") is called in the
-        worker with (job, the descriptor or None, a ChildEnd) and returns the
-        result bytes. A worker that dies or misbehaves is dead for good."""
-        import pickle
-
-        payload = pickle.dumps((entry, job))
+        """Like :func:`run_as`, for a ``payload`` made by :func:`pickle_job`: its
+        entry is called in the worker with (job, the descriptor or None, a
+        ChildEnd) and returns the result bytes. A worker that dies or
+        misbehaves is dead for good."""
         try:
             header = _JOB + len(payload).to_bytes(4, "big")
             socket.send_fds(self._sock, [header], [] if fd is None else [fd])
             self._sock.sendall(payload)
-            while (frame := _recv_frame(self._sock)) is not None:
-                kind, data = frame
-                if kind == _ASK:
-                    _send_frame(self._sock, _ANSWER, serve(data))
-                elif kind == _RESULT:
-                    return data, 0
-                elif kind == _FAILED and data.isdigit():
-                    self.close()
-                    return None, int(data) << 8  # as waitpid: exited with that code
-                else:
-                    break
         except OSError:
-            pass
-        self.close()
-        return None, 9  # as waitpid: killed; the caller reports a crash
+            self.close()
+            return None, 9  # as waitpid: killed; the caller reports a crash
+        result, status = _parent_side(self._sock, serve)
+        if result is None:
+            self.close()
+        return result, status
 
     def close(self) -> None:
         if self.dead:
@@ -342,6 +336,17 @@ class Worker:
         self._sock.close()
         with contextlib.suppress(ChildProcessError):
             os.waitpid(self.pid, 0)
+
+
+def pickle_job(entry: str, job: object) -> bytes | None:
+    """A :class:`Worker`'s payload: ``entry`` ("module:function") and its job;
+    None when the job cannot be pickled."""
+    import pickle
+
+    try:
+        return pickle.dumps((entry, job))
+    except (pickle.PicklingError, TypeError, AttributeError):
+        return None
 
 
 def _parent_side(sock: socket.socket, serve: Callable[[bytes], bytes]) -> tuple[bytes | None, int]:
@@ -359,6 +364,4 @@ def _parent_side(sock: socket.socket, serve: Callable[[bytes], bytes]) -> tuple[
                 break
     except OSError:
         pass
-    finally:
-        sock.close()
     return None, 9  # as waitpid: killed; the caller reports a crash

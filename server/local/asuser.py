@@ -27,7 +27,6 @@ import atexit
 import dataclasses
 import io
 import os
-import pickle
 import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
@@ -72,33 +71,33 @@ def deliver(delivery: Delivery, uid: int, gid: int, *, split_home: Path | None) 
         result = delivery.forwarder(delivery.env, fields[2], sender, recipients, invoker)
         return privsep.pack_fields([result.error.encode("latin-1"), str(result.qp).encode()])
 
-    job = _worker_job(delivery, split_home)
-    if job is not None:
-        message_fd = _open_message(delivery)
-        try:
-            result, status = _WORKERS.run(uid, gid, job, message_fd, serve)
-        finally:
-            if message_fd is not None:
-                os.close(message_fd)
-    else:
-        work, keep = prepare_in_child((delivery, split_home))
-        try:
+    message_fd = _open_message(delivery)
+    try:
+        payload = _worker_payload(delivery, split_home)
+        if payload is not None:
+            result, status = _WORKERS.run(uid, gid, payload, message_fd, serve)
+        else:
+
+            def work(end: privsep.ChildEnd) -> bytes:
+                return _run_in_child(delivery, end, split_home, message_fd)
+
+            keep = frozenset() if message_fd is None else frozenset({message_fd})
             result, status = privsep.run_as(uid, gid, work, serve, keep_fds=keep)
-        finally:
-            for fd in keep:
-                os.close(fd)
+    finally:
+        if message_fd is not None:
+            os.close(message_fd)
     if result is None:
         if os.WIFEXITED(status) and os.WEXITSTATUS(status) in _SWITCH_CODES:
             return report(_SWITCH_CODES[os.WEXITSTATUS(status)], b"")
         return report(None, b"")  # qmail-lspawn: "qmail-local crashed"
-    outcome = _outcome(result)
-    _catch_up(runtime, taken, int(privsep.unpack_fields(result)[4]))
+    outcome, pids = _outcome(result)
+    _catch_up(runtime, taken, pids)
     return report(outcome.code, outcome.output)
 
 
-def _worker_job(delivery: Delivery, split_home: Path | None) -> tuple[Delivery, Path | None] | None:
-    """The job for a warm worker; None when it cannot be pickled (a test's
-    runtime with a closure in it): that delivery forks a child of its own.
+def _worker_payload(delivery: Delivery, split_home: Path | None) -> bytes | None:
+    """The pickled job for a warm worker; None when it cannot be pickled (a
+    test's runtime with a closure in it): that delivery forks a child of its own.
 
     A real process's worker takes fresh pids of its own. The simulator's
     pickled runtime carries a copy of its pid counter (server.runtime.PidCounter)
@@ -107,17 +106,10 @@ def _worker_job(delivery: Delivery, split_home: Path | None) -> tuple[Delivery, 
     runtime = delivery.runtime
     if real_pids(runtime):
         runtime = dataclasses.replace(runtime, next_pid=os.getpid)
-    job = (
-        dataclasses.replace(
-            delivery, runtime=runtime, forwarder=_unset_forwarder, env=dict(delivery.env)
-        ),
-        split_home,
+    job = dataclasses.replace(
+        delivery, runtime=runtime, forwarder=_unset_forwarder, env=dict(delivery.env)
     )
-    try:
-        pickle.dumps(job)
-    except (pickle.PicklingError, TypeError, AttributeError):
-        return None
-    return job
+    return privsep.pickle_job(_WORK, (job, split_home))
 
 
 class _Workers:
@@ -136,13 +128,13 @@ class _Workers:
         self,
         uid: int,
         gid: int,
-        job: object,
+        payload: bytes,
         fd: int | None,
         serve: Callable[[bytes], bytes],
     ) -> tuple[bytes | None, int]:
         worker = self._take(uid, gid)
         try:
-            return worker.run(_WORK, job, fd, serve)
+            return worker.run(payload, fd, serve)
         finally:
             self._give(worker)
 
@@ -193,21 +185,6 @@ def work_in_worker(
 
 def _unset_forwarder(*_args: object) -> ForwardResult:
     raise AssertionError("the child sets its own forwarder")  # pragma: no cover
-
-
-def prepare_in_child(
-    job: tuple[Delivery, Path | None],
-) -> tuple[Callable[[privsep.ChildEnd], bytes], frozenset[int]]:
-    """Still root: open the queue file (qmail-local's fd 0, opened by qmail-lspawn);
-    the work to do once the child is the user, and the descriptor to keep."""
-    delivery, split_home = job
-    message_fd = _open_message(delivery)
-    keep = frozenset() if message_fd is None else frozenset({message_fd})
-
-    def work(end: privsep.ChildEnd) -> bytes:
-        return _run_in_child(delivery, end, split_home, message_fd)
-
-    return work, keep
 
 
 def _run_in_child(
@@ -263,9 +240,10 @@ def _catch_up(runtime: Runtime, taken: list[int], count: int) -> None:
         taken[0] += 1
 
 
-def _outcome(result: bytes) -> Outcome:
-    code, output, stdout, stderr, _count = privsep.unpack_fields(result)
-    return Outcome(code=int(code), output=output, stdout=stdout, stderr=stderr)
+def _outcome(result: bytes) -> tuple[Outcome, int]:
+    """The child's packed result: qmail-local's outcome and the pids it took."""
+    code, output, stdout, stderr, pids = privsep.unpack_fields(result)
+    return Outcome(code=int(code), output=output, stdout=stdout, stderr=stderr), int(pids)
 
 
 def _child_forwarder(
