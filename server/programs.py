@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import dataclasses
 import importlib
-import itertools
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -27,7 +26,7 @@ from pathlib import Path
 from typing import BinaryIO, Protocol
 
 from server.errors import EXIT_TEMP
-from server.runtime import Runtime, VirtualClock
+from server.runtime import PidCounter, Runtime, VirtualClock
 
 #: Patches a home can switch on (recorded by ``qmail-sim setup --patch``).
 PATCHES = ("qmail-103", "date-localtime", "smtpd-relay-reject")
@@ -146,19 +145,8 @@ def with_counting_pids(ctx: ProgramContext) -> ProgramContext:
     simulator's) is kept."""
     if ctx.runtime.next_pid is not os.getpid:
         return ctx
-    runtime = dataclasses.replace(ctx.runtime, next_pid=CountingPids(os.getpid() + 1))
+    runtime = dataclasses.replace(ctx.runtime, next_pid=PidCounter(os.getpid() + 1))
     return dataclasses.replace(ctx, runtime=runtime)
-
-
-class CountingPids:
-    """Pids counted up from a real one (see :func:`with_counting_pids`): good
-    for qp numbers, not for Maildir names (:func:`real_pids`)."""
-
-    def __init__(self, start: int) -> None:
-        self._next = itertools.count(start)
-
-    def __call__(self) -> int:
-        return next(self._next)
 
 
 def real_pids(runtime: Runtime) -> bool:

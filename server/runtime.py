@@ -17,6 +17,7 @@ from __future__ import annotations
 import os
 import random
 import socket
+import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -204,18 +205,30 @@ def fresh_pid() -> int:
 
 
 class PidCounter:
-    """The simulator's pids: ``first``, ``first + 1``, … A plain object, not a
+    """Pids counted up: ``first``, ``first + 1``, … The simulator's, and a real
+    process's stand-ins for the pids of the qmail-queue and qmail-local runs
+    it makes itself (server.programs.with_counting_pids). Safe across threads
+    (qmail-send's delivery threads take them), and a plain object, not a
     closure, so that a copy (a forked child's, or a job pickled for a warm
     worker, server.local.asuser) counts on from the same number; the parent
     then catches up with the pids the copy took."""
 
     def __init__(self, first: int) -> None:
-        self.next = first
+        self._next = first
+        self._lock = threading.Lock()
 
     def __call__(self) -> int:
-        pid = self.next
-        self.next += 1
+        with self._lock:
+            pid = self._next
+            self._next += 1
         return pid
+
+    def __getstate__(self) -> int:
+        return self._next
+
+    def __setstate__(self, state: int) -> None:
+        self._next = state
+        self._lock = threading.Lock()
 
 
 def virtual_runtime(

@@ -23,7 +23,6 @@ import argparse
 import asyncio
 import contextlib
 import ipaddress
-import itertools
 import os
 import signal
 import sys
@@ -36,7 +35,7 @@ from typing import TYPE_CHECKING
 
 from server.privsep import QmailIds, privileged
 from server.programs import ProgramContext, read_patches
-from server.runtime import real_environ, real_runtime
+from server.runtime import PidCounter, real_environ, real_runtime
 from server.strerr import error_str
 
 if TYPE_CHECKING:
@@ -361,8 +360,7 @@ def make_context(home: Path) -> ProgramContext:
     qmail gives each qmail-queue run its own pid. In one process we count up
     from ours, so concurrent messages get distinct pid/ file names too.
     """
-    pids = itertools.count(os.getpid() + 1)
-    runtime = replace(real_runtime(), next_pid=lambda: next(pids))
+    runtime = replace(real_runtime(), next_pid=PidCounter(os.getpid() + 1))
     return ProgramContext(
         home=home,
         runtime=runtime,

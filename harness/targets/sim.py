@@ -96,18 +96,18 @@ def _real_remote(ctx: ProgramContext, dns: FakeDns, peers: FakePeers, resolv: Pa
 
 
 def _assigned_owners(assign: Path) -> dict[str, tuple[int, int]]:
-    """home → (uid, gid) from the ``=`` lines of users/assign (qmail-users(5))."""
-    owners: dict[str, tuple[int, int]] = {}
+    """home → (uid, gid) from users/assign (qmail-users(5)), as qmail-newu reads it."""
+    from server.local.newu import parse
+
     try:
-        text = assign.read_text()
+        text = assign.read_bytes()
     except FileNotFoundError:
-        return owners
-    for line in text.splitlines():
-        fields = line[1:].split(":")
-        # =local:user:uid:gid:homedir:dash:ext:
-        ids = fields[2:4]
-        if line.startswith(("=", "+")) and len(fields) >= 5 and all(x.isdigit() for x in ids):
-            owners.setdefault(fields[4], (int(ids[0]), int(ids[1])))
+        return {}
+    owners: dict[str, tuple[int, int]] = {}
+    for entry in parse(text):
+        _user, uid, gid, home = entry.fields[:4]
+        if uid.isdigit() and gid.isdigit():
+            owners.setdefault(home.decode("latin-1"), (int(uid), int(gid)))
     return owners
 
 
