@@ -25,7 +25,7 @@ import socket
 from collections.abc import Callable
 from dataclasses import dataclass, fields
 from pathlib import Path
-from typing import Final
+from typing import Any, Final
 
 #: INSTALL.ids: the users and groups ``make setup`` expects.
 USERS: Final = ("alias", "qmaild", "qmaill", "qmailp", "qmailq", "qmailr", "qmails")
@@ -108,6 +108,16 @@ def become(uid: int, gid: int) -> None:
     """Groups first, then the uid (after setuid there is no way back)."""
     prot_gid(gid)
     prot_uid(uid)
+
+
+def spawn_as(ids: tuple[int, int] | None) -> dict[str, Any]:
+    """``subprocess``'s arguments for a child started as ``ids`` (uid, gid), or
+    as ourselves for None: what :func:`become` does, done by the kernel
+    between fork and exec (groups [gid], then gid, then uid)."""
+    if ids is None:
+        return {}
+    uid, gid = ids
+    return {"user": uid, "group": gid, "extra_groups": [gid]}
 
 
 # --- a child under another uid, talking to its parent --------------------------

@@ -33,7 +33,6 @@ import signal
 import sys
 import tempfile
 from pathlib import Path
-from typing import Any
 
 from harness.commands.serve import (
     EXIT_TEMP,
@@ -43,7 +42,7 @@ from harness.commands.serve import (
     pop3_services,
     serve,
 )
-from server.privsep import QmailIds
+from server.privsep import QmailIds, spawn_as
 from server.runtime import real_environ
 
 #: how long a child has to say it listens
@@ -70,10 +69,6 @@ class _Child:
         self._relay: asyncio.Task[None] | None = None
 
     async def start(self) -> str:
-        who: dict[str, Any] = {}
-        if self.ids is not None:  # prot_gid, prot_uid: groups [gid], then the uid
-            uid, gid = self.ids
-            who = {"user": uid, "group": gid, "extra_groups": [gid]}
         self.proc = await asyncio.create_subprocess_exec(
             *self.argv,
             # a pipe we never write: the child stops when it reads end of
@@ -84,7 +79,7 @@ class _Child:
             stdout=asyncio.subprocess.PIPE,
             env=self.env,
             start_new_session=True,  # our SIGINT is ours to pass on
-            **who,
+            **spawn_as(self.ids),
         )
         assert self.proc.stdout is not None
         try:

@@ -28,7 +28,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import IO, BinaryIO
 
-from server.privsep import QmailIds, privileged, prot_gid, prot_uid
+from server.privsep import QmailIds, privileged, prot_gid, prot_uid, spawn_as
 from server.programs import ProgramContext
 from server.send.program import DEFAULT_DELIVERY, EXIT_TEMP, line_writer, run_send
 
@@ -67,13 +67,7 @@ def _ids_of(home: Path) -> dict[str, Ids]:
 
 def _spawn(args: list[str], ids: Ids, env: Mapping[str, str], **fds: object) -> None:
     """Start a child of qmail-start, as the user qmail-start makes it (prot.c)."""
-    if ids is None:
-        subprocess.Popen(args, env=dict(env), **fds)  # type: ignore[call-overload]
-        return
-    uid, gid = ids
-    subprocess.Popen(  # type: ignore[call-overload]
-        args, env=dict(env), user=uid, group=gid, extra_groups=[gid], **fds
-    )
+    subprocess.Popen(args, env=dict(env), **spawn_as(ids), **fds)  # type: ignore[call-overload]
 
 
 def exec_qmail_send(bin_dir: Path, default: str, logger: list[str], env: Mapping[str, str]) -> int:
