@@ -22,6 +22,8 @@ import grp
 import os
 import pwd
 import socket
+import threading
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, fields
 from pathlib import Path
@@ -346,6 +348,63 @@ class Worker:
         self._sock.close()
         with contextlib.suppress(ChildProcessError):
             os.waitpid(self.pid, 0)
+
+
+class WorkerPool:
+    """Warm workers by (uid, gid), each running one job at a time; as many
+    per user as jobs for that user run at once. One idle longer than IDLE
+    seconds is closed when the pool is next used, so a user's worker does not
+    outlive its mail by long (the pool's own timing: real monotonic time, as
+    server.local.locking's, not a runtime's clock)."""
+
+    IDLE = 60.0
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._idle: dict[tuple[int, int], list[tuple[Worker, float]]] = {}
+
+    def run(
+        self,
+        uid: int,
+        gid: int,
+        payload: bytes,
+        fd: int | None,
+        serve: Callable[[bytes], bytes],
+    ) -> tuple[bytes | None, int]:
+        worker = self._take(uid, gid)
+        try:
+            return worker.run(payload, fd, serve)
+        finally:
+            self._give(worker)
+
+    def _take(self, uid: int, gid: int) -> Worker:
+        now = time.monotonic()
+        with self._lock:
+            for key, idle in list(self._idle.items()):
+                for worker, since in [w for w in idle if now - w[1] > self.IDLE]:
+                    idle.remove((worker, since))
+                    worker.close()
+                if not idle:
+                    del self._idle[key]
+            ready = self._idle.get((uid, gid))
+            if ready:
+                return ready.pop()[0]
+        return Worker(uid, gid)
+
+    def close_all(self) -> None:
+        """At exit: each idle worker is told to go (its socket closed) and reaped."""
+        with self._lock:
+            idle, self._idle = self._idle, {}
+        for workers in idle.values():
+            for worker, _since in workers:
+                worker.close()
+
+    def _give(self, worker: Worker) -> None:
+        if worker.dead:
+            return
+        with self._lock:
+            key = (worker.uid, worker.gid)
+            self._idle.setdefault(key, []).append((worker, time.monotonic()))
 
 
 def pickle_job(entry: str, job: object) -> bytes | None:

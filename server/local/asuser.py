@@ -27,9 +27,7 @@ import atexit
 import dataclasses
 import io
 import os
-import threading
-import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 from server import privsep
@@ -53,7 +51,7 @@ def deliver(delivery: Delivery, uid: int, gid: int, *, split_home: Path | None) 
 
     ``split_home`` is the qmail home when it is a split home (forwards then go
     through its setuid ``bin/qmail-queue``). It goes to a warm worker of that
-    user (server.privsep.Worker), so that no delivery pays for a fork of this
+    user (server.privsep.WorkerPool), so that no delivery pays for a fork of this
     big process; the simulator's deliveries too, one at a time, its counted
     pids kept in step by the count each job reports. A job that cannot be
     pickled runs in a child forked for it (:func:`server.privsep.run_as`)."""
@@ -112,63 +110,7 @@ def _worker_payload(delivery: Delivery, split_home: Path | None) -> bytes | None
     return privsep.pickle_job(_WORK, (job, split_home))
 
 
-class _Workers:
-    """Warm workers by (uid, gid) (server.privsep.Worker), each running one
-    delivery at a time; as many per user as deliveries to that user run at
-    once. One idle longer than IDLE seconds is closed when the pool is next
-    used, so a user's worker does not outlive its mail by long."""
-
-    IDLE = 60.0
-
-    def __init__(self) -> None:
-        self._lock = threading.Lock()
-        self._idle: dict[tuple[int, int], list[tuple[privsep.Worker, float]]] = {}
-
-    def run(
-        self,
-        uid: int,
-        gid: int,
-        payload: bytes,
-        fd: int | None,
-        serve: Callable[[bytes], bytes],
-    ) -> tuple[bytes | None, int]:
-        worker = self._take(uid, gid)
-        try:
-            return worker.run(payload, fd, serve)
-        finally:
-            self._give(worker)
-
-    def _take(self, uid: int, gid: int) -> privsep.Worker:
-        now = time.monotonic()
-        with self._lock:
-            for key, idle in list(self._idle.items()):
-                for worker, since in [w for w in idle if now - w[1] > self.IDLE]:
-                    idle.remove((worker, since))
-                    worker.close()
-                if not idle:
-                    del self._idle[key]
-            ready = self._idle.get((uid, gid))
-            if ready:
-                return ready.pop()[0]
-        return privsep.Worker(uid, gid)
-
-    def close_all(self) -> None:
-        """At exit: each idle worker is told to go (its socket closed) and reaped."""
-        with self._lock:
-            idle, self._idle = self._idle, {}
-        for workers in idle.values():
-            for worker, _since in workers:
-                worker.close()
-
-    def _give(self, worker: privsep.Worker) -> None:
-        if worker.dead:
-            return
-        with self._lock:
-            key = (worker.uid, worker.gid)
-            self._idle.setdefault(key, []).append((worker, time.monotonic()))
-
-
-_WORKERS = _Workers()
+_WORKERS = privsep.WorkerPool()
 atexit.register(_WORKERS.close_all)
 #: what a worker calls with each job
 _WORK = "server.local.asuser:work_in_worker"
