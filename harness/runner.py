@@ -111,6 +111,8 @@ def run_scenario(
     try:
         with _Alarm(scenario.limits.wall):
             _play(scenario, tgt, workdir, seed, wall, result)
+            if not result.ok:
+                result.message = "\n".join([result.message, *(f"note: {h}" for h in tgt.hints())])
             if keep:  # inside the alarm: a hung target cannot hold the run here
                 keep_records(tgt, workdir)
     finally:

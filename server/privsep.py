@@ -95,6 +95,39 @@ def privileged() -> bool:
     return os.geteuid() == 0
 
 
+def closed_to(uid: int, gid: int, path: Path, need: int = os.R_OK | os.X_OK) -> str | None:
+    """Why the user ``uid`` (group ``gid``) cannot use ``path``, or None if it can.
+
+    Read from the modes alone, as the kernel checks them (owner bits, else group
+    bits, else the others'): every directory on the way must be searchable, by
+    the name given and by its real path, and ``path`` itself must allow ``need``.
+    Supplementary groups and ACLs are not consulted. Root passes everything.
+    """
+    if uid == 0:
+        return None
+
+    def allows(st: os.stat_result, bits: int) -> bool:
+        shift = 6 if st.st_uid == uid else 3 if st.st_gid == gid else 0
+        want = (4 if bits & os.R_OK else 0) | (2 if bits & os.W_OK else 0) | (bits & os.X_OK)
+        return (st.st_mode >> shift) & want == want
+
+    for name in dict.fromkeys((Path(os.path.abspath(path)), Path(os.path.realpath(path)))):
+        for parent in reversed(name.parents):
+            try:
+                st = os.stat(parent)
+            except OSError as exc:
+                return f"{parent}: {exc.strerror}"
+            if not allows(st, os.X_OK):
+                return f"{parent} is mode {st.st_mode & 0o7777:04o}, owner {st.st_uid}"
+        try:
+            st = os.stat(name)
+        except OSError as exc:
+            return f"{name}: {exc.strerror}"
+        if not allows(st, need):
+            return f"{name} is mode {st.st_mode & 0o7777:04o}, owner {st.st_uid}"
+    return None
+
+
 def prot_gid(gid: int) -> None:
     """prot.c prot_gid(): the only group is ``gid``."""
     os.setgroups([gid])

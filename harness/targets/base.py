@@ -108,5 +108,9 @@ class Target(ABC):
     @abstractmethod
     def observe(self) -> Observation: ...
 
+    def hints(self) -> list[str]:
+        """What about this machine may explain a failure (said after it); none by default."""
+        return []
+
     def close(self) -> None:  # noqa: B027 - optional hook
         """Release what :meth:`start` took (not the work directory: the runner owns it)."""

@@ -16,9 +16,11 @@ the fake DNS and fake peers. The same seed gives the same bytes.
 
 from __future__ import annotations
 
+import functools
 import io
 import os
 import stat
+import sys
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -38,7 +40,7 @@ from harness.targets.base import (
 )
 from server import programs
 from server.home import setup as setup_home
-from server.privsep import privileged
+from server.privsep import closed_to, privileged
 from server.programs import ProgramContext
 from server.runtime import FileOps, Runtime, VirtualClock, virtual_runtime
 from server.spawn import Channel, ChannelName
@@ -93,6 +95,14 @@ def _real_remote(ctx: ProgramContext, dns: FakeDns, peers: FakePeers, resolv: Pa
         ctx, dns=dns, connector=peers, resolvconf=resolv, local_ips=list(LOCAL_IPS)
     )
     return channel
+
+
+@functools.cache
+def _programs_closed_to(uid: int, gid: int) -> str | None:
+    """Why ``uid`` cannot run a home's bin/ scripts (our interpreter, our
+    package), or None; modes do not change during a run, so asked once."""
+    why = closed_to(uid, gid, Path(sys.executable), os.X_OK)
+    return why or closed_to(uid, gid, Path(programs.__file__).parents[1])
 
 
 def _assigned_owners(assign: Path) -> dict[str, tuple[int, int]]:
@@ -173,6 +183,7 @@ class SimTarget(Target):
     def start(self, scenario: Scenario, workdir: Path, seed: int | None = None) -> None:
         self.scenario = scenario
         self.workdir = workdir
+        self._closed: list[str] = []
         self.home = workdir / "qmail"
         seed = scenario.seed if seed is None else seed
         start = self.start_instant(scenario)
@@ -277,6 +288,8 @@ class SimTarget(Target):
             if mode & 0o011 != 0o011:
                 os.chmod(parent, stat.S_IMODE(mode) | 0o011)
         owners = _assigned_owners(self.home / "users" / "assign")
+        reasons = (_programs_closed_to(*ids) for ids in sorted(set(owners.values())))
+        self._closed = list(dict.fromkeys(why for why in reasons if why))
         owners.setdefault(str(self.home / "alias"), (self.runtime.uid, self.runtime.uid))
         for home, (uid, gid) in owners.items():
             path = Path(home)
@@ -285,6 +298,13 @@ class SimTarget(Target):
                 for root, dirs, files in os.walk(path):  # links are not followed
                     for name in dirs + files:
                         os.lchown(os.path.join(root, name), uid, gid)
+
+    def hints(self) -> list[str]:
+        return [
+            "run as root, .qmail programs run as their user, who cannot run this home's"
+            f" bin/: {why} (open it for traversal, chmod go+x, or run as a user)"
+            for why in self._closed
+        ]
 
     def _write_passwords(self) -> None:
         rows = [

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+import sys
 from collections.abc import Callable, Mapping
 from pathlib import Path
 
@@ -223,3 +225,39 @@ def test_a_failed_log_check_shows_the_whole_log() -> None:
     assert result.status == "fail"
     assert result.transcript[:2] == ["qmail-send log so far:", "  pass at 1700000000"]
     assert "DNS queries so far:" in result.transcript
+
+
+PROGRAM_SCENARIO = """\
+name: a program delivery as the user
+users:
+  bob: {dotqmail: {"": ["|except sh -c 'exit 100'"]}}
+control: {me: example.org, locals: example.org}
+steps:
+  - inject: {args: [bob@example.org], message: "Subject: x\\n\\nx\\n"}
+  - run: idle
+  - expect: {log: ["delivery 1: success: did_0+0+1/"]}
+"""
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="deliveries run as the user only when run as root")
+def test_a_failure_says_when_users_cannot_run_our_programs(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Run as root from a closed checkout, `|except` defers with sh's
+    "Permission denied"; the failure says why, and what to open."""
+    from harness.targets import sim
+
+    [scenario] = load_text(PROGRAM_SCENARIO, "closed.yaml")
+    assert run_scenario(scenario).status == "pass"  # where it can: as expected
+    closed = tmp_path / "closed"
+    closed.mkdir(mode=0o700)
+    (closed / "python").symlink_to(sys.executable)
+    monkeypatch.setattr(sys, "executable", str(closed / "python"))
+    sim._programs_closed_to.cache_clear()
+    try:
+        result = run_scenario(scenario)
+    finally:
+        sim._programs_closed_to.cache_clear()
+    assert result.status == "fail"
+    assert "note: run as root, .qmail programs run as their user" in result.message
+    assert "chmod go+x" in result.message
