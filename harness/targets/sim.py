@@ -178,12 +178,14 @@ class SimTarget(Target):
         self.log: list[str] = []
         #: (seconds since the start, line): what ``qmail-sim show`` draws
         self.timed_log: list[tuple[float, str]] = []
+        #: why the scenario's users cannot run this home's bin/ (see hints)
+        self._closed: list[str] = []
 
     # -- setting up -------------------------------------------------------------
     def start(self, scenario: Scenario, workdir: Path, seed: int | None = None) -> None:
         self.scenario = scenario
         self.workdir = workdir
-        self._closed: list[str] = []
+        self._closed = []
         self.home = workdir / "qmail"
         seed = scenario.seed if seed is None else seed
         start = self.start_instant(scenario)
