@@ -120,9 +120,7 @@ def test_without_a_sleeper_the_virtual_clock_moves(rt: Runtime) -> None:
         ),
     ],
 )
-def test_fatal_errors(
-    ctx: ProgramContext, tmp_path: Path, env: dict[str, str], err: bytes
-) -> None:
+def test_fatal_errors(ctx: ProgramContext, tmp_path: Path, env: dict[str, str], err: bytes) -> None:
     ctx.cwd = tmp_path
     out = io.BytesIO()
     assert maildirwatch.main(["maildirwatch"], env, io.BytesIO(), out, ctx) == 111

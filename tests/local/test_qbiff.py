@@ -143,9 +143,7 @@ def test_not_the_owner(ctx: ProgramContext, rt: Runtime, tmp_path: Path) -> None
 @pytest.mark.parametrize(
     "drop", ["USER", "SENDER", "LOCAL", "QMAILSIM_UTMP", "QMAILSIM_DEV", "long user"]
 )
-def test_quietly_does_nothing(
-    ctx: ProgramContext, rt: Runtime, tmp_path: Path, drop: str
-) -> None:
+def test_quietly_does_nothing(ctx: ProgramContext, rt: Runtime, tmp_path: Path, drop: str) -> None:
     rt.uid = os.getuid()
     utmp_path, dev = make_world(tmp_path, user="u" * 33 if drop == "long user" else "joe")
     env = {**ENV, "QMAILSIM_UTMP": str(utmp_path), "QMAILSIM_DEV": str(dev)}
