@@ -20,12 +20,12 @@ from __future__ import annotations
 
 import os
 import stat
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import BinaryIO
 
 from server import maildirscan
-from server.inject.headers import H, known, split
+from server.inject.headers import H, known, skipname, split
 from server.local import replies
 from server.local.tools import Die, finish, need_env
 from server.programs import ProgramContext
@@ -37,15 +37,6 @@ TEXT_MAX = 158
 #: The sleep(30) at the end of each pass ("twice per minute", maildirwatch(1)).
 PAUSE = 30
 READ_CHUNK = 8192
-
-
-def skipname(field: bytes) -> int:
-    """hfield_skipname(): past the colon and the blanks (space, tab, CR, LF) after it."""
-    colon = field.find(b":")
-    i = len(field) if colon < 0 else colon + 1
-    while i < len(field) and field[i] in b"\t\n\r ":
-        i += 1
-    return i
 
 
 def printable(data: bytes, substitute: bytes) -> bytes:
@@ -107,7 +98,7 @@ def chdir(env: Mapping[str, str], ctx: ProgramContext) -> Path:
     return maildir
 
 
-def one_pass(maildir: Path, ctx: ProgramContext) -> Iterable[bytes]:
+def one_pass(maildir: Path, ctx: ProgramContext) -> Iterator[bytes]:
     """What one pass of the loop writes: the clear, then each message's summary."""
     now = ctx.runtime.now()
     maildirscan.clean_tmp(maildir, now)
@@ -133,10 +124,11 @@ def main(
     try:
         maildir = chdir(env, ctx)
         while True:
-            for piece in one_pass(maildir, ctx):
+            pieces = one_pass(maildir, ctx)
+            stdout.write(next(pieces))  # the screen clear: substdio_putsflush()
+            stdout.flush()
+            for piece in pieces:
                 stdout.write(piece)
-                if piece is CLEAR:  # substdio_putsflush()
-                    stdout.flush()
             stdout.flush()
             ctx.runtime.sleep(PAUSE)
     except Die as die:

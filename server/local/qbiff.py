@@ -32,9 +32,9 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import BinaryIO
 
-from server.inject.headers import H, known, split
+from server.inject.headers import H, known, skipname, split
 from server.local import utmp
-from server.local.maildirwatch import printable, skipname
+from server.local.maildirwatch import printable
 from server.programs import ProgramContext
 
 #: qbiff.c doit(): "if (text.len > 78) text.len = 78" (the 4 spaces included).

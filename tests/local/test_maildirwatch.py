@@ -15,6 +15,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from server.local import maildirwatch
+from server.inject.headers import skipname
 from server.local.maildirwatch import CLEAR, summary
 from server.programs import ProgramContext
 from server.runtime import Runtime
@@ -144,3 +145,15 @@ def test_on_a_terminal(qhome: Path, tmp_path: Path) -> None:
         child.expect_exact(b"hello/  there/two//body line 1//body/ 2/\r\n\r\n")
     finally:
         child.terminate(force=True)
+
+
+@given(st.binary(max_size=60))
+def test_skipname_stops_after_the_colon_and_its_blanks(field: bytes) -> None:
+    i = skipname(field)
+    colon = field.find(b":")
+    if colon < 0:
+        assert i == len(field)
+        return
+    assert colon < i <= len(field)
+    assert all(b in b" \t\r\n" for b in field[colon + 1 : i])
+    assert i == len(field) or field[i] not in b" \t\r\n"
