@@ -14,8 +14,8 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from server.local import maildirwatch
 from server.inject.headers import skipname
+from server.local import maildirwatch
 from server.local.maildirwatch import CLEAR, summary
 from server.programs import ProgramContext
 from server.runtime import Runtime
