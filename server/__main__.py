@@ -18,7 +18,7 @@ from server.errors import EXIT_PERM
 
 
 def exec_program(name: str, home: str, argv: list[str]) -> int:
-    from server.programs import ProgramContext, read_patches, run
+    from server.programs import ProgramContext, read_patches, read_queue_socket, run
     from server.runtime import real_environ, real_runtime
 
     home_path = Path(home)
@@ -36,6 +36,7 @@ def exec_program(name: str, home: str, argv: list[str]) -> int:
         patches=read_patches(home_path),
         inprocess=False,
         fds=fds,
+        queue_socket=read_queue_socket(home_path),
     )
     try:
         code = run(name, [name, *argv], real_environ(), sys.stdin.buffer, sys.stdout.buffer, ctx)

@@ -93,11 +93,15 @@ def clean_tmp(maildir: Path, now: int) -> list[str]:
     return removed
 
 
-def scan(maildir: Path, now: int) -> list[tuple[int, str]]:
-    """maildir_scan(new, cur): ``[(mtime, "new/name" or "cur/name")]`` in prioq order."""
+def scan(
+    maildir: Path, now: int, subdirs: tuple[str, ...] = ("new", "cur")
+) -> list[tuple[int, str]]:
+    """maildir_scan(new, cur): ``[(mtime, "new/name" or "cur/name")]`` in prioq order.
+
+    ``subdirs`` are the flags: maildirwatch scans ``new/`` alone."""
     names: list[str] = []
     queue = Prioq()
-    for subdir in ("new", "cur"):
+    for subdir in subdirs:
         try:
             entries = os.listdir(maildir / subdir)
         except OSError as exc:

@@ -31,6 +31,9 @@ from server.runtime import PidCounter, Runtime, VirtualClock
 #: Patches a home can switch on (recorded by ``qmail-sim setup --patch``).
 PATCHES = ("qmail-103", "date-localtime", "smtpd-relay-reject")
 PATCHES_FILE = ".qmail-sim/patches"
+#: Names the socket of a queue service that programs run as processes queue
+#: through instead of bin/qmail-queue (the simulator run as root: harness.simqueue).
+QUEUE_SOCKET_FILE = ".qmail-sim/queue-socket"
 
 
 class Main(Protocol):
@@ -183,6 +186,15 @@ def read_patches(home: Path) -> frozenset[str]:
     except FileNotFoundError:
         return frozenset()
     return frozenset(line.strip() for line in text.splitlines() if line.strip())
+
+
+def read_queue_socket(home: Path) -> Path | None:
+    """The queue service socket named in ``home`` (:data:`QUEUE_SOCKET_FILE`), if any."""
+    try:
+        text = (home / QUEUE_SOCKET_FILE).read_text().strip()
+    except OSError:
+        return None
+    return Path(text) if text else None
 
 
 def run(

@@ -173,10 +173,22 @@ class Runtime:
     #: This host's IPv4 addresses as ipme.c lists them (qmail-smtpd's
     #: localiphost rule); None means "ask the operating system".
     ipme: frozenset[tuple[int, int, int, int]] | None = None
+    #: How a program waits (maildirwatch's ``sleep(30)``); None: a
+    #: :class:`VirtualClock` is moved on, any other clock is slept on for real.
+    sleeper: Callable[[float], None] | None = None
 
     def now(self) -> int:
         """qmail works in whole seconds (now.c)."""
         return int(self.clock.now())
+
+    def sleep(self, seconds: float) -> None:
+        """sleep(3) through the injected clock: a test never waits for real."""
+        if self.sleeper is not None:
+            self.sleeper(seconds)
+        elif isinstance(self.clock, VirtualClock):
+            self.clock.advance(seconds)
+        else:
+            time.sleep(seconds)
 
 
 def real_runtime() -> Runtime:

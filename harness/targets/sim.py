@@ -26,6 +26,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO, Protocol
 
+from harness import simqueue
 from harness.converse import PacedInput, Turn, client_bytes
 from harness.fakedns import FakeDns
 from harness.fakepeers import FakePeers
@@ -180,6 +181,7 @@ class SimTarget(Target):
         self.timed_log: list[tuple[float, str]] = []
         #: why the scenario's users cannot run this home's bin/ (see hints)
         self._closed: list[str] = []
+        self.queue_service: simqueue.SimQueueService | None = None
 
     # -- setting up -------------------------------------------------------------
     def start(self, scenario: Scenario, workdir: Path, seed: int | None = None) -> None:
@@ -224,6 +226,7 @@ class SimTarget(Target):
             patches=frozenset(scenario.patches),
             inprocess=True,
         )
+        self.queue_service = simqueue.start(self.ctx) if privileged() else None
 
     def set_control(self, files: Mapping[str, str | None]) -> None:
         for name, value in files.items():
@@ -300,6 +303,11 @@ class SimTarget(Target):
                 for root, dirs, files in os.walk(path):  # links are not followed
                     for name in dirs + files:
                         os.lchown(os.path.join(root, name), uid, gid)
+
+    def close(self) -> None:
+        if self.queue_service is not None:
+            self.queue_service.close()
+            self.queue_service = None
 
     def hints(self) -> list[str]:
         return [

@@ -7,7 +7,7 @@ ends the header, and so does the first line that is not a valid field, in
 which case an empty line is put before it. Input that ends inside the header
 has no body at all, not even the empty line.
 
-:func:`known` and :func:`valid` are hfield.c; :func:`date_field` and
+:func:`known`, :func:`valid` and :func:`skipname` are hfield.c; :func:`date_field` and
 :func:`msgid_field` are newfield.c's ``Date:`` and ``Message-ID:`` lines.
 """
 
@@ -114,6 +114,15 @@ def valid(field: bytes) -> bool:
         return False
     name = field[:colon].rstrip(b" \t")
     return bool(name) and all(32 < b < 127 for b in name)
+
+
+def skipname(field: bytes) -> int:
+    """hfield_skipname(): past the colon and the blanks (space, tab, CR, LF) after it."""
+    colon = field.find(b":")
+    i = len(field) if colon < 0 else colon + 1
+    while i < len(field) and field[i] in b"\t\n\r ":
+        i += 1
+    return i
 
 
 @dataclass(frozen=True)

@@ -1,0 +1,50 @@
+"""harness.simqueue: the simulator's queue service for programs run as a user."""
+
+from __future__ import annotations
+
+import io
+import os
+from pathlib import Path
+
+import pytest
+
+from harness import simqueue
+from server.home import setup
+from server.privsep import QmailIds
+from server.programs import QUEUE_SOCKET_FILE, ProgramContext, read_queue_socket
+from server.qdir import qfn
+from server.queue.core import message_ids, read_envelope
+from server.queue.envelope import encode_envelope
+from server.queue.service import queue_via
+from server.runtime import virtual_runtime
+
+pytestmark = pytest.mark.skipif(
+    os.geteuid() != 0 or QmailIds.from_system() is None,
+    reason="the service is the simulator's as root, with qmail's users",
+)
+
+
+def test_queues_through_the_named_socket_until_closed(tmp_path: Path) -> None:
+    home = tmp_path / "qmail"
+    setup(home, me="mx.example.org")
+    runtime, _clock = virtual_runtime(hostname="mx.example.org")
+    runtime.fsync = False
+    ctx = ProgramContext(home=home, runtime=runtime, stderr=io.BytesIO())
+    service = simqueue.start(ctx)
+    assert service is not None
+    try:
+        path = read_queue_socket(home)
+        assert path is not None and path.stat().st_mode & 0o777 == 0o666
+        envelope = encode_envelope("a@x.org", ["b@y.org"])
+        code, qp = queue_via(path, b"Subject: via\n\nbody\n", envelope)
+        assert code == 0
+    finally:
+        service.close()
+    queue = home / "queue"
+    (msgid,) = message_ids(queue)
+    assert read_envelope(qfn(queue, "todo", msgid)) == ("a@x.org", ["b@y.org"])
+    received, rest = qfn(queue, "mess", msgid).read_bytes().split(b"\n", 1)
+    assert received.startswith(f"Received: (qmail {qp} invoked by uid 0)".encode())
+    assert rest == b"Subject: via\n\nbody\n"
+    assert not (home / QUEUE_SOCKET_FILE).exists() and read_queue_socket(home) is None
+    assert not service.thread.is_alive() and not path.exists()
