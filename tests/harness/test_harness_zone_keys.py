@@ -134,3 +134,14 @@ def test_a_date_localtime_build_agrees_with_the_simulator_zone_for_zone() -> Non
             scenario, f"qmail:{DATE_LOCALTIME_HOME}", reference_patches=["date-localtime"]
         )
         assert result.verdict == "identical", (scenario.name, result)
+
+
+def test_setup_names_the_homes_localtime(tmp_path: Path) -> None:
+    from harness.cli import main
+    from server.date822 import home_date
+
+    home = tmp_path / "home"
+    assert main(["setup", str(home), "--one-user", "--localtime", "Asia/Kolkata"]) == 0
+    assert (home / LOCALTIME_FILE).read_bytes() == zone_file("Asia/Kolkata").read_bytes()
+    assert home_date(1_700_000_000, {"date-localtime"}, {}, home).endswith(" +0530")
+    assert main(["setup", str(tmp_path / "h2"), "--one-user", "--localtime", "No/Such"]) == 111
