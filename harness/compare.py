@@ -23,7 +23,7 @@ from __future__ import annotations
 import re
 import shutil
 import tempfile
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
@@ -61,12 +61,13 @@ _RULES: list[tuple[re.Pattern[str], str]] = [
     # qmail-inject's Message-ID: <YYYYMMDDHHMMSS.pid.qmail@host> (qmail-inject.c)
     (re.compile(r"<\d{14}\.\d+\.qmail@"), "<DATE.PID.qmail@"),
     (re.compile(r"<\d+\.\d+@[^>]*>"), "<pid.time@host>"),
-    # RFC 822 dates as qmail writes them (date822fmt.c), with or without weekday
+    # RFC 822 dates as qmail writes them (date822fmt.c), with or without weekday;
+    # the zone stays: it is what the date-localtime patch and TZ decide
     (
         re.compile(
-            r"(?:\w{3}, )?\d{1,2} \w{3} \d{4} \d{2}:\d{2}:\d{2} (?:[-+]\d{4}|GMT|UT)(?: \(\w+\))?"
+            r"(?:\w{3}, )?\d{1,2} \w{3} \d{4} \d{2}:\d{2}:\d{2} ([-+]\d{4}|GMT|UT)(?: \(\w+\))?"
         ),
-        "<date>",
+        r"<date> \1",
     ),
     # mbox From_ lines carry asctime(): "Tue Nov 14 22:13:20 2023" (qmail-local.c)
     (re.compile(r"\b\w{3} \w{3} [ \d]\d \d{2}:\d{2}:\d{2} \d{4}\b"), "<asctime>"),
@@ -313,7 +314,15 @@ def _virtual(side: str | Target) -> bool:
     return (side if isinstance(side, str) else side.name) == "sim"
 
 
-def compare(scenario: Scenario, reference: str | Target, ours: str | Target = "sim") -> Comparison:
+def compare(
+    scenario: Scenario,
+    reference: str | Target,
+    ours: str | Target = "sim",
+    *,
+    reference_patches: Collection[str] = (),
+) -> Comparison:
+    """``reference_patches``: the patches a ``qmail:DIR`` reference was built with
+    (harness.targets.qmail.QmailTarget.built_patches)."""
     import time
 
     started = time.monotonic()
@@ -328,6 +337,10 @@ def compare(scenario: Scenario, reference: str | Target, ours: str | Target = "s
         workdir = Path(tempfile.mkdtemp(prefix="qmail-cmp-", dir=default_workroot()))
         try:
             target = make_target(side) if isinstance(side, str) else side
+            if side is reference and reference_patches:
+                if not hasattr(target, "built_patches"):
+                    raise ValueError(f"{target.name}: only a qmail:DIR reference is built")
+                setattr(target, "built_patches", frozenset(reference_patches))  # noqa: B010
             records.append(play(scenario, target, workdir))
         finally:
             shutil.rmtree(workdir, ignore_errors=True)

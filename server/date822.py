@@ -9,46 +9,52 @@ field. date822fmt.c ends the text with a newline; our :func:`date822fmt`
 returns it without one and callers add ``"\\n"`` where qmail's text has it.
 
 John Saunders' qmail-date-localtime patch (one of the patches a home can
-switch on, "date-localtime") makes date822fmt print the local time of the
-same instant followed by its offset from GMT: ``+HHMM`` when local time is
-at or ahead of GMT (so GMT itself prints ``+0000``, not ``-0000``),
-``-HHMM`` when behind, the offset rounded to whole minutes.
+switch on, "date-localtime") makes date822fmt print the fields localtime()
+gives for the same instant, followed by ``local - utc`` where ``local`` is
+those fields read back as if they were GMT (datetime_untai): ``+HHMM`` when
+that is >= 0 (so GMT itself prints ``+0000``, not ``-0000``), ``-HHMM``
+when below, rounded to whole minutes. With a ``right/`` zone the fields lag
+by the leap seconds, so ``right/UTC`` prints ``-0000`` and a time 27 s early.
 
-The local zone is never read here: the caller passes a :class:`datetime.tzinfo`
-(e.g. ``zoneinfo.ZoneInfo("Europe/Berlin")``) or a zone name.
-:func:`zone_from_env` is the edge helper that turns a program's ``TZ``
-variable into one, as libc's localtime() would.
+Which local time: the C library's own. A zone is given as a ``TZ`` value
+(:func:`zone_of`): a POSIX rule (``JST-9``, ``<+0530>-5:30``,
+``EST5EDT,M3.2.0,M11.1.0``), a zone name, ``:name`` or ``:/path``; ``TZ``
+unset means the zone file standing for /etc/localtime — the home's
+``.qmail-sim/localtime`` when it has one, else the host's. :mod:`server.tzc`
+asks the C library (time.localtime) under that ``TZ``.
 """
 
 from __future__ import annotations
 
+import calendar
 import datetime as _dt
 from collections.abc import Collection, Mapping
+from pathlib import Path
 from typing import Final
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from server import tzc
 
 #: date822fmt.c's montab.
 MONTHS: Final = ("Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec")
 
+#: A zone: a tzinfo, or a ``TZ`` value as the C library reads it.
 Zone = _dt.tzinfo | str
 
 #: The home patch (server.programs.PATCHES) that makes date822fmt local.
 DATE_LOCALTIME: Final = "date-localtime"
 
+#: Where a home of ours keeps the zone file that stands for /etc/localtime.
+LOCALTIME_FILE: Final = ".qmail-sim/localtime"
 
-def _zone(tz: Zone | None) -> _dt.tzinfo:
-    if tz is None:
-        return _dt.UTC
-    if isinstance(tz, str):
-        return ZoneInfo(tz)
-    return tz
+#: glibc's TZDEFAULT: what localtime() reads when TZ is unset.
+HOST_LOCALTIME: Final = "/etc/localtime"
+
+Fields = tuple[int, int, int, int, int, int]  # year, month 1-12, day, hour, minute, second
 
 
-def _fields(when: _dt.datetime) -> str:
-    return (
-        f"{when.day} {MONTHS[when.month - 1]} {when.year} "
-        f"{when.hour:02d}:{when.minute:02d}:{when.second:02d}"
-    )
+def _fields(f: Fields) -> str:
+    year, month, day, hour, minute, second = f
+    return f"{day} {MONTHS[month - 1]} {year} {hour:02d}:{minute:02d}:{second:02d}"
 
 
 def _offset_text(offset_seconds: int) -> str:
@@ -58,40 +64,47 @@ def _offset_text(offset_seconds: int) -> str:
     return f"{sign}{minutes // 60:02d}{minutes % 60:02d}"
 
 
+def _local_fields(t: int, tz: Zone | None) -> Fields:
+    if isinstance(tz, str):
+        return tzc.localtime(t, tz)
+    when = _dt.datetime.fromtimestamp(t, _dt.UTC).astimezone(tz or _dt.UTC)
+    return (when.year, when.month, when.day, when.hour, when.minute, when.second)
+
+
 def date822fmt(t: int, *, localtime: bool = False, tz: Zone | None = None) -> str:
     """The date for second ``t`` since the epoch, without date822fmt.c's newline.
 
     With ``localtime`` (the date-localtime patch) the time is shown in ``tz``
-    (GMT when ``tz`` is None) with its offset; without it, ``tz`` is ignored.
+    (a tzinfo, or a ``TZ`` value for the C library; GMT when None) with its
+    offset; without it, ``tz`` is ignored.
     """
-    utc = _dt.datetime.fromtimestamp(int(t), _dt.UTC)
+    t = int(t)
     if not localtime:
-        return f"{_fields(utc)} -0000"
-    local = utc.astimezone(_zone(tz))
-    offset = local.utcoffset() or _dt.timedelta(0)
-    return f"{_fields(local)} {_offset_text(int(offset.total_seconds()))}"
+        return f"{_fields(tzc.gmtime(t))} -0000"
+    local = _local_fields(t, tz)
+    return f"{_fields(local)} {_offset_text(calendar.timegm(local) - t)}"
 
 
-def zone_from_env(env: Mapping[str, str]) -> _dt.tzinfo | None:
-    """The zone ``TZ`` names (``Europe/Berlin`` or ``:Europe/Berlin``), else None.
+def zone_of(env: Mapping[str, str], home: Path | None = None) -> str:
+    """The ``TZ`` value localtime() works from in a program with ``env``.
 
-    None means "no zone given": callers then use GMT, which is what libc's
-    localtime() gives on a machine without /etc/localtime. An unknown name is
-    GMT as well, as libc treats a TZ it cannot load.
+    ``TZ`` when set (even empty: the C library then uses UTC); unset, the
+    zone file that stands for /etc/localtime: ``home``'s ``.qmail-sim/localtime``
+    when there is one, else the host's /etc/localtime.
     """
-    name = env.get("TZ", "").lstrip(":")
-    if not name:
-        return None
-    try:
-        return ZoneInfo(name)
-    except (ZoneInfoNotFoundError, ValueError):
-        return _dt.UTC
+    if "TZ" in env:
+        return env["TZ"]
+    if home is not None and (home / LOCALTIME_FILE).exists():
+        return f":{home / LOCALTIME_FILE}"
+    return tzc.UNSET
 
 
-def home_date(t: int, patches: Collection[str], env: Mapping[str, str]) -> str:
+def home_date(
+    t: int, patches: Collection[str], env: Mapping[str, str], home: Path | None = None
+) -> str:
     """date822fmt as a home's programs print it: GMT, or with the date-localtime
-    patch the local time of the zone ``TZ`` in ``env`` names (GMT without one).
+    patch the local time of ``TZ`` in ``env`` (else of the home's localtime file).
     """
     if DATE_LOCALTIME in patches:
-        return date822fmt(t, localtime=True, tz=zone_from_env(env))
+        return date822fmt(t, localtime=True, tz=zone_of(env, home))
     return date822fmt(t)

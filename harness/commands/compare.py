@@ -51,9 +51,30 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--ours", default="sim", type=target_name, metavar="TARGET", help="default: sim"
     )
+    parser.add_argument(
+        "--reference-patches",
+        type=patch_list,
+        default=(),
+        metavar="P,P",
+        help="the patches the qmail:DIR reference was built with (e.g. date-localtime): "
+        "scenarios with exactly these patches are compared, the others are not comparable",
+    )
     parser.add_argument("-k", metavar="EXPR", help="only scenarios whose name matches")
     parser.add_argument("--tag", action="append", default=[], metavar="T")
     parser.add_argument("--junit", type=Path, metavar="FILE", help="write JUnit XML here")
+
+
+def patch_list(text: str) -> tuple[str, ...]:
+    """``date-localtime,qmail-103``: names from server.programs.PATCHES."""
+    from server.programs import PATCHES
+
+    names = tuple(n.strip() for n in text.split(",") if n.strip())
+    unknown = [n for n in names if n not in PATCHES]
+    if unknown:
+        raise argparse.ArgumentTypeError(
+            f"unknown patch {unknown[0]!r} (known: {', '.join(PATCHES)})"
+        )
+    return names
 
 
 def line_for(c: Comparison) -> str:
@@ -106,6 +127,9 @@ def write_junit(results: Sequence[Comparison], path: Path, seconds: float) -> No
 
 def run(args: argparse.Namespace) -> int:
     started = time.monotonic()
+    if args.reference_patches and not args.reference.startswith("qmail:"):
+        print("qmail-sim compare: --reference-patches needs --reference qmail:DIR", file=sys.stderr)
+        return 2
     paths = args.paths or [bundled_suite()]
     scenarios, broken = load_all(paths)
     for r in broken:
@@ -117,7 +141,9 @@ def run(args: argparse.Namespace) -> int:
         return 2
     results = []
     for scenario in scenarios:
-        result = compare(scenario, args.reference, args.ours)
+        result = compare(
+            scenario, args.reference, args.ours, reference_patches=args.reference_patches
+        )
         results.append(result)
         print(line_for(result), flush=True)
     seconds = time.monotonic() - started

@@ -26,7 +26,10 @@ compiled program, setuid qmailq (04711), that runs our qmail-queue (it
 needs cc; see docs/security.md). Otherwise, or with --one-user, a one-user
 home: no owners or setuid bits (bin/qmail-queue is 0711, not 04711);
 everything belongs to whoever ran setup, and one line on stderr says why.
-The chosen --patch names are kept in DIR/.qmail-sim/patches.
+The chosen --patch names are kept in DIR/.qmail-sim/patches. --localtime ZONE
+copies /usr/share/zoneinfo/ZONE to DIR/.qmail-sim/localtime: the zone file
+that stands for /etc/localtime for the home's programs when TZ is unset
+(date-localtime); without it they read the host's /etc/localtime.
 
 Running it again on an existing home is safe: queue contents, Maildirs and
 control files are kept; bin/ is rewritten. A non-empty directory that is not
@@ -50,6 +53,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "Without --patch an existing home keeps its recorded choice.",
     )
     parser.add_argument(
+        "--localtime",
+        metavar="ZONE",
+        help="the zone (under /usr/share/zoneinfo) standing for /etc/localtime in this home",
+    )
+    parser.add_argument(
         "--one-user",
         action="store_true",
         help="a one-user home even as root with qmail's users",
@@ -71,6 +79,8 @@ def run(args: argparse.Namespace) -> int:
         else:
             ids, why = home_kind(home)
         note = setup(home, me=args.me, patches=args.patch, ids=ids)
+        if args.localtime is not None:
+            _localtime(home, args.localtime)
     except SetupError as exc:
         _say(f"{exc} ({why})" if why else str(exc))
         return 100
@@ -82,6 +92,18 @@ def run(args: argparse.Namespace) -> int:
     elif note is not None:
         _say(note)
     return 0
+
+
+def _localtime(home: Path, zone: str) -> None:
+    """DIR/.qmail-sim/localtime: a copy of the zone file (ValueError: no such zone)."""
+    import shutil
+
+    from harness.targets.zone import zone_file
+    from server.date822 import LOCALTIME_FILE
+
+    target = home / LOCALTIME_FILE
+    shutil.copyfile(zone_file(zone), target)
+    target.chmod(0o644)
 
 
 def _say(line: str) -> None:

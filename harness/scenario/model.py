@@ -246,6 +246,11 @@ class Scenario:
     #: the scenario's own paths (homes, expected files, mailbox keys) may
     #: point outside its work directory (``paths_outside_workdir: true``)
     paths_outside_workdir: bool = False
+    #: ``TZ`` for every program of the home (harness.targets.zone); None: unset
+    tz: str | None = None
+    #: the zone file (a name under /usr/share/zoneinfo) that stands for
+    #: /etc/localtime; None: the host's
+    localtime: str | None = None
 
     @property
     def id(self) -> str:

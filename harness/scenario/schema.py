@@ -453,6 +453,14 @@ STEP = Tagged(
 
 # -- top level ---------------------------------------------------------------------
 
+
+def _zone_name(text: str) -> str:
+    from harness.targets.zone import zone_file
+
+    zone_file(text)  # ValueError: no such zone
+    return text
+
+
 _TOP: dict[str, Schema] = {
     "include": STRS,
     "name": STR,
@@ -476,6 +484,8 @@ _TOP: dict[str, Schema] = {
     "steps": Seq(STEP),
     "clock_start": Scalar("str", parse=parse_instant, what="an instant (ISO 8601 or epoch)"),
     OUTSIDE_KEY: BOOL,
+    "tz": STR,
+    "localtime": Scalar("str", parse=_zone_name, what="a zone name under /usr/share/zoneinfo"),
 }
 SCENARIO = Struct(
     {k: Field(v, required=k in ("name", "steps")) for k, v in _TOP.items()},

@@ -34,6 +34,7 @@ from harness.scenario.model import InjectStep, Scenario, SessionStep, SignalName
 from harness.targets.agentwire import Request, Setup, read_frame, write_frame
 from harness.targets.base import LimitExceeded, Observation, ProgramResult, StepError, apply_env
 from harness.targets.sim import SimTarget
+from harness.targets.zone import zone_env
 from server.runtime import RealClock
 
 #: Wall seconds the agent gets to stop before it is killed.
@@ -164,13 +165,14 @@ class LiveTarget(SimTarget):
         return self.agent
 
     def session(self, step: SessionStep, played: Sequence[Turn]) -> ProgramResult:
+        env = {**zone_env(self.scenario), **step.env}
         code, out, err = self.live.call(
-            "session", kind=step.kind, env=dict(step.env), played=played, host=step.host
+            "session", kind=step.kind, env=env, played=played, host=step.host
         )
         return ProgramResult(exit=code, stdout=out, stderr=err)
 
     def inject(self, step: InjectStep) -> ProgramResult:
-        env = apply_env({}, step.env)
+        env = apply_env(zone_env(self.scenario), step.env)
         code, out, err = self.live.call(
             "inject",
             argv=["qmail-inject", *step.args],

@@ -51,6 +51,7 @@ class GatedSend:
         while the gate is open. qmail-queue's trigger pulls made meanwhile
         wait in the named pipe, as they would for a busy qmail-send.
         """
+        from harness.targets.zone import zone_env
         from server.send.config import SendConfig
         from server.send.daemon import Daemon
         from server.send.program import real_channels
@@ -60,7 +61,8 @@ class GatedSend:
 
         # qmail's rc starts qmail-start with PATH=HOME/bin:$PATH, which |programs inherit
         channels = real_channels(self.ctx, default_env(self.home), "./Maildir/")
-        self.daemon = Daemon(self.ctx, channels, self.log, cfg=cfg, env={}, max_sleep=POLL)
+        env = zone_env(self.setup.scenario)  # qmail-start's environment
+        self.daemon = Daemon(self.ctx, channels, self.log, cfg=cfg, env=env, max_sleep=POLL)
         self.gate = threading.Event()
         self.send_thread = threading.Thread(target=self._send_loop, name="qmail-send", daemon=True)
         self.send_thread.start()

@@ -41,6 +41,7 @@ from harness.targets.base import Observation, ProgramResult, StepError
 from harness.targets.live import Agent, LiveTarget, client_ips
 from harness.targets.qmailserver import queue_files
 from harness.targets.sim import SimTarget
+from harness.targets.zone import zone_env
 
 #: Our checkpassword for qmail-popup: the scratch home's table (checkpassword.py).
 CHECKPASSWORD = """#!/bin/sh
@@ -57,6 +58,8 @@ class QmailTarget(LiveTarget):
     def __init__(self, directory: str) -> None:
         super().__init__()
         self.reference = Path(directory).resolve()
+        #: the patches the reference was built with (compare --reference-patches)
+        self.built_patches: frozenset[str] = frozenset()
 
     def start(self, scenario: Scenario, workdir: Path, seed: int | None = None) -> None:
         reason = self.unusable()
@@ -92,6 +95,7 @@ class QmailTarget(LiveTarget):
             offset_path=self.offset_path,
             netns=True,
             client_ips=client_ips(scenario),
+            env=zone_env(scenario),  # TZ for qmail-start and every program
         )
 
     # -- the reference home ----------------------------------------------------------
@@ -119,14 +123,17 @@ class QmailTarget(LiveTarget):
 
     def _patches(self) -> None:
         """A home of ours (``qmail-sim setup``) switches patches in a file; a real
-        netqmail has them compiled in or not, so a patched scenario is not comparable."""
+        netqmail has them compiled in (``built_patches``, from compare's
+        ``--reference-patches``), so only a scenario with exactly those compares."""
         ours = self.reference / ".qmail-sim"
         if ours.is_dir():
             text = "".join(f"{p}\n" for p in self.scenario.patches)
             (ours / "patches").write_text(text)
-        elif self.scenario.patches:
+        elif set(self.scenario.patches) != self.built_patches:
+            wanted = ", ".join(self.scenario.patches) or "none"
+            built = ", ".join(sorted(self.built_patches)) or "none"
             raise NotComparable(
-                f"patches {', '.join(self.scenario.patches)} cannot be switched on a built qmail"
+                f"patches {wanted} cannot be switched on a built qmail (built with: {built})"
             )
 
     def _give_homes(self, uid: int) -> None:

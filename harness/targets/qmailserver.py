@@ -72,6 +72,7 @@ class QmailServer:
                 from harness import netns
 
                 netns.bind_resolv_conf(path)
+                self._bind_localtime()
             return None
         if verb == "program":
             return self.program(args["argv"], args["env"], args["stdin"])
@@ -90,6 +91,14 @@ class QmailServer:
         if verb == "next_retry":
             return self.next_retry()
         raise ValueError(f"the qmail target cannot {verb!r}")
+
+    def _bind_localtime(self) -> None:
+        """The scenario's ``localtime`` over /etc/localtime (harness.targets.zone)."""
+        from harness.targets.zone import bind_localtime, install_localtime
+
+        copy = install_localtime(self.setup.workdir / "zone", self.setup.scenario)
+        if copy is not None:
+            bind_localtime(copy)
 
     def env(self, extra: dict[str, str]) -> dict[str, str]:
         return {"PATH": f"{self.home / 'bin'}:/usr/bin:/bin", **self.setup.env, **extra}

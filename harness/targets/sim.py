@@ -39,6 +39,7 @@ from harness.targets.base import (
     Target,
     apply_env,
 )
+from harness.targets.zone import install_localtime, zone_env
 from server import programs
 from server.home import setup as setup_home
 from server.privsep import closed_to, privileged
@@ -73,11 +74,14 @@ RemoteFactory = Callable[[ProgramContext, FakeDns, FakePeers, Path], Channel]
 
 
 def _real_send(
-    ctx: ProgramContext, channels: Mapping[ChannelName, Channel], log: LogFn
+    ctx: ProgramContext,
+    channels: Mapping[ChannelName, Channel],
+    log: LogFn,
+    env: Mapping[str, str] | None = None,
 ) -> SendCore:
     from server.send.core import QmailSend
 
-    core: SendCore = QmailSend(ctx, channels, log)
+    core: SendCore = QmailSend(ctx, channels, log, env=env)
     return core
 
 
@@ -203,6 +207,7 @@ class SimTarget(Target):
         self.start_time = clock.now()
         me = (scenario.control.get("me") or "sim.example").strip() or "sim.example"
         setup_home(self.home, me=me, patches=scenario.patches)
+        install_localtime(self.home, scenario)
         self.set_control(scenario.control)
         self.user_homes = {name: self._make_user(u) for name, u in scenario.users.items()}
         self._write_assign()
@@ -345,7 +350,7 @@ class SimTarget(Target):
 
     def session(self, step: SessionStep, played: Sequence[Turn]) -> ProgramResult:
         base = SMTP_ENV if step.kind == "smtp" else POP3_ENV
-        env = apply_env(base, step.env)
+        env = apply_env({**base, **zone_env(self.scenario)}, step.env)
         if step.kind == "smtp":
             if self.scenario.tcprules is not None:
                 rule_env = self._tcprules(env)
@@ -372,7 +377,7 @@ class SimTarget(Target):
         return lookup(self.scenario.tcprules, self.workdir, env)
 
     def inject(self, step: InjectStep) -> ProgramResult:
-        env = apply_env({}, step.env)
+        env = apply_env(zone_env(self.scenario), step.env)
         return self._run(
             "qmail-inject", ["qmail-inject", *step.args], env, step.message.encode("utf-8")
         )
@@ -384,9 +389,12 @@ class SimTarget(Target):
             try:
                 local = self.components.local(self.ctx)
                 remote = self.components.remote(self.ctx, self.dns, self.peers, self.resolvconf)
-                self._send = self.components.send(
-                    self.ctx, {"local": local, "remote": remote}, self._log_line
-                )
+                channels: dict[ChannelName, Channel] = {"local": local, "remote": remote}
+                if self.components.send is _real_send:  # qmail-start's environment
+                    env = zone_env(self.scenario)
+                    self._send = _real_send(self.ctx, channels, self._log_line, env)
+                else:
+                    self._send = self.components.send(self.ctx, channels, self._log_line)
             except (ImportError, programs.NotBuilt) as exc:
                 raise StepError(f"the queue cannot run: {exc}") from exc
         return self._send

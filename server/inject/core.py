@@ -17,6 +17,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Collection, Mapping
 from dataclasses import dataclass, field
+from pathlib import Path
 
 from server.envget import env_bytes
 from server.inject.addresses import Names, Rewriter
@@ -99,6 +100,7 @@ class Injector:
     pid: int
     patches: Collection[str] = frozenset()
     env: Mapping[str, str] = field(default_factory=dict)
+    home: Path | None = None  # for the zone file standing for /etc/localtime
     mft: frozenset[bytes] | None = None  # QMAILMFTFILE's addresses, lower case
     sender: bytes | None = None
     seen: set[H] = field(default_factory=set)
@@ -249,7 +251,7 @@ class Injector:
             kinds = (H.DATE, H.MESSAGEID, H.FROM, H.TO, H.CC)
         date, msgid, from_, to, cc = kinds
         if date not in self.seen:
-            out.append(prefix + date_field(self.now, self.patches, self.env))
+            out.append(prefix + date_field(self.now, self.patches, self.env, self.home))
         if msgid not in self.seen:
             out.append(prefix + msgid_field(self.now, self.pid, self.names.idhost))
         if from_ not in self.seen:

@@ -17,6 +17,7 @@ import datetime as _dt
 import enum
 from collections.abc import Collection, Mapping
 from dataclasses import dataclass
+from pathlib import Path
 
 from server.date822 import home_date
 
@@ -160,9 +161,11 @@ def split(data: bytes) -> Split:
     return Split(fields, b"")
 
 
-def date_field(t: int, patches: Collection[str], env: Mapping[str, str]) -> bytes:
+def date_field(
+    t: int, patches: Collection[str], env: Mapping[str, str], home: Path | None = None
+) -> bytes:
     """newfield_datemake(): ``Date: 26 Sep 1995 04:46:53 -0000`` (date822fmt)."""
-    return b"Date: " + home_date(t, patches, env).encode() + b"\n"
+    return b"Date: " + home_date(t, patches, env, home).encode() + b"\n"
 
 
 def msgid_field(t: int, pid: int, idhost: bytes) -> bytes:

@@ -17,17 +17,18 @@ import os
 import subprocess
 from collections.abc import Mapping
 from io import BytesIO
+from pathlib import Path
 from typing import BinaryIO
 
 from server import programs, strerr
-from server.date822 import date822fmt, zone_from_env
+from server.date822 import date822fmt, zone_of
 from server.errors import EXIT_PERM, EXIT_TEMP
 
 FATAL = b"predate: fatal: "
 
 
-def date_line(t: int, env: Mapping[str, str]) -> bytes:
-    return b"Date: " + date822fmt(t, localtime=True, tz=zone_from_env(env)).encode() + b"\n"
+def date_line(t: int, env: Mapping[str, str], home: Path | None = None) -> bytes:
+    return b"Date: " + date822fmt(t, localtime=True, tz=zone_of(env, home)).encode() + b"\n"
 
 
 def main(
@@ -39,7 +40,7 @@ def main(
 ) -> int:
     if len(argv) < 2:
         return strerr.die(ctx.stderr, EXIT_PERM, "predate: usage: predate child")
-    data = date_line(ctx.runtime.now(), env) + stdin.read()
+    data = date_line(ctx.runtime.now(), env, ctx.home) + stdin.read()
     child = argv[1:]
     if ctx.inprocess:
         name = os.path.basename(child[0])

@@ -91,6 +91,7 @@ def inject(
         pid=ctx.runtime.next_pid(),
         patches=ctx.patches,
         env=env,
+        home=ctx.home,
         mft=mft,
     )
     strategy, queue, rest = _options(argv, injector)

@@ -117,5 +117,7 @@ def make_job(
         pid=pid,
         uid=record_uid(invoker, ctx.runtime.uid, named_uids),
         starttime=start,
-        received=received_line(pid, invoked_text(invoker), home_date(start, ctx.patches, env)),
+        received=received_line(
+            pid, invoked_text(invoker), home_date(start, ctx.patches, env, ctx.home)
+        ),
     )

@@ -36,13 +36,15 @@ from server.spawn import Channel, ChannelName
 CHANNEL_CRASHED = b"Zqmail-sim: delivery channel raised an exception. (#4.3.0)\n"
 
 
-def default_inject(ctx: ProgramContext) -> Inject:
-    """Bounces go through qmail-queue (server.queue.client) with invoker "bounce"."""
+def default_inject(ctx: ProgramContext, env: Mapping[str, str] | None = None) -> Inject:
+    """Bounces go through qmail-queue (server.queue.client) with invoker "bounce";
+    qmail-queue inherits qmail-send's environment, ``TZ`` included."""
+    keep = {"TZ": env["TZ"]} if env and "TZ" in env else {}
 
     def inject(message: bytes, sender: str, recipient: str) -> tuple[str, int]:
         from server.queue.client import queue_message
 
-        result = queue_message(ctx, {}, message, sender, [recipient], invoker="bounce")
+        result = queue_message(ctx, keep, message, sender, [recipient], invoker="bounce")
         return result.error, result.qp
 
     return inject
@@ -53,7 +55,7 @@ def default_date(ctx: ProgramContext, env: Mapping[str, str]) -> Callable[[int],
     from server.date822 import home_date
 
     def date(t: int) -> str:
-        return home_date(t, ctx.patches, env)
+        return home_date(t, ctx.patches, env, ctx.home)
 
     return date
 
@@ -174,7 +176,7 @@ class QmailSend:
         self.channels = channels
         cfg = SendConfig.read(ctx.home / "control")
         self.engine = Engine(
-            ctx, cfg, log, inject or default_inject(ctx), date or default_date(ctx, env or {})
+            ctx, cfg, log, inject or default_inject(ctx, env), date or default_date(ctx, env or {})
         )
         self._reports: list[tuple[Start, bytes]] = []
         self.stopped = False

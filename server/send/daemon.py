@@ -99,7 +99,7 @@ class Daemon:
             ctx,
             cfg,
             log,
-            inject or default_inject(ctx),
+            inject or default_inject(ctx, env),
             date or default_date(ctx, env or {}),
             cleaner,
         )

@@ -19,7 +19,7 @@ import select
 from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, BinaryIO
 
-from server.date822 import date822fmt, zone_from_env
+from server.date822 import date822fmt, zone_of
 from server.errors import TempFail
 from server.programs import ProgramContext
 from server.smtpd import replies
@@ -39,7 +39,7 @@ def make_core(
     config: SmtpdConfig, ctx: ProgramContext, env: Mapping[str, str], *, stream: int = 0
 ) -> SmtpCore:
     """A core whose clock is the runtime's and whose dates follow the patches."""
-    tz = zone_from_env(env)
+    tz = zone_of(env, ctx.home)
 
     def date(t: int) -> bytes:
         return date822fmt(t, localtime=config.date_localtime, tz=tz).encode()

@@ -93,8 +93,11 @@ def test_normalise_pids_inodes_times_and_hosts() -> None:
     assert normalise("250 ok 1700000000 qp 1001", hosts) == "250 ok N qp N"
     assert normalise("+OK <1001.1700000000@box7>", hosts) == "+OK <pid.time@host>"
     assert normalise("Received: (qmail 1001 invoked from network); 14 Nov 2023 22:13:20 -0000") == (
-        "Received: (qmail N invoked from network); <date>"
+        "Received: (qmail N invoked from network); <date> -0000"
     )
+    # the zone stays: TZ and the date-localtime patch decide it
+    assert normalise("Date: 15 Nov 2023 07:13:20 +0900") == "Date: <date> +0900"
+    assert normalise("15 Nov 2023 07:13:20 GMT  #12  6  <s@x>") == "<date> GMT  #12  6  <s@x>"
     assert normalise("by sim.example with SMTP", hosts) == "by <host> with SMTP"
     assert normalise("1700000000.1001.box7", hosts) == "<mdname>"
     assert normalise("triple bounce: discarding bounce/3211724") == (

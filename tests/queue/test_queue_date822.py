@@ -4,13 +4,18 @@ from __future__ import annotations
 
 import datetime as dt
 import email.utils
+import os
+import shutil
+import time
+from pathlib import Path
 from zoneinfo import ZoneInfo
 
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from server.date822 import date822fmt, home_date, zone_from_env
+from server import tzc
+from server.date822 import LOCALTIME_FILE, date822fmt, home_date, zone_of
 
 T = 1_700_000_000  # 2023-11-14 22:13:20 UTC
 MAX_T = 253402300799  # 9999-12-31 23:59:59
@@ -58,11 +63,62 @@ def test_summer_time() -> None:
     assert date822fmt(t, localtime=True, tz="Europe/Berlin") == "1 Jul 2024 14:00:00 +0200"
 
 
-def test_zone_from_env() -> None:
-    assert zone_from_env({}) is None
-    assert zone_from_env({"TZ": ""}) is None
-    assert zone_from_env({"TZ": ":Europe/Berlin"}) == ZoneInfo("Europe/Berlin")
-    assert zone_from_env({"TZ": "No/Such_Zone"}) == dt.UTC
+@pytest.mark.parametrize(
+    ("tz", "text"),
+    [
+        ("JST-9", "15 Nov 2023 07:13:20 +0900"),
+        ("<+0530>-5:30", "15 Nov 2023 03:43:20 +0530"),
+        ("EST5EDT,M3.2.0,M11.1.0", "14 Nov 2023 17:13:20 -0500"),
+        ("<-03>3", "14 Nov 2023 19:13:20 -0300"),
+        (":Asia/Tokyo", "15 Nov 2023 07:13:20 +0900"),
+        (":/usr/share/zoneinfo/Asia/Kolkata", "15 Nov 2023 03:43:20 +0530"),
+        # right/ zones count leap seconds: the fields lag 27 s, and local < utc
+        ("right/UTC", "14 Nov 2023 22:12:53 -0000"),
+        ("right/Asia/Tokyo", "15 Nov 2023 07:12:53 +0900"),
+        ("", "14 Nov 2023 22:13:20 +0000"),  # TZ set but empty: UTC
+        ("No/Such_Zone", "14 Nov 2023 22:13:20 +0000"),
+    ],
+)
+def test_every_tz_form_the_c_library_reads(tz: str, text: str) -> None:
+    if tz.startswith("right/") and not Path("/usr/share/zoneinfo/right/UTC").exists():
+        pytest.skip("no right/ zones installed")
+    assert date822fmt(T, localtime=True, tz=tz) == text
+    assert home_date(T, {"date-localtime"}, {"TZ": tz}) == text
+
+
+def test_unset_tz_is_the_homes_localtime_file(tmp_path: Path) -> None:
+    assert zone_of({"TZ": "JST-9"}, tmp_path) == "JST-9"
+    assert zone_of({}, tmp_path) == tzc.UNSET
+    (tmp_path / ".qmail-sim").mkdir()
+    shutil.copyfile("/usr/share/zoneinfo/Asia/Tokyo", tmp_path / LOCALTIME_FILE)
+    assert zone_of({}, tmp_path) == f":{tmp_path / LOCALTIME_FILE}"
+    assert home_date(T, {"date-localtime"}, {}, tmp_path) == "15 Nov 2023 07:13:20 +0900"
+    assert home_date(T, {"date-localtime"}, {"TZ": ""}, tmp_path).endswith(" +0000")
+
+
+def test_unset_tz_without_a_file_is_the_hosts(tmp_path: Path) -> None:
+    host = time.localtime(T)
+    text = home_date(T, {"date-localtime"}, {}, tmp_path)
+    assert text.startswith(f"{host.tm_mday} ") and f" {host.tm_hour:02d}:" in text
+
+
+def test_the_processs_own_tz_needs_no_helper(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(tzc, "_helper", None)  # calling it would fail
+    assert tzc.localtime(T, tzc.PROCESS_TZ) == tuple(time.localtime(T)[:6])
+
+
+def test_a_tz_set_later_goes_to_a_helper(monkeypatch: pytest.MonkeyPatch) -> None:
+    # glibc's localtime_r would not reread TZ: the helper must answer.
+    monkeypatch.setenv("TZ", "JST-9")
+    assert tzc.localtime(T, "JST-9") == (2023, 11, 15, 7, 13, 20)
+
+
+def test_a_forked_child_starts_its_own_helper() -> None:
+    assert tzc.localtime(T, "<-03>3")[3] == 19
+    pid = os.fork()
+    if pid == 0:  # pragma: no cover - the child reports through its exit code
+        os._exit(0 if tzc.localtime(T, "<-03>3")[3] == 19 else 1)
+    assert os.waitpid(pid, 0)[1] == 0
 
 
 def test_home_date_follows_the_patch() -> None:

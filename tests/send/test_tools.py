@@ -68,6 +68,29 @@ def test_qread_unprintable_and_missing_mess(sim: Sim) -> None:
     )
 
 
+@pytest.mark.parametrize(
+    ("env", "date"),
+    [
+        ({"TZ": "JST-9"}, "15 Nov 2023 07:13:20"),
+        ({"TZ": "<+0530>-5:30"}, "15 Nov 2023 03:43:20"),
+        ({"TZ": "<-03>3"}, "14 Nov 2023 19:13:20"),
+    ],
+)
+def test_qread_with_date_localtime_is_local_time_labelled_gmt(
+    sim: Sim, env: dict[str, str], date: str
+) -> None:
+    """qmail-qread.c drops date822fmt's last 7 bytes (" +0900\\n") and writes " GMT"."""
+    import dataclasses
+
+    sim.ctx = dataclasses.replace(sim.ctx, patches=frozenset({"date-localtime"}))
+    sim.remote.script = lambda job: b"Zlater\n"
+    msgid = sim.queue("s@x.example", ["c@far.example"])
+    sim.start().run_due()
+    out = io.BytesIO()
+    assert qread.main(["qmail-qread"], env, io.BytesIO(), out, sim.ctx) == 0
+    assert out.getvalue().startswith(f"{date} GMT  #{msgid}  ".encode())
+
+
 def test_clean_commands(sim: Sim) -> None:
     q = sim.home / "queue"
     for sub, n in (("mess", 123), ("intd", 123), ("todo", 124), ("intd", 124), ("mess", 12)):
