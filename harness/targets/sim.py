@@ -29,6 +29,7 @@ from typing import BinaryIO, Protocol
 from harness.converse import PacedInput, Turn, client_bytes
 from harness.fakedns import FakeDns
 from harness.fakepeers import FakePeers
+from harness.mailboxes import dated_on_purpose
 from harness.scenario.model import InjectStep, Scenario, SessionStep, SignalName, User
 from harness.targets.base import (
     LimitExceeded,
@@ -404,6 +405,7 @@ class SimTarget(Target):
         files are told by name, not by an mtime ahead of ``now``: a clock
         started after the real time (``clock_start``) is ahead of every mtime.
         A message keeps its name's unique part when qmail-pop3d moves it to cur/.
+        A file whose date was set on purpose (``touch -d``) keeps it.
         """
         now = self.clock.now()
         for home in self.user_homes.values():
@@ -417,7 +419,8 @@ class SimTarget(Target):
                     unique = (folder.parent, entry.name.split(":")[0])
                     if unique not in self._stamped:
                         self._stamped.add(unique)
-                        os.utime(entry.path, (now, now))
+                        if not dated_on_purpose(entry.path):
+                            os.utime(entry.path, (now, now))
 
     def run_until_idle(self) -> None:
         send = self.send
