@@ -43,13 +43,21 @@ class NotComparable(StepError):
     """The reference target cannot do this step (e.g. jumping the clock)."""
 
 
+#: the start of each side's work directory's name; a line that shows the
+#: directory is masked by it (see the last rule of _RULES naming it)
+WORKDIR_PREFIX = "qmail-cmp-"
+
 _RULES: list[tuple[re.Pattern[str], str]] = [
     # Maildir names: time.pid(_n).host (and .Pn/.Mn variants) — maildir.c
     (re.compile(r"\b\d{9,11}\.[\w.]+?\.[A-Za-z0-9_-]+(?:\.[A-Za-z0-9_-]+)*(?=:2,|\b)"), "<mdname>"),
     (re.compile(r"\bok \d+ qp \d+"), "ok N qp N"),
     (re.compile(r"\b(msg|qp|uid|pid|bytes) \d+"), r"\1 N"),
     (re.compile(r"\bqmail \d+ invoked"), "qmail N invoked"),
-    (re.compile(r"\bqp_\d+"), "qp_N"),
+    # after a word character too: "condredirect:_qp_7139", "forward:_qp_N"
+    (re.compile(r"(?<![A-Za-z0-9])qp_\d+"), "qp_N"),
+    # a per-run work directory (mkdtemp's "qmail-cmp-" and eight characters)
+    # wherever a line shows it, whole or cut short by a length limit
+    (re.compile(rf"(?:/[^\s/]+)*/{WORKDIR_PREFIX}[a-z0-9_]{{1,8}}"), "<workdir>"),
     # qmail-send numbers deliveries from 1 in each run; the reference target
     # starts it afresh in every run step
     (re.compile(r"\bdelivery \d+:"), "delivery N:"),
@@ -325,7 +333,7 @@ def compare(scenario: Scenario, reference: str | Target, ours: str | Target = "s
         )
     records = []
     for side in (ours, reference):
-        workdir = Path(tempfile.mkdtemp(prefix="qmail-cmp-", dir=default_workroot()))
+        workdir = Path(tempfile.mkdtemp(prefix=WORKDIR_PREFIX, dir=default_workroot()))
         try:
             target = make_target(side) if isinstance(side, str) else side
             records.append(play(scenario, target, workdir))
