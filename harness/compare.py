@@ -31,7 +31,7 @@ from typing import Literal
 from harness.converse import Turn
 from harness.outcome import StepFailure
 from harness.runner import default_workroot, describe_step
-from harness.scenario.model import InjectStep, Scenario, SessionStep, SignalName
+from harness.scenario.model import InjectStep, ProgramStep, Scenario, SessionStep, SignalName
 from harness.steps import execute
 from harness.targets import make_target
 from harness.targets.base import Observation, ProgramResult, StepError, Target
@@ -138,6 +138,9 @@ class Recorder(Target):
 
     def inject(self, step: InjectStep) -> ProgramResult:
         return self._program(self.inner.inject(step), exit_seen=True)
+
+    def program(self, step: ProgramStep) -> ProgramResult:
+        return self._program(self.inner.program(step), exit_seen=True)
 
     def _new_log(self) -> None:
         """qmail-send's new lines, sorted and without ``status:`` lines: with

@@ -121,6 +121,23 @@ class InjectStep:
     env: Mapping[str, str | None] = field(default_factory=dict)
     message: str = ""
     exit: int | None = 0
+    #: the program's output lines, one for one (text or ``~ regex``); None: not checked
+    stdout: tuple[Match, ...] | None = None
+    stderr: tuple[Match, ...] | None = None
+    line: int = 0
+
+
+@dataclass(frozen=True, kw_only=True)
+class ProgramStep:
+    """``run_program``: one of the home's programs (``bin/NAME``), in the work directory."""
+
+    kind: Literal["run_program"] = "run_program"
+    args: tuple[str, ...] = ()  # the program's name, then its arguments
+    env: Mapping[str, str | None] = field(default_factory=dict)
+    stdin: str = ""
+    exit: int | None = 0
+    stdout: tuple[Match, ...] | None = None
+    stderr: tuple[Match, ...] | None = None
     line: int = 0
 
 
@@ -213,13 +230,24 @@ class ExpectStep:
     bounces: BouncesExpect | None = None
     log: tuple[Match, ...] = ()
     log_absent: tuple[Match, ...] = ()
+    #: log lines that must each be there, in any order
+    log_unordered: tuple[Match, ...] = ()
     dns_queries: DnsQueryExpect | None = None
     peers: Mapping[str, PeerExpect] = field(default_factory=dict)
     files: Mapping[str, FileExpect] = field(default_factory=dict)
     line: int = 0
 
 
-Step = SessionStep | InjectStep | RunStep | AdvanceStep | SignalStep | ControlStep | ExpectStep
+Step = (
+    SessionStep
+    | InjectStep
+    | RunStep
+    | AdvanceStep
+    | SignalStep
+    | ControlStep
+    | ExpectStep
+    | ProgramStep
+)
 
 
 @dataclass(frozen=True, kw_only=True)

@@ -325,7 +325,45 @@ INJECT = _struct(
         "env": ENV,
         "message": Field(STR, required=True),
         "exit": Either((NULL, INT)),
+        "stdout": Seq(MATCH),
+        "stderr": Seq(MATCH),
     },
+)
+
+
+def _program_name(args: tuple[str, ...]) -> tuple[str, ...]:
+    """``run_program``'s argv: its first word names a program of the home's bin/."""
+    from server.programs import PROGRAMS
+
+    if not args:
+        raise ValueError("run_program needs the program's name")
+    if args[0] not in PROGRAMS:
+        raise ValueError(f"{args[0]!r} is not a program of a qmail home's bin/")
+    return args
+
+
+_ARGV = Either(
+    (
+        Scalar("str", parse=lambda s: _program_name(tuple(s.split()))),
+        Seq(STR, build=lambda xs: _program_name(tuple(xs))),
+    ),
+    what="a program's name and arguments (a string or a list)",
+)
+PROGRAM = Either(
+    (
+        *_ARGV.options,
+        _struct(
+            m.ProgramStep,
+            {
+                "args": Field(_ARGV, required=True),
+                "env": ENV,
+                "stdin": STR,
+                "exit": Either((NULL, INT)),
+                "stdout": Seq(MATCH),
+                "stderr": Seq(MATCH),
+            },
+        ),
+    )
 )
 RUN = Either(
     (
@@ -416,6 +454,7 @@ EXPECT = Struct(
         "bounces": Field(BOUNCES),
         "log": Field(MATCHES),
         "log_absent": Field(MATCHES),
+        "log_unordered": Field(MATCHES),
         "dns_queries": Field(DNS_QUERIES),
         "peers": Field(MapOf(PEER_EXPECT)),
         "files": Field(MapOf(FILE_EXPECT, confine_keys=_outside_home_path)),
@@ -425,7 +464,9 @@ EXPECT = Struct(
 
 
 def _build_step(kind: str, value: Any, line: int) -> m.Step:
-    if kind in ("smtp", "pop3", "expect", "inject"):
+    if kind == "run_program" and isinstance(value, tuple):
+        return m.ProgramStep(args=value, line=line)
+    if kind in ("smtp", "pop3", "expect", "inject", "run_program"):
         step: m.Step = replace(value, line=line)  # the "- kind:" line, not its body's
         return step
     if kind == "run":
@@ -442,6 +483,7 @@ STEP = Tagged(
         "smtp": _session("smtp"),
         "pop3": _session("pop3"),
         "inject": INJECT,
+        "run_program": PROGRAM,
         "run": RUN,
         "advance": DURATION,
         "signal": Scalar("str", parse=_signal, what="alrm, hup or term"),

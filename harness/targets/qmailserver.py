@@ -74,7 +74,7 @@ class QmailServer:
                 netns.bind_resolv_conf(path)
             return None
         if verb == "program":
-            return self.program(args["argv"], args["env"], args["stdin"])
+            return self.program(args["argv"], args["env"], args["stdin"], args.get("cwd", "/"))
         if verb == "session":
             return self.session(args["argv"], args["env"], args["played"])
         if verb == "idle":
@@ -95,7 +95,7 @@ class QmailServer:
         return {"PATH": f"{self.home / 'bin'}:/usr/bin:/bin", **self.setup.env, **extra}
 
     def program(
-        self, argv: list[str], env: dict[str, str], stdin: bytes
+        self, argv: list[str], env: dict[str, str], stdin: bytes, cwd: str = "/"
     ) -> tuple[int, bytes, bytes]:
         with subprocess.Popen(
             argv,
@@ -103,7 +103,7 @@ class QmailServer:
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
             env=self.env(env),
-            cwd="/",
+            cwd=cwd,
             start_new_session=True,
         ) as proc:
             out, err = proc.communicate(stdin, timeout=PROGRAM_LIMIT)

@@ -16,6 +16,7 @@ the fake DNS and fake peers. The same seed gives the same bytes.
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import io
 import os
@@ -30,7 +31,14 @@ from harness.converse import PacedInput, Turn, client_bytes
 from harness.fakedns import FakeDns
 from harness.fakepeers import FakePeers
 from harness.mailboxes import dated_on_purpose
-from harness.scenario.model import InjectStep, Scenario, SessionStep, SignalName, User
+from harness.scenario.model import (
+    InjectStep,
+    ProgramStep,
+    Scenario,
+    SessionStep,
+    SignalName,
+    User,
+)
 from harness.targets.base import (
     LimitExceeded,
     Observation,
@@ -38,6 +46,8 @@ from harness.targets.base import (
     StepError,
     Target,
     apply_env,
+    expand_workdir,
+    program_argv,
 )
 from server import programs
 from server.home import setup as setup_home
@@ -322,14 +332,21 @@ class SimTarget(Target):
     def _run(
         self, name: str, argv: list[str], env: Mapping[str, str], stdin: bytes
     ) -> ProgramResult:
-        return self._execute(name, argv, env, io.BytesIO(stdin))
+        """An injection or a home's program: run in the work directory, on every target."""
+        return self._execute(name, argv, env, io.BytesIO(stdin), cwd=self.workdir)
 
     def _execute(
-        self, name: str, argv: list[str], env: Mapping[str, str], stdin: BinaryIO
+        self,
+        name: str,
+        argv: list[str],
+        env: Mapping[str, str],
+        stdin: BinaryIO,
+        cwd: Path | None = None,
     ) -> ProgramResult:
         out = io.BytesIO()
         err_start = len(self.stderr.getvalue())
-        code = programs.run(name, argv, env, stdin, out, self.ctx)
+        ctx = self.ctx if cwd is None else dataclasses.replace(self.ctx, cwd=cwd)
+        code = programs.run(name, argv, env, stdin, out, ctx)
         return ProgramResult(
             exit=code, stdout=out.getvalue(), stderr=self.stderr.getvalue()[err_start:]
         )
@@ -363,10 +380,14 @@ class SimTarget(Target):
         return lookup(self.scenario.tcprules, self.workdir, env)
 
     def inject(self, step: InjectStep) -> ProgramResult:
-        env = apply_env({}, step.env)
+        env = apply_env({}, expand_workdir(step.env, self.workdir))
         return self._run(
             "qmail-inject", ["qmail-inject", *step.args], env, step.message.encode("utf-8")
         )
+
+    def program(self, step: ProgramStep) -> ProgramResult:
+        argv, env = program_argv(step, self.workdir)
+        return self._run(argv[0], argv, env, step.stdin.encode("utf-8"))
 
     # -- qmail-send -----------------------------------------------------------------
     @property
