@@ -263,16 +263,18 @@ def _peer(ip: str, want: m.PeerExpect, obs: Observation, problems: Problems) -> 
             (f"peer {ip}: {want.messages} message(s)", f"peer {ip}: {len(delivered)} message(s)")
         )
     if want.rcpt is not None:
-        got = sorted(r for s in delivered for r in s.rcpt)
+        got = sorted(r for s in sessions for r in s.rcpt)
         if got != sorted(want.rcpt):
             problems.append((f"peer {ip}: rcpt {sorted(want.rcpt)}", f"peer {ip}: rcpt {got}"))
-    if want.mail_from is not None and not any(s.mail_from == want.mail_from for s in delivered):
+    if want.mail_from is not None and not any(s.mail_from == want.mail_from for s in sessions):
         problems.append(
             (
                 f"peer {ip}: MAIL FROM:<{want.mail_from}>",
-                f"peer {ip}: {[s.mail_from for s in delivered]}",
+                f"peer {ip}: {[s.mail_from for s in sessions]}",
             )
         )
+    if want.helo is not None and not any(_helo_is(want.helo, s.helo) for s in sessions):
+        problems.append((f"peer {ip}: HELO {want.helo}", f"peer {ip}: {[s.helo for s in sessions]}"))
     for text in want.data_contains:
         if not any(text.encode() in (s.data or b"") for s in delivered):
             problems.append(
@@ -281,6 +283,13 @@ def _peer(ip: str, want: m.PeerExpect, obs: Observation, problems: Problems) -> 
                     f"peer {ip}: {len(delivered)} message(s) without it",
                 )
             )
+
+
+def _helo_is(want: Match, helo: str | None) -> bool:
+    """A HELO check: the argument itself, or ``~ regex`` found in it."""
+    if helo is None:
+        return False
+    return want.search(helo) if want.regex else helo == want.text
 
 
 def _file(rel: str, want: m.FileExpect, obs: Observation, problems: Problems) -> None:

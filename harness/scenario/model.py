@@ -200,8 +200,12 @@ class BouncesExpect:
 class PeerExpect:
     connections: int | None = None
     messages: int | None = None
+    #: recipients the peer accepted, over every session (delivered or not)
     rcpt: tuple[str, ...] | None = None
+    #: some session's MAIL FROM (delivered or not)
     mail_from: str | None = None
+    #: some session's HELO or EHLO argument (text, or ``~ regex``)
+    helo: Match | None = None
     data_contains: tuple[str, ...] = ()
 
 

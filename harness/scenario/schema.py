@@ -255,7 +255,15 @@ _PEER_FIELDS: dict[str, Schema] = {
     "helo": _REPLY,
     "ehlo": _REPLY,
     "mail": _REPLY,
-    "rcpt": Either((Scalar("str", parse=lambda s: {"*": s}), MapOf(_REPLY))),
+    # one reply for every recipient (a string, or a list of lines), or per address
+    "rcpt": Either(
+        (
+            Scalar("str", parse=lambda s: {"*": s}),
+            Seq(STR, build=lambda xs: {"*": "\n".join(xs)}),
+            MapOf(_REPLY),
+        ),
+        what="a reply, a list of lines, or a mapping address -> reply",
+    ),
     "data": _REPLY,
     "end": _REPLY,
     "quit": _REPLY,
@@ -428,7 +436,14 @@ DNS_QUERIES = Either(
 )
 PEER_EXPECT = _struct(
     m.PeerExpect,
-    {"connections": INT, "messages": INT, "rcpt": STRS, "mail_from": STR, "data_contains": STRS},
+    {
+        "connections": INT,
+        "messages": INT,
+        "rcpt": STRS,
+        "mail_from": STR,
+        "helo": MATCH,
+        "data_contains": STRS,
+    },
 )
 FILE_EXPECT = _struct(m.FileExpect, {"exists": BOOL, "contains": STRS, "equals": STR})
 
