@@ -274,7 +274,9 @@ def _peer(ip: str, want: m.PeerExpect, obs: Observation, problems: Problems) -> 
             )
         )
     if want.helo is not None and not any(_helo_is(want.helo, s.helo) for s in sessions):
-        problems.append((f"peer {ip}: HELO {want.helo}", f"peer {ip}: {[s.helo for s in sessions]}"))
+        problems.append(
+            (f"peer {ip}: HELO {want.helo}", f"peer {ip}: {[s.helo for s in sessions]}")
+        )
     for text in want.data_contains:
         if not any(text.encode() in (s.data or b"") for s in delivered):
             problems.append(
