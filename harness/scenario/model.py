@@ -21,6 +21,16 @@ PEER_STAGES = ("connect", "greeting", "helo", "mail", "rcpt", "data", "end", "qu
 
 
 @dataclass(frozen=True, kw_only=True)
+class MaildirMessage:
+    """A message put into a user's Maildir before the steps (harness.maildirseed)."""
+
+    text: str
+    name: str | None = None  # the file name's unique part; default DATE.N.seed
+    flags: str | None = None  # None: in new/; else in cur/ as NAME:2,FLAGS
+    date: float | None = None  # the mtime, epoch seconds; default 1000000000 + N - 1
+
+
+@dataclass(frozen=True, kw_only=True)
 class User:
     name: str
     home: str | None = None  # relative to the scenario's work directory
@@ -32,6 +42,8 @@ class User:
     #: everything else is made (a read-only mbox, a Maildir/tmp the user
     #: cannot write, a home the user cannot enter)
     modes: Mapping[str, int] = field(default_factory=dict)
+    #: messages put into ~/Maildir before the steps run
+    messages: tuple[MaildirMessage, ...] = ()
 
 
 @dataclass(frozen=True, kw_only=True)

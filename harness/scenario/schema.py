@@ -161,6 +161,25 @@ def _build_user(name: str, values: dict[str, Any]) -> m.User:
     return m.User(name=_file_name(name), **values)
 
 
+_FLAGS = re.compile(r"[A-Za-z]*")
+
+
+def _flags(text: str) -> str:
+    if not _FLAGS.fullmatch(text):
+        raise ValueError(f"{text!r}: Maildir flags are letters, such as S or RS (maildir(5))")
+    return text
+
+
+MAILDIR_MESSAGE = _struct(
+    m.MaildirMessage,
+    {
+        "text": Field(STR, required=True),
+        "name": Scalar("str", parse=_file_name, what="a file name"),
+        "flags": Scalar("str", parse=_flags, what="Maildir flags"),
+        "date": Scalar("str", parse=parse_instant, what="an instant (ISO 8601 or epoch)"),
+    },
+)
+
 USER = Struct(
     {
         "home": Field(
@@ -175,6 +194,7 @@ USER = Struct(
             MapOf(Scalar("str", parse=_mode, what=_MODE_WHAT), confine_keys=_outside),
             doc="permission bits (octal) of paths in the home, '.' for the home itself",
         ),
+        "messages": Field(Seq(MAILDIR_MESSAGE), doc="messages put into ~/Maildir first"),
     }
 )
 

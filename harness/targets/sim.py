@@ -30,6 +30,7 @@ from typing import BinaryIO, Protocol
 from harness.converse import PacedInput, Turn, client_bytes
 from harness.fakedns import FakeDns
 from harness.fakepeers import FakePeers
+from harness.maildirseed import seed_maildir
 from harness.mailboxes import dated_on_purpose
 from harness.scenario.model import (
     InjectStep,
@@ -248,6 +249,8 @@ class SimTarget(Target):
         if user.maildir:
             for sub in ("tmp", "new", "cur"):
                 (home / "Maildir" / sub).mkdir(parents=True, exist_ok=True, mode=0o700)
+        if user.messages:
+            seed_maildir(home / "Maildir", user.messages)
         if user.mbox:
             (home / user.mbox).touch()
         for ext, text in user.dotqmail.items():
