@@ -30,8 +30,8 @@ from typing import BinaryIO, Protocol
 from harness.converse import PacedInput, Turn, client_bytes
 from harness.fakedns import FakeDns
 from harness.fakepeers import FakePeers
-from harness.maildirseed import seed_maildir
 from harness.mailboxes import dated_on_purpose
+from harness.maildirseed import seed_maildir
 from harness.scenario.model import (
     InjectStep,
     ProgramStep,
