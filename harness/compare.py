@@ -31,7 +31,7 @@ from typing import Literal
 from harness.converse import Turn
 from harness.outcome import StepFailure
 from harness.runner import default_workroot, describe_step
-from harness.scenario.model import InjectStep, Scenario, SessionStep, SignalName
+from harness.scenario.model import InjectStep, ProgramStep, Scenario, SessionStep, SignalName
 from harness.steps import execute
 from harness.targets import make_target
 from harness.targets.base import Observation, ProgramResult, StepError, Target
@@ -43,13 +43,21 @@ class NotComparable(StepError):
     """The reference target cannot do this step (e.g. jumping the clock)."""
 
 
+#: the start of each side's work directory's name; a line that shows the
+#: directory is masked by it (see the last rule of _RULES naming it)
+WORKDIR_PREFIX = "qmail-cmp-"
+
 _RULES: list[tuple[re.Pattern[str], str]] = [
     # Maildir names: time.pid(_n).host (and .Pn/.Mn variants) — maildir.c
     (re.compile(r"\b\d{9,11}\.[\w.]+?\.[A-Za-z0-9_-]+(?:\.[A-Za-z0-9_-]+)*(?=:2,|\b)"), "<mdname>"),
     (re.compile(r"\bok \d+ qp \d+"), "ok N qp N"),
     (re.compile(r"\b(msg|qp|uid|pid|bytes) \d+"), r"\1 N"),
     (re.compile(r"\bqmail \d+ invoked"), "qmail N invoked"),
-    (re.compile(r"\bqp_\d+"), "qp_N"),
+    # after a word character too: "condredirect:_qp_7139", "forward:_qp_N"
+    (re.compile(r"(?<![A-Za-z0-9])qp_\d+"), "qp_N"),
+    # a per-run work directory (mkdtemp's "qmail-cmp-" and eight characters)
+    # wherever a line shows it, whole or cut short by a length limit
+    (re.compile(rf"(?:/[^\s/]+)*/{WORKDIR_PREFIX}[a-z0-9_]{{1,8}}"), "<workdir>"),
     # qmail-send numbers deliveries from 1 in each run; the reference target
     # starts it afresh in every run step
     (re.compile(r"\bdelivery \d+:"), "delivery N:"),
@@ -131,6 +139,9 @@ class Recorder(Target):
 
     def inject(self, step: InjectStep) -> ProgramResult:
         return self._program(self.inner.inject(step), exit_seen=True)
+
+    def program(self, step: ProgramStep) -> ProgramResult:
+        return self._program(self.inner.program(step), exit_seen=True)
 
     def _new_log(self) -> None:
         """qmail-send's new lines, sorted and without ``status:`` lines: with
@@ -334,7 +345,7 @@ def compare(
         )
     records = []
     for side in (ours, reference):
-        workdir = Path(tempfile.mkdtemp(prefix="qmail-cmp-", dir=default_workroot()))
+        workdir = Path(tempfile.mkdtemp(prefix=WORKDIR_PREFIX, dir=default_workroot()))
         try:
             target = make_target(side) if isinstance(side, str) else side
             if side is reference and reference_patches:

@@ -4,9 +4,11 @@ Every check that fails adds a line to the failure, so one report shows all
 that is wrong at that point: the expected values on the left, what was there
 on the right. Mailbox checks (``headers``, ``body_contains``, ``filename_re``,
 ``from_line``) pass when at least one message matches all of them; ``count``
-counts every message. ``log`` lines must appear in order (each a substring, or
-``~ regex``); ``dns_queries.seen`` likewise, as ``name [TYPE] [udp|tcp]
-[@server]`` patterns.
+counts every message; a failed one names, per message, the checks it fails.
+``log`` lines must appear in order (each a substring, or ``~ regex``);
+``log_unordered`` lines each match a line of their own, in any order;
+``dns_queries.seen`` in order, as ``name [TYPE] [udp|tcp] [@server]``
+patterns.
 """
 
 from __future__ import annotations
@@ -36,6 +38,7 @@ def check(step: m.ExpectStep, obs: Observation) -> None:
     if step.bounces is not None:
         _bounces(step.bounces, obs, problems)
     _in_order("log", step.log, list(obs.log), lambda w, a: w.search(a), problems)
+    _any_order(step.log_unordered, list(obs.log), problems)
     for absent in step.log_absent:
         hits = [line for line in obs.log if absent.search(line)]
         if hits:
@@ -123,17 +126,25 @@ def _summary(d: Delivered) -> str:
     )
 
 
-def _matches(want: m.MailboxExpect, d: Delivered) -> bool:
+def _failed_checks(want: m.MailboxExpect, d: Delivered) -> list[str]:
+    """The checks of ``want`` that message ``d`` fails, as the report names them."""
+    failed = []
     headers = d.headers
     for name, match in want.headers.items():
         values = headers.get_all(name) or []
         if not any(match.search(v) if match.regex else v.strip() == match.text for v in values):
-            return False
-    if any(text not in d.raw.decode("utf-8", "replace") for text in want.body_contains):
-        return False
+            failed.append(f"{name}: {match}")
+    text = d.raw.decode("utf-8", "replace")
+    failed += [f"body contains {t!r}" for t in want.body_contains if t not in text]
     if want.filename_re and not re.search(want.filename_re, d.filename):
-        return False
-    return want.from_line is None or want.from_line.search(d.from_line)
+        failed.append(f"file name ~ {want.filename_re}")
+    if want.from_line is not None and not want.from_line.search(d.from_line):
+        failed.append(f"From line {want.from_line}")
+    return failed
+
+
+def _matches(want: m.MailboxExpect, d: Delivered) -> bool:
+    return not _failed_checks(want, d)
 
 
 def _mailbox(what: str, want: m.MailboxExpect, got: list[Delivered], problems: Problems) -> None:
@@ -147,7 +158,8 @@ def _mailbox(what: str, want: m.MailboxExpect, got: list[Delivered], problems: P
             checks.append(f"file name ~ {want.filename_re}")
         if want.from_line:
             checks.append(f"From line {want.from_line}")
-        seen = "; ".join(_summary(d) for d in got) or "no messages"
+        seen = "; ".join(f"{_summary(d)} [fails {', '.join(_failed_checks(want, d))}]" for d in got)
+        seen = seen or "no messages"
         problems.append((f"{what}: a message with " + ", ".join(checks), f"{what}: {seen}"))
 
 
@@ -199,6 +211,20 @@ def _in_order(
         pos += 1
 
 
+def _any_order(wanted: Sequence[Match], actual: list[str], problems: Problems) -> None:
+    """``log_unordered``: each line matches a log line of its own, in any order
+    (concurrent deliveries on a live or real qmail finish in any order)."""
+    free = list(actual)
+    for want in wanted:
+        hit = next((line for line in free if want.search(line)), None)
+        if hit is None:
+            problems.append(
+                (f"log: {want} (any order)", "log: no such line left unmatched (see below)")
+            )
+            continue
+        free.remove(hit)
+
+
 def _dns(want: m.DnsQueryExpect, obs: Observation, problems: Problems) -> None:
     queries = list(obs.dns_queries)
     pos = 0
@@ -237,15 +263,19 @@ def _peer(ip: str, want: m.PeerExpect, obs: Observation, problems: Problems) -> 
             (f"peer {ip}: {want.messages} message(s)", f"peer {ip}: {len(delivered)} message(s)")
         )
     if want.rcpt is not None:
-        got = sorted(r for s in delivered for r in s.rcpt)
+        got = sorted(r for s in sessions for r in s.rcpt)
         if got != sorted(want.rcpt):
             problems.append((f"peer {ip}: rcpt {sorted(want.rcpt)}", f"peer {ip}: rcpt {got}"))
-    if want.mail_from is not None and not any(s.mail_from == want.mail_from for s in delivered):
+    if want.mail_from is not None and not any(s.mail_from == want.mail_from for s in sessions):
         problems.append(
             (
                 f"peer {ip}: MAIL FROM:<{want.mail_from}>",
-                f"peer {ip}: {[s.mail_from for s in delivered]}",
+                f"peer {ip}: {[s.mail_from for s in sessions]}",
             )
+        )
+    if want.helo is not None and not any(_helo_is(want.helo, s.helo) for s in sessions):
+        problems.append(
+            (f"peer {ip}: HELO {want.helo}", f"peer {ip}: {[s.helo for s in sessions]}")
         )
     for text in want.data_contains:
         if not any(text.encode() in (s.data or b"") for s in delivered):
@@ -255,6 +285,13 @@ def _peer(ip: str, want: m.PeerExpect, obs: Observation, problems: Problems) -> 
                     f"peer {ip}: {len(delivered)} message(s) without it",
                 )
             )
+
+
+def _helo_is(want: Match, helo: str | None) -> bool:
+    """A HELO check: the argument itself, or ``~ regex`` found in it."""
+    if helo is None:
+        return False
+    return want.search(helo) if want.regex else helo == want.text
 
 
 def _file(rel: str, want: m.FileExpect, obs: Observation, problems: Problems) -> None:

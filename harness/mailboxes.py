@@ -9,10 +9,24 @@ from __future__ import annotations
 import email.parser
 import email.policy
 import mailbox
+import os
 from dataclasses import dataclass
 from pathlib import Path
 
 _PARSER = email.parser.BytesHeaderParser(policy=email.policy.compat32)
+
+#: A Maildir file whose mtime is further than this from its ctime had its date
+#: set on purpose (``touch -d``, a seeded message), not by the write that
+#: delivered it: a delivery's last write and its link into new/ are moments
+#: apart, while setting a date with utime() leaves the ctime at the real now.
+DATED_SLACK = 10.0
+
+
+def dated_on_purpose(path: str) -> bool:
+    """Whether a delivered file carries a date of its own, which a target's
+    clock stamp must keep: qmail-pop3d (maildir.c) orders and lists by it."""
+    st = os.stat(path)
+    return abs(st.st_ctime - st.st_mtime) > DATED_SLACK
 
 
 @dataclass(frozen=True, kw_only=True)

@@ -108,7 +108,11 @@ class _Walker:
             if not isinstance(node, SequenceNode):
                 raise self._wrong(node, schema, key)
             parts = [(f"{key}[{i}]", n, schema.item) for i, n in enumerate(node.value)]
-            return schema.build(list(self._each(parts, depth).values()))
+            items = list(self._each(parts, depth).values())
+            try:
+                return schema.build(items)
+            except ValueError as exc:  # a list's builder may check the list as a whole
+                raise self.error(node, key, str(exc)) from None
         if not isinstance(node, MappingNode):
             raise self._wrong(node, schema, key)
         if isinstance(schema, MapOf):

@@ -21,6 +21,16 @@ PEER_STAGES = ("connect", "greeting", "helo", "mail", "rcpt", "data", "end", "qu
 
 
 @dataclass(frozen=True, kw_only=True)
+class MaildirMessage:
+    """A message put into a user's Maildir before the steps (harness.maildirseed)."""
+
+    text: str
+    name: str | None = None  # the file name's unique part; default DATE.N.seed
+    flags: str | None = None  # None: in new/; else in cur/ as NAME:2,FLAGS
+    date: float | None = None  # the mtime, epoch seconds; default 1000000000 + N - 1
+
+
+@dataclass(frozen=True, kw_only=True)
 class User:
     name: str
     home: str | None = None  # relative to the scenario's work directory
@@ -32,6 +42,8 @@ class User:
     #: everything else is made (a read-only mbox, a Maildir/tmp the user
     #: cannot write, a home the user cannot enter)
     modes: Mapping[str, int] = field(default_factory=dict)
+    #: messages put into ~/Maildir before the steps run
+    messages: tuple[MaildirMessage, ...] = ()
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -121,6 +133,23 @@ class InjectStep:
     env: Mapping[str, str | None] = field(default_factory=dict)
     message: str = ""
     exit: int | None = 0
+    #: the program's output lines, one for one (text or ``~ regex``); None: not checked
+    stdout: tuple[Match, ...] | None = None
+    stderr: tuple[Match, ...] | None = None
+    line: int = 0
+
+
+@dataclass(frozen=True, kw_only=True)
+class ProgramStep:
+    """``run_program``: one of the home's programs (``bin/NAME``), in the work directory."""
+
+    kind: Literal["run_program"] = "run_program"
+    args: tuple[str, ...] = ()  # the program's name, then its arguments
+    env: Mapping[str, str | None] = field(default_factory=dict)
+    stdin: str = ""
+    exit: int | None = 0
+    stdout: tuple[Match, ...] | None = None
+    stderr: tuple[Match, ...] | None = None
     line: int = 0
 
 
@@ -183,8 +212,12 @@ class BouncesExpect:
 class PeerExpect:
     connections: int | None = None
     messages: int | None = None
+    #: recipients the peer accepted, over every session (delivered or not)
     rcpt: tuple[str, ...] | None = None
+    #: some session's MAIL FROM (delivered or not)
     mail_from: str | None = None
+    #: some session's HELO or EHLO argument (text, or ``~ regex``)
+    helo: Match | None = None
     data_contains: tuple[str, ...] = ()
 
 
@@ -213,13 +246,24 @@ class ExpectStep:
     bounces: BouncesExpect | None = None
     log: tuple[Match, ...] = ()
     log_absent: tuple[Match, ...] = ()
+    #: log lines that must each be there, in any order
+    log_unordered: tuple[Match, ...] = ()
     dns_queries: DnsQueryExpect | None = None
     peers: Mapping[str, PeerExpect] = field(default_factory=dict)
     files: Mapping[str, FileExpect] = field(default_factory=dict)
     line: int = 0
 
 
-Step = SessionStep | InjectStep | RunStep | AdvanceStep | SignalStep | ControlStep | ExpectStep
+Step = (
+    SessionStep
+    | InjectStep
+    | RunStep
+    | AdvanceStep
+    | SignalStep
+    | ControlStep
+    | ExpectStep
+    | ProgramStep
+)
 
 
 @dataclass(frozen=True, kw_only=True)

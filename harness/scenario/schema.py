@@ -161,6 +161,25 @@ def _build_user(name: str, values: dict[str, Any]) -> m.User:
     return m.User(name=_file_name(name), **values)
 
 
+_FLAGS = re.compile(r"[A-Za-z]*")
+
+
+def _flags(text: str) -> str:
+    if not _FLAGS.fullmatch(text):
+        raise ValueError(f"{text!r}: Maildir flags are letters, such as S or RS (maildir(5))")
+    return text
+
+
+MAILDIR_MESSAGE = _struct(
+    m.MaildirMessage,
+    {
+        "text": Field(STR, required=True),
+        "name": Scalar("str", parse=_file_name, what="a file name"),
+        "flags": Scalar("str", parse=_flags, what="Maildir flags"),
+        "date": Scalar("str", parse=parse_instant, what="an instant (ISO 8601 or epoch)"),
+    },
+)
+
 USER = Struct(
     {
         "home": Field(
@@ -175,6 +194,7 @@ USER = Struct(
             MapOf(Scalar("str", parse=_mode, what=_MODE_WHAT), confine_keys=_outside),
             doc="permission bits (octal) of paths in the home, '.' for the home itself",
         ),
+        "messages": Field(Seq(MAILDIR_MESSAGE), doc="messages put into ~/Maildir first"),
     }
 )
 
@@ -255,7 +275,15 @@ _PEER_FIELDS: dict[str, Schema] = {
     "helo": _REPLY,
     "ehlo": _REPLY,
     "mail": _REPLY,
-    "rcpt": Either((Scalar("str", parse=lambda s: {"*": s}), MapOf(_REPLY))),
+    # one reply for every recipient (a string, or a list of lines), or per address
+    "rcpt": Either(
+        (
+            Scalar("str", parse=lambda s: {"*": s}),
+            Seq(STR, build=lambda xs: {"*": "\n".join(xs)}),
+            MapOf(_REPLY),
+        ),
+        what="a reply, a list of lines, or a mapping address -> reply",
+    ),
     "data": _REPLY,
     "end": _REPLY,
     "quit": _REPLY,
@@ -325,7 +353,45 @@ INJECT = _struct(
         "env": ENV,
         "message": Field(STR, required=True),
         "exit": Either((NULL, INT)),
+        "stdout": Seq(MATCH),
+        "stderr": Seq(MATCH),
     },
+)
+
+
+def _program_name(args: tuple[str, ...]) -> tuple[str, ...]:
+    """``run_program``'s argv: its first word names a program of the home's bin/."""
+    from server.programs import PROGRAMS
+
+    if not args:
+        raise ValueError("run_program needs the program's name")
+    if args[0] not in PROGRAMS:
+        raise ValueError(f"{args[0]!r} is not a program of a qmail home's bin/")
+    return args
+
+
+_ARGV = Either(
+    (
+        Scalar("str", parse=lambda s: _program_name(tuple(s.split()))),
+        Seq(STR, build=lambda xs: _program_name(tuple(xs))),
+    ),
+    what="a program's name and arguments (a string or a list)",
+)
+PROGRAM = Either(
+    (
+        *_ARGV.options,
+        _struct(
+            m.ProgramStep,
+            {
+                "args": Field(_ARGV, required=True),
+                "env": ENV,
+                "stdin": STR,
+                "exit": Either((NULL, INT)),
+                "stdout": Seq(MATCH),
+                "stderr": Seq(MATCH),
+            },
+        ),
+    )
 )
 RUN = Either(
     (
@@ -390,7 +456,14 @@ DNS_QUERIES = Either(
 )
 PEER_EXPECT = _struct(
     m.PeerExpect,
-    {"connections": INT, "messages": INT, "rcpt": STRS, "mail_from": STR, "data_contains": STRS},
+    {
+        "connections": INT,
+        "messages": INT,
+        "rcpt": STRS,
+        "mail_from": STR,
+        "helo": MATCH,
+        "data_contains": STRS,
+    },
 )
 FILE_EXPECT = _struct(m.FileExpect, {"exists": BOOL, "contains": STRS, "equals": STR})
 
@@ -416,6 +489,7 @@ EXPECT = Struct(
         "bounces": Field(BOUNCES),
         "log": Field(MATCHES),
         "log_absent": Field(MATCHES),
+        "log_unordered": Field(MATCHES),
         "dns_queries": Field(DNS_QUERIES),
         "peers": Field(MapOf(PEER_EXPECT)),
         "files": Field(MapOf(FILE_EXPECT, confine_keys=_outside_home_path)),
@@ -425,7 +499,9 @@ EXPECT = Struct(
 
 
 def _build_step(kind: str, value: Any, line: int) -> m.Step:
-    if kind in ("smtp", "pop3", "expect", "inject"):
+    if kind == "run_program" and isinstance(value, tuple):
+        return m.ProgramStep(args=value, line=line)
+    if kind in ("smtp", "pop3", "expect", "inject", "run_program"):
         step: m.Step = replace(value, line=line)  # the "- kind:" line, not its body's
         return step
     if kind == "run":
@@ -442,6 +518,7 @@ STEP = Tagged(
         "smtp": _session("smtp"),
         "pop3": _session("pop3"),
         "inject": INJECT,
+        "run_program": PROGRAM,
         "run": RUN,
         "advance": DURATION,
         "signal": Scalar("str", parse=_signal, what="alrm, hup or term"),

@@ -16,6 +16,7 @@ _MODULES = {
     "smtp": "smtp",
     "pop3": "pop3",
     "inject": "inject",
+    "run_program": "program",
     "run": "run",
     "advance": "advance",
     "signal": "signal",

@@ -17,7 +17,7 @@ from pathlib import Path
 from harness.converse import Turn
 from harness.fakedns import DnsQuery
 from harness.fakepeers import PeerSession
-from harness.scenario.model import InjectStep, Scenario, SessionStep, SignalName
+from harness.scenario.model import InjectStep, ProgramStep, Scenario, SessionStep, SignalName
 
 
 class StepError(Exception):
@@ -71,6 +71,26 @@ def apply_env(base: Mapping[str, str], changes: Mapping[str, str | None]) -> dic
     return env
 
 
+#: What ``{workdir}`` in a step's env values and a program's arguments stands for.
+WORKDIR_WORD = "{workdir}"
+
+
+def expand_workdir(changes: Mapping[str, str | None], workdir: Path) -> dict[str, str | None]:
+    """A step's ``env`` with ``{workdir}`` in each value made the run's work directory."""
+    return {
+        k: None if v is None else v.replace(WORKDIR_WORD, str(workdir)) for k, v in changes.items()
+    }
+
+
+def program_argv(
+    step: ProgramStep, workdir: Path, base: Mapping[str, str]
+) -> tuple[list[str], dict[str, str]]:
+    """``run_program``'s argv and environment (the step's changes to ``base``),
+    ``{workdir}`` expanded in both."""
+    argv = [arg.replace(WORKDIR_WORD, str(workdir)) for arg in step.args]
+    return argv, apply_env(base, expand_workdir(step.env, workdir))
+
+
 class Target(ABC):
     name = "abstract"
     #: The instant (seconds since the epoch) the scenario's clock starts at;
@@ -107,6 +127,11 @@ class Target(ABC):
 
     @abstractmethod
     def observe(self) -> Observation: ...
+
+    def program(self, step: ProgramStep) -> ProgramResult:
+        """Run the home's program ``step.args[0]`` (qmail-newmrh, qmail-tcpok, …)
+        in the scenario's work directory, as every target does."""
+        raise StepError(f"the {self.name} target cannot run a home's programs")
 
     def hints(self) -> list[str]:
         """What about this machine may explain a failure (said after it); none by default."""

@@ -30,9 +30,17 @@ from harness import netns
 from harness.converse import Turn
 from harness.fakedns import DnsQuery
 from harness.fakepeers import PeerSession
-from harness.scenario.model import InjectStep, Scenario, SessionStep, SignalName
+from harness.scenario.model import InjectStep, ProgramStep, Scenario, SessionStep, SignalName
 from harness.targets.agentwire import Request, Setup, read_frame, write_frame
-from harness.targets.base import LimitExceeded, Observation, ProgramResult, StepError, apply_env
+from harness.targets.base import (
+    LimitExceeded,
+    Observation,
+    ProgramResult,
+    StepError,
+    apply_env,
+    expand_workdir,
+    program_argv,
+)
 from harness.targets.sim import SimTarget
 from harness.targets.zone import zone_env
 from server.runtime import RealClock
@@ -172,13 +180,19 @@ class LiveTarget(SimTarget):
         return ProgramResult(exit=code, stdout=out, stderr=err)
 
     def inject(self, step: InjectStep) -> ProgramResult:
-        env = apply_env(zone_env(self.scenario), step.env)
+        env = apply_env(zone_env(self.scenario), expand_workdir(step.env, self.workdir))
         code, out, err = self.live.call(
             "inject",
             argv=["qmail-inject", *step.args],
             env=env,
             message=step.message.encode("utf-8"),
         )
+        return ProgramResult(exit=code, stdout=out, stderr=err)
+
+    def program(self, step: ProgramStep) -> ProgramResult:
+        argv, env = program_argv(step, self.workdir, zone_env(self.scenario))
+        stdin = step.stdin.encode("utf-8")
+        code, out, err = self.live.call("program", argv=argv, env=env, stdin=stdin)
         return ProgramResult(exit=code, stdout=out, stderr=err)
 
     def run_until_idle(self) -> None:

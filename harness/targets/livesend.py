@@ -21,6 +21,7 @@ import time
 from collections.abc import Callable
 from typing import Any
 
+from harness.mailboxes import dated_on_purpose
 from harness.targets.agentwire import Setup
 from harness.targets.liveagent import World
 from server.programs import ProgramContext
@@ -175,7 +176,7 @@ class GatedSend:
         simulator does: qmail-pop3d (maildir.c) lists a message only when its
         mtime is before ``now``, and ``now`` here is the offset clock, which
         runs ahead of the file system's after a whole-second start or an
-        ``advance``."""
+        ``advance``. A file whose date was set on purpose keeps it."""
         now = self.ctx.runtime.now()
         for name, user in self.setup.scenario.users.items():
             home = self.setup.workdir / (user.home or f"homes/{name}")
@@ -185,8 +186,9 @@ class GatedSend:
                     continue
                 for entry in os.scandir(folder):
                     if entry.path not in self.stamped:
-                        os.utime(entry.path, (now, now))
                         self.stamped.add(entry.path)
+                        if not dated_on_purpose(entry.path):
+                            os.utime(entry.path, (now, now))
 
     def close(self) -> None:
         if self.daemon is not None and self.running():

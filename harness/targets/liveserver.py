@@ -18,6 +18,7 @@ client's address and port) as if tcpserver's rules had set them.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import io
 import ipaddress
 import itertools
@@ -155,6 +156,8 @@ class OurServer:
             return self.session(args["kind"], args["env"], args["played"], args.get("host"))
         if verb == "inject":
             return self.inject(args["argv"], args["env"], args["message"])
+        if verb == "program":
+            return self.program(args["argv"], args["env"], args["stdin"])
         if verb == "idle":
             self.send.wait_idle()
             self.send.stamp_deliveries()
@@ -208,9 +211,16 @@ class OurServer:
     def inject(
         self, argv: list[str], env: dict[str, str], message: bytes
     ) -> tuple[int, bytes, bytes]:
+        return self.program(argv, env, message)
+
+    def program(
+        self, argv: list[str], env: dict[str, str], stdin: bytes
+    ) -> tuple[int, bytes, bytes]:
+        """One of the home's programs in-process, in the work directory (as on every target)."""
         out = io.BytesIO()
         err_start = len(self.stderr.getvalue())
-        code = programs.run("qmail-inject", argv, env, io.BytesIO(message), out, self.ctx)
+        ctx = dataclasses.replace(self.ctx, cwd=self.setup.workdir)
+        code = programs.run(argv[0], argv, env, io.BytesIO(stdin), out, ctx)
         return code, out.getvalue(), self.stderr.getvalue()[err_start:]
 
     # -- the daemon -------------------------------------------------------------

@@ -54,6 +54,7 @@ class QmailTarget(LiveTarget):
     mode = "qmail"
     session = SimTarget.session
     inject = SimTarget.inject
+    program = SimTarget.program
 
     def __init__(self, directory: str) -> None:
         super().__init__()
@@ -160,7 +161,9 @@ class QmailTarget(LiveTarget):
         self, name: str, argv: list[str], env: Mapping[str, str], stdin: bytes
     ) -> ProgramResult:
         words = self._words(name, argv)
-        code, out, err = self.live.call("program", argv=words, env=dict(env), stdin=stdin)
+        code, out, err = self.live.call(
+            "program", argv=words, env=dict(env), stdin=stdin, cwd=str(self.workdir)
+        )
         return ProgramResult(exit=code, stdout=out, stderr=err)
 
     def _converse(

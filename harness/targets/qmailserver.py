@@ -75,7 +75,7 @@ class QmailServer:
                 self._bind_localtime()
             return None
         if verb == "program":
-            return self.program(args["argv"], args["env"], args["stdin"])
+            return self.program(args["argv"], args["env"], args["stdin"], args.get("cwd", "/"))
         if verb == "session":
             return self.session(args["argv"], args["env"], args["played"])
         if verb == "idle":
@@ -104,7 +104,7 @@ class QmailServer:
         return {"PATH": f"{self.home / 'bin'}:/usr/bin:/bin", **self.setup.env, **extra}
 
     def program(
-        self, argv: list[str], env: dict[str, str], stdin: bytes
+        self, argv: list[str], env: dict[str, str], stdin: bytes, cwd: str = "/"
     ) -> tuple[int, bytes, bytes]:
         with subprocess.Popen(
             argv,
@@ -112,7 +112,7 @@ class QmailServer:
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
             env=self.env(env),
-            cwd="/",
+            cwd=cwd,
             start_new_session=True,
         ) as proc:
             out, err = proc.communicate(stdin, timeout=PROGRAM_LIMIT)

@@ -16,6 +16,7 @@ the fake DNS and fake peers. The same seed gives the same bytes.
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import io
 import os
@@ -30,7 +31,16 @@ from harness import simqueue
 from harness.converse import PacedInput, Turn, client_bytes
 from harness.fakedns import FakeDns
 from harness.fakepeers import FakePeers
-from harness.scenario.model import InjectStep, Scenario, SessionStep, SignalName, User
+from harness.mailboxes import dated_on_purpose
+from harness.maildirseed import seed_maildir
+from harness.scenario.model import (
+    InjectStep,
+    ProgramStep,
+    Scenario,
+    SessionStep,
+    SignalName,
+    User,
+)
 from harness.targets.base import (
     LimitExceeded,
     Observation,
@@ -38,6 +48,8 @@ from harness.targets.base import (
     StepError,
     Target,
     apply_env,
+    expand_workdir,
+    program_argv,
 )
 from harness.targets.zone import install_localtime, zone_env
 from server import programs
@@ -247,6 +259,8 @@ class SimTarget(Target):
         if user.maildir:
             for sub in ("tmp", "new", "cur"):
                 (home / "Maildir" / sub).mkdir(parents=True, exist_ok=True, mode=0o700)
+        if user.messages:
+            seed_maildir(home / "Maildir", user.messages)
         if user.mbox:
             (home / user.mbox).touch()
         for ext, text in user.dotqmail.items():
@@ -336,14 +350,21 @@ class SimTarget(Target):
     def _run(
         self, name: str, argv: list[str], env: Mapping[str, str], stdin: bytes
     ) -> ProgramResult:
-        return self._execute(name, argv, env, io.BytesIO(stdin))
+        """An injection or a home's program: run in the work directory, on every target."""
+        return self._execute(name, argv, env, io.BytesIO(stdin), cwd=self.workdir)
 
     def _execute(
-        self, name: str, argv: list[str], env: Mapping[str, str], stdin: BinaryIO
+        self,
+        name: str,
+        argv: list[str],
+        env: Mapping[str, str],
+        stdin: BinaryIO,
+        cwd: Path | None = None,
     ) -> ProgramResult:
         out = io.BytesIO()
         err_start = len(self.stderr.getvalue())
-        code = programs.run(name, argv, env, stdin, out, self.ctx)
+        ctx = self.ctx if cwd is None else dataclasses.replace(self.ctx, cwd=cwd)
+        code = programs.run(name, argv, env, stdin, out, ctx)
         return ProgramResult(
             exit=code, stdout=out.getvalue(), stderr=self.stderr.getvalue()[err_start:]
         )
@@ -377,10 +398,14 @@ class SimTarget(Target):
         return lookup(self.scenario.tcprules, self.workdir, env)
 
     def inject(self, step: InjectStep) -> ProgramResult:
-        env = apply_env(zone_env(self.scenario), step.env)
+        env = apply_env(zone_env(self.scenario), expand_workdir(step.env, self.workdir))
         return self._run(
             "qmail-inject", ["qmail-inject", *step.args], env, step.message.encode("utf-8")
         )
+
+    def program(self, step: ProgramStep) -> ProgramResult:
+        argv, env = program_argv(step, self.workdir, zone_env(self.scenario))
+        return self._run(argv[0], argv, env, step.stdin.encode("utf-8"))
 
     # -- qmail-send -----------------------------------------------------------------
     @property
@@ -422,6 +447,7 @@ class SimTarget(Target):
         files are told by name, not by an mtime ahead of ``now``: a clock
         started after the real time (``clock_start``) is ahead of every mtime.
         A message keeps its name's unique part when qmail-pop3d moves it to cur/.
+        A file whose date was set on purpose (``touch -d``) keeps it.
         """
         now = self.clock.now()
         for home in self.user_homes.values():
@@ -435,7 +461,8 @@ class SimTarget(Target):
                     unique = (folder.parent, entry.name.split(":")[0])
                     if unique not in self._stamped:
                         self._stamped.add(unique)
-                        os.utime(entry.path, (now, now))
+                        if not dated_on_purpose(entry.path):
+                            os.utime(entry.path, (now, now))
 
     def run_until_idle(self) -> None:
         send = self.send

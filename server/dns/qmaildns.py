@@ -241,12 +241,18 @@ class QmailDns:
             if isinstance(found, str):
                 return found
 
-    def _ipplus(self, host: str, pref: int) -> list[IpMx]:
+    def _ipplus(self, host: str, pref: int, found: list[IpMx]) -> None:
+        """dns_ipplus: append ``host``'s addresses to ``found`` as each is read.
+
+        A soft error part-way (an answer cut at 512 bytes) leaves the records
+        already read in ``found``, as ipalloc_append leaves them in dns.c's
+        ``ia``; dns_mxip goes on to the next MX and qmail-remote tries them.
+        """
         literal = ip_literal(host)
         if literal is not None:
-            return [IpMx(literal, 0)]
+            found.append(IpMx(literal, 0))
+            return
         walk = self.resolve(host, T_A)
-        found: list[IpMx] = []
         while (head := walk.record()) is not None:
             rrtype, rdlen = head
             if rrtype == T_A:
@@ -255,10 +261,11 @@ class QmailDns:
                 quad = [getbyte(walk.buf, i) for i in range(walk.pos, walk.pos + 4)]
                 found.append(IpMx(".".join(map(str, quad)), pref))
             walk.pos += rdlen
-        return found
 
     def dns_ip(self, host: str) -> list[IpMx]:
-        return self._ipplus(host, 0)
+        found: list[IpMx] = []
+        self._ipplus(host, 0, found)
+        return found
 
     def _mx_records(self, walk: _Walk) -> list[tuple[str, int]]:
         mxs: list[tuple[str, int]] = []
@@ -290,7 +297,7 @@ class QmailDns:
             i, random = pick_mx(mxs, random)
             mxname, pref = mxs[i]
             try:
-                found.extend(self._ipplus(mxname, pref))
+                self._ipplus(mxname, pref, found)
             except DnsSoft:
                 soft = True
             except DnsHard:

@@ -281,3 +281,29 @@ def test_dns_ptr() -> None:
     assert transport.log[-1][:2] == ("4.3.2.1.in-addr.arpa", 12)
     with pytest.raises(DnsHard):
         dns.dns_ptr("5.6.7.8")
+
+
+class TestCutAddressList:
+    """dns_ipplus appends as it reads: a cut A answer keeps the records before the cut."""
+
+    CUT = (
+        "far.example. 300 IN MX 10 mxhost1.far.example.\n"
+        "far.example. 300 IN MX 20 mxhost2.far.example.\n"
+        + "".join(f"mxhost1.far.example. 300 IN A 127.0.4.{10 + i}\n" for i in range(40))
+        + "mxhost2.far.example. 300 IN A 127.0.2.20\n"
+    )
+
+    def test_mxip_keeps_the_addresses_read_and_goes_on(self) -> None:
+        ips, soft = qdns(self.CUT)[0].dns_mxip("far.example", 0)
+        assert soft
+        # 37 bytes of head, 16 per record: 29 whole records, then a cut header
+        assert [ix.ip for ix in ips] == [f"127.0.4.{10 + i}" for i in range(29)] + ["127.0.2.20"]
+        assert {ix.pref for ix in ips[:29]} == {10}
+
+    def test_dns_ip_is_soft_whatever_it_read(self) -> None:
+        with pytest.raises(DnsSoft):
+            qdns(self.CUT)[0].dns_ip("mxhost1.far.example")
+
+    def test_patched_reads_all(self) -> None:
+        ips, soft = qdns(self.CUT, patched=True)[0].dns_mxip("far.example", 0)
+        assert not soft and len(ips) == 41
