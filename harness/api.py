@@ -62,7 +62,9 @@ class StepFailed(AssertionError):
 
 def as_email(raw: bytes) -> EmailMessage:
     """A message's bytes as an :class:`EmailMessage` (email.policy.default)."""
-    return cast(EmailMessage, email.message_from_bytes(raw, policy=email.policy.default))
+    message = email.message_from_bytes(raw, policy=email.policy.default)
+    assert isinstance(message, EmailMessage)
+    return message
 
 
 def load_scenarios(path: Path | str) -> list[Scenario]:
