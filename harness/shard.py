@@ -9,12 +9,12 @@ machine needs to know what the others run.
 
 from __future__ import annotations
 
-import os
 import zlib
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
-from pathlib import Path
 from typing import TypeVar
+
+from harness.report import relative_file
 
 T = TypeVar("T")
 
@@ -49,13 +49,7 @@ def parse_shard(text: str) -> Shard:
 def scenario_key(file: str, name: str) -> str:
     """A scenario's id for sharding: an absolute file is made relative to the
     current directory (a checkout's place differs between machines)."""
-    path = Path(file)
-    if path.is_absolute():
-        try:
-            path = path.relative_to(Path.cwd())
-        except ValueError:
-            path = Path(os.path.relpath(path))
-    return f"{path.as_posix()}::{name}"
+    return f"{relative_file(file)}::{name}"
 
 
 __all__ = ["Shard", "parse_shard", "scenario_key"]
