@@ -133,3 +133,22 @@ def test_run_ends_with_a_table_by_directory_and_tag(capsys: pytest.CaptureFixtur
     assert rows[2].split() == ["scenarios/pop3/", "1", "0", "0", "0", "0", "1"]
     assert rows[3].split() == ["tag:dns", "1", "1", "0", "0", "0", "2"]
     assert rows[4].split() == ["tag:mx", "0", "1", "0", "0", "0", "1"]
+
+
+def test_compare_junit_classnames_are_relative(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from harness.commands.compare import write_junit
+    from harness.compare import Comparison
+    from harness.scenario import Scenario
+
+    monkeypatch.chdir(tmp_path)
+    scenario = Scenario(name="n", file=str(tmp_path / "suite" / "a.yaml"), line=1)
+    results = [
+        Comparison(scenario=scenario, verdict="identical"),
+        Comparison(scenario=scenario, verdict="differs", step="step 1", ours="x", theirs="y"),
+    ]
+    write_junit(results, tmp_path / "c.xml", 1.0)
+    cases = list(ET.parse(tmp_path / "c.xml").getroot().iter("testcase"))
+    assert [c.get("classname") for c in cases] == ["suite/a.yaml", "suite/a.yaml"]
+    assert cases[1].find("failure") is not None
