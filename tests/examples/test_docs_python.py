@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import re
 import smtplib
 import time
 from email.message import EmailMessage
+from pathlib import Path
 
 import pytest
 
@@ -56,3 +58,22 @@ def test_a_servfail_defers_for_a_week_then_bounces(qmail_sim: QmailSim) -> None:
     [bounce] = qmail_sim.bounces()
     assert "I'm not going to try again" in bounce.get_content()
     assert time.monotonic() - started < 1.0
+
+
+def _python_blocks() -> list[str]:
+    text = (Path(__file__).resolve().parents[2] / "docs" / "python.md").read_text()
+    return re.findall(r"```python\n(.*?)```", text, flags=re.DOTALL)
+
+
+def test_the_examples_here_are_the_ones_in_the_docs() -> None:
+    source = Path(__file__).read_text()
+    blocks = _python_blocks()
+    for block in blocks[:2]:
+        start = min(block.index(w) for w in ("\ndef ", "\n@") if w in block)
+        assert block[start:].strip() in source
+
+
+def test_the_script_example_runs(capsys: pytest.CaptureFixture[str]) -> None:
+    [script] = [b for b in _python_blocks() if b.startswith("from harness.api import QmailSim\n")]
+    exec(compile(script, "docs/python.md", "exec"), {})
+    assert capsys.readouterr().out == "hi\n"
