@@ -86,7 +86,7 @@ class Home:
     def __init__(
         self,
         *,
-        me: str = "example.org",
+        me: str | None = "example.org",
         patches: Iterable[str] = (),
         controls: Mapping[str, str | Sequence[str] | None] | None = None,
         seed: int = 0,
@@ -95,7 +95,7 @@ class Home:
     ) -> None:
         self._spec: dict[str, Any] = {
             "name": type(self).__name__,
-            "control": {"me": me},
+            "control": {} if me is None else {"me": me},
             "patches": list(patches),
             "users": {},
             "seed": seed,
@@ -167,6 +167,12 @@ class Home:
         """A fake remote SMTP server at IP (127.x.y.z): ``peer(ip, accept="all")``,
         ``peer(ip, rcpt={"*": "451 busy"})``..., as a scenario's ``peers:``."""
         self._config().setdefault("peers", {})[ip] = script or {"accept": "all"}
+        return self
+
+    def setting(self, key: str, value: Any) -> Self:
+        """Any other top-level key of a scenario, as its YAML value:
+        ``setting("tcprules", "127.:allow,RELAYCLIENT=\"\"\n")``, ``setting("limits", {...})``."""
+        self._config()[key] = value
         return self
 
     def scenario(self) -> Scenario:
@@ -244,6 +250,16 @@ class Home:
             execute(step, self.target)
         except StepFailure as exc:
             raise StepFailed(exc) from None
+
+    def step(self, kind: str, value: Any) -> Self:
+        """Any scenario step, as its YAML value: ``step("smtp", {"transcript": t, "exit": 0})``."""
+        self._execute(self._step({kind: value}))
+        return self
+
+    def expect(self, **checks: Any) -> Self:
+        """A scenario's ``expect`` step (docs/scenarios.md): ``expect(queue={"messages": 0},
+        maildir={"alice": {"count": 1}}, log=["delivery 1: success"])``; StepFailed if not."""
+        return self.step("expect", checks)
 
     def smtp(self, transcript: str, env: Mapping[str, str | None] | None = None) -> list[str]:
         """Play a ``C:``/``S:`` transcript to qmail-smtpd (``S:`` lines are checked,
