@@ -9,6 +9,7 @@ import pytest
 from harness.api import ApiError, QmailSim, StepFailed, as_email, load_scenarios, run_scenarios
 from harness.runner import bundled_suite
 from harness.scenario import ScenarioError
+from harness.targets.base import LimitExceeded
 
 MESSAGE = "From: alice@example.org\nSubject: hi\n\nhello\n"
 FAR_MX = "far.example. 300 IN MX 10 mx.far.example.\nmx.far.example. 300 IN A 127.0.2.10"
@@ -192,3 +193,24 @@ def test_the_fixture_is_fresh_for_each_test(qmail_sim: QmailSim) -> None:
     assert (qmail_sim.home / "control" / "me").read_text() == "example.org\n"
     assert qmail_sim.queue() == [] and qmail_sim.maildir_files("alias") == []
     assert not any(line.startswith("new msg") for line in qmail_sim.log())
+
+
+def test_setting_step_and_expect() -> None:
+    with QmailSim(me="mx.example.org") as sim:
+        sim.setting("limits", {"virtual": "2d"}).user("alice")
+        sim.control("locals", "example.org")
+        sim.step(
+            "smtp", {"transcript": "S: 220 mx.example.org ESMTP\nC: QUIT\nS: ~ ^221", "exit": 0}
+        )
+        sim.inject(MESSAGE, "alice@example.org")
+        sim.run().expect(queue={"messages": 0}, maildir={"alice": {"count": 1}})
+        with pytest.raises(StepFailed, match="maildir"):
+            sim.expect(maildir={"alice": {"count": 2}})
+        with pytest.raises(LimitExceeded, match=r"limits\.virtual"):
+            sim.advance("3d")
+
+
+def test_me_none_leaves_control_me_to_the_home_default() -> None:
+    with QmailSim(me=None) as sim:
+        assert sim.scenario().control == {}
+        assert sim.smtp("S: ~ ^220 \nC: QUIT\nS: ~ ^221 ")[0].startswith("220 ")

@@ -152,3 +152,14 @@ def test_compare_junit_classnames_are_relative(
     cases = list(ET.parse(tmp_path / "c.xml").getroot().iter("testcase"))
     assert [c.get("classname") for c in cases] == ["suite/a.yaml", "suite/a.yaml"]
     assert cases[1].find("failure") is not None
+
+
+def test_pytest_refuses_a_bad_shard() -> None:
+    out = subprocess.run(
+        [*PYTEST, "--qmail-shard", "4/3", "scenarios/smtpd/greeting.yaml"],
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        check=False,
+    )
+    assert out.returncode == 4 and "K must be between 1 and N" in out.stderr
