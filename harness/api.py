@@ -355,10 +355,12 @@ class Home:
 
     def mbox(self, user: str, path: str | None = None) -> list[EmailMessage]:
         """The messages of USER's mbox (its ``mbox=`` file, or PATH in the home)."""
-        name = path or self.target.scenario.users[user].mbox if user != "alias" else path
+        home = self._user_home(user)  # an unknown user is an ApiError
+        known = self.target.scenario.users.get(user)
+        name = path or (known.mbox if known is not None else None)
         if name is None:
             raise ApiError(f"user {user!r} has no mbox")
-        return [as_email(d.raw) for d in read_mbox(self._user_home(user) / name)]
+        return [as_email(d.raw) for d in read_mbox(home / name)]
 
     def bounces(self) -> list[EmailMessage]:
         """Bounces delivered locally (``Return-Path: <>``) or sent to a fake peer."""

@@ -214,3 +214,13 @@ def test_me_none_leaves_control_me_to_the_home_default() -> None:
     with QmailSim(me=None) as sim:
         assert sim.scenario().control == {}
         assert sim.smtp("S: ~ ^220 \nC: QUIT\nS: ~ ^221 ")[0].startswith("220 ")
+
+
+def test_mbox_by_path_and_without_one() -> None:
+    with QmailSim() as sim:
+        sim.user("bob", dotqmail={"": "./Other"})
+        sim.inject(MESSAGE, "bob@example.org")
+        sim.run()
+        assert [m["Subject"] for m in sim.mbox("bob", "Other")] == ["hi"]
+        with pytest.raises(ApiError, match="no mbox"):
+            sim.mbox("bob")
