@@ -103,6 +103,7 @@ class Home:
         self._workroot = workroot
         self._keep = keep
         self._target: SimTarget | None = None
+        self._closed = False
         self.workdir: Path | None = None
         self.controls(controls or {})
 
@@ -186,7 +187,7 @@ class Home:
 
     def start(self, scenario: Scenario | None = None) -> Self:
         """Make the home (and, live, start the server); the first action does it too."""
-        if self._target is not None:
+        if self._target is not None or self._closed:
             raise ApiError("the home has already started")
         chosen = scenario or self.scenario()
         workroot = self._workroot or default_workroot()
@@ -203,6 +204,8 @@ class Home:
 
     @property
     def target(self) -> SimTarget:
+        if self._closed:
+            raise ApiError("the home is closed")
         if self._target is None:
             self.start()
         assert self._target is not None
@@ -216,6 +219,7 @@ class Home:
     def close(self) -> None:
         """Stop everything and remove the work directory (unless ``keep``)."""
         target, self._target = self._target, None
+        self._closed = True
         try:
             if target is not None:
                 target.close()

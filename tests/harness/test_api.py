@@ -150,6 +150,8 @@ def test_close_removes_the_work_directory_unless_kept(tmp_path: Path) -> None:
     assert sim.workdir is not None and sim.workdir.is_dir()
     sim.close()
     assert not sim.workdir.exists()
+    with pytest.raises(ApiError, match="closed"):
+        sim.queue()
     with QmailSim(workroot=tmp_path, keep=True) as kept:
         kept.start()
     assert kept.workdir is not None and kept.workdir.is_dir()
