@@ -6,8 +6,15 @@ does not load becomes one failing item whose message names file, line and key.
 Tags are added as keywords, so ``-k dns`` selects by tag too. A scenario with
 ``xfail:`` is reported as xfail/xpass. ``--qmail-sim-keep`` keeps work
 directories; ``--qmail-sim-clock-start WHEN`` starts every scenario's clock at
-WHEN (as ``qmail-sim run --clock-start``). Imports of the harness happen
-lazily: other test suites in the same environment pay nothing for this plugin.
+WHEN (as ``qmail-sim run --clock-start``). ``--qmail-shard K/N`` keeps one
+shard of the collected items (harness.shard: by node id, the same on every
+machine). Imports of the harness happen lazily: other test suites in the same
+environment pay nothing for this plugin.
+
+Fixtures for tests of one's own (docs/python.md): ``qmail_sim`` is a
+:class:`harness.api.QmailSim`, ``qmail_server`` a :class:`harness.api.QmailServer`,
+each new for every test and closed after it, configured by the marker
+``@pytest.mark.qmail(me=..., patches=[...], controls={...}, seed=N)``.
 """
 
 from __future__ import annotations
@@ -20,6 +27,7 @@ from typing import TYPE_CHECKING, Any
 import pytest
 
 if TYPE_CHECKING:
+    from harness.api import QmailServer, QmailSim
     from harness.outcome import Result
     from harness.scenario import Scenario
 
@@ -37,6 +45,24 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         metavar="WHEN",
         help="start each scenario's clock at WHEN (ISO 8601 with a zone, or epoch seconds)",
     )
+    group.addoption(
+        "--qmail-shard",
+        type=_shard,
+        default=None,
+        metavar="K/N",
+        help="run only shard K of N (a stable hash of each test's id; 1/N..N/N cover all once)",
+    )
+
+
+def _shard(text: str) -> Any:
+    import argparse
+
+    from harness.shard import parse_shard
+
+    try:
+        return parse_shard(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
 
 
 def _instant(text: str) -> float:
@@ -50,8 +76,15 @@ def _instant(text: str) -> float:
         raise argparse.ArgumentTypeError(str(exc)) from None
 
 
+MARKER = (
+    "qmail(me=..., patches=[...], controls={...}, seed=N): configure the qmail_sim and "
+    "qmail_server fixtures (harness.api)"
+)
+
+
 @pytest.hookimpl(tryfirst=True)
 def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line("markers", MARKER)
     # pytest-benchmark, when installed, warns that xdist disables it; with
     # ``filterwarnings = error`` that warning would abort ``pytest -n 2``.
     if importlib.util.find_spec("pytest_benchmark") is None:
@@ -59,6 +92,44 @@ def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line(
         "filterwarnings", "ignore::pytest_benchmark.logger.PytestBenchmarkWarning"
     )
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    shard = config.getoption("qmail_shard", None)
+    if shard is None:
+        return
+    kept = [item for item in items if shard.holds(item.nodeid)]
+    dropped = [item for item in items if not shard.holds(item.nodeid)]
+    if dropped:
+        config.hook.pytest_deselected(items=dropped)
+    items[:] = kept
+
+
+def _configured(request: pytest.FixtureRequest) -> dict[str, Any]:
+    marker = request.node.get_closest_marker("qmail")
+    if marker is None:
+        return {}
+    if marker.args:
+        raise pytest.UsageError("@pytest.mark.qmail takes keyword arguments only")
+    return dict(marker.kwargs)
+
+
+@pytest.fixture
+def qmail_sim(request: pytest.FixtureRequest) -> Iterator[QmailSim]:
+    """A simulator home on a virtual clock (harness.api.QmailSim), new for each test."""
+    from harness.api import QmailSim
+
+    with QmailSim(**_configured(request)) as sim:
+        yield sim
+
+
+@pytest.fixture
+def qmail_server(request: pytest.FixtureRequest) -> Iterator[QmailServer]:
+    """The home served on loopback (harness.api.QmailServer); stopped after the test."""
+    from harness.api import QmailServer
+
+    with QmailServer(**_configured(request)) as server:
+        yield server
 
 
 def pytest_collect_file(parent: pytest.Collector, file_path: Path) -> pytest.Collector | None:

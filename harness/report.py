@@ -9,10 +9,11 @@ CI systems read (one ``testcase`` per scenario, ``failure``/``error``/
 
 from __future__ import annotations
 
+import os
 import xml.etree.ElementTree as ET
 from collections import Counter
 from collections.abc import Sequence
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 
 from harness.outcome import Result
 
@@ -72,6 +73,37 @@ def summary(results: Sequence[Result], seconds: float) -> str:
     return f"{head}: {', '.join(parts) or 'none'} in {seconds:.2f}s ({rate:.1f}/s)"
 
 
+def relative_file(file: str) -> str:
+    """A scenario file as reports name it: relative to the current directory
+    when given as an absolute path (a checkout's place differs between CI
+    machines, and JUnit files from several are merged), with ``/``."""
+    path = Path(file)
+    if path.is_absolute():
+        path = Path(os.path.relpath(path))
+    return path.as_posix()
+
+
+STATUSES = ("pass", "fail", "error", "xfail", "xpass")
+
+
+def breakdown(results: Sequence[Result]) -> str:
+    """A table of outcomes by directory, then by tag (the end of ``run``)."""
+    groups: dict[str, Counter[str]] = {}
+    for r in results:
+        folder = str(PurePosixPath(relative_file(r.file)).parent)
+        groups.setdefault(f"{folder}/", Counter())[r.status] += 1
+    by_tag: dict[str, Counter[str]] = {}
+    for r in results:
+        for tag in r.tags:
+            by_tag.setdefault(f"tag:{tag}", Counter())[r.status] += 1
+    width = max([len("directory/tag"), *(len(k) for k in [*groups, *by_tag])])
+    rows = [f"{'directory/tag':{width}}" + "".join(f"{s:>7}" for s in (*STATUSES, "total"))]
+    for name, counts in [*sorted(groups.items()), *sorted(by_tag.items())]:
+        cells = [counts[s] for s in STATUSES]
+        rows.append(f"{name:{width}}" + "".join(f"{n:>7}" for n in (*cells, sum(cells))))
+    return "\n".join(rows)
+
+
 def write_junit(results: Sequence[Result], path: Path, seconds: float) -> None:
     counts = Counter(r.status for r in results)
     suite = ET.Element(
@@ -85,7 +117,11 @@ def write_junit(results: Sequence[Result], path: Path, seconds: float) -> None:
     )
     for r in results:
         case = ET.SubElement(
-            suite, "testcase", classname=r.file, name=r.name, time=f"{r.seconds:.3f}"
+            suite,
+            "testcase",
+            classname=relative_file(r.file),
+            name=r.name,
+            time=f"{r.seconds:.3f}",
         )
         text = "\n".join(details(r))
         if r.status in ("fail", "xpass"):

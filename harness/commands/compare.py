@@ -22,6 +22,7 @@ from pathlib import Path
 
 from harness.commands.run import target_name
 from harness.compare import Comparison, compare
+from harness.report import relative_file
 from harness.runner import bundled_suite, load_all
 from harness.selection import BadExpression, select
 
@@ -110,7 +111,7 @@ def write_junit(results: Sequence[Comparison], path: Path, seconds: float) -> No
     )
     for c in results:
         case = ET.SubElement(
-            suite, "testcase", classname=c.scenario.file, name=c.scenario.name,
+            suite, "testcase", classname=relative_file(c.scenario.file), name=c.scenario.name,
             time=f"{c.seconds:.3f}",
         )  # fmt: skip
         text = line_for(c)
@@ -131,7 +132,8 @@ def run(args: argparse.Namespace) -> int:
         print("qmail-sim compare: --reference-patches needs --reference qmail:DIR", file=sys.stderr)
         return 2
     paths = args.paths or [bundled_suite()]
-    scenarios, broken = load_all(paths)
+    # the bundled suite's files are named scenarios/…, as ``run`` names them
+    scenarios, broken = load_all(paths, relative_to=None if args.paths else paths[0].parent)
     for r in broken:
         print(f"ERROR           {r.id}\n    {r.message}")
     try:

@@ -8,10 +8,11 @@ import time
 from pathlib import Path
 
 from harness.outcome import Result
-from harness.report import details, result_line, summary, write_junit
+from harness.report import breakdown, details, result_line, summary, write_junit
 from harness.runner import bundled_suite, load_all, run_all
 from harness.scenario.values import parse_instant
 from harness.selection import BadExpression, select
+from harness.shard import Shard, parse_shard, scenario_key
 
 HELP = "run scenario files (default: the bundled suite) against a target"
 DESCRIPTION = """\
@@ -82,6 +83,20 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "Default: 1700000000 (2023-11-14 22:13:20 UTC) on sim, the real time live",
     )
     parser.add_argument("-q", "--quiet", action="store_true", help="print only failures")
+    parser.add_argument(
+        "--shard",
+        type=shard_arg,
+        metavar="K/N",
+        help="run only shard K of N: a stable hash of each scenario's file and name, the "
+        "same on every machine, so N CI jobs given 1/N..N/N run each scenario once",
+    )
+
+
+def shard_arg(text: str) -> Shard:
+    try:
+        return parse_shard(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
 
 
 def instant(text: str) -> float:
@@ -115,6 +130,9 @@ def run(args: argparse.Namespace) -> int:
     except BadExpression as exc:
         print(f"qmail-sim run: {exc}", file=sys.stderr)
         return 2
+    if args.shard is not None:
+        scenarios = args.shard.pick(scenarios, lambda s: scenario_key(s.file, s.name))
+        results = args.shard.pick(results, lambda r: scenario_key(r.file, r.name))
     for r in results:
         _show(r, args.quiet)
     total = len(scenarios)
@@ -136,6 +154,8 @@ def run(args: argparse.Namespace) -> int:
         clock_start=args.clock_start,
     )
     seconds = time.monotonic() - started
+    if results and not args.quiet:
+        print(breakdown(results))
     print(summary(results, seconds))
     if args.junit:
         write_junit(results, args.junit, seconds)

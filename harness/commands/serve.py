@@ -51,7 +51,9 @@ EXIT_TEMP = 111
 HELP = "run the live server (SMTP, POP3, delivery) for a home"
 DESCRIPTION = """\
 Run the live server of the qmail home HOME in one process: each --smtp
-HOST:PORT listens on a loopback address and speaks qmail-smtpd to every
+HOST:PORT listens on a loopback address (another, such as 0.0.0.0 in a CI
+service container, only with --allow-nonloopback, which prints a warning
+line) and speaks qmail-smtpd to every
 connection, queueing into HOME/queue with fsync. Each --pop3 HOST:PORT runs
 "qmail-popup ME checkpassword qmail-pop3d Maildir" for every connection, with
 users and passwords from $QMAILSIM_PASSWORDS or HOME/.qmail-sim/passwords
@@ -91,6 +93,14 @@ ServiceBuilder = Callable[[argparse.Namespace, ProgramContext, Mapping[str, str]
 
 def loopback_address(text: str) -> tuple[str, int]:
     """IPv4 HOST:PORT, refusing anything but loopback (tcpserver is IPv4 only)."""
+    host, port = ipv4_address(text)
+    if not ipaddress.IPv4Address(host).is_loopback:
+        raise argparse.ArgumentTypeError(f"{host} is not a loopback address")
+    return host, port
+
+
+def ipv4_address(text: str) -> tuple[str, int]:
+    """IPv4 HOST:PORT (tcpserver is IPv4 only); :func:`outside_loopback` decides the rest."""
     host, sep, port = text.rpartition(":")
     if not sep or not port.isdigit() or int(port) > 65535:
         raise argparse.ArgumentTypeError(f"{text!r} is not HOST:PORT")
@@ -98,9 +108,29 @@ def loopback_address(text: str) -> tuple[str, int]:
         address = ipaddress.IPv4Address(host)
     except ValueError:
         raise argparse.ArgumentTypeError(f"{host!r} is not an IPv4 address") from None
-    if not address.is_loopback:
-        raise argparse.ArgumentTypeError(f"{host} is not a loopback address")
-    return host, int(port)
+    return str(address), int(port)
+
+
+def outside_loopback(args: argparse.Namespace) -> int | None:
+    """Loopback only, unless --allow-nonloopback: then one warning line per
+    address. The exit code when refused (2, a usage error), else None."""
+    for host, port in [*args.smtp, *args.pop3]:
+        if ipaddress.IPv4Address(host).is_loopback:
+            continue
+        if not args.allow_nonloopback:
+            print(
+                f"qmail-sim serve: {host} is not a loopback address"
+                " (give --allow-nonloopback to serve on it)",
+                file=sys.stderr,
+            )
+            return 2
+        print(
+            f"qmail-sim serve: warning: serving on {host}:{port}, not loopback:"
+            " whoever can reach it can talk to this home",
+            file=sys.stderr,
+            flush=True,
+        )
+    return None
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -109,7 +139,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--smtp",
         action="append",
         default=[],
-        type=loopback_address,
+        type=ipv4_address,
         metavar="HOST:PORT",
         help="serve qmail-smtpd on this loopback address (repeatable)",
     )
@@ -117,10 +147,16 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--pop3",
         action="append",
         default=[],
-        type=loopback_address,
+        type=ipv4_address,
         metavar="HOST:PORT",
         help="serve qmail-popup ME checkpassword qmail-pop3d Maildir on this loopback "
         "address (repeatable); users from $QMAILSIM_PASSWORDS or HOME/.qmail-sim/passwords",
+    )
+    parser.add_argument(
+        "--allow-nonloopback",
+        action="store_true",
+        help="let --smtp/--pop3 name an address that is not loopback (e.g. 0.0.0.0 in a "
+        "CI service container); a warning line says so",
     )
     parser.add_argument(
         "--send",
@@ -437,6 +473,9 @@ async def _until_stopped(stop: asyncio.Event, services: list[Service]) -> int:
 
 
 def run(args: argparse.Namespace) -> int:
+    refused = outside_loopback(args)
+    if refused is not None:
+        return refused
     home = args.home.resolve()
     if not (home / "control").is_dir():
         print(f"qmail-sim serve: {home} is not a qmail home", file=sys.stderr)

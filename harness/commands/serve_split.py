@@ -142,6 +142,8 @@ def _smtp_options(args: argparse.Namespace) -> list[str]:
         options += ["--rules", str(args.rules.resolve())]
     if args.localname is not None:
         options += ["--localname", args.localname]
+    if getattr(args, "allow_nonloopback", False):  # the parent has warned
+        options.append("--allow-nonloopback")
     return options
 
 

@@ -41,6 +41,9 @@ have: lines stamped by multilog (@4000...), tai64nlocal or splogger (the
 seconds.microseconds after the syslog prefix); times count from its first
 line.
 
+With --python, print the scenario(s) as a pytest module on the Python API
+(harness.api.QmailSim, docs/python.md) instead of running them.
+
 Exit status: 0 when every scenario shown passed (or a log was read), 1 when
 one failed (its timeline is still shown), 2 when the file cannot be loaded,
 --name matches nothing or the HTML file cannot be written.
@@ -61,6 +64,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--name", help="only the scenario with this name (in a file of several)")
     parser.add_argument("--html", type=Path, metavar="FILE", help="also draw the timeline as HTML")
     parser.add_argument("--seed", type=int, metavar="N", help="override the scenario's seed")
+    parser.add_argument(
+        "--python",
+        action="store_true",
+        help="print the scenario(s) as pytest tests on the Python API instead of running them",
+    )
     parser.add_argument(
         "--brief",
         action="store_true",
@@ -133,6 +141,11 @@ def _run(args: argparse.Namespace) -> int:
     scenarios = _load(args)
     if scenarios is None:
         return 2
+    if args.python:
+        from harness.topython import to_python
+
+        print(to_python(scenarios), end="")
+        return 0
     pages: list[Page] = []
     ok = True
     for sc in scenarios:

@@ -27,7 +27,8 @@ def server_lines(output: bytes) -> list[str]:
     return lines
 
 
-def replay(step: SessionStep, target: Target) -> None:
+def replay(step: SessionStep, target: Target) -> list[str]:
+    """Play the step's transcript; the server's lines (StepFailure if they differ)."""
     result = target.session(step, turns(step.transcript))
     actual = server_lines(result.stdout)
     expected = [line.expect for line in step.transcript if line.expect is not None]
@@ -45,6 +46,7 @@ def replay(step: SessionStep, target: Target) -> None:
             transcript=_as_played(step, actual),
             same=same,
         )
+    return actual
 
 
 def matches(want: Match, got: str) -> bool:

@@ -170,6 +170,8 @@ class OurServer:
             return None
         if verb == "observe":
             return self.observe()
+        if verb == "ports":  # for harness.api.QmailServer: where a client connects
+            return {name: server.port for name, server in self.listeners.items()}
         raise ValueError(f"unknown request {verb!r}")
 
     def session(

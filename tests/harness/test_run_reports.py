@@ -122,7 +122,8 @@ def test_run_prints_each_error_once_with_its_place_once(
     assert lines[2].startswith(f"    {where}:5: steps[1].signal: ")
     assert lines[3].startswith(f"    {where}:6: bogus: unknown key")
     assert "at line" not in out and out.count(f"{where}:2:") == 1
-    assert lines[4].startswith("1 scenario: 1 error in ")
+    assert lines[4].startswith("directory/tag ")  # harness.report.breakdown
+    assert lines[-1].startswith("1 scenario: 1 error in ")
 
 
 # -- 14: a NUL byte in a file-name key --------------------------------------------------------
