@@ -72,6 +72,18 @@ def dns_healthy(data: Data) -> Data | None:
     return _with_rules(data, lambda r: None)
 
 
+def working_nameserver(data: Data) -> Data | None:
+    """resolv.conf names a recursive server that answers (the fake DNS itself)."""
+    dns: Data = data.get("dns", {})
+    refusing = [r for r in dns.get("rules", []) if r.get("rcode") == "REFUSED"]
+    if dns.get("resolv_conf") is None and not refusing:
+        return None
+    out = copy.deepcopy(data)
+    out["dns"].pop("resolv_conf", None)
+    out["dns"]["rules"] = [r for r in dns.get("rules", []) if r not in refusing]
+    return out
+
+
 def peers_accept(data: Data) -> Data | None:
     peers: Data = data.get("peers", {})
     if all(p == {"accept": "all"} for p in peers.values()):
@@ -87,6 +99,7 @@ FIXES: list[tuple[str, str, Fix]] = [
     ("no-padding", "the DNS answers no longer over 512 bytes", no_padding),
     ("any-answered", "the DNS server answers ANY properly", any_answered),
     ("any-rfc8482", "the DNS server answers ANY minimally (RFC 8482 HINFO)", any_minimal),
+    ("resolv-conf", "a working (recursive) name server in resolv.conf", working_nameserver),
     ("dns-healthy", "every DNS query answered from the zone", dns_healthy),
     ("peers-accept", "the mail exchangers accept connections", peers_accept),
 ]

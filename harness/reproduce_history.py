@@ -1,0 +1,124 @@
+"""A reproduction that replays a message's whole history, at qmail-send's retry times.
+
+Given the scenario :func:`harness.reproduce.build` made for the first problem
+and the :class:`harness.maillog.History` of the message, :func:`replay`
+changes its steps so that the simulator goes through the same sequence:
+
+- the message is injected at virtual time 0 (its birth) and tried at once;
+- each later attempt comes at qmail-send's next retry, ``birth +
+  (isqrt(recent - birth) + 20)**2`` (qmail-send.c nextretry(), chanskip 20 for
+  the remote channel, :func:`server.send.schedule.nextretry`), where
+  ``recent`` is the time of the pass that saw the previous result; the steps
+  advance the clock to each one;
+- the condition ends where the log shows it ended: before a final success the
+  DNS rules get ``until`` and a peer's script is limited to the failing
+  connections; a bounce with no failure (queuelifetime ran out) keeps the
+  condition and sets ``queuelifetime`` so the last retry falls past it;
+- the last step checks every result, in order.
+
+:func:`schedule_notes` compares the log's times with qmail's schedule: a retry
+later than the schedule says the result took that long (a DNS timeout, for
+one) or qmail-send was not running.
+"""
+
+from __future__ import annotations
+
+import copy
+from dataclasses import replace
+from typing import Any
+
+from harness.maillog import History
+from harness.reproduce_fixes import DELIVERED
+from server.send.schedule import DEFAULT_LIFETIME, nextretry
+
+Data = dict[str, Any]
+SLACK = 2  # seconds: a log's retry this close to the schedule is on time
+
+
+def schedule(tries: int, *, took: float = 0.0) -> list[int]:
+    """qmail's start times for ``tries`` remote attempts, each result ``took`` s."""
+    times = [0]
+    while len(times) < tries:
+        times.append(nextretry(0, int(times[-1] + took), "remote"))
+    return times
+
+
+def schedule_notes(h: History) -> list[str]:
+    notes = []
+    for before, this in zip(h.tries, h.tries[1:], strict=False):
+        if before.finished is None:
+            continue
+        due = nextretry(0, int(before.finished), "remote")
+        gap = this.started - due
+        if abs(gap) > SLACK:
+            when = "later" if gap > 0 else "earlier"
+            notes.append(
+                f"attempt at +{this.started:.0f}s is {abs(gap):.0f}s {when} than qmail's retry "
+                f"time +{due}s (qmail-send stopped or restarted, or a busy queue)"
+            )
+    if not notes and len(h.tries) > 1:
+        notes.append(f"all {len(h.tries)} attempts at qmail's retry times (birth + (√age + 20)²)")
+    return notes
+
+
+def _expect_lines(h: History, first_line: str) -> list[str]:
+    first = h.first_problem
+    lines = []
+    for t in h.tries:
+        if t.result == "success":
+            lines.append(DELIVERED)
+        elif t.report == first.report and t.result == first.result:
+            lines.append(first_line)
+        else:
+            lines.append(f"{t.result}: {t.report}")
+    if h.ending == "expired":
+        lines.append("~ ^bounce msg \\d+ qp \\d+$")
+    return lines
+
+
+def _end_condition(data: Data, h: History, until: int) -> None:
+    """Make the failing condition stop before the attempt that succeeded."""
+    problems = sum(t.result in ("deferral", "failure") for t in h.tries)
+    for rule in data.get("dns", {}).get("rules", []):
+        rule["until"] = f"{until}s"
+    for ip, script in data.get("peers", {}).items():
+        if script != {"accept": "all"}:
+            data["peers"][ip] = {"accept": "all", "attempts": [dict(script)] * problems}
+
+
+def replay(data: Data, h: History, first_line: str) -> tuple[Data, list[str]]:
+    """``data`` (one problem) made into the whole history; and what was decided."""
+    out = copy.deepcopy(data)
+    tries = len(h.tries)
+    notes = []
+    if h.ending == "success" and out["dns"].get("resolv_conf") is not None:
+        # a scenario's resolv.conf stays as it is: the success after it was mended is left out
+        tries -= 1
+        h = replace(h, tries=h.tries[:-1], ending="pending")
+        notes.append("resolv.conf cannot change within a scenario: the final success is left out")
+    times = schedule(tries)
+    notes.append(f"attempts in the simulator at +{', +'.join(map(str, times))}s")
+    steps = out["steps"][:2]  # inject, run idle
+    for before, this in zip(times, times[1:], strict=False):
+        steps.append({"advance": f"{this - before}s"})
+    if h.ending == "success" and len(times) > 1:
+        _end_condition(out, h, times[-2] + 1)
+        notes.append(f"the condition ends at +{times[-2] + 1}s, before the successful attempt")
+    if h.ending == "expired":
+        last = times[-1]
+        lifetime = DEFAULT_LIFETIME
+        if h.bounced is not None and h.bounced < DEFAULT_LIFETIME:
+            lifetime = last + 1
+            notes.append(f"bounced at +{h.bounced:.0f}s: queuelifetime taken as {lifetime}s")
+        out["control"]["queuelifetime"] = str(lifetime)
+        steps.append({"advance": f"{nextretry(0, last, 'remote') - last + 1}s"})
+    expect: Data = {"log": _expect_lines(h, first_line)}
+    if h.ending != "pending":  # a bounce goes to the local sender and is delivered at once
+        expect["queue"] = {"messages": 0}
+    steps.append({"expect": expect})
+    out["steps"] = steps
+    out["name"] = f"{out['name']} ({len(h.tries)} attempts, {h.ending})"
+    return out, notes
+
+
+__all__ = ["replay", "schedule", "schedule_notes"]
