@@ -16,9 +16,10 @@ from typing import Any
 
 import yaml
 
-from harness import digparse, logparse
+from harness import digparse, logparse, maillog
 from harness.reproduce import Reproduction, build
 from harness.reproduce_fixes import try_fixes
+from harness.reproduce_whole import enrich
 
 HELP = "build a scenario that reproduces a deferral from a qmail log line"
 DESCRIPTION = """\
@@ -46,7 +47,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--log",
         action="append",
-        required=True,
+        default=[],
         metavar="LINE",
         help="a qmail-send log line (repeatable; the deferral/failure one is reproduced)",
     )
@@ -55,6 +56,18 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     capture.add_argument("--zone", type=Path, metavar="FILE", help="a zone file for the domain")
     parser.add_argument("--domain", metavar="D", help="the recipient's domain")
     parser.add_argument("--rcpt", metavar="ADDR", help="the recipient (default postmaster@D)")
+    parser.add_argument(
+        "--log-file",
+        action="append",
+        type=Path,
+        default=[],
+        metavar="FILE",
+        help="a whole qmail-send log: splogger/syslog, multilog, plain, gzip'd (repeatable, oldest first)",
+    )
+    parser.add_argument("--msg", type=int, metavar="N", help="the message (inode number) to take")
+    parser.add_argument("--resolv-conf", type=Path, metavar="FILE", help="the server's resolv.conf")
+    parser.add_argument("--control", type=Path, metavar="DIR", help="the server's control/")
+    parser.add_argument("--home", type=Path, metavar="DIR", help="the server's qmail home")
     parser.add_argument("-o", "--output", type=Path, metavar="FILE", help="write the scenario")
     parser.add_argument("--run", action="store_true", help="run it and try the fixes")
 
@@ -93,8 +106,23 @@ def _domain(args: argparse.Namespace, rcpt: str | None, dig: list[digparse.DigAn
     raise BadInput("say which domain: --domain D, --rcpt ADDR or a dig capture")
 
 
+def _from_logs(args: argparse.Namespace) -> tuple[logparse.LogLine, str, maillog.History]:
+    try:
+        h = maillog.load(args.log_file, msg=args.msg, rcpt=args.rcpt)
+    except (OSError, maillog.HistoryError) as exc:
+        raise BadInput(str(exc)) from None
+    first = h.first_problem
+    kind: Any = first.result
+    return logparse.LogLine(kind=kind, delivery=first.delivery, text=first.report), h.recipient, h
+
+
 def prepare(args: argparse.Namespace) -> Reproduction:
-    line, rcpt = _lines(args.log)
+    if args.log_file:
+        line, rcpt, _ = _from_logs(args)
+    elif args.log:
+        line, rcpt = _lines(args.log)
+    else:
+        raise BadInput("give --log LINE or --log-file FILE")
     rcpt = args.rcpt or rcpt
     dig: list[digparse.DigAnswer] = []
     zone: str | None = None
@@ -153,6 +181,17 @@ def run(args: argparse.Namespace) -> int:
     except BadInput as exc:
         print(f"qmail-sim reproduce: {exc}", file=sys.stderr)
         return 2
+    history = _from_logs(args)[2] if args.log_file else None
+    control = args.control or (args.home / "control" if args.home else None)
+    if history is not None or args.resolv_conf or control:
+        try:
+            rep, lines = enrich(
+                rep, history=history, resolv_conf=args.resolv_conf, control=control, run=run_data
+            )
+        except OSError as exc:
+            print(f"qmail-sim reproduce: {exc}", file=sys.stderr)
+            return 2
+        rep.notes.extend(lines)
     text = dump(rep.scenario)
     if args.output:
         args.output.write_text(text, encoding="utf-8")
