@@ -159,9 +159,7 @@ def history(tl: timeline.Timeline, index: int, *, rcpt: str | None = None) -> Hi
     )
 
 
-def load(
-    paths: Iterable[Path], *, msg: int | None = None, rcpt: str | None = None
-) -> History:
+def load(paths: Iterable[Path], *, msg: int | None = None, rcpt: str | None = None) -> History:
     tl = read_logs(paths)
     return history(tl, pick(tl, msg=msg, rcpt=rcpt), rcpt=rcpt)
 

@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import copy
 from dataclasses import replace
+from itertools import pairwise
 from typing import Any
 
 from harness.maillog import History
@@ -45,7 +46,7 @@ def schedule(tries: int, *, took: float = 0.0) -> list[int]:
 
 def schedule_notes(h: History) -> list[str]:
     notes = []
-    for before, this in zip(h.tries, h.tries[1:], strict=False):
+    for before, this in pairwise(h.tries):
         if before.finished is None:
             continue
         due = nextretry(0, int(before.finished), "remote")
@@ -99,7 +100,7 @@ def replay(data: Data, h: History, first_line: str) -> tuple[Data, list[str]]:
     times = schedule(tries)
     notes.append(f"attempts in the simulator at +{', +'.join(map(str, times))}s")
     steps = out["steps"][:2]  # inject, run idle
-    for i, (before, this) in enumerate(zip(times, times[1:], strict=False)):
+    for i, (before, this) in enumerate(pairwise(times)):
         # qmail-send wakes SLEEP_FUZZ after a retry is due: land a little past each one
         steps.append({"advance": f"{this - before + (SLACK if i == 0 else 0)}s"})
     if h.ending == "success" and len(times) > 1:

@@ -62,7 +62,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         type=Path,
         default=[],
         metavar="FILE",
-        help="a whole qmail-send log: splogger/syslog, multilog, plain, gzip'd (repeatable, oldest first)",
+        help="a whole qmail-send log: syslog, multilog, plain, gzip'd (repeatable, oldest first)",
     )
     parser.add_argument("--msg", type=int, metavar="N", help="the message (inode number) to take")
     parser.add_argument("--resolv-conf", type=Path, metavar="FILE", help="the server's resolv.conf")
@@ -117,6 +117,7 @@ def _from_logs(args: argparse.Namespace) -> tuple[logparse.LogLine, str, maillog
 
 
 def prepare(args: argparse.Namespace) -> Reproduction:
+    rcpt: str | None
     if args.log_file:
         line, rcpt, _ = _from_logs(args)
     elif args.log:
