@@ -161,4 +161,10 @@ def rank(
             why += "; no --resolv-conf given to check"
         verdicts.append(Verdict(s, ok, timing, why))
     order = {id(v): i for i, v in enumerate(verdicts)}
-    return sorted(verdicts, key=lambda v: (-v.score, order[id(v)]))
+
+    def key(v: Verdict) -> tuple[int, bool, int]:
+        # between equals, resolv.conf's evidence decides: given, the resolver goes first;
+        # not given, it cannot be checked and the domain's own DNS goes first
+        return -v.score, v.suspect.resolver != resolv_conf_given, order[id(v)]
+
+    return sorted(verdicts, key=key)

@@ -1,0 +1,195 @@
+"""reproduce --log-file: whole logs in every format, qmail's retry times, the resolver as a suspect."""
+
+from __future__ import annotations
+
+import argparse
+import gzip
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+import yaml
+from hypothesis import given
+from hypothesis import strategies as st
+
+from harness import maillog
+from harness.commands.reproduce import add_arguments, run
+from harness.reproduce_history import schedule
+from harness.reproduce_suspects import total_wait
+from harness.timeline_log import TAI64_BASE
+from server.dns.resolvconf import parse as parse_resolvconf
+
+BIRTH = 1765015200
+CNAME = "CNAME_lookup_failed_temporarily._(#4.4.3)/"
+SUCCESS = "127.0.2.10_accepted_message./Remote_host_said:_250_ok/"
+
+
+@dataclass(frozen=True)
+class Entry:
+    at: float  # seconds after BIRTH
+    text: str
+
+
+def splogger(e: Entry) -> str:
+    return f"Dec  6 10:00:00 mx qmail: {BIRTH + e.at:.6f} {e.text}"
+
+
+def multilog(e: Entry) -> str:
+    whole = BIRTH + int(e.at)
+    nanos = round((e.at - int(e.at)) * 1e9)
+    return f"@{TAI64_BASE + whole + 10:016x}{nanos:08x} {e.text}"
+
+
+def plain(e: Entry) -> str:
+    return e.text
+
+
+FORMATS = {"splogger": splogger, "multilog": multilog, "plain": plain}
+
+
+def story(
+    msg: int, rcpt: str, results: list[tuple[str, str, float]], *, end: bool = True
+) -> list[Entry]:
+    """A message's log: each (result, report, seconds it took) at qmail's retry times."""
+    out = [
+        Entry(0.0, f"new msg {msg}"),
+        Entry(0.0, f"info msg {msg}: bytes 300 from <alice@example.org> qp 100 uid 0"),
+    ]
+    times = schedule(len(results), took=results[0][2] if results else 0.0)
+    for n, ((result, report, took), start) in enumerate(zip(results, times, strict=True)):
+        out.append(Entry(start, f"starting delivery {n + 1}: msg {msg} to remote {rcpt}"))
+        out.append(Entry(start + took, f"delivery {n + 1}: {result}: {report}"))
+        out.append(Entry(start + took, "status: local 0/10 remote 0/20"))
+    if end:
+        out.append(Entry(out[-1].at, f"end msg {msg}"))
+    return out
+
+
+def write(path: Path, entries: list[Entry], fmt: str, *, zipped: bool = False) -> Path:
+    text = "".join(FORMATS[fmt](e) + "\n" for e in entries)
+    data = gzip.compress(text.encode()) if zipped else text.encode()
+    path.write_bytes(data)
+    return path
+
+
+reports = st.sampled_from(
+    [CNAME, "Sorry,_I_couldn't_find_any_host_by_that_name._(#4.1.2)/", "451_greylisted/"]
+)
+
+
+@given(
+    fmt=st.sampled_from(sorted(FORMATS)),
+    zipped=st.booleans(),
+    msg=st.integers(1, 2**31),
+    local=st.from_regex(r"[a-z][a-z0-9.]{0,10}", fullmatch=True),
+    deferrals=st.lists(reports, min_size=1, max_size=6),
+    took=st.sampled_from([0.0, 0.25, 10.0, 30.0]),
+    ends_well=st.booleans(),
+)
+def test_every_format_gives_back_the_history_it_was_written_from(
+    tmp_path_factory: pytest.TempPathFactory,
+    fmt: str,
+    zipped: bool,
+    msg: int,
+    local: str,
+    deferrals: list[str],
+    took: float,
+    ends_well: bool,
+) -> None:
+    rcpt = f"{local}@far.example"
+    results = [("deferral", r, took) for r in deferrals]
+    if ends_well:
+        results.append(("success", SUCCESS, 0.5))
+    other = story(msg + 1, "carol@near.example", [("deferral", CNAME, 0.0)])
+    path = write(tmp_path_factory.mktemp("log") / "current", other + story(msg, rcpt, results),
+                 fmt, zipped=zipped)  # fmt: skip
+    h = maillog.load([path], rcpt=rcpt)
+    assert (h.message, h.recipient) == (msg, rcpt)
+    assert [(t.result, t.report) for t in h.tries] == [(r, t) for r, t, _ in results]
+    assert h.ending == ("success" if ends_well else "pending")
+    if fmt != "plain":  # a plain log has no times: every line is at 0
+        starts = schedule(len(results), took=took)
+        assert [t.started for t in h.tries] == pytest.approx(starts, abs=1e-3)
+        assert h.tries[0].finished == pytest.approx(took, abs=1e-3)
+    assert maillog.load([path], msg=msg).message == msg
+
+
+@given(st.lists(st.text(max_size=80), max_size=20))
+def test_any_text_gives_a_history_or_says_there_is_none(lines: list[str]) -> None:
+    tl = maillog.timeline.build(maillog.timeline_log.parse("\n".join(lines)))
+    try:
+        maillog.history(tl, maillog.pick(tl))
+    except maillog.HistoryError:
+        pass
+
+
+def test_qmail_retry_schedule_exact_numbers() -> None:
+    assert schedule(5) == [0, 400, 1600, 3600, 6400]
+    # a deferral that took 10 s (a dead name server) puts every retry later: (isqrt(10)+20)^2
+    assert schedule(3, took=10) == [0, 529, 1849]
+
+
+def test_resolver_wait_follows_glibc() -> None:
+    assert total_wait(parse_resolvconf("")) == 10  # 127.0.0.1, 5 s, 2 rounds
+    one = parse_resolvconf("nameserver 192.0.2.1\noptions timeout:3 attempts:4\n")
+    assert total_wait(one) == 12
+    # three servers: 5, (5<<1)//3, (5<<2)//3 seconds a round (res_send.c send_dg)
+    assert total_wait(parse_resolvconf("nameserver 192.0.2.1\n" * 3)) == (5 + 3 + 6) * 2
+
+
+def reproduce(tmp_path: Path, *argv: str) -> tuple[int, str, Path]:
+    parser = argparse.ArgumentParser()
+    add_arguments(parser)
+    out = tmp_path / "out.yaml"
+    args = parser.parse_args([*argv, "--run", "-o", str(out)])
+    return run(args), "", out
+
+
+def test_dead_name_server_is_ranked_first_from_the_times(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    results = [("deferral", CNAME, 10.0), ("deferral", CNAME, 10.0), ("success", SUCCESS, 0.2)]
+    log = write(tmp_path / "mail.log.gz", story(4711, "bob@far.example", results), "splogger",
+                zipped=True)  # fmt: skip
+    conf = tmp_path / "resolv.conf"
+    conf.write_text("nameserver 192.168.1.1\nsearch lan\n")
+    status, _, out = reproduce(tmp_path, "--log-file", str(log), "--resolv-conf", str(conf))
+    said = capsys.readouterr().out
+    assert status == 0, said
+    first = next(line for line in said.splitlines() if "suspect 1:" in line)
+    assert "dead-ns (REPRODUCES, timing fits)" in first
+    assert "reproduced: the simulator logs the same line" in said
+    assert "DELIVERS     with resolv-conf" in said
+    assert "127.0.3.10" in out.read_text()  # resolv.conf's server, played on loopback
+
+
+def test_an_instant_deferral_clears_the_dead_name_server(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    results = [("deferral", CNAME, 0.01), ("deferral", CNAME, 0.01), ("success", SUCCESS, 0.2)]
+    log = write(tmp_path / "current", story(9, "bob@far.example", results), "multilog")
+    status, _, out = reproduce(tmp_path, "--log-file", str(log))
+    said = capsys.readouterr().out
+    assert status == 0, said
+    ranks = [line for line in said.splitlines() if "suspect " in line]
+    assert "dead-ns" in ranks[-1] and "timing does not fit" in ranks[-1]
+    # the condition ends before the last attempt, which delivers as in the log
+    text = out.read_text()
+    assert "until:" in text and "success" in text
+    assert yaml.safe_load(text)["name"].endswith("(3 attempts, success)")
+    assert "REPRODUCES" in ranks[0] and "servfail" in ranks[0]  # no resolv.conf to check
+
+
+def test_control_files_are_imported(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    control = tmp_path / "control"
+    control.mkdir()
+    (control / "me").write_text("mx.site.example\n")
+    (control / "timeoutremote").write_text("60\n")
+    (control / "rcpthosts").write_text("site.example\n")  # not about delivery
+    log = write(tmp_path / "current", story(9, "bob@far.example", [("deferral", CNAME, 0)]),
+                "splogger")  # fmt: skip
+    status, _, out = reproduce(tmp_path, "--log-file", str(log), "--home", str(tmp_path))
+    assert status == 0, capsys.readouterr().out
+    text = out.read_text()
+    assert "me: |\n    mx.site.example" in text and "timeoutremote" in text
+    assert "site.example\n" not in text.partition("rcpthosts")[2].partition("users")[0]
