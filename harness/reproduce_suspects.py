@@ -131,10 +131,12 @@ class Verdict:
     reproduces: bool
     timing: str  # "fits", "does not fit" or "unknown"
     why: str
+    shown: bool = False  # a capture (qmail-sim capture) shows this very failure
 
     @property
     def score(self) -> int:
-        return 2 * self.reproduces + {"fits": 1, "unknown": 0}.get(self.timing, -1)
+        timing = {"fits": 1, "unknown": 0}.get(self.timing, -1)
+        return 2 * self.reproduces + timing + self.shown
 
 
 def rank(
@@ -143,6 +145,7 @@ def rank(
     run: Runner,
     *,
     resolv_conf_given: bool,
+    shown: str | None = None,
 ) -> list[Verdict]:
     """Each suspect judged: does the simulator log the same line, do the times fit."""
     verdicts = []
@@ -159,7 +162,9 @@ def rank(
             why = f"the simulator logs something else ({detail.splitlines()[0][:80]}); {why}"
         if s.resolver and not resolv_conf_given:
             why += "; no --resolv-conf given to check"
-        verdicts.append(Verdict(s, ok, timing, why))
+        if s.name == shown:
+            why += "; the capture shows it"
+        verdicts.append(Verdict(s, ok, timing, why, s.name == shown))
     order = {id(v): i for i, v in enumerate(verdicts)}
 
     def key(v: Verdict) -> tuple[int, bool, int]:

@@ -17,6 +17,7 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
+from harness.capture import evidence
 from harness.maillog import History, describe
 from harness.reproduce import Reproduction
 from harness.reproduce_history import replay, schedule_notes
@@ -83,6 +84,7 @@ def choose(
     h: History | None,
     config: ResolverConfig | None,
     run: Runner,
+    shown: str | None = None,
 ) -> tuple[Reproduction, list[Verdict]]:
     """Rank the suspects for a #4.4.3 the capture does not explain; take the best."""
     captured_failure = any(
@@ -99,6 +101,7 @@ def choose(
         observed,
         run,
         resolv_conf_given=config is not None,
+        shown=shown,
     )
     best = verdicts[0].suspect
     notes = [n for n in rep.notes if "guessing" not in n]
@@ -113,6 +116,7 @@ def enrich(
     resolv_conf: Path | None,
     control: Path | None,
     run: Runner,
+    capture: Data | None = None,
 ) -> tuple[Reproduction, list[str]]:
     """The reproduction with all the inputs folded in, and lines for the report."""
     lines: list[str] = []
@@ -123,7 +127,10 @@ def enrich(
     config = None
     if resolv_conf is not None:
         config = parse_resolvconf(resolv_conf.read_text(encoding="latin-1"))
-    rep, verdicts = choose(rep, history, config, run)
+    elif capture is not None:
+        config = parse_resolvconf(capture["resolv_conf"])
+    shown = evidence(capture) if capture is not None else None
+    rep, verdicts = choose(rep, history, config, run, shown)
     for i, v in enumerate(verdicts, 1):
         said = "REPRODUCES" if v.reproduces else "does not reproduce"
         lines.append(f"suspect {i}: {v.suspect.name} ({said}, timing {v.timing}): {v.why}")

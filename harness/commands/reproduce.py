@@ -16,6 +16,7 @@ from typing import Any
 
 import yaml
 
+from harness import capture as captured
 from harness import digparse, logparse, maillog
 from harness.reproduce import Reproduction, build
 from harness.reproduce_fixes import try_fixes
@@ -54,6 +55,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     capture = parser.add_mutually_exclusive_group()
     capture.add_argument("--dig", type=Path, metavar="FILE", help="dig output for the domain")
     capture.add_argument("--zone", type=Path, metavar="FILE", help="a zone file for the domain")
+    capture.add_argument(
+        "--capture", type=Path, metavar="FILE", help="what 'qmail-sim capture' wrote on the server"
+    )
     parser.add_argument("--domain", metavar="D", help="the recipient's domain")
     parser.add_argument("--rcpt", metavar="ADDR", help="the recipient (default postmaster@D)")
     parser.add_argument(
@@ -132,7 +136,9 @@ def prepare(args: argparse.Namespace) -> Reproduction:
             dig = digparse.parse(args.dig.read_text(encoding="utf-8"))
         if args.zone:
             zone = args.zone.read_text(encoding="utf-8")
-    except (OSError, UnicodeError, digparse.DigParseError) as exc:
+        if args.capture:
+            dig = captured.dig_answers(captured.load(args.capture))
+    except (OSError, UnicodeError, ValueError, KeyError, digparse.DigParseError) as exc:
         raise BadInput(str(exc)) from None
     domain = _domain(args, rcpt, dig)
     try:
@@ -184,10 +190,16 @@ def run(args: argparse.Namespace) -> int:
         return 2
     history = _from_logs(args)[2] if args.log_file else None
     control = args.control or (args.home / "control" if args.home else None)
-    if history is not None or args.resolv_conf or control:
+    cap = captured.load(args.capture) if args.capture else None
+    if history is not None or args.resolv_conf or control or cap:
         try:
             rep, lines = enrich(
-                rep, history=history, resolv_conf=args.resolv_conf, control=control, run=run_data
+                rep,
+                history=history,
+                resolv_conf=args.resolv_conf,
+                control=control,
+                run=run_data,
+                capture=cap,
             )
         except OSError as exc:
             print(f"qmail-sim reproduce: {exc}", file=sys.stderr)
