@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import gzip
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Literal
 
@@ -46,12 +46,15 @@ def read_text(path: Path) -> str:
     return data.decode("latin-1")
 
 
-def read_logs(paths: Iterable[Path]) -> timeline.Timeline:
+def read_logs(paths: Iterable[Path]) -> tuple[timeline.Timeline, bool]:
+    """The timeline, and whether the lines had stamps (qmail-send's own output has none)."""
     texts = []
     for path in paths:
         text = read_text(path)
         texts.append(text if text.endswith("\n") or not text else text + "\n")
-    return timeline.build(timeline_log.parse("".join(texts)))
+    whole = "".join(texts)
+    timed = any(timeline_log.stamped(line) for line in whole.split("\n"))
+    return timeline.build(timeline_log.parse(whole)), timed
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -81,6 +84,7 @@ class History:
     ended: float | None  # end msg (or the bounce), from birth
     bounced: float | None
     born_in_log: bool  # False: the log starts after the message was queued
+    timed: bool = True  # False: the log had no stamps, every time is 0
 
     @property
     def first_problem(self) -> Try:
@@ -160,13 +164,15 @@ def history(tl: timeline.Timeline, index: int, *, rcpt: str | None = None) -> Hi
 
 
 def load(paths: Iterable[Path], *, msg: int | None = None, rcpt: str | None = None) -> History:
-    tl = read_logs(paths)
-    return history(tl, pick(tl, msg=msg, rcpt=rcpt), rcpt=rcpt)
+    tl, timed = read_logs(paths)
+    return replace(history(tl, pick(tl, msg=msg, rcpt=rcpt), rcpt=rcpt), timed=timed)
 
 
 def describe(h: History) -> list[str]:
     """The history in lines for the report."""
     out = [f"msg {h.message} to {h.recipient}: {len(h.tries)} attempt(s), ending {h.ending}"]
+    if not h.timed:
+        out.append("  the log has no times (qmail-send's plain output): no timing evidence")
     for t in h.tries:
         took = "" if t.finished is None else f" (result after {t.finished - t.started:.1f}s)"
         out.append(f"  +{t.started:.0f}s {t.result}{took}: {t.report[:90]}")

@@ -15,6 +15,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+from harness.reproduce import PEER_NET, _complete_zone
+
 Data = dict[str, Any]
 
 Fix = Callable[[Data], Data | None]
@@ -84,6 +86,38 @@ def working_nameserver(data: Data) -> Data | None:
     return out
 
 
+def _looping(zone: list[str]) -> set[str]:
+    """Owners of CNAME records that lead back to themselves."""
+    target = {w[0].lower(): w[4].lower() for w in map(str.split, zone) if w[3] == "CNAME"}
+    looping = set()
+    for start in target:
+        seen, name = {start}, target[start]
+        while name in target and name not in seen:
+            seen.add(name)
+            name = target[name]
+        if name in seen:
+            looping.add(start)
+    return looping
+
+
+def cname_unlooped(data: Data) -> Data | None:
+    """The CNAME loop broken: the domain gets an MX of its own (and a peer to take it)."""
+    zone = [line for line in data["dns"]["zone"].splitlines() if line.split()]
+    looping = _looping(zone)
+    if not looping:
+        return None
+    kept = [line for line in zone if line.split()[0].lower() not in looping]
+    domain = data["steps"][0]["inject"]["args"][0].rpartition("@")[2].lower()
+    _complete_zone(kept, domain, [])
+    out = copy.deepcopy(data)
+    out["dns"]["zone"] = "\n".join(kept) + "\n"
+    for line in kept:
+        words = line.split()
+        if words[3] == "A" and words[4].startswith(PEER_NET):
+            out["peers"].setdefault(words[4], {"accept": "all"})
+    return out
+
+
 def peers_accept(data: Data) -> Data | None:
     peers: Data = data.get("peers", {})
     if all(p == {"accept": "all"} for p in peers.values()):
@@ -100,6 +134,7 @@ FIXES: list[tuple[str, str, Fix]] = [
     ("any-answered", "the DNS server answers ANY properly", any_answered),
     ("any-rfc8482", "the DNS server answers ANY minimally (RFC 8482 HINFO)", any_minimal),
     ("resolv-conf", "a working (recursive) name server in resolv.conf", working_nameserver),
+    ("cname-unlooped", "the CNAME loop broken (the domain has its own MX)", cname_unlooped),
     ("dns-healthy", "every DNS query answered from the zone", dns_healthy),
     ("peers-accept", "the mail exchangers accept connections", peers_accept),
 ]
