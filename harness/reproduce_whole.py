@@ -17,6 +17,7 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
+from harness import showctl
 from harness.capture import evidence
 from harness.maillog import History, describe
 from harness.reproduce import Reproduction
@@ -51,7 +52,12 @@ CONTROL_FILES = (
 
 
 def read_control(directory: Path) -> dict[str, str]:
-    """The files of :data:`CONTROL_FILES` that exist in ``directory``."""
+    """The files of :data:`CONTROL_FILES` that exist in ``directory``.
+
+    ``directory`` may instead be a file holding qmail-showctl's output.
+    """
+    if directory.is_file():
+        return showctl.parse(directory.read_text(encoding="latin-1"))
     found = {}
     for name in CONTROL_FILES:
         path = directory / name

@@ -70,7 +70,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument("--msg", type=int, metavar="N", help="the message (inode number) to take")
     parser.add_argument("--resolv-conf", type=Path, metavar="FILE", help="the server's resolv.conf")
-    parser.add_argument("--control", type=Path, metavar="DIR", help="the server's control/")
+    parser.add_argument(
+        "--control",
+        type=Path,
+        metavar="DIR",
+        help="the server's control/ (or a file of qmail-showctl's output)",
+    )
     parser.add_argument("--home", type=Path, metavar="DIR", help="the server's qmail home")
     parser.add_argument("-o", "--output", type=Path, metavar="FILE", help="write the scenario")
     parser.add_argument("--run", action="store_true", help="run it and try the fixes")
