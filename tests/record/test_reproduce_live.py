@@ -2,8 +2,9 @@
 
 Each bundled scenario of scenarios/reproduce/ is played on the live target
 (our programs as processes, the fake DNS on loopback), and on the real
-netqmail-1.06 at /var/qmail-ref when it is there, up to its first attempt; its qmail-send log then goes to ``reproduce --log-file`` with the
-matching inputs: the home's resolv.conf, or a ``qmail-sim capture`` made
+netqmail-1.06 at /var/qmail-ref when it is there, up to its first attempt;
+its qmail-send log then goes to ``reproduce --log-file`` with the matching
+inputs: the home's resolv.conf, or a ``qmail-sim capture`` made
 against the same fake DNS on loopback. ``--run`` must reproduce the line,
 name the right cause first and find a fix that delivers.
 """
