@@ -22,7 +22,7 @@ from harness.capture import evidence
 from harness.maillog import History, describe
 from harness.reproduce import Reproduction
 from harness.reproduce_history import replay, schedule_notes
-from harness.reproduce_suspects import Runner, Verdict, rank, suspects
+from harness.reproduce_suspects import Runner, Verdict, rank, suspects, total_wait
 from server.dns.resolvconf import parse as parse_resolvconf
 from server.dns.resolver import ResolverConfig
 
@@ -75,6 +75,25 @@ def with_control(data: Data, files: dict[str, str]) -> Data:
         locals_ = files.get("locals", "\n".join(data["control"].get("locals", [])))
         control["locals"] = locals_.rstrip("\n") + f"\n{me}\nexample.org\n"
     return {**data, "control": control}
+
+
+#: resolv.conf words that change nothing for qmail-remote: dns_init(0) keeps
+#: res_query, which never walks the search list (so ndots does not matter
+#: either); rotate only changes which dead server is asked first
+_NO_EFFECT = ("search", "domain", "ndots:", "rotate")
+
+
+def resolv_conf_notes(text: str, config: ResolverConfig) -> list[str]:
+    servers = ", ".join(h if p == 53 else f"{h}:{p}" for h, p in config.nameservers)
+    notes = [
+        f"resolv.conf: name servers {servers}; timeout {config.timeout}s, "
+        f"attempts {config.attempts}: {total_wait(config)}s until res_query gives up"
+    ]
+    words = {w for line in text.splitlines() for w in line.split()}
+    unused = sorted(w for w in words if w.startswith(_NO_EFFECT))
+    if unused:
+        notes.append(f"resolv.conf: {' '.join(unused)} change nothing (dns.c calls res_query)")
+    return notes
 
 
 def observed_delays(h: History) -> list[float]:
@@ -134,7 +153,9 @@ def enrich(
         lines.append(f"control files taken from {control}: {', '.join(sorted(files)) or 'none'}")
     config = None
     if resolv_conf is not None:
-        config = parse_resolvconf(resolv_conf.read_text(encoding="latin-1"))
+        text = resolv_conf.read_text(encoding="latin-1")
+        config = parse_resolvconf(text)
+        lines += resolv_conf_notes(text, config)
     elif capture is not None:
         config = parse_resolvconf(capture["resolv_conf"])
     shown = evidence(capture) if capture is not None else None
