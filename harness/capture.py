@@ -127,8 +127,20 @@ def capture(
     }
 
 
+class _Dumper(yaml.SafeDumper):
+    pass
+
+
+def _text(dumper: yaml.SafeDumper, value: str) -> yaml.Node:
+    style = "|" if "\n" in value else None  # resolv.conf stays readable as written
+    return dumper.represent_scalar("tag:yaml.org,2002:str", value, style=style)
+
+
+_Dumper.add_representer(str, _text)
+
+
 def dump(data: dict[str, Any]) -> str:
-    out: str = yaml.safe_dump(data, sort_keys=False, width=100)
+    out: str = yaml.dump(data, Dumper=_Dumper, sort_keys=False, width=100)
     return out
 
 
