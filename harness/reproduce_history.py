@@ -8,17 +8,20 @@ changes its steps so that the simulator goes through the same sequence:
 - each later attempt comes at qmail-send's next retry, ``birth +
   (isqrt(recent - birth) + 20)**2`` (qmail-send.c nextretry(), chanskip 20 for
   the remote channel, :func:`server.send.schedule.nextretry`), where
-  ``recent`` is the time of the pass that saw the previous result; the steps
-  advance the clock to each one;
+  ``recent`` is the time of the pass that *opened* the previous attempt
+  (pass_dochan() sets the job's retry before delivering, so however long the
+  attempt took, a DNS timeout included, the next one is not moved); the
+  steps advance the clock to each one;
 - the condition ends where the log shows it ended: before a final success the
   DNS rules get ``until`` and a peer's script is limited to the failing
   connections; a bounce with no failure (queuelifetime ran out) keeps the
   condition and sets ``queuelifetime`` so the last retry falls past it;
 - the last step checks every result, in order.
 
-:func:`schedule_notes` compares the log's times with qmail's schedule: a retry
-later than the schedule says the result took that long (a DNS timeout, for
-one) or qmail-send was not running.
+:func:`schedule_notes` compares the log's times with qmail's schedule. A
+slow result does not move the next retry (it is fixed when an attempt
+starts), so a retry off the schedule means qmail-send was stopped or
+restarted, or its queue was busy.
 """
 
 from __future__ import annotations
@@ -36,20 +39,18 @@ Data = dict[str, Any]
 SLACK = 2  # seconds: a log's retry this close to the schedule is on time
 
 
-def schedule(tries: int, *, took: float = 0.0) -> list[int]:
-    """qmail's start times for ``tries`` remote attempts, each result ``took`` s."""
+def schedule(tries: int) -> list[int]:
+    """qmail's start times for ``tries`` remote attempts of a message born at 0."""
     times = [0]
     while len(times) < tries:
-        times.append(nextretry(0, int(times[-1] + took), "remote"))
+        times.append(nextretry(0, times[-1], "remote"))
     return times
 
 
 def schedule_notes(h: History) -> list[str]:
     notes = []
     for before, this in pairwise(h.tries):
-        if before.finished is None:
-            continue
-        due = nextretry(0, int(before.finished), "remote")
+        due = nextretry(0, int(before.started), "remote")
         gap = this.started - due
         if abs(gap) > SLACK:
             when = "later" if gap > 0 else "earlier"

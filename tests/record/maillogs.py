@@ -45,7 +45,7 @@ def story(
         Entry(0.0, f"new msg {msg}"),
         Entry(0.0, f"info msg {msg}: bytes 300 from <alice@example.org> qp 100 uid 0"),
     ]
-    times = schedule(len(results), took=results[0][2] if results else 0.0)
+    times = schedule(len(results))
     for n, ((result, report, took), start) in enumerate(zip(results, times, strict=True)):
         out.append(Entry(start, f"starting delivery {n + 1}: msg {msg} to remote {rcpt}"))
         out.append(Entry(start + took, f"delivery {n + 1}: {result}: {report}"))

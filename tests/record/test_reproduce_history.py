@@ -12,10 +12,10 @@ from hypothesis import strategies as st
 
 from harness import maillog
 from harness.commands.reproduce import add_arguments, run
-from harness.reproduce_history import schedule
+from harness.reproduce_history import schedule, schedule_notes
 from harness.reproduce_suspects import total_wait
 from server.dns.resolvconf import parse as parse_resolvconf
-from tests.record.maillogs import CNAME, FORMATS, SUCCESS, story, write
+from tests.record.maillogs import CNAME, FORMATS, SUCCESS, Entry, story, write
 
 reports = st.sampled_from(
     [CNAME, "Sorry,_I_couldn't_find_any_host_by_that_name._(#4.1.2)/", "451_greylisted/"]
@@ -53,7 +53,7 @@ def test_every_format_gives_back_the_history_it_was_written_from(
     assert [(t.result, t.report) for t in h.tries] == [(r, t) for r, t, _ in results]
     assert h.ending == ("success" if ends_well else "pending")
     if fmt != "plain":  # a plain log has no times: every line is at 0
-        starts = schedule(len(results), took=took)
+        starts = schedule(len(results))  # a slow result does not move the next retry
         assert [t.started for t in h.tries] == pytest.approx(starts, abs=1e-3)
         assert h.tries[0].finished == pytest.approx(took, abs=1e-3)
     assert maillog.load([path], msg=msg).message == msg
@@ -73,8 +73,6 @@ def test_any_text_gives_a_history_or_says_there_is_none(lines: list[str]) -> Non
 
 def test_qmail_retry_schedule_exact_numbers() -> None:
     assert schedule(5) == [0, 400, 1600, 3600, 6400]
-    # a deferral that took 10 s (a dead name server) puts every retry later: (isqrt(10)+20)^2
-    assert schedule(3, took=10) == [0, 529, 1849]
 
 
 def test_resolver_wait_follows_glibc() -> None:
@@ -141,3 +139,29 @@ def test_control_files_are_imported(tmp_path: Path, capsys: pytest.CaptureFixtur
     text = out.read_text()
     assert "me: |\n    mx.site.example" in text and "timeoutremote" in text
     assert "site.example\n" not in text.partition("rcpthosts")[2].partition("users")[0]
+
+
+def test_a_retry_off_qmail_s_schedule_is_reported(tmp_path: Path) -> None:
+    on_time = story(5, "bob@far.example", [("deferral", CNAME, 10.0)] * 3)
+    assert schedule_notes(maillog.load([write(tmp_path / "a", on_time, "splogger")])) == [
+        "all 3 attempts at qmail's retry times (birth + (√age + 20)²)"
+    ]
+    # the second retry 3 hours late: qmail-send was stopped in between
+    late = [Entry(e.at + 10800 if e.at >= 1600 else e.at, e.text) for e in on_time]
+    (note,) = schedule_notes(maillog.load([write(tmp_path / "b", late, "multilog")]))
+    assert note.startswith("attempt at +12400s is 10800s later than qmail's retry time +1600s")
+
+
+def test_the_simulator_s_resolver_waits_for_a_dead_server(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    from harness.commands import show
+
+    parser = argparse.ArgumentParser()
+    show.add_arguments(parser)
+    suite = Path(__file__).resolve().parents[2] / "scenarios" / "reproduce"
+    assert show.run(parser.parse_args([str(suite / "dead-nameserver.yaml")])) == 0
+    said = capsys.readouterr().out
+    # glibc: 5 s x 2 rounds for one server; the retry stays at birth + 400 s (pass_dochan)
+    assert "+10s  deferral  remote bob@far.example, try 1, took 10s, next try +6m40s" in said
+    assert "+6m51s  deferral  remote bob@far.example, try 2, took 10s" in said
