@@ -30,6 +30,10 @@ GZIP_MAGIC = b"\x1f\x8b"  # RFC 1952 section 2.3.1
 
 Ending = Literal["success", "failure", "expired", "pending"]
 
+#: qmail-send.c del_dochan(): a deferral of a job opened past queuelifetime
+#: (flagdying) becomes a failure with this appended, as logsafe() logs it
+DYING = "I'm_not_going_to_try_again;_this_message_has_been_in_the_queue_too_long./"
+
 
 class HistoryError(ValueError):
     """The log holds no message that fits what was asked."""
@@ -144,10 +148,10 @@ def history(tl: timeline.Timeline, index: int, *, rcpt: str | None = None) -> Hi
     ending: Ending
     if last == "success":
         ending = "success"
+    elif last == "failure" and tries[-1].report.endswith(DYING):
+        ending = "expired"
     elif last == "failure":
         ending = "failure"
-    elif bounced is not None:
-        ending = "expired"  # a bounce with no failure: queuelifetime ran out (qmail-send.c)
     else:
         ending = "pending"
     return History(

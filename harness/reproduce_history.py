@@ -14,8 +14,10 @@ changes its steps so that the simulator goes through the same sequence:
   steps advance the clock to each one;
 - the condition ends where the log shows it ended: before a final success the
   DNS rules get ``until`` and a peer's script is limited to the failing
-  connections; a bounce with no failure (queuelifetime ran out) keeps the
-  condition and sets ``queuelifetime`` so the last retry falls past it;
+  connections; when queuelifetime ran out (the last deferral logged as a
+  failure ending "I'm not going to try again…", qmail-send.c del_dochan())
+  the condition stays and ``queuelifetime`` is set so that only the last
+  attempt starts past it;
 - the last step checks every result, in order.
 
 :func:`schedule_notes` compares the log's times with qmail's schedule. A
@@ -31,7 +33,7 @@ from dataclasses import replace
 from itertools import pairwise
 from typing import Any
 
-from harness.maillog import History
+from harness.maillog import DYING, History
 from harness.reproduce_fixes import DELIVERED
 from server.send.schedule import DEFAULT_LIFETIME, nextretry
 
@@ -71,9 +73,11 @@ def _expect_lines(h: History, first_line: str) -> list[str]:
             lines.append(DELIVERED)
         elif t.report == first.report and t.result == first.result:
             lines.append(first_line)
+        elif t.report == first.report + DYING and t.result == "failure":
+            lines.append("failure: " + first_line.partition(": ")[2] + DYING)
         else:
             lines.append(f"{t.result}: {t.report}")
-    if h.ending == "expired":
+    if h.ending in ("expired", "failure"):
         lines.append("~ ^bounce msg \\d+ qp \\d+$")
     return lines
 
@@ -108,14 +112,14 @@ def replay(data: Data, h: History, first_line: str) -> tuple[Data, list[str]]:
         until = (times[-2] + times[-1]) // 2
         _end_condition(out, h, until)
         notes.append(f"the condition ends at +{until}s, before the successful attempt")
-    if h.ending == "expired":
-        last = times[-1]
+    if h.ending == "expired" and "queuelifetime" not in out["control"]:
+        # the last attempt started past queuelifetime (pass_dochan's flagdying), the
+        # ones before it did not: a lifetime just under the last start does that
         lifetime = DEFAULT_LIFETIME
-        if h.bounced is not None and h.bounced < DEFAULT_LIFETIME:
-            lifetime = last + 1
+        if h.bounced is not None and h.bounced < DEFAULT_LIFETIME and len(times) > 1:
+            lifetime = times[-1] - 1
             notes.append(f"bounced at +{h.bounced:.0f}s: queuelifetime taken as {lifetime}s")
         out["control"]["queuelifetime"] = str(lifetime)
-        steps.append({"advance": f"{nextretry(0, last, 'remote') - last + 1}s"})
     expect: Data = {"log": _expect_lines(h, first_line)}
     if h.ending != "pending":  # a bounce goes to the local sender and is delivered at once
         expect["queue"] = {"messages": 0}

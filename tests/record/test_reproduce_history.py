@@ -165,3 +165,19 @@ def test_the_simulator_s_resolver_waits_for_a_dead_server(
     # glibc: 5 s x 2 rounds for one server; the retry stays at birth + 400 s (pass_dochan)
     assert "+10s  deferral  remote bob@far.example, try 1, took 10s, next try +6m40s" in said
     assert "+6m51s  deferral  remote bob@far.example, try 2, took 10s" in said
+
+
+def test_a_bounce_after_deferrals_is_replayed_as_queuelifetime_running_out(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    dying = ("failure", CNAME + maillog.DYING, 0.01)
+    entries = story(8, "bob@far.example", [("deferral", CNAME, 0.01)] * 3 + [dying], end=False)
+    entries += [Entry(3600.1, "bounce msg 8 qp 300"), Entry(3600.2, "end msg 8")]
+    log = write(tmp_path / "current", entries, "splogger")
+    status, _, out = reproduce(tmp_path, "--log-file", str(log))
+    said = capsys.readouterr().out
+    assert status == 0, said
+    assert "ending expired" in said and "queuelifetime taken as 3599s" in said
+    data = yaml.safe_load(out.read_text())
+    assert data["control"]["queuelifetime"] == "3599"
+    assert data["steps"][-1]["expect"]["log"][-1] == "~ ^bounce msg \\d+ qp \\d+$"
