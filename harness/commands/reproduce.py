@@ -22,7 +22,7 @@ from harness.reproduce import Reproduction, build
 from harness.reproduce_fixes import try_fixes
 from harness.reproduce_whole import enrich
 
-HELP = "build a scenario that reproduces a deferral from a qmail log line"
+HELP = "build a scenario that reproduces a deferral from a qmail log"
 DESCRIPTION = """\
 From a qmail-send log line (e.g. '@4000… delivery 12: deferral:
 CNAME_lookup_failed_temporarily._(#4.4.3)/') and the DNS answers captured for
@@ -38,6 +38,16 @@ With --run, play it on the simulator and check the log shows the same
 deferral, then try each change (the qmail-103 patch, no oversize answers, ANY
 answered properly or minimally, a healthy DNS, accepting peers) and say which
 makes the message deliver.
+
+From whole logs instead (--log-file, repeatable: syslog via splogger,
+multilog, plain qmail-send output, gzip'd or not; --msg N or --rcpt ADDR
+picks the message), the scenario replays the message's whole history at
+qmail-send's retry times. For a #4.4.3 no capture explains, the suspects (a
+dead, refusing or non-recursive name server, SERVFAIL, an oversize ANY
+answer) are ranked by whether the simulator logs the same line and whether
+the log's times fit --resolv-conf FILE. --capture FILE reads what
+'qmail-sim capture' wrote on the server; --control DIR (or --home DIR, or a
+file of qmail-showctl output) brings in the delivery control files.
 
 Exit status: 0 when written (and with --run, reproduced), 1 when --run did
 not reproduce the line, 2 for bad input.

@@ -181,3 +181,21 @@ def test_a_bounce_after_deferrals_is_replayed_as_queuelifetime_running_out(
     data = yaml.safe_load(out.read_text())
     assert data["control"]["queuelifetime"] == "3599"
     assert data["steps"][-1]["expect"]["log"][-1] == "~ ^bounce msg \\d+ qp \\d+$"
+
+
+def test_without_a_log_it_says_what_to_give(capsys: pytest.CaptureFixture[str]) -> None:
+    parser = argparse.ArgumentParser()
+    add_arguments(parser)
+    assert run(parser.parse_args(["--domain", "far.example"])) == 2
+    assert "give --log LINE or --log-file FILE" in capsys.readouterr().err
+
+
+def test_a_log_without_the_message_asked_for_is_bad_input(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    log = write(tmp_path / "current", story(9, "bob@far.example", [("deferral", CNAME, 0)]),
+                "plain")  # fmt: skip
+    parser = argparse.ArgumentParser()
+    add_arguments(parser)
+    assert run(parser.parse_args(["--log-file", str(log), "--msg", "10"])) == 2
+    assert "no remote deferral or failure in the log for msg 10" in capsys.readouterr().err
