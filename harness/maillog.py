@@ -2,8 +2,9 @@
 
 ``qmail-sim reproduce --log-file FILE`` reads the log as it lies on the
 server: syslog via splogger, multilog's ``@4000…`` files (``current`` and
-the rotated ``@….s``), tai64nlocal's output, or qmail-send's plain output;
-gzip'd rotated files are opened by their magic bytes, whatever their name.
+the rotated ``@….s``, or the whole directory), tai64nlocal's output, or
+qmail-send's plain output; gzip'd rotated files are opened by their magic
+bytes, whatever their name.
 Files are read in the order given and joined, then read line by line by
 :func:`harness.timeline_log.parse` (each line's stamp, continuation pieces of
 splogger joined) and :func:`harness.timeline.build` (``new msg``, ``info
@@ -50,10 +51,19 @@ def read_text(path: Path) -> str:
     return data.decode("latin-1")
 
 
+def log_files(path: Path) -> list[Path]:
+    """A file, or a multilog directory: its rotated ``@….s`` files (their names are
+    TAI64N stamps, so sorting them is sorting by time), then ``current``."""
+    if not path.is_dir():
+        return [path]
+    rotated = sorted(p for p in path.glob("@*") if p.is_file())
+    return rotated + [p for p in (path / "current",) if p.is_file()]
+
+
 def read_logs(paths: Iterable[Path]) -> tuple[timeline.Timeline, bool]:
     """The timeline, and whether the lines had stamps (qmail-send's own output has none)."""
     texts = []
-    for path in paths:
+    for path in (f for given in paths for f in log_files(given)):
         text = read_text(path)
         texts.append(text if text.endswith("\n") or not text else text + "\n")
     whole = "".join(texts)

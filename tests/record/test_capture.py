@@ -119,3 +119,19 @@ def test_reproduce_from_a_capture_names_the_cause_and_a_fix(
     else:  # the capture itself shows the failure: no guessing
         assert "suspect 1:" not in said
     assert f"DELIVERS     with {fix}:" in said
+
+
+def test_a_refusing_name_server_is_named_first_from_the_capture(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+        s.bind((HOST, 0))
+        port = s.getsockname()[1]
+    status, _ = reproduce(
+        tmp_path, capture.capture("far.example", f"nameserver {HOST}:{port}\n"), 0.01
+    )
+    said = capsys.readouterr().out
+    assert status == 0, said
+    top = next(line for line in said.splitlines() if "suspect 1:" in line)
+    assert "refused-ns (REPRODUCES, timing fits)" in top and "the capture shows it" in top
+    assert "DELIVERS     with resolv-conf:" in said

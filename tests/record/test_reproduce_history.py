@@ -199,3 +199,17 @@ def test_a_log_without_the_message_asked_for_is_bad_input(
     add_arguments(parser)
     assert run(parser.parse_args(["--log-file", str(log), "--msg", "10"])) == 2
     assert "no remote deferral or failure in the log for msg 10" in capsys.readouterr().err
+
+
+def test_a_multilog_directory_is_read_rotated_files_first(tmp_path: Path) -> None:
+    results = [("deferral", CNAME, 10.0), ("deferral", CNAME, 10.0), ("success", SUCCESS, 0.2)]
+    entries = story(21, "bob@far.example", results)
+    logdir = tmp_path / "main"
+    logdir.mkdir()
+    # multilog names a rotated file after the TAI64N time it was rotated
+    write(logdir / "@400000006933ff3a0a1b2c3d.s", entries[:5], "multilog")
+    write(logdir / "@400000006933ff390a1b2c3d.s", [], "multilog")
+    write(logdir / "current", entries[5:], "multilog")
+    h = maillog.load([logdir])
+    assert [t.result for t in h.tries] == ["deferral", "deferral", "success"]
+    assert h.ending == "success" and h.tries[1].started == pytest.approx(400, abs=1e-3)
