@@ -50,6 +50,8 @@ def schedule(tries: int) -> list[int]:
 
 
 def schedule_notes(h: History) -> list[str]:
+    if not h.timed:
+        return []
     notes = []
     for before, this in pairwise(h.tries):
         due = nextretry(0, int(before.started), "remote")

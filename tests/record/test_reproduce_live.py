@@ -44,10 +44,14 @@ TARGETS = [
 ]
 
 
-def live_log(name: str, tmp_path: Path, target: str) -> tuple[Path, Path, DnsSpec]:
-    """The qmail-send log and resolv.conf of the scenario's first attempt on ``target``."""
+def live_log(
+    name: str, tmp_path: Path, target: str, *, whole: bool = False
+) -> tuple[Path, Path, DnsSpec]:
+    """The qmail-send log and resolv.conf of the scenario on ``target``: its first
+    attempt, or with ``whole`` every step (a real qmail's clock cannot jump)."""
     data = yaml.safe_load((SUITE / name).read_text())
-    data["steps"] = data["steps"][:2]  # inject, run idle
+    if not whole:
+        data["steps"] = data["steps"][:2]  # inject, run idle
     (scenario,) = load_text(yaml.safe_dump(data), SUITE / name)
     result = run_scenario(scenario, target=target, keep=True, workroot=tmp_path)
     if result.status == "skip":
@@ -119,3 +123,26 @@ def test_a_live_log_is_reproduced_with_its_cause_first_and_a_fix(
     notes = said.split("reproduced:")[0]
     assert cause in notes or cause in (tmp_path / "out.yaml").read_text(), said
     assert f"DELIVERS     with {fix}:" in said, said
+
+
+@pytest.mark.parametrize("name", ["servfail-any.yaml", "peer-greylisting.yaml"])
+def test_a_whole_live_history_is_replayed(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], name: str
+) -> None:
+    """Two deferrals at qmail's retries, then the success, from the live target's log."""
+    log, _, spec = live_log(name, tmp_path, "live", whole=True)
+    argv = ["--log-file", str(log), "--run", "-o", str(tmp_path / "out.yaml")]
+    if "servfail" in name:
+        cap = tmp_path / "far.capture"
+        cap.write_text(capture.dump(captured(spec)))
+        argv += ["--capture", str(cap)]
+    parser = argparse.ArgumentParser()
+    add_arguments(parser)
+    status = run(parser.parse_args(argv))
+    said, err = capsys.readouterr()
+    assert status == 0, said + err + log.read_text()
+    assert "3 attempt(s), ending success" in said
+    assert "reproduced: the simulator logs the same line" in said
+    steps = yaml.safe_load((tmp_path / "out.yaml").read_text())["steps"]
+    assert [s for s in steps if "advance" in s] == [{"advance": "402s"}, {"advance": "1200s"}]
+    assert steps[-1]["expect"]["log"][-1] == r"~ ^delivery \d+: success: "
