@@ -21,6 +21,7 @@ COMMANDS: dict[str, str] = {
     "compare": "compare",
     "record": "record",
     "reproduce": "reproduce",
+    "capture": "capture",
 }
 
 #: One line per subcommand for the top-level --help, so it needs no imports.
@@ -33,6 +34,7 @@ SUMMARIES: dict[str, str] = {
     "compare": "run scenarios on the simulator and on a reference, show differences",
     "record": "record an SMTP or POP3 session as a scenario file",
     "reproduce": "build a scenario that reproduces a deferral from a qmail log line",
+    "capture": "ask the resolver what qmail-remote asks for a domain, write it for reproduce",
 }
 
 DESCRIPTION = """\

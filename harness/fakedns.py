@@ -203,8 +203,17 @@ class Zone:
 class FakeDns:
     """The fake DNS of one scenario. ``clock`` gives the current (virtual) time."""
 
-    def __init__(self, spec: DnsSpec, clock: Callable[[], float], start: float = 0.0) -> None:
+    def __init__(
+        self,
+        spec: DnsSpec,
+        clock: Callable[[], float],
+        start: float = 0.0,
+        wait: Callable[[float], None] | None = None,
+    ) -> None:
         self.spec = spec
+        #: how a resolver's wait for an answer that never comes passes (the
+        #: simulator moves its clock, so a DNS timeout takes its time there too)
+        self.wait = wait
         self.zone = Zone(spec.zone)
         self.clock = clock
         self.start = start
@@ -219,6 +228,8 @@ class FakeDns:
     ) -> bytes:
         answer = self.respond(query, tcp=tcp, server=server[0])
         if answer is None:
+            if self.wait is not None:
+                self.wait(timeout)
             raise DnsTimeout(f"no answer from {server[0]}")
         return answer
 

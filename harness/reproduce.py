@@ -258,7 +258,9 @@ def build(
     records = zone_records(zone_text or "") + [r for run in dig for r in run.records]
     zone = _zone_from_records(records, addr)
     rules = _rules_for(line, domain, dig, captured=bool(dig) or zone_text is not None, notes=notes)
-    if not any(r.get("rcode") == "NXDOMAIN" and "type" not in r for r in rules):
+    # the domain itself gone: nothing to complete; an exchanger gone: it gets an address
+    if not any(r.get("rcode") == "NXDOMAIN" and "type" not in r and r["name"] == domain
+               for r in rules):  # fmt: skip
         _complete_zone(zone, domain, notes)
     script, why = peer_script(line)
     if script is not None:

@@ -15,6 +15,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+from harness.reproduce import PEER_NET, _complete_zone
+
 Data = dict[str, Any]
 
 Fix = Callable[[Data], Data | None]
@@ -72,6 +74,50 @@ def dns_healthy(data: Data) -> Data | None:
     return _with_rules(data, lambda r: None)
 
 
+def working_nameserver(data: Data) -> Data | None:
+    """resolv.conf names a recursive server that answers (the fake DNS itself)."""
+    dns: Data = data.get("dns", {})
+    refusing = [r for r in dns.get("rules", []) if r.get("rcode") == "REFUSED"]
+    if dns.get("resolv_conf") is None and not refusing:
+        return None
+    out = copy.deepcopy(data)
+    out["dns"].pop("resolv_conf", None)
+    out["dns"]["rules"] = [r for r in dns.get("rules", []) if r not in refusing]
+    return out
+
+
+def _looping(zone: list[str]) -> set[str]:
+    """Owners of CNAME records that lead back to themselves."""
+    target = {w[0].lower(): w[4].lower() for w in map(str.split, zone) if w[3] == "CNAME"}
+    looping = set()
+    for start in target:
+        seen, name = {start}, target[start]
+        while name in target and name not in seen:
+            seen.add(name)
+            name = target[name]
+        if name in seen:
+            looping.add(start)
+    return looping
+
+
+def cname_unlooped(data: Data) -> Data | None:
+    """The CNAME loop broken: the domain gets an MX of its own (and a peer to take it)."""
+    zone = [line for line in data["dns"]["zone"].splitlines() if line.split()]
+    looping = _looping(zone)
+    if not looping:
+        return None
+    kept = [line for line in zone if line.split()[0].lower() not in looping]
+    domain = data["steps"][0]["inject"]["args"][0].rpartition("@")[2].lower()
+    _complete_zone(kept, domain, [])
+    out = copy.deepcopy(data)
+    out["dns"]["zone"] = "\n".join(kept) + "\n"
+    for line in kept:
+        words = line.split()
+        if words[3] == "A" and words[4].startswith(PEER_NET):
+            out["peers"].setdefault(words[4], {"accept": "all"})
+    return out
+
+
 def peers_accept(data: Data) -> Data | None:
     peers: Data = data.get("peers", {})
     if all(p == {"accept": "all"} for p in peers.values()):
@@ -87,6 +133,8 @@ FIXES: list[tuple[str, str, Fix]] = [
     ("no-padding", "the DNS answers no longer over 512 bytes", no_padding),
     ("any-answered", "the DNS server answers ANY properly", any_answered),
     ("any-rfc8482", "the DNS server answers ANY minimally (RFC 8482 HINFO)", any_minimal),
+    ("resolv-conf", "a working (recursive) name server in resolv.conf", working_nameserver),
+    ("cname-unlooped", "the CNAME loop broken (the domain has its own MX)", cname_unlooped),
     ("dns-healthy", "every DNS query answered from the zone", dns_healthy),
     ("peers-accept", "the mail exchangers accept connections", peers_accept),
 ]

@@ -16,11 +16,13 @@ from typing import Any
 
 import yaml
 
-from harness import digparse, logparse
+from harness import capture as captured
+from harness import digparse, logparse, maillog
 from harness.reproduce import Reproduction, build
 from harness.reproduce_fixes import try_fixes
+from harness.reproduce_whole import enrich
 
-HELP = "build a scenario that reproduces a deferral from a qmail log line"
+HELP = "build a scenario that reproduces a deferral from a qmail log"
 DESCRIPTION = """\
 From a qmail-send log line (e.g. '@4000… delivery 12: deferral:
 CNAME_lookup_failed_temporarily._(#4.4.3)/') and the DNS answers captured for
@@ -37,6 +39,16 @@ deferral, then try each change (the qmail-103 patch, no oversize answers, ANY
 answered properly or minimally, a healthy DNS, accepting peers) and say which
 makes the message deliver.
 
+From whole logs instead (--log-file, repeatable: syslog via splogger,
+multilog, plain qmail-send output, gzip'd or not; --msg N or --rcpt ADDR
+picks the message), the scenario replays the message's whole history at
+qmail-send's retry times. For a #4.4.3 no capture explains, the suspects (a
+dead, refusing or non-recursive name server, SERVFAIL, an oversize ANY
+answer) are ranked by whether the simulator logs the same line and whether
+the log's times fit --resolv-conf FILE. --capture FILE reads what
+'qmail-sim capture' wrote on the server; --control DIR (or --home DIR, or a
+file of qmail-showctl output) brings in the delivery control files.
+
 Exit status: 0 when written (and with --run, reproduced), 1 when --run did
 not reproduce the line, 2 for bad input.
 """
@@ -46,15 +58,35 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--log",
         action="append",
-        required=True,
+        default=[],
         metavar="LINE",
         help="a qmail-send log line (repeatable; the deferral/failure one is reproduced)",
     )
     capture = parser.add_mutually_exclusive_group()
     capture.add_argument("--dig", type=Path, metavar="FILE", help="dig output for the domain")
     capture.add_argument("--zone", type=Path, metavar="FILE", help="a zone file for the domain")
+    capture.add_argument(
+        "--capture", type=Path, metavar="FILE", help="what 'qmail-sim capture' wrote on the server"
+    )
     parser.add_argument("--domain", metavar="D", help="the recipient's domain")
     parser.add_argument("--rcpt", metavar="ADDR", help="the recipient (default postmaster@D)")
+    parser.add_argument(
+        "--log-file",
+        action="append",
+        type=Path,
+        default=[],
+        metavar="FILE",
+        help="a whole qmail-send log: syslog, multilog, plain, gzip'd (repeatable, oldest first)",
+    )
+    parser.add_argument("--msg", type=int, metavar="N", help="the message (inode number) to take")
+    parser.add_argument("--resolv-conf", type=Path, metavar="FILE", help="the server's resolv.conf")
+    parser.add_argument(
+        "--control",
+        type=Path,
+        metavar="DIR",
+        help="the server's control/ (or a file of qmail-showctl's output)",
+    )
+    parser.add_argument("--home", type=Path, metavar="DIR", help="the server's qmail home")
     parser.add_argument("-o", "--output", type=Path, metavar="FILE", help="write the scenario")
     parser.add_argument("--run", action="store_true", help="run it and try the fixes")
 
@@ -93,8 +125,24 @@ def _domain(args: argparse.Namespace, rcpt: str | None, dig: list[digparse.DigAn
     raise BadInput("say which domain: --domain D, --rcpt ADDR or a dig capture")
 
 
+def _from_logs(args: argparse.Namespace) -> tuple[logparse.LogLine, str, maillog.History]:
+    try:
+        h = maillog.load(args.log_file, msg=args.msg, rcpt=args.rcpt)
+    except (OSError, maillog.HistoryError) as exc:
+        raise BadInput(str(exc)) from None
+    first = h.first_problem
+    kind: Any = first.result
+    return logparse.LogLine(kind=kind, delivery=first.delivery, text=first.report), h.recipient, h
+
+
 def prepare(args: argparse.Namespace) -> Reproduction:
-    line, rcpt = _lines(args.log)
+    rcpt: str | None
+    if args.log_file:
+        line, rcpt, _ = _from_logs(args)
+    elif args.log:
+        line, rcpt = _lines(args.log)
+    else:
+        raise BadInput("give --log LINE or --log-file FILE")
     rcpt = args.rcpt or rcpt
     dig: list[digparse.DigAnswer] = []
     zone: str | None = None
@@ -103,7 +151,9 @@ def prepare(args: argparse.Namespace) -> Reproduction:
             dig = digparse.parse(args.dig.read_text(encoding="utf-8"))
         if args.zone:
             zone = args.zone.read_text(encoding="utf-8")
-    except (OSError, UnicodeError, digparse.DigParseError) as exc:
+        if args.capture:
+            dig = captured.dig_answers(captured.load(args.capture))
+    except (OSError, UnicodeError, ValueError, KeyError, digparse.DigParseError) as exc:
         raise BadInput(str(exc)) from None
     domain = _domain(args, rcpt, dig)
     try:
@@ -153,6 +203,23 @@ def run(args: argparse.Namespace) -> int:
     except BadInput as exc:
         print(f"qmail-sim reproduce: {exc}", file=sys.stderr)
         return 2
+    history = _from_logs(args)[2] if args.log_file else None
+    control = args.control or (args.home / "control" if args.home else None)
+    cap = captured.load(args.capture) if args.capture else None
+    if history is not None or args.resolv_conf or control or cap:
+        try:
+            rep, lines = enrich(
+                rep,
+                history=history,
+                resolv_conf=args.resolv_conf,
+                control=control,
+                run=run_data,
+                capture=cap,
+            )
+        except OSError as exc:
+            print(f"qmail-sim reproduce: {exc}", file=sys.stderr)
+            return 2
+        rep.notes.extend(lines)
     text = dump(rep.scenario)
     if args.output:
         args.output.write_text(text, encoding="utf-8")

@@ -233,7 +233,7 @@ class SimTarget(Target):
         named = scenario.dns.resolv_conf
         named = scenario.dns.servers if named is None else named
         self.resolvconf.write_text("".join(f"nameserver {s}\n" for s in named))
-        self.dns = FakeDns(scenario.dns, clock.now, self.start_time)
+        self.dns = FakeDns(scenario.dns, clock.now, self.start_time, wait=clock.advance)
         self.peers = FakePeers(scenario.peers, clock.advance)
         self.stderr = io.BytesIO()
         self.ctx = ProgramContext(

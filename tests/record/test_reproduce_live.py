@@ -1,0 +1,148 @@
+"""From a log our live target wrote, plus what the administrator has, back to the cause and a fix.
+
+Each bundled scenario of scenarios/reproduce/ is played on the live target
+(our programs as processes, the fake DNS on loopback), and on the real
+netqmail-1.06 at /var/qmail-ref when it is there, up to its first attempt;
+its qmail-send log then goes to ``reproduce --log-file`` with the matching
+inputs: the home's resolv.conf, or a ``qmail-sim capture`` made
+against the same fake DNS on loopback. ``--run`` must reproduce the line,
+name the right cause first and find a fix that delivers.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from harness import capture
+from harness.commands.reproduce import add_arguments, run
+from harness.fakedns import FakeDns, serve
+from harness.runner import run_scenario
+from harness.scenario import load_text
+from harness.scenario.model import DnsSpec
+
+SUITE = Path(__file__).resolve().parents[2] / "scenarios" / "reproduce"
+HOST = "127.0.0.1"
+
+pytestmark = pytest.mark.live
+
+
+REFERENCE = Path("/var/qmail-ref")
+TARGETS = [
+    "live",
+    pytest.param(
+        f"qmail:{REFERENCE}",
+        marks=pytest.mark.skipif(
+            not (REFERENCE / "bin" / "qmail-send").exists(), reason="no netqmail-1.06 installed"
+        ),
+    ),
+]
+
+
+def live_log(
+    name: str, tmp_path: Path, target: str, *, whole: bool = False
+) -> tuple[Path, Path, DnsSpec]:
+    """The qmail-send log and resolv.conf of the scenario on ``target``: its first
+    attempt, or with ``whole`` every step (a real qmail's clock cannot jump)."""
+    data = yaml.safe_load((SUITE / name).read_text())
+    if not whole:
+        data["steps"] = data["steps"][:2]  # inject, run idle
+    (scenario,) = load_text(yaml.safe_dump(data), SUITE / name)
+    result = run_scenario(scenario, target=target, keep=True, workroot=tmp_path)
+    if result.status == "skip":
+        pytest.skip(result.message)
+    assert result.workdir is not None, result.message
+    conf = result.workdir / "resolv.conf"  # the one the target's qmail-remote reads
+    log = result.workdir / "qmail-send.log"
+    if "alert: cannot start: qmail-send is already running" in log.read_text():
+        # the reference target's own trouble (seen when runs overlap), not reproduce's
+        pytest.skip(f"{target}: qmail-send did not start (already running)")
+    return log, conf, scenario.dns
+
+
+def captured(spec: DnsSpec) -> dict[str, Any]:
+    """qmail-sim capture through a resolv.conf naming the scenario's fake DNS."""
+    dns = FakeDns(spec, lambda: 0.0)
+
+    async def main() -> dict[str, Any]:
+        udp, tcp, port = await serve(dns, HOST, 0)
+        try:
+            conf = f"nameserver {HOST}:{port}\n"
+            return await asyncio.to_thread(capture.capture, "far.example", conf)
+        finally:
+            udp.close()
+            tcp.close()
+            await tcp.wait_closed()
+
+    return asyncio.run(main())
+
+
+CASES = [
+    # (scenario, input, cause named first, a fix that delivers)
+    ("dead-nameserver.yaml", "resolv.conf", "suspect 1: dead-ns (REPRODUCES", "resolv-conf"),
+    ("nonrecursive-nameserver.yaml", "capture", "suspect 1: nonrecursive (REPRO", "resolv-conf"),
+    ("servfail-any.yaml", "capture", "captured: far.example ANY: SERVFAIL", "any-answered"),
+    ("oversize-any.yaml", "capture", "captured: far.example ANY: answer of", "qmail-103"),
+    ("cname-loop.yaml", "capture", "IN CNAME loop.far.example.", "cname-unlooped"),
+    ("mx-to-nowhere.yaml", "capture", "captured: gone.far.example A: NXDOMAIN", "dns-healthy"),
+    ("peer-refusing.yaml", "log", "the mail exchanger refuses connections", "peers-accept"),
+    ("peer-greylisting.yaml", "log", "answers rcpt with '451 greylisted'", "peers-accept"),
+]
+
+
+@pytest.mark.parametrize("target", TARGETS)
+@pytest.mark.parametrize(("name", "given", "cause", "fix"), CASES)
+def test_a_live_log_is_reproduced_with_its_cause_first_and_a_fix(
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+    target: str,
+    name: str,
+    given: str,
+    cause: str,
+    fix: str,
+) -> None:
+    log, conf, spec = live_log(name, tmp_path, target)
+    argv = ["--log-file", str(log), "--run", "-o", str(tmp_path / "out.yaml")]
+    if given == "resolv.conf":
+        argv += ["--resolv-conf", str(conf)]
+    elif given == "capture":
+        cap = tmp_path / "far.capture"
+        cap.write_text(capture.dump(captured(spec)))
+        argv += ["--capture", str(cap)]
+    parser = argparse.ArgumentParser()
+    add_arguments(parser)
+    status = run(parser.parse_args(argv))
+    said, err = capsys.readouterr()
+    assert status == 0, said + err + log.read_text()
+    assert "reproduced: the simulator logs the same line" in said
+    notes = said.split("reproduced:")[0]
+    assert cause in notes or cause in (tmp_path / "out.yaml").read_text(), said
+    assert f"DELIVERS     with {fix}:" in said, said
+
+
+@pytest.mark.parametrize("name", ["servfail-any.yaml", "peer-greylisting.yaml"])
+def test_a_whole_live_history_is_replayed(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], name: str
+) -> None:
+    """Two deferrals at qmail's retries, then the success, from the live target's log."""
+    log, _, spec = live_log(name, tmp_path, "live", whole=True)
+    argv = ["--log-file", str(log), "--run", "-o", str(tmp_path / "out.yaml")]
+    if "servfail" in name:
+        cap = tmp_path / "far.capture"
+        cap.write_text(capture.dump(captured(spec)))
+        argv += ["--capture", str(cap)]
+    parser = argparse.ArgumentParser()
+    add_arguments(parser)
+    status = run(parser.parse_args(argv))
+    said, err = capsys.readouterr()
+    assert status == 0, said + err + log.read_text()
+    assert "3 attempt(s), ending success" in said
+    assert "reproduced: the simulator logs the same line" in said
+    steps = yaml.safe_load((tmp_path / "out.yaml").read_text())["steps"]
+    assert [s for s in steps if "advance" in s] == [{"advance": "402s"}, {"advance": "1200s"}]
+    assert steps[-1]["expect"]["log"][-1] == r"~ ^delivery \d+: success: "
