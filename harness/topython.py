@@ -139,6 +139,7 @@ def _setup(sc: Scenario) -> list[str]:
         )
     if sc.paths_outside_workdir:
         settings["paths_outside_workdir"] = True
+    settings |= {"tz": sc.tz, "localtime": sc.localtime}
     lines += [_call("setting", k, v) for k, v in settings.items() if v is not None]
     return lines
 
@@ -151,7 +152,7 @@ def _step(step: m.Step) -> str:
                 _call(step.kind, text, env=dict(step.env)) if step.env else _call(step.kind, text)
             )
         return _call("step", step.kind, {**plain(step), "transcript": text})
-    if isinstance(step, m.InjectStep):
+    if isinstance(step, m.InjectStep) and step.stdout is None and step.stderr is None:
         call = _call(
             "inject", step.message, *step.args, **({"env": dict(step.env)} if step.env else {})
         )
@@ -165,7 +166,18 @@ def _step(step: m.Step) -> str:
         return _call("controls", dict(step.files))
     if isinstance(step, m.ExpectStep):
         return _call("expect", **plain(step))
-    return _call("run")
+    if isinstance(step, m.RunStep):
+        return _call("run")
+    return _call("step", step.kind, _step_value(step))
+
+
+def _step_value(step: m.Step) -> dict[str, Any]:
+    """Any other step as its YAML mapping: its fields, an ``exit`` the loader
+    would default written out (None there means "not checked")."""
+    value = plain(step)
+    if getattr(step, "exit", 0) is None:
+        value["exit"] = None
+    return value
 
 
 def _test_name(name: str) -> str:

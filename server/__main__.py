@@ -11,6 +11,7 @@ from __future__ import annotations
 import contextlib
 import os
 import sys
+from collections.abc import Callable
 from pathlib import Path
 from typing import BinaryIO
 
@@ -39,12 +40,33 @@ def exec_program(name: str, home: str, argv: list[str]) -> int:
         queue_socket=read_queue_socket(home_path),
     )
     try:
-        code = run(name, [name, *argv], real_environ(), sys.stdin.buffer, sys.stdout.buffer, ctx)
+        code = _profiled(
+            name,
+            lambda: run(
+                name, [name, *argv], real_environ(), sys.stdin.buffer, sys.stdout.buffer, ctx
+            ),
+        )
     finally:
         # The reader may be gone (a closed pipe); nothing is left to tell it.
         with contextlib.suppress(BrokenPipeError, ValueError):
             sys.stdout.buffer.flush()
     return code
+
+
+def _profiled(name: str, program: Callable[[], int]) -> int:
+    """``program()``; with $QMAILSIM_PROFILE naming a directory, under cProfile,
+    its statistics written there as NAME.PID.prof when it returns (a tool for
+    docs/performance.md: each process of a running home profiles itself)."""
+    where = os.environ.get("QMAILSIM_PROFILE")
+    if not where:
+        return program()
+    import cProfile
+
+    profile = cProfile.Profile()
+    try:
+        return profile.runcall(program)
+    finally:
+        profile.dump_stats(os.path.join(where, f"{name}.{os.getpid()}.prof"))
 
 
 def main(args: list[str]) -> int:

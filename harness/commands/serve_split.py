@@ -173,7 +173,10 @@ def run_split(args: argparse.Namespace, ids: QmailIds) -> int:
     if args.send:
         path = f"{home}/bin:/usr/local/bin:/usr/bin:/bin"  # qmail's rc: env - PATH=...
         start = [str(home / "bin" / "qmail-start"), args.default_delivery]
-        send = _Child("delivery", start, None, "status: ", env={"PATH": path})
+        env = {"PATH": path}
+        if "QMAILSIM_PROFILE" in os.environ:  # server.__main__'s profiling, passed on
+            env["QMAILSIM_PROFILE"] = os.environ["QMAILSIM_PROFILE"]
+        send = _Child("delivery", start, None, "status: ", env=env)
         services.append(send.service(signal.SIGALRM, signal.SIGHUP))
     if not services:
         print("qmail-sim serve: nothing to serve (give --smtp HOST:PORT)", file=sys.stderr)

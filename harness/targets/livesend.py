@@ -115,6 +115,9 @@ class GatedSend:
             "a signal waits": sched.runasap or sched.readasap,
             TODO_WAITS: bool(engine.store.todo_ids()),
             "something is due": engine.wakeup(now) <= now,
+            # between two selects the loop may be queueing a bounce or
+            # reading a report: only a loop asleep in select() is idle
+            "its loop is turning": not daemon.asleep,
         }
         return next((why for why, yes in reasons.items() if yes), None)
 
