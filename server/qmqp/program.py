@@ -84,6 +84,7 @@ def converse(
 ) -> int:
     """Drive ``core`` to its exit; the exit code."""
     from server.queue.client import open_queue
+    from server.queue.envelope import addr_str
 
     stream: QueueStream | None = None
     deadline = ctx.runtime.now() + ALARM
@@ -102,8 +103,7 @@ def converse(
             stream.put(event.data)
         elif isinstance(event, CloseQueue):
             assert stream is not None
-            sender = event.sender.decode("latin-1")
-            result = stream.close(sender, [r.decode("latin-1") for r in event.recipients])
+            result = stream.close(addr_str(event.sender), [addr_str(r) for r in event.recipients])
             core.queue_result(result.error.encode("latin-1"))
             stream = None
         elif isinstance(event, AbandonQueue):

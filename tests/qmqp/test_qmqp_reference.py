@@ -1,0 +1,165 @@
+"""Differential test: our qmail-qmtpd and qmail-qmqpd against netqmail-1.06's.
+
+Uses the real netqmail-1.06 home at /var/qmail-ref (QMAILSIM_REFERENCE_QMAIL
+names another) and skips without it. Both programs get the same bytes on
+stdin, the same environment and the same QMAILQUEUE script (netqmail's
+qmail.c honours QMAILQUEUE), which records the message and the envelope each
+queue run is handed; replies, exit codes, messages and envelopes must agree
+byte for byte, after masking the clock (``Kok <time> qp <pid>``, the Received
+line's date). Nothing is queued in the reference home. qmail-qmtpd reads
+control/rcpthosts there, which scenario runs rewrite: ours is given a copy
+just before each run, and DATABYTES is always set.
+"""
+
+from __future__ import annotations
+
+import io
+import os
+import re
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from server.home import setup
+from server.programs import ProgramContext, run
+from server.runtime import real_runtime
+from tests.qmqp.helpers import addresses, bodies, qmqp, qmtp
+
+REFERENCE = Path(os.environ.get("QMAILSIM_REFERENCE_QMAIL", "/var/qmail-ref"))
+
+pytestmark = [
+    pytest.mark.external,
+    pytest.mark.skipif(
+        not (REFERENCE / "bin" / "qmail-qmtpd").exists(),
+        reason=f"no netqmail-1.06 home at {REFERENCE} (set QMAILSIM_REFERENCE_QMAIL)",
+    ),
+]
+
+# Keeps only runs that were handed a whole envelope (it ends in two NULs):
+# a run qmail-qmtpd gives up on (qmail_fail) sees its input end early.
+FAKEQQ = """#!/bin/sh
+cat > "$FAKEQQ_DIR/m.$$"
+cat <&1 > "$FAKEQQ_DIR/e.$$"
+test "$(tail -c 2 "$FAKEQQ_DIR/e.$$" | od -An -tx1 | tr -d ' \\n')" = 0000 ||
+  rm -f "$FAKEQQ_DIR/m.$$" "$FAKEQQ_DIR/e.$$"
+exit 0
+"""
+
+_CLOCK = re.compile(rb"\d+:Kok \d+ qp \d+,|; \d+ \w{3} \d{4} \d\d:\d\d:\d\d -0000\n")
+
+
+def _masked(data: bytes) -> bytes:
+    return _CLOCK.sub(b"<clock>", data)
+
+
+def _spooled(spool: Path) -> list[tuple[bytes, bytes]]:
+    runs = sorted(spool.glob("e.*"), key=lambda p: int(p.suffix[1:]))
+    found = [(_masked(p.with_name("m" + p.suffix).read_bytes()), p.read_bytes()) for p in runs]
+    for p in spool.iterdir():
+        p.unlink()
+    return found
+
+
+@pytest.fixture(scope="module")
+def world(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path, Path]:
+    base = tmp_path_factory.mktemp("qmqp-reference")
+    ours = base / "ours"
+    setup(ours, me="mx.example.org")
+    fakeqq = base / "fakeqq"
+    fakeqq.write_text(FAKEQQ)
+    fakeqq.chmod(0o755)
+    spool = base / "spool"
+    spool.mkdir()
+    return ours, fakeqq, spool
+
+
+def _same_rcpthosts(ours: Path) -> None:
+    for name in ("rcpthosts", "morercpthosts.cdb"):
+        theirs = REFERENCE / "control" / name
+        (ours / "control" / name).unlink(missing_ok=True)
+        if theirs.exists():
+            shutil.copyfile(theirs, ours / "control" / name)
+
+
+def _compare(
+    world: tuple[Path, Path, Path], program: str, data: bytes, extra: dict[str, str]
+) -> None:
+    ours, fakeqq, spool = world
+    env = {
+        "QMAILQUEUE": str(fakeqq),
+        "FAKEQQ_DIR": str(spool),
+        "TCPREMOTEIP": "127.0.0.1",
+        "TCPLOCALIP": "127.0.0.1",
+        "DATABYTES": "0",
+        "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
+        **extra,
+    }
+    _same_rcpthosts(ours)
+    done = subprocess.run(
+        [str(REFERENCE / "bin" / program)], input=data, env=env, capture_output=True, timeout=30
+    )
+    theirs = (done.returncode, _masked(done.stdout), _spooled(spool))
+    out = io.BytesIO()
+    ctx = ProgramContext(home=ours, runtime=real_runtime(), stderr=io.BytesIO(), inprocess=False)
+    code = run(program, [program], env, io.BytesIO(data), out, ctx)
+    assert (code, _masked(out.getvalue()), _spooled(spool)) == theirs
+
+
+_qmtp_sessions = st.lists(
+    st.tuples(bodies, addresses, st.lists(addresses, max_size=3), st.sampled_from([b"\n", b"\r"])),
+    min_size=1,
+    max_size=3,
+).map(lambda ms: b"".join(qmtp(b, s, r, f) for b, s, r, f in ms))
+_damage = st.one_of(
+    st.just(lambda d: d),
+    st.just(lambda d: d[: len(d) // 2]),
+    st.just(lambda d: d + b"0:"),
+    st.just(lambda d: d[:-1] + b";"),
+    st.just(lambda d: b"9" * 12 + b":" + d),
+)
+_settings = settings(
+    max_examples=int(os.environ.get("QMAILSIM_REFERENCE_EXAMPLES", "60")),
+    deadline=None,
+    suppress_health_check=[HealthCheck.function_scoped_fixture],
+)
+
+
+@_settings
+@given(
+    _qmtp_sessions,
+    _damage,
+    st.sampled_from([{}, {"RELAYCLIENT": "@example.org"}, {"DATABYTES": "12"}]),
+)
+def test_qmtpd_same_as_netqmail(
+    world: tuple[Path, Path, Path], data: bytes, damage: object, extra: dict[str, str]
+) -> None:
+    assert callable(damage)
+    _compare(world, "qmail-qmtpd", damage(data), extra)
+
+
+@_settings
+@given(bodies, addresses, st.lists(addresses, max_size=3), _damage)
+def test_qmqpd_same_as_netqmail(
+    world: tuple[Path, Path, Path], body: bytes, sender: bytes, rcpts: list[bytes], damage: object
+) -> None:
+    assert callable(damage)
+    _compare(
+        world, "qmail-qmqpd", damage(qmqp(body, sender, rcpts)), {"TCPREMOTEHOST": "c.example"}
+    )
+
+
+def test_a_long_qmtp_session_queues_the_same(world: tuple[Path, Path, Path]) -> None:
+    data = b"".join(
+        qmtp(
+            b"Subject: %d\r\n\r\n" % i + b"line\r\n" * 300,
+            b"a@b",
+            [b"bob@example.org", b"x@far"],
+            b"\r",
+        )
+        for i in range(5)
+    )
+    _compare(world, "qmail-qmtpd", data, {"TCPREMOTEINFO": "who"})
