@@ -39,6 +39,7 @@ from server.runtime import PidCounter, real_environ, real_runtime
 from server.strerr import error_str
 
 if TYPE_CHECKING:
+    from server.qmqp.framing import NetstringCore
     from server.send.program import SignalRouter
     from server.tcp.listener import Handler, TcpServer
 
@@ -62,6 +63,9 @@ SIGALRM and SIGHUP go to qmail-send (retry now, reread locals and
 virtualdomains). Prints one line "listening KIND HOST:PORT" per service once
 all are ready (PORT 0 picks a free port, and the line shows it); if any cannot
 start (a port in use, qmail-send already running), says why and exits 111.
+
+Each --qmtp and --qmqp HOST:PORT does as --smtp with qmail-qmtpd and
+qmail-qmqpd (--rules applies to QMTP only).
 """
 
 
@@ -152,6 +156,16 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="serve qmail-popup ME checkpassword qmail-pop3d Maildir on this loopback "
         "address (repeatable); users from $QMAILSIM_PASSWORDS or HOME/.qmail-sim/passwords",
     )
+    for kind, program in (("qmtp", "qmail-qmtpd"), ("qmqp", "qmail-qmqpd")):
+        parser.add_argument(
+            f"--{kind}",
+            action="append",
+            default=[],
+            type=loopback_address,
+            metavar="HOST:PORT",
+            help=f"serve {program} on this loopback address (repeatable; "
+            f"{'--rules applies, as for --smtp' if kind == 'qmtp' else 'no --rules'})",
+        )
     parser.add_argument(
         "--allow-nonloopback",
         action="store_true",
@@ -387,7 +401,54 @@ class _SendThread:
 
 
 #: One builder per kind of service; other kinds (delivery, POP3) append theirs.
-SERVICE_BUILDERS: list[ServiceBuilder] = [smtp_services, pop3_services, send_services]
+def netstring_services(
+    args: argparse.Namespace, ctx: ProgramContext, env: Mapping[str, str]
+) -> list[Service]:
+    """--qmtp and --qmqp: qmail-qmtpd's and qmail-qmqpd's cores (server.qmqp.live)."""
+    from server.qmqp.qmqpd import QmqpCore
+    from server.qmqp.qmtpd import QmtpCore
+
+    qmtp = [_netstring_service("qmtp", QmtpCore, args.rules, a, ctx, env, args) for a in args.qmtp]
+    qmqp = [_netstring_service("qmqp", QmqpCore, None, a, ctx, env, args) for a in args.qmqp]
+    return qmtp + qmqp
+
+
+def _netstring_service(
+    kind: str,
+    core: type[NetstringCore],
+    rules: Path | None,
+    address: tuple[str, int],
+    ctx: ProgramContext,
+    base_env: Mapping[str, str],
+    args: argparse.Namespace,
+) -> Service:
+    from server.qmqp.live import handle
+
+    host, port = address
+    servers: list[TcpServer] = []
+    threads = ThreadPoolExecutor(max_workers=args.concurrency, thread_name_prefix="qmail-queue")
+
+    async def connection(
+        reader: asyncio.StreamReader, writer: asyncio.StreamWriter, env: dict[str, str]
+    ) -> None:
+        await handle(core, reader, writer, env, ctx, threads)
+
+    async def start() -> str:
+        return await _listen(kind, servers, host, port, connection, rules, base_env, args)
+
+    async def close() -> None:
+        await _close_all(servers)
+        threads.shutdown(wait=True)
+
+    return Service(name=kind, start=start, close=close)
+
+
+SERVICE_BUILDERS: list[ServiceBuilder] = [
+    smtp_services,
+    pop3_services,
+    netstring_services,
+    send_services,
+]
 
 
 def make_context(home: Path) -> ProgramContext:

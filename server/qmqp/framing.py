@@ -27,6 +27,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Generator
 from dataclasses import dataclass
+from typing import ClassVar
 
 from server.qmqp.config import QmtpdConfig
 from server.smtpd.received import received
@@ -106,6 +107,9 @@ def netstring(text: bytes) -> bytes:
 
 class NetstringCore:
     """Input and output buffers and the event loop; subclasses write :meth:`_session`."""
+
+    #: whether the program reads control files (qmail-qmtpd) or only the environment
+    reads_controls: ClassVar[bool] = False
 
     def __init__(
         self, config: QmtpdConfig, *, now: Callable[[], float], date: Callable[[int], bytes]

@@ -25,6 +25,7 @@ from server.qmqp.framing import (
     READ_SIZE,
     AbandonQueue,
     CloseQueue,
+    Event,
     Exit,
     NetstringCore,
     OpenQueue,
@@ -38,7 +39,7 @@ if TYPE_CHECKING:
 ALARM = 3600.0
 
 Reader = Callable[[float], bytes | None]
-CoreClass = Callable[..., NetstringCore]
+CoreClass = type[NetstringCore]
 
 
 def make_core(
@@ -75,6 +76,42 @@ def reader(stdin: BinaryIO) -> Reader:
     return read
 
 
+class QueueRuns:
+    """The queue side of a session: qmail_open ... qmail_close for each message."""
+
+    def __init__(self, ctx: ProgramContext, env: Mapping[str, str]) -> None:
+        self.ctx = ctx
+        self.env = env
+        self.stream: QueueStream | None = None
+
+    def handle(self, core: NetstringCore, event: Event) -> None:
+        """Do what a queue event asks and give the core its answer."""
+        from server.queue.client import open_queue
+        from server.queue.envelope import addr_str
+
+        if isinstance(event, OpenQueue):
+            self.stream = open_queue(self.ctx, self.env, invoker="network")
+            core.queue_opened(self.stream.qp)
+        elif isinstance(event, QueueData):
+            assert self.stream is not None
+            self.stream.put(event.data)
+        elif isinstance(event, CloseQueue):
+            assert self.stream is not None
+            stream, self.stream = self.stream, None
+            result = stream.close(addr_str(event.sender), [addr_str(r) for r in event.recipients])
+            core.queue_result(result.error.encode("latin-1"))
+        else:
+            self.abandon()
+
+    def abandon(self) -> None:
+        stream, self.stream = self.stream, None
+        if stream is not None:
+            stream.abandon()
+
+
+QUEUE_EVENTS = (OpenQueue, QueueData, CloseQueue, AbandonQueue)
+
+
 def converse(
     core: NetstringCore,
     read: Reader,
@@ -83,10 +120,7 @@ def converse(
     env: Mapping[str, str],
 ) -> int:
     """Drive ``core`` to its exit; the exit code."""
-    from server.queue.client import open_queue
-    from server.queue.envelope import addr_str
-
-    stream: QueueStream | None = None
+    runs = QueueRuns(ctx, env)
     deadline = ctx.runtime.now() + ALARM
     while True:
         event = core.next_event()
@@ -95,28 +129,14 @@ def converse(
             write(out)
         if isinstance(event, Exit):
             return event.code
-        if isinstance(event, OpenQueue):
-            stream = open_queue(ctx, env, invoker="network")
-            core.queue_opened(stream.qp)
-        elif isinstance(event, QueueData):
-            assert stream is not None
-            stream.put(event.data)
-        elif isinstance(event, CloseQueue):
-            assert stream is not None
-            result = stream.close(addr_str(event.sender), [addr_str(r) for r in event.recipients])
-            core.queue_result(result.error.encode("latin-1"))
-            stream = None
-        elif isinstance(event, AbandonQueue):
-            if stream is not None:
-                stream.abandon()
-            stream = None
-        else:
-            data = read(max(deadline - ctx.runtime.now(), 0.0))
-            if data is None:
-                if stream is not None:
-                    stream.abandon()
-                return EXIT_RESOURCES
-            core.receive_data(data)
+        if isinstance(event, QUEUE_EVENTS):
+            runs.handle(core, event)
+            continue
+        data = read(max(deadline - ctx.runtime.now(), 0.0))
+        if data is None:
+            runs.abandon()
+            return EXIT_RESOURCES
+        core.receive_data(data)
 
 
 def serve(
@@ -125,8 +145,6 @@ def serve(
     stdin: BinaryIO,
     stdout: BinaryIO,
     ctx: ProgramContext,
-    *,
-    controls: bool,
 ) -> int:
     """A program's main: read the setup, then :func:`converse` on stdin/stdout."""
 
@@ -135,7 +153,7 @@ def serve(
         stdout.flush()
 
     try:
-        config = load_config(ctx.home, env, ctx.patches, controls=controls)
+        config = load_config(ctx.home, env, ctx.patches, controls=cls.reads_controls)
     except TempFail:
         return EXIT_RESOURCES
     try:

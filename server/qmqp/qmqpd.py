@@ -108,4 +108,4 @@ def main(
 ) -> int:
     from server.qmqp.program import serve
 
-    return serve(QmqpCore, env, stdin, stdout, ctx, controls=False)
+    return serve(QmqpCore, env, stdin, stdout, ctx)

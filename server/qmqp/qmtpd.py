@@ -44,6 +44,8 @@ BAD_RECIPIENT = b"46:Dsorry, I can't handle that recipient (#5.1.3),"
 
 
 class QmtpCore(NetstringCore):
+    reads_controls = True
+
     def _get(self) -> Generator[Event, object, int]:
         return (yield from self._byte(True))
 
@@ -172,4 +174,4 @@ def main(
 ) -> int:
     from server.qmqp.program import serve
 
-    return serve(QmtpCore, env, stdin, stdout, ctx, controls=True)
+    return serve(QmtpCore, env, stdin, stdout, ctx)
