@@ -32,6 +32,20 @@ def _line(proc: subprocess.Popen[bytes], timeout: float = 20.0) -> bytes:
     return proc.stdout.readline()
 
 
+def _lines(proc: subprocess.Popen[bytes], count: int, timeout: float = 20.0) -> list[bytes]:
+    """The first ``count`` lines of stdout, read from the descriptor (no buffer to miss)."""
+    assert proc.stdout is not None
+    fd = proc.stdout.fileno()
+    data = b""
+    while data.count(b"\n") < count:
+        ready, _, _ = select.select([fd], [], [], timeout)
+        chunk = os.read(fd, 4096) if ready else b""
+        if not chunk:
+            raise AssertionError(f"the server said only {data!r}")
+        data += chunk
+    return data.split(b"\n")[:count]
+
+
 def talk(port: int, data: bytes, host: str = "127.0.0.1") -> bytes:
     with socket.create_connection((host, port), timeout=20) as sock:
         sock.sendall(data)
@@ -62,8 +76,8 @@ def test_serve_qmtp_and_qmqp(home: Path) -> None:
     proc = subprocess.Popen(cmd, stdout=subprocess.PIPE)
     try:
         ports = {}
-        for _ in range(2):
-            kind, address = _line(proc).split()[1:3]
+        for line in _lines(proc, 2):
+            kind, address = line.split()[1:3]
             ports[kind] = int(address.rsplit(b":", 1)[1])
         two = qmtp(b"Subject: a\n\n1\n", b"a@b", [b"bob@mx.example.org"])
         two += qmtp(
