@@ -39,7 +39,6 @@ from server.runtime import PidCounter, real_environ, real_runtime
 from server.strerr import error_str
 
 if TYPE_CHECKING:
-    from server.qmqp.framing import NetstringCore
     from server.send.program import SignalRouter
     from server.tcp.listener import Handler, TcpServer
 
@@ -401,54 +400,19 @@ class _SendThread:
 
 
 #: One builder per kind of service; other kinds (delivery, POP3) append theirs.
+SERVICE_BUILDERS: list[ServiceBuilder] = [smtp_services, pop3_services, send_services]
+
+
 def netstring_services(
     args: argparse.Namespace, ctx: ProgramContext, env: Mapping[str, str]
 ) -> list[Service]:
-    """--qmtp and --qmqp: qmail-qmtpd's and qmail-qmqpd's cores (server.qmqp.live)."""
-    from server.qmqp.qmqpd import QmqpCore
-    from server.qmqp.qmtpd import QmtpCore
+    """--qmtp and --qmqp (harness.commands.serve_netstrings)."""
+    from harness.commands.serve_netstrings import netstring_services as build
 
-    qmtp = [_netstring_service("qmtp", QmtpCore, args.rules, a, ctx, env, args) for a in args.qmtp]
-    qmqp = [_netstring_service("qmqp", QmqpCore, None, a, ctx, env, args) for a in args.qmqp]
-    return qmtp + qmqp
+    return build(args, ctx, env)
 
 
-def _netstring_service(
-    kind: str,
-    core: type[NetstringCore],
-    rules: Path | None,
-    address: tuple[str, int],
-    ctx: ProgramContext,
-    base_env: Mapping[str, str],
-    args: argparse.Namespace,
-) -> Service:
-    from server.qmqp.live import handle
-
-    host, port = address
-    servers: list[TcpServer] = []
-    threads = ThreadPoolExecutor(max_workers=args.concurrency, thread_name_prefix="qmail-queue")
-
-    async def connection(
-        reader: asyncio.StreamReader, writer: asyncio.StreamWriter, env: dict[str, str]
-    ) -> None:
-        await handle(core, reader, writer, env, ctx, threads)
-
-    async def start() -> str:
-        return await _listen(kind, servers, host, port, connection, rules, base_env, args)
-
-    async def close() -> None:
-        await _close_all(servers)
-        threads.shutdown(wait=True)
-
-    return Service(name=kind, start=start, close=close)
-
-
-SERVICE_BUILDERS: list[ServiceBuilder] = [
-    smtp_services,
-    pop3_services,
-    netstring_services,
-    send_services,
-]
+SERVICE_BUILDERS.insert(SERVICE_BUILDERS.index(send_services), netstring_services)
 
 
 def make_context(home: Path) -> ProgramContext:
