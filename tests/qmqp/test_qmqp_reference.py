@@ -128,28 +128,52 @@ _settings = settings(
 )
 
 
+def _corrupt(data: bytes, at: int, byte: bytes) -> bytes:
+    """``data`` with the byte at ``at`` (if any) replaced."""
+    return data[:at] + byte + data[at + 1 :] if at < len(data) else data
+
+
 @_settings
 @given(
     _qmtp_sessions,
     _damage,
     st.sampled_from([{}, {"RELAYCLIENT": "@example.org"}, {"DATABYTES": "12"}]),
+    st.integers(min_value=0, max_value=400),
+    st.sampled_from([b":", b",", b"0", b"9", b"\r", b"\n", b"\0", b"\xff"]),
 )
 def test_qmtpd_same_as_netqmail(
-    world: tuple[Path, Path, Path], data: bytes, damage: object, extra: dict[str, str]
+    world: tuple[Path, Path, Path],
+    data: bytes,
+    damage: object,
+    extra: dict[str, str],
+    at: int,
+    byte: bytes,
 ) -> None:
     assert callable(damage)
-    _compare(world, "qmail-qmtpd", damage(data), extra)
+    _compare(world, "qmail-qmtpd", _corrupt(damage(data), at, byte), extra)
 
 
 @_settings
-@given(bodies, addresses, st.lists(addresses, max_size=3), _damage)
+@given(
+    bodies,
+    addresses,
+    st.lists(addresses, max_size=3),
+    _damage,
+    st.integers(min_value=0, max_value=200),
+    st.sampled_from([b":", b",", b"0", b"9", b"\0"]),
+)
 def test_qmqpd_same_as_netqmail(
-    world: tuple[Path, Path, Path], body: bytes, sender: bytes, rcpts: list[bytes], damage: object
+    world: tuple[Path, Path, Path],
+    body: bytes,
+    sender: bytes,
+    rcpts: list[bytes],
+    damage: object,
+    at: int,
+    byte: bytes,
 ) -> None:
     assert callable(damage)
-    _compare(
-        world, "qmail-qmqpd", damage(qmqp(body, sender, rcpts)), {"TCPREMOTEHOST": "c.example"}
-    )
+    data = _corrupt(damage(qmqp(body, sender, rcpts)), at, byte)
+    _compare(world, "qmail-qmqpd", data, {"TCPREMOTEHOST": "c.example"})
 
 
 def test_a_long_qmtp_session_queues_the_same(world: tuple[Path, Path, Path]) -> None:
