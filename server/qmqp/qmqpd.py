@@ -17,6 +17,7 @@ from collections.abc import Generator, Mapping
 from typing import BinaryIO
 
 from server.programs import ProgramContext
+from server.qmqp import replies
 from server.qmqp.framing import (
     EXIT_BADPROTO,
     AbandonQueue,
@@ -33,7 +34,6 @@ from server.qmqp.framing import (
 FIRST_LIMIT = 100
 #: char buf[1000]
 ADDR_LIMIT = 1000
-BAD_ADDRESS = b"Dsorry, I can't accept addresses like that (#5.1.3)"
 
 
 class QmqpCore(NetstringCore):
@@ -94,7 +94,7 @@ class QmqpCore(NetstringCore):
             result = yield from self._close(sender, recipients)
         else:
             yield AbandonQueue()
-            result = BAD_ADDRESS
+            result = replies.BAD_ADDRESS
         self._put(netstring(result or self._ok(qp)))
         self._flush()
 

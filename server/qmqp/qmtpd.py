@@ -20,6 +20,7 @@ from typing import BinaryIO
 
 from server.errors import TempFail
 from server.programs import ProgramContext
+from server.qmqp import replies
 from server.qmqp.framing import (
     EXIT_BADPROTO,
     EXIT_RESOURCES,
@@ -36,11 +37,6 @@ from server.qmqp.framing import (
 #: buf[1000] in qmail-qmtpd.c: a sender, or a recipient with RELAYCLIENT,
 #: of 1000 bytes or more is refused.
 ADDR_LIMIT = 1000
-
-UNACCEPTABLE_SENDER = b"Dunacceptable sender (#5.1.7)"
-DATABYTES = b"Dsorry, that message size exceeds my databytes limit (#5.3.4)"
-RCPTHOSTS = b"66:Dsorry, that domain isn't in my list of allowed rcpthosts (#5.7.1),"
-BAD_RECIPIENT = b"46:Dsorry, I can't handle that recipient (#5.1.3),"
 
 
 class QmtpCore(NetstringCore):
@@ -86,12 +82,12 @@ class QmtpCore(NetstringCore):
         else:
             result = yield from self._close(sender, recipients)
         if not sender_ok:
-            result = UNACCEPTABLE_SENDER
+            result = replies.UNACCEPTABLE_SENDER
         if overflow:
-            result = DATABYTES
+            result = replies.DATABYTES
         reply = netstring(result or self._ok(qp))
         for failure in failures:
-            self._put({b"": reply, b"D": RCPTHOSTS}.get(failure, BAD_RECIPIENT))
+            self._put({b"": reply, b"D": replies.RCPTHOSTS}.get(failure, replies.BAD_RECIPIENT))
 
     def _body(self, length: int, *, dos: bool) -> Generator[Event, object, int]:
         """The message after its first byte, to the queue (CRLF to LF when ``dos``);

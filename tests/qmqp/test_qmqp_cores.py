@@ -9,7 +9,8 @@ from hypothesis import strategies as st
 from harness.steps.netstrings import INCOMPLETE, server_netstrings
 from server.qmqp import qmqpc
 from server.qmqp.framing import READ_SIZE
-from server.qmqp.qmqpd import BAD_ADDRESS, QmqpCore
+from server.qmqp.qmqpd import QmqpCore
+from server.qmqp.replies import BAD_ADDRESS
 from server.queue import codes
 from tests.qmqp.helpers import Played, bodies, chunked, config, ns, play, qmqp
 

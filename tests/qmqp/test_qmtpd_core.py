@@ -6,7 +6,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from server.qmqp import qmtpd
+from server.qmqp import replies
 from server.qmqp.framing import READ_SIZE
 from server.qmqp.qmtpd import QmtpCore
 from tests.qmqp.helpers import Played, addresses, bodies, chunked, config, ns, play, qmtp
@@ -48,14 +48,16 @@ def test_crlf_becomes_lf_a_lone_cr_stays(size: int) -> None:
 def test_each_recipient_gets_its_answer_in_order() -> None:
     rcpts = [b"eve@far.example", b"bob@example.org", b"b\0b", b"x" * 1000]
     played = run(qmtp(b"\n", b"a@b", rcpts))
-    assert played.output == (qmtpd.RCPTHOSTS + ok(1001) + qmtpd.BAD_RECIPIENT + qmtpd.BAD_RECIPIENT)
+    assert played.output == (
+        replies.RCPTHOSTS + ok(1001) + replies.BAD_RECIPIENT + replies.BAD_RECIPIENT
+    )
     assert played.queued[0].recipients == (b"bob@example.org",)
 
 
 def test_relayclient_is_appended_and_counts_toward_1000() -> None:
     rcpts = [b"bob", b"eve@far.example", b"x" * 990]
     played = run(qmtp(b"\n", b"a@b", rcpts), relayclient=b"@example.org")
-    assert played.output == ok(1001) * 2 + qmtpd.BAD_RECIPIENT
+    assert played.output == ok(1001) * 2 + replies.BAD_RECIPIENT
     assert played.queued[0].recipients == (b"bob@example.org", b"eve@far.example@example.org")
 
 
@@ -63,13 +65,13 @@ def test_databytes_counts_after_crlf_and_refuses_with_its_answer() -> None:
     body = b"12345\r\n"  # six bytes once CRLF is LF
     assert run(qmtp(body, b"a@b", [b"bob"], flag=b"\r"), databytes=6).output == ok(1001)
     played = run(qmtp(body, b"a@b", [b"bob", b"eve@far.example"], flag=b"\r"), databytes=5)
-    assert played.output == ns(qmtpd.DATABYTES) + qmtpd.RCPTHOSTS
+    assert played.output == ns(replies.DATABYTES) + replies.RCPTHOSTS
     assert played.queued == [] and played.abandoned == 1
 
 
 def test_an_unacceptable_sender() -> None:
     played = run(qmtp(b"\n", b"a" * 1000, [b"bob"]))
-    assert played.output == ns(qmtpd.UNACCEPTABLE_SENDER)
+    assert played.output == ns(replies.UNACCEPTABLE_SENDER)
     assert played.queued == []
 
 
