@@ -16,6 +16,7 @@ from __future__ import annotations
 import io
 import os
 import re
+import select
 import shutil
 import subprocess
 from pathlib import Path
@@ -24,10 +25,11 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from server.home import setup
+from server.home import make_mini, setup
 from server.programs import ProgramContext, run
 from server.runtime import real_runtime
 from tests.qmqp.helpers import addresses, bodies, qmqp, qmtp
+from tests.subprocs import stop
 
 REFERENCE = Path(os.environ.get("QMAILSIM_REFERENCE_QMAIL", "/var/qmail-ref"))
 
@@ -187,3 +189,50 @@ def test_a_long_qmtp_session_queues_the_same(world: tuple[Path, Path, Path]) -> 
         for i in range(5)
     )
     _compare(world, "qmail-qmtpd", data, {"TCPREMOTEINFO": "who"})
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="QMQP's port 628 needs root")
+def test_our_qmqpc_hands_mail_to_netqmails_qmqpd(
+    world: tuple[Path, Path, Path], tmp_path: Path
+) -> None:
+    """A mini-qmail home of ours (qmail-inject, then qmail-qmqpc) and the real
+    qmail-qmqpd under Debian's tcpserver, which records what it would queue."""
+    tcpserver = shutil.which("tcpserver")
+    if tcpserver is None:
+        pytest.skip("tcpserver (Debian package ucspi-tcp) is not installed")
+    _, fakeqq, spool = world
+    client = tmp_path / "client"
+    setup(client, me="client.example.org")
+    make_mini(client, ["127.0.62.10"])
+    env = {**os.environ, "QMAILQUEUE": str(fakeqq), "FAKEQQ_DIR": str(spool)}
+    cmd = [
+        tcpserver,
+        "-v",
+        "-R",
+        "-H",
+        "127.0.62.10",
+        "628",
+        str(REFERENCE / "bin" / "qmail-qmqpd"),
+    ]
+    proc = subprocess.Popen(cmd, stderr=subprocess.PIPE, env=env)
+    try:
+        assert proc.stderr is not None
+        ready, _, _ = select.select([proc.stderr], [], [], 20)
+        assert ready and b"status: 0/" in proc.stderr.readline()  # it listens
+        done = subprocess.run(
+            [str(client / "bin" / "qmail-inject"), "bob@example.org", "x@far.example"],
+            input=b"Subject: mini\n\nhi\n",
+            env={**os.environ, "QMAILUSER": "alice"},
+            capture_output=True,
+            timeout=60,
+        )
+        # qmail-qmqpd answers K only after qmail_close(): the spool is written
+        assert done.returncode == 0, done.stderr
+    finally:
+        stop(proc)
+    [(message, envelope)] = _spooled(spool)
+    assert message.startswith(
+        b"Received: from unknown (127.0.0.1)\n  by 127.0.62.10 with QMQP<clock>"
+    )
+    assert b"\nSubject: mini\n\nhi\n" in message
+    assert envelope == b"Falice@client.example.org\0Tbob@example.org\0Tx@far.example\0\0"
