@@ -94,14 +94,18 @@ def run(args: argparse.Namespace) -> int:
         note = setup(home, me=args.me, patches=args.patch, ids=ids)
         if args.localtime is not None:
             _localtime(home, args.localtime)
-        if args.mini:
-            make_mini(home, args.mini)
     except SetupError as exc:
         _say(f"{exc} ({why})" if why else str(exc))
         return 100
     except (OSError, ValueError) as exc:
         _say(f"cannot make {home}: {exc}")
         return 111
+    if args.mini:
+        try:
+            make_mini(home, args.mini)
+        except OSError as exc:
+            _say(f"cannot make {home} a mini-qmail home: {exc}")
+            return 111
     if ids is None:
         _say(f"a one-user home ({why})")
     elif note is not None:
