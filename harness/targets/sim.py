@@ -377,7 +377,8 @@ class SimTarget(Target):
     def session(self, step: SessionStep, played: Sequence[Turn]) -> ProgramResult:
         if step.kind in NETSTRING_ENV:
             name, netstring_env = NETSTRING_ENV[step.kind]
-            return self._converse(name, [name], apply_env(netstring_env, step.env), played)
+            env = apply_env({**netstring_env, **zone_env(self.scenario)}, step.env)
+            return self._converse(name, [name], env, played)
         base = SMTP_ENV if step.kind == "smtp" else POP3_ENV
         env = apply_env({**base, **zone_env(self.scenario)}, step.env)
         if step.kind == "smtp":

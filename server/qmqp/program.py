@@ -16,7 +16,7 @@ import select
 from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, BinaryIO
 
-from server.date822 import date822fmt, zone_from_env
+from server.date822 import date822fmt, zone_of
 from server.errors import TempFail
 from server.programs import ProgramContext
 from server.qmqp.config import QmtpdConfig, load_config
@@ -45,7 +45,7 @@ CoreClass = type[NetstringCore]
 def make_core(
     cls: CoreClass, config: QmtpdConfig, ctx: ProgramContext, env: Mapping[str, str]
 ) -> NetstringCore:
-    tz = zone_from_env(env)
+    tz = zone_of(env, ctx.home)
 
     def date(t: int) -> bytes:
         return date822fmt(t, localtime=config.date_localtime, tz=tz).encode()
