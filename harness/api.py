@@ -274,6 +274,14 @@ class Home:
         """Play a transcript to qmail-popup + qmail-pop3d; the server's lines."""
         return self._session("pop3", transcript, env)
 
+    def qmtp(self, transcript: str, env: Mapping[str, str | None] | None = None) -> list[str]:
+        """Play ``R:``/``S:`` lines to qmail-qmtpd; its answers, one netstring each."""
+        return self._session("qmtp", transcript, env)
+
+    def qmqp(self, transcript: str, env: Mapping[str, str | None] | None = None) -> list[str]:
+        """Play ``R:``/``S:`` lines to qmail-qmqpd; its answer, a netstring."""
+        return self._session("qmqp", transcript, env)
+
     def send(
         self,
         sender: str,

@@ -50,6 +50,8 @@ WORKDIR_PREFIX = "qmail-cmp-"
 _RULES: list[tuple[re.Pattern[str], str]] = [
     # Maildir names: time.pid(_n).host (and .Pn/.Mn variants) — maildir.c
     (re.compile(r"\b\d{9,11}\.[\w.]+?\.[A-Za-z0-9_-]+(?:\.[A-Za-z0-9_-]+)*(?=:2,|\b)"), "<mdname>"),
+    # a QMTP/QMQP answer's netstring length counts the digits of its time and qp
+    (re.compile(r"\b\d+:Kok \d+ qp \d+,"), "N:Kok N qp N,"),
     (re.compile(r"\bok \d+ qp \d+"), "ok N qp N"),
     (re.compile(r"\b(msg|qp|uid|pid|bytes) \d+"), r"\1 N"),
     (re.compile(r"\bqmail \d+ invoked"), "qmail N invoked"),
@@ -135,7 +137,13 @@ class Recorder(Target):
 
     def session(self, step: SessionStep, played: Sequence[Turn]) -> ProgramResult:
         # A client on a socket never sees the server's exit code: not compared.
-        return self._program(self.inner.session(step, played), exit_seen=False)
+        result = self.inner.session(step, played)
+        if step.kind in ("qmtp", "qmqp"):
+            from harness.steps.netstrings import server_netstrings
+
+            self.lines += server_netstrings(result.stdout)
+            return result
+        return self._program(result, exit_seen=False)
 
     def inject(self, step: InjectStep) -> ProgramResult:
         return self._program(self.inner.inject(step), exit_seen=True)

@@ -28,6 +28,7 @@ from __future__ import annotations
 import bisect
 import contextlib
 import io
+import re
 import socket
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
@@ -103,8 +104,11 @@ def converse(
     *,
     turn_limit: float = TURN_LIMIT,
     session_limit: float = SESSION_LIMIT,
+    netstrings: bool = False,
 ) -> bytes:
-    """Play ``played`` over ``sock``; every byte the server sent, to its end."""
+    """Play ``played`` over ``sock``; every byte the server sent, to its end.
+    With ``netstrings`` (QMTP, QMQP) a server's reply is a netstring, not a line."""
+    await_reply = _await_netstring if netstrings else _await_line
     heard = io.BytesIO()
     reader = fdpexpect.fdspawn(sock.fileno(), timeout=turn_limit, use_poll=True)
     reader.logfile_read = heard
@@ -116,7 +120,7 @@ def converse(
             except OSError:  # it hung up first (a deny, a 421): read what it said
                 listening = False
         for _ in range(turn.replies):
-            heard_now = _await_line(reader, turn_limit)
+            heard_now = await_reply(reader, turn_limit)
             if heard_now == "end":
                 return heard.getvalue()
             if heard_now == "quiet":
@@ -124,7 +128,7 @@ def converse(
     if listening:
         with contextlib.suppress(OSError):
             sock.shutdown(socket.SHUT_WR)
-    while _await_line(reader, session_limit) == "line":
+    while await_reply(reader, session_limit) == "line":
         pass
     return heard.getvalue()
 
@@ -133,6 +137,22 @@ def _await_line(reader: fdpexpect.fdspawn, limit: float) -> Literal["line", "end
     """Wait for the server's next CRLF: it came, the server hung up, or it kept quiet."""
     try:
         index = reader.expect_exact([CRLF, pexpect.EOF, pexpect.TIMEOUT], timeout=limit)
+    except ConnectionResetError:
+        return "end"
+    return ("line", "end", "quiet")[index]
+
+
+#: a netstring's length and colon, as a QMTP or QMQP server writes them
+_NETSTRING_LENGTH = re.compile(rb"(\d{1,4}):")
+
+
+def _await_netstring(reader: fdpexpect.fdspawn, limit: float) -> Literal["line", "end", "quiet"]:
+    """Wait for the server's next whole netstring (as :func:`_await_line` for a line)."""
+    try:
+        index = reader.expect([_NETSTRING_LENGTH, pexpect.EOF, pexpect.TIMEOUT], timeout=limit)
+        if index == 0:
+            rest = re.compile(rb"[\s\S]{%d}" % (int(reader.match.group(1)) + 1))
+            index = reader.expect([rest, pexpect.EOF, pexpect.TIMEOUT], timeout=limit)
     except ConnectionResetError:
         return "end"
     return ("line", "end", "quiet")[index]

@@ -451,3 +451,19 @@ def listing(home: Path) -> list[str]:
         kind = "d" if stat.S_ISDIR(st.st_mode) else "p" if stat.S_ISFIFO(st.st_mode) else "f"
         rows.append(f"{stat.S_IMODE(st.st_mode):04o} {kind} {rel}")
     return rows
+
+
+def make_mini(home: Path, servers: Iterable[str]) -> None:
+    """A "mini-qmail" home (qmail-qmqpc(8)): ``bin/qmail-queue`` a symbolic link
+    to qmail-qmqpc and ``control/qmqpservers`` the hubs' IP addresses, so that
+    everything queued here goes by QMQP to the first hub that answers."""
+    home = Path(home)
+    path = home / "control" / "qmqpservers"
+    path.write_text("".join(f"{s}\n" for s in servers))
+    path.chmod(0o644)
+    link = home / "bin" / "qmail-queue"
+    tmp = home / "bin" / ".qmail-queue.mini"
+    with contextlib.suppress(FileNotFoundError):
+        tmp.unlink()
+    tmp.symlink_to("qmail-qmqpc")
+    os.replace(tmp, link)

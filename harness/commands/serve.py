@@ -62,6 +62,9 @@ SIGALRM and SIGHUP go to qmail-send (retry now, reread locals and
 virtualdomains). Prints one line "listening KIND HOST:PORT" per service once
 all are ready (PORT 0 picks a free port, and the line shows it); if any cannot
 start (a port in use, qmail-send already running), says why and exits 111.
+
+Each --qmtp and --qmqp HOST:PORT does as --smtp with qmail-qmtpd and
+qmail-qmqpd (--rules applies to QMTP only).
 """
 
 
@@ -152,6 +155,16 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="serve qmail-popup ME checkpassword qmail-pop3d Maildir on this loopback "
         "address (repeatable); users from $QMAILSIM_PASSWORDS or HOME/.qmail-sim/passwords",
     )
+    for kind, program in (("qmtp", "qmail-qmtpd"), ("qmqp", "qmail-qmqpd")):
+        parser.add_argument(
+            f"--{kind}",
+            action="append",
+            default=[],
+            type=loopback_address,
+            metavar="HOST:PORT",
+            help=f"serve {program} on this loopback address (repeatable; "
+            f"{'--rules applies, as for --smtp' if kind == 'qmtp' else 'no --rules'})",
+        )
     parser.add_argument(
         "--allow-nonloopback",
         action="store_true",
@@ -388,6 +401,18 @@ class _SendThread:
 
 #: One builder per kind of service; other kinds (delivery, POP3) append theirs.
 SERVICE_BUILDERS: list[ServiceBuilder] = [smtp_services, pop3_services, send_services]
+
+
+def netstring_services(
+    args: argparse.Namespace, ctx: ProgramContext, env: Mapping[str, str]
+) -> list[Service]:
+    """--qmtp and --qmqp (harness.commands.serve_netstrings)."""
+    from harness.commands.serve_netstrings import netstring_services as build
+
+    return build(args, ctx, env)
+
+
+SERVICE_BUILDERS.insert(SERVICE_BUILDERS.index(send_services), netstring_services)
 
 
 def make_context(home: Path) -> ProgramContext:

@@ -13,6 +13,8 @@ processes instead of one process per message:
   queueing through a queue service (server.queue.service) that runs as
   qmailq:qmail and words each message by its caller's uid, as the setuid
   qmail-queue does;
+- ``--qmtp``, ``--qmqp``: as ``--smtp``, qmail-qmtpd's and qmail-qmqpd's
+  cores as qmaild through the same queue service;
 - ``--pop3``: in this process, as qmail-popup runs as root; checkpassword
   runs qmail-pop3d as the user (server.pop3.checkpassword).
 
@@ -151,7 +153,7 @@ def run_split(args: argparse.Namespace, ids: QmailIds) -> int:
     home = args.home.resolve()
     services: list[Service] = []
     workdir: str | None = None
-    if args.smtp:
+    if args.smtp or args.qmtp or args.qmqp:
         workdir = tempfile.mkdtemp(prefix="qmail-sim-queue.")
         os.chown(workdir, ids.qmailq, ids.qmail)
         os.chmod(workdir, 0o755)
@@ -168,6 +170,20 @@ def run_split(args: argparse.Namespace, ids: QmailIds) -> int:
                 home, "--smtp", f"{host}:{port}", "--queue-socket", sock, *_smtp_options(args)
             )
             services.append(_Child("smtp", argv, (ids.qmaild, ids.nofiles), "listening ").service())
+        # qmail-qmtpd and qmail-qmqpd run as qmaild too (FAQ 5.6: tcpserver -u qmaild)
+        for kind, addresses in (("qmtp", args.qmtp), ("qmqp", args.qmqp)):
+            for host, port in addresses:
+                options = (
+                    _smtp_options(args)
+                    if kind == "qmtp"
+                    else ["--concurrency", str(args.concurrency)]
+                )
+                argv = _serve_argv(
+                    home, f"--{kind}", f"{host}:{port}", "--queue-socket", sock, *options
+                )
+                services.append(
+                    _Child(kind, argv, (ids.qmaild, ids.nofiles), "listening ").service()
+                )
     ctx = make_context(home)
     services += pop3_services(args, ctx, real_environ())
     if args.send:

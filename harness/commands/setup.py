@@ -6,7 +6,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from server.home import SetupError, check_target, home_kind, setup
+from server.home import SetupError, check_target, home_kind, make_mini, setup
 from server.programs import PATCHES
 
 HELP = "make a qmail home (make setup + config-fast)"
@@ -34,6 +34,13 @@ that stands for /etc/localtime for the home's programs when TZ is unset
 Running it again on an existing home is safe: queue contents, Maildirs and
 control files are kept; bin/ is rewritten. A non-empty directory that is not
 a home of ours is refused unless --force is given.
+
+With --mini HUB (repeatable) it makes a "mini-qmail" home (qmail-qmqpc(8)):
+bin/qmail-queue becomes a symbolic link to qmail-qmqpc and
+control/qmqpservers lists the HUB addresses, so qmail-inject, sendmail and
+every other program here hand their mail by QMQP (port 628) to the first hub
+that answers, where qmail-qmqpd runs under tcpserver. Setup run again
+without --mini makes bin/qmail-queue the home's own again.
 """
 
 
@@ -63,6 +70,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="a one-user home even as root with qmail's users",
     )
     parser.add_argument(
+        "--mini",
+        action="append",
+        metavar="HUB",
+        help="a mini-qmail home queueing by QMQP to HUB (an IP address; repeatable)",
+    )
+    parser.add_argument(
         "--force",
         action="store_true",
         help="add qmail's tree to a non-empty directory that is not a home of ours",
@@ -87,6 +100,12 @@ def run(args: argparse.Namespace) -> int:
     except (OSError, ValueError) as exc:
         _say(f"cannot make {home}: {exc}")
         return 111
+    if args.mini:
+        try:
+            make_mini(home, args.mini)
+        except OSError as exc:
+            _say(f"cannot make {home} a mini-qmail home: {exc}")
+            return 111
     if ids is None:
         _say(f"a one-user home ({why})")
     elif note is not None:

@@ -115,9 +115,9 @@ class Limits:
 
 @dataclass(frozen=True, kw_only=True)
 class SessionStep:
-    """An ``smtp`` or ``pop3`` step: an environment and a transcript."""
+    """An ``smtp``, ``pop3``, ``qmtp`` or ``qmqp`` step: an environment and a transcript."""
 
-    kind: Literal["smtp", "pop3"]
+    kind: Literal["smtp", "pop3", "qmtp", "qmqp"]
     env: Mapping[str, str | None] = field(default_factory=dict)
     transcript: tuple[TranscriptLine, ...] = ()
     transcript_line: int = 0

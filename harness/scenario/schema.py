@@ -510,6 +510,9 @@ def _build_step(kind: str, value: Any, line: int) -> m.Step:
         return m.AdvanceStep(seconds=float(value), line=line)
     if kind == "signal":
         return m.SignalStep(signal=value, line=line)
+    if kind in ("qmtp", "qmqp"):
+        session: m.Step = replace(value, line=line)  # the "- kind:" line, as for smtp
+        return session
     return m.ControlStep(files=value, line=line)
 
 
@@ -517,6 +520,8 @@ STEP = Tagged(
     {
         "smtp": _session("smtp"),
         "pop3": _session("pop3"),
+        "qmtp": _session("qmtp"),
+        "qmqp": _session("qmqp"),
         "inject": INJECT,
         "run_program": PROGRAM,
         "run": RUN,

@@ -15,6 +15,8 @@ from harness.targets.base import Target
 _MODULES = {
     "smtp": "smtp",
     "pop3": "pop3",
+    "qmtp": "netstrings",
+    "qmqp": "netstrings",
     "inject": "inject",
     "run_program": "program",
     "run": "run",

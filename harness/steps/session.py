@@ -30,7 +30,7 @@ def server_lines(output: bytes) -> list[str]:
 def replay(step: SessionStep, target: Target) -> list[str]:
     """Play the step's transcript; the server's lines (StepFailure if they differ)."""
     result = target.session(step, turns(step.transcript))
-    actual = server_lines(result.stdout)
+    actual = _replies(step, result.stdout)
     expected = [line.expect for line in step.transcript if line.expect is not None]
     problem = _compare(expected, actual)
     if problem is None and step.exit is not None and result.exit != step.exit:
@@ -47,6 +47,15 @@ def replay(step: SessionStep, target: Target) -> list[str]:
             same=same,
         )
     return actual
+
+
+def _replies(step: SessionStep, output: bytes) -> list[str]:
+    """The server's lines, or its netstrings for a qmtp or qmqp step."""
+    if step.kind in ("qmtp", "qmqp"):
+        from harness.steps.netstrings import server_netstrings
+
+        return server_netstrings(output)
+    return server_lines(output)
 
 
 def matches(want: Match, got: str) -> bool:

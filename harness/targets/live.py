@@ -54,7 +54,7 @@ def client_ips(scenario: Scenario) -> tuple[str, ...]:
     ips = []
     for step in scenario.steps:
         env = getattr(step, "env", None)
-        if getattr(step, "kind", "") in ("smtp", "pop3") and env:
+        if getattr(step, "kind", "") in ("smtp", "pop3", "qmtp", "qmqp") and env:
             value = env.get("TCPREMOTEIP")
             if value:
                 ips.append(value)

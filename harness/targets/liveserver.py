@@ -113,10 +113,27 @@ class OurServer:
             await pop3d.connection(reader, writer, env)
             self.exits[key] = 0
 
+        def netstrings(core: Any) -> Any:
+            """qmail-qmtpd's or qmail-qmqpd's core on a connection (server.qmqp.live)."""
+            from server.qmqp.live import handle as handle_netstrings
+
+            async def serve(reader: Any, writer: Any, env: dict[str, str]) -> None:
+                key, env = self._connection_env(env)
+                self.exits[key] = await handle_netstrings(
+                    core, reader, writer, env, self.ctx, self.queue_threads
+                )
+
+            return serve
+
+        from server.qmqp.qmqpd import QmqpCore
+        from server.qmqp.qmtpd import QmtpCore
+
         services = (
             ("smtp", smtp, self.setup.rules_cdb),
             ("smtp-named", smtp_named, None),
             ("pop3", pop3, None),
+            ("qmtp", netstrings(QmtpCore), None),
+            ("qmqp", netstrings(QmqpCore), None),
         )
         for name, handler, rules in services:
             server = await tcp_serve(
@@ -197,7 +214,7 @@ class OurServer:
             self.overrides[key] = changes
             sock.settimeout(SESSION_LIMIT)
             sock.connect(("127.0.0.1", listener.port))
-            output = converse(sock, played)
+            output = converse(sock, played, netstrings=kind in ("qmtp", "qmqp"))
         self.overrides.pop(key, None)
         code = self._exit_of(key)
         return code, output, self.stderr.getvalue()[err_start:]

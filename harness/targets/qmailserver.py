@@ -52,6 +52,8 @@ PROGRAM_LIMIT = 60.0
 SIGNALS = {"alrm": signal.SIGALRM, "hup": signal.SIGHUP}  # held for the next run
 STARTING = re.compile(r"^starting delivery (\d+):")
 RESULT = re.compile(r"^delivery (\d+): ")
+#: Programs whose replies are netstrings; tcpserver runs them as qmaild, as qmail-smtpd (FAQ 5.6).
+NETSTRING_SERVERS = ("qmail-qmtpd", "qmail-qmqpd")
 
 
 class QmailServer:
@@ -138,7 +140,7 @@ class QmailServer:
                     **smtpd_credentials(argv[0], self.home),
                 )
             try:
-                output = converse(ours, played)
+                output = converse(ours, played, netstrings=Path(argv[0]).name in NETSTRING_SERVERS)
                 code = proc.wait(PROGRAM_LIMIT)
                 wait_for_group(proc.pid)
             finally:
@@ -299,7 +301,7 @@ def smtpd_credentials(program: str, home: Path) -> dict[str, Any]:
     for a one-user home of ours (one owner, and its qmail-queue words the
     Received line by caller, not by uid). A split home of ours is run as
     qmail's is."""
-    if Path(program).name != "qmail-smtpd" or os.geteuid() != 0:
+    if Path(program).name not in ("qmail-smtpd", *NETSTRING_SERVERS) or os.geteuid() != 0:
         return {}
     if (home / ".qmail-sim").is_dir() and QmailIds.of_home(home) is None:
         return {}

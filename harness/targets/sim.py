@@ -68,6 +68,11 @@ SMTP_ENV = {
     "TCPREMOTEPORT": "40000",
 }
 POP3_ENV = {**SMTP_ENV, "TCPLOCALPORT": "110"}
+#: qmtp and qmqp steps: tcpserver's variables on QMTP's port 209 and QMQP's 628.
+NETSTRING_ENV = {
+    "qmtp": ("qmail-qmtpd", {**SMTP_ENV, "TCPLOCALPORT": "209"}),
+    "qmqp": ("qmail-qmqpd", {**SMTP_ENV, "TCPLOCALPORT": "628"}),
+}
 LOCAL_IPS = ("127.0.0.1",)
 
 
@@ -370,6 +375,10 @@ class SimTarget(Target):
         )
 
     def session(self, step: SessionStep, played: Sequence[Turn]) -> ProgramResult:
+        if step.kind in NETSTRING_ENV:
+            name, netstring_env = NETSTRING_ENV[step.kind]
+            env = apply_env({**netstring_env, **zone_env(self.scenario)}, step.env)
+            return self._converse(name, [name], env, played)
         base = SMTP_ENV if step.kind == "smtp" else POP3_ENV
         env = apply_env({**base, **zone_env(self.scenario)}, step.env)
         if step.kind == "smtp":
