@@ -174,7 +174,7 @@ def _step(step: m.Step) -> str:
 def _step_value(step: m.Step) -> dict[str, Any]:
     """Any other step as its YAML mapping: its fields, an ``exit`` the loader
     would default written out (None there means "not checked")."""
-    value = plain(step)
+    value: dict[str, Any] = plain(step)
     if getattr(step, "exit", 0) is None:
         value["exit"] = None
     return value
