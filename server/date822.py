@@ -28,7 +28,7 @@ from __future__ import annotations
 
 import calendar
 import datetime as _dt
-from collections.abc import Collection, Mapping
+from collections.abc import Callable, Collection, Mapping
 from pathlib import Path
 from typing import Final
 
@@ -108,3 +108,15 @@ def home_date(
     if DATE_LOCALTIME in patches:
         return date822fmt(t, localtime=True, tz=zone_of(env, home))
     return date822fmt(t)
+
+
+def session_date(
+    localtime: bool, env: Mapping[str, str], home: Path | None = None
+) -> Callable[[int], bytes]:
+    """date822fmt with the zone found once, as a server's core stamps its Received: lines."""
+    tz = zone_of(env, home)
+
+    def date(t: int) -> bytes:
+        return date822fmt(t, localtime=localtime, tz=tz).encode()
+
+    return date

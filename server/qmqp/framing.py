@@ -177,6 +177,29 @@ class NetstringCore:
     def _session(self) -> Session:
         raise NotImplementedError
 
+    def _getbyte(self) -> Generator[Event, object, int]:
+        """One byte of the input: each program reads its own way (limit, flush)."""
+        raise NotImplementedError
+
+    def _getlen(self) -> Generator[Event, object, int]:
+        """getlen(): a netstring's length, up to and taking its ``:``."""
+        length = 0
+        while (ch := (yield from self._getbyte())) != 0x3A:
+            length = next_len(length, ch)
+        return length
+
+    def _getcomma(self) -> Session:
+        """getcomma(): a netstring's closing ``,``, else badproto()."""
+        if (yield from self._getbyte()) != 0x2C:
+            raise Stop(EXIT_BADPROTO)
+
+    def _getbytes(self, length: int) -> Generator[Event, object, bytearray]:
+        """``length`` bytes one :meth:`_getbyte` at a time."""
+        data = bytearray()
+        for _ in range(length):
+            data.append((yield from self._getbyte()))
+        return data
+
     def _fill(self, flush: bool) -> Session:
         """substdio_feed: wait for input; the end of it is saferead's ``_exit(0)``."""
         while self._pos >= len(self._in):

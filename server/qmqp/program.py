@@ -10,13 +10,10 @@ safewrite()'s ``_exit(0)``.
 
 from __future__ import annotations
 
-import io
-import os
-import select
 from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, BinaryIO
 
-from server.date822 import date822fmt, zone_of
+from server.date822 import session_date
 from server.errors import TempFail
 from server.programs import ProgramContext
 from server.qmqp.config import QmtpdConfig, load_config
@@ -31,49 +28,22 @@ from server.qmqp.framing import (
     OpenQueue,
     QueueData,
 )
+from server.timedread import Reader, timed_reader
 
 if TYPE_CHECKING:
     from server.queue.client import QueueStream
 
 #: sig_alarmcatch(resources); alarm(3600): the whole session's limit.
 ALARM = 3600.0
-
-Reader = Callable[[float], bytes | None]
 CoreClass = type[NetstringCore]
 
 
 def make_core(
     cls: CoreClass, config: QmtpdConfig, ctx: ProgramContext, env: Mapping[str, str]
 ) -> NetstringCore:
-    tz = zone_of(env, ctx.home)
-
-    def date(t: int) -> bytes:
-        return date822fmt(t, localtime=config.date_localtime, tz=tz).encode()
-
+    date = session_date(config.date_localtime, env, ctx.home)
     core: NetstringCore = cls(config, now=ctx.runtime.now, date=date)
     return core
-
-
-def reader(stdin: BinaryIO) -> Reader:
-    """Read up to READ_SIZE bytes within a timeout; None when the time ran out."""
-    try:
-        fd = stdin.fileno()
-    except (OSError, AttributeError, io.UnsupportedOperation):
-        fd = -1
-    if fd < 0:
-        read1 = getattr(stdin, "read1", stdin.read)
-        return lambda timeout: bytes(read1(READ_SIZE))
-
-    def read(timeout: float) -> bytes | None:
-        ready, _, _ = select.select([fd], [], [], timeout)
-        if not ready:
-            return None
-        try:
-            return os.read(fd, READ_SIZE)
-        except OSError:
-            return b""  # saferead: an error is the end
-
-    return read
 
 
 class QueueRuns:
@@ -157,6 +127,8 @@ def serve(
     except TempFail:
         return EXIT_RESOURCES
     try:
-        return converse(make_core(cls, config, ctx, env), reader(stdin), write, ctx, env)
+        return converse(
+            make_core(cls, config, ctx, env), timed_reader(stdin, READ_SIZE), write, ctx, env
+        )
     except (BrokenPipeError, ConnectionError):
         return 0  # safewrite(): a failed write is _exit(0)

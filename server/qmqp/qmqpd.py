@@ -27,7 +27,6 @@ from server.qmqp.framing import (
     Session,
     Stop,
     netstring,
-    next_len,
 )
 
 #: "unsigned long bytesleft = 100;": what the outer length's own digits may take.
@@ -45,22 +44,10 @@ class QmqpCore(NetstringCore):
         self.left -= 1
         return (yield from self._byte(False))
 
-    def _getlen(self) -> Generator[Event, object, int]:
-        length = 0
-        while (ch := (yield from self._getbyte())) != 0x3A:
-            length = next_len(length, ch)
-        return length
-
-    def _getcomma(self) -> Session:
-        if (yield from self._getbyte()) != 0x2C:
-            raise Stop(EXIT_BADPROTO)
-
     def _getbuf(self) -> Generator[Event, object, bytes | None]:
         """An address, or None for one qmail-qmqpd refuses."""
         length = yield from self._getlen()
-        data = bytearray()
-        for _ in range(length):
-            data.append((yield from self._getbyte()))
+        data = yield from self._getbytes(length)
         yield from self._getcomma()
         if length >= ADDR_LIMIT or 0 in data:
             return None

@@ -42,18 +42,8 @@ ADDR_LIMIT = 1000
 class QmtpCore(NetstringCore):
     reads_controls = True
 
-    def _get(self) -> Generator[Event, object, int]:
+    def _getbyte(self) -> Generator[Event, object, int]:
         return (yield from self._byte(True))
-
-    def _getlen(self) -> Generator[Event, object, int]:
-        length = 0
-        while (ch := (yield from self._get())) != 0x3A:
-            length = next_len(length, ch)
-        return length
-
-    def _getcomma(self) -> Session:
-        if (yield from self._get()) != 0x2C:
-            raise Stop(EXIT_BADPROTO)
 
     def _session(self) -> Session:
         while True:
@@ -65,7 +55,7 @@ class QmtpCore(NetstringCore):
         if length == 0:
             raise Stop(EXIT_BADPROTO)
         qp = yield from self._open()
-        flag = yield from self._get()
+        flag = yield from self._getbyte()
         length -= 1
         if flag not in (0x0A, 0x0D):
             raise Stop(EXIT_BADPROTO)
@@ -109,9 +99,7 @@ class QmtpCore(NetstringCore):
 
     def _sender(self) -> Generator[Event, object, tuple[bytes, bool]]:
         length = yield from self._getlen()
-        data = bytearray()
-        for _ in range(length):
-            data.append((yield from self._get()))
+        data = yield from self._getbytes(length)
         yield from self._getcomma()
         if length >= ADDR_LIMIT:
             return b"", False
@@ -129,16 +117,14 @@ class QmtpCore(NetstringCore):
             while True:
                 if not biglen:
                     raise Stop(EXIT_BADPROTO)
-                ch = yield from self._get()
+                ch = yield from self._getbyte()
                 biglen -= 1
                 if ch == 0x3A:
                     break
                 length = next_len(length, ch)
             if length >= biglen:
                 raise Stop(EXIT_BADPROTO)
-            addr = bytearray()
-            for _ in range(length):
-                addr.append((yield from self._get()))
+            addr = yield from self._getbytes(length)
             failure = self._judge(bytes(addr), extra)
             failures.append(failure)
             if not failure:

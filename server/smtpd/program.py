@@ -13,18 +13,16 @@ input, timeout, a stray newline, unreadable controls).
 
 from __future__ import annotations
 
-import io
-import os
-import select
 from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, BinaryIO
 
-from server.date822 import date822fmt, zone_of
+from server.date822 import session_date
 from server.errors import TempFail
 from server.programs import ProgramContext
 from server.smtpd import replies
 from server.smtpd.core import Closed, QueueMessage, SmtpCore
 from server.smtpd.policy import SmtpdConfig, load_config
+from server.timedread import Reader, timed_reader
 
 if TYPE_CHECKING:
     from server.queue.client import QueueStream
@@ -32,18 +30,12 @@ if TYPE_CHECKING:
 #: qmail-smtpd.c's ssinbuf.
 READ_SIZE = 1024
 
-Reader = Callable[[float], bytes | None]
-
 
 def make_core(
     config: SmtpdConfig, ctx: ProgramContext, env: Mapping[str, str], *, stream: int = 0
 ) -> SmtpCore:
     """A core whose clock is the runtime's and whose dates follow the patches."""
-    tz = zone_of(env, ctx.home)
-
-    def date(t: int) -> bytes:
-        return date822fmt(t, localtime=config.date_localtime, tz=tz).encode()
-
+    date = session_date(config.date_localtime, env, ctx.home)
     return SmtpCore(config, now=ctx.runtime.now, date=date, stream=stream)
 
 
@@ -79,28 +71,6 @@ def finish_stream(stream: QueueStream, request: QueueMessage) -> tuple[str, int]
     stream.put(request.message)
     result = stream.close(addr_str(request.sender), [addr_str(r) for r in request.recipients])
     return result.error, result.qp
-
-
-def _reader(stdin: BinaryIO) -> Reader:
-    """Read up to READ_SIZE bytes within a timeout; None when the time ran out."""
-    try:
-        fd = stdin.fileno()
-    except (OSError, AttributeError, io.UnsupportedOperation):
-        fd = -1
-    if fd < 0:
-        read1 = getattr(stdin, "read1", stdin.read)
-        return lambda timeout: bytes(read1(READ_SIZE))
-
-    def read(timeout: float) -> bytes | None:
-        ready, _, _ = select.select([fd], [], [], timeout)
-        if not ready:
-            return None
-        try:
-            return os.read(fd, READ_SIZE)
-        except OSError:
-            return b""  # saferead: an error is the end
-
-    return read
 
 
 def converse(
@@ -149,7 +119,7 @@ def main(
     try:
         return converse(
             make_core(config, ctx, env),
-            _reader(stdin),
+            timed_reader(stdin, READ_SIZE),
             write,
             lambda request: queue(ctx, env, request),
         )
