@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import argparse
-import asyncio
 import socket
 from pathlib import Path
 from typing import Any
@@ -11,31 +9,19 @@ from typing import Any
 import pytest
 
 from harness import capture
-from harness.commands.reproduce import add_arguments, run
-from harness.fakedns import FakeDns, serve
+from harness.commands.reproduce import run
 from harness.scenario.model import DnsRule, DnsSpec
 from tests.record.maillogs import CNAME, story, write
+from tests.record.reproducing import HOST, capture_from, reproduce_args
 
-HOST = "127.0.0.1"
 ZONE = "far.example. 300 IN MX 10 mx.far.example.\nmx.far.example. 300 IN A 127.0.2.10\n"
 
 pytestmark = pytest.mark.live
 
 
 def captured(*rules: DnsRule) -> dict[str, Any]:
-    dns = FakeDns(DnsSpec(zone=ZONE, servers=(HOST,), rules=rules), lambda: 0.0)
-
-    async def main() -> dict[str, Any]:
-        udp, tcp, port = await serve(dns, HOST, 0)
-        try:
-            conf = f"nameserver {HOST}:{port}\noptions timeout:1 attempts:1\n"
-            return await asyncio.to_thread(capture.capture, "far.example", conf)
-        finally:
-            udp.close()
-            tcp.close()
-            await tcp.wait_closed()
-
-    return asyncio.run(main())
+    spec = DnsSpec(zone=ZONE, servers=(HOST,), rules=rules)
+    return capture_from(spec, "options timeout:1 attempts:1\n")
 
 
 def asked(data: dict[str, Any]) -> list[str]:
@@ -88,10 +74,7 @@ def reproduce(tmp_path: Path, data: dict[str, Any], took: float) -> tuple[int, l
     cap.write_text(capture.dump(data))
     log = write(tmp_path / "current", story(7, "bob@far.example", [("deferral", CNAME, took)]),
                 "splogger")  # fmt: skip
-    parser = argparse.ArgumentParser()
-    add_arguments(parser)
-    args = parser.parse_args(["--log-file", str(log), "--capture", str(cap), "--run"])
-    return run(args), []
+    return run(reproduce_args("--log-file", str(log), "--capture", str(cap), "--run")), []
 
 
 @pytest.mark.parametrize(

@@ -2,18 +2,18 @@
 
 from __future__ import annotations
 
-import argparse
 from pathlib import Path
 from typing import Any
 
 import pytest
 
 from harness import digparse
-from harness.commands.reproduce import add_arguments, dump, run, run_data
+from harness.commands.reproduce import dump, run, run_data
 from harness.logparse import parse as parse_line
 from harness.reproduce import build
 from harness.reproduce_fixes import FIXES, delivering, try_fixes
 from harness.scenario import load_text
+from tests.record.reproducing import reproduce_args
 
 CNAME = (
     "@400000006920c0a01d2b3c4d delivery 12: deferral: CNAME_lookup_failed_temporarily._(#4.4.3)/"
@@ -139,12 +139,6 @@ def test_success_line_is_refused() -> None:
         build(parse_line("delivery 1: success: did_0+0+1/"), domain="x.example")
 
 
-def _args(*argv: str) -> argparse.Namespace:
-    parser = argparse.ArgumentParser()
-    add_arguments(parser)
-    return parser.parse_args(argv)
-
-
 def test_command_writes_runs_and_reports(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
@@ -153,7 +147,9 @@ def test_command_writes_runs_and_reports(
     out = tmp_path / "r.yaml"
     start = "starting delivery 12: msg 100001 to remote bob@far.example"
     code = run(
-        _args("--log", start, "--log", CNAME, "--dig", str(capture), "-o", str(out), "--run")
+        reproduce_args(
+            "--log", start, "--log", CNAME, "--dig", str(capture), "-o", str(out), "--run"
+        )
     )
     text = capsys.readouterr().out
     assert code == 0
@@ -162,12 +158,12 @@ def test_command_writes_runs_and_reports(
 
 
 def test_command_bad_input(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    assert run(_args("--log", "new msg 5", "--domain", "x.example")) == 2
+    assert run(reproduce_args("--log", "new msg 5", "--domain", "x.example")) == 2
     assert "not a qmail-send delivery line" in capsys.readouterr().err
-    assert run(_args("--log", CNAME)) == 2  # no domain anywhere
+    assert run(reproduce_args("--log", CNAME)) == 2  # no domain anywhere
     bad = tmp_path / "bad.dig"
     bad.write_text("hello\n")
-    assert run(_args("--log", CNAME, "--dig", str(bad))) == 2
+    assert run(reproduce_args("--log", CNAME, "--dig", str(bad))) == 2
 
 
 @pytest.mark.parametrize(

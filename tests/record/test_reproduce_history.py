@@ -11,11 +11,12 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from harness import maillog
-from harness.commands.reproduce import add_arguments, run
+from harness.commands.reproduce import run
 from harness.reproduce_history import schedule, schedule_notes
 from harness.reproduce_suspects import total_wait
 from server.dns.resolvconf import parse as parse_resolvconf
 from tests.record.maillogs import CNAME, FORMATS, SUCCESS, Entry, story, write
+from tests.record.reproducing import reproduce_args
 
 reports = st.sampled_from(
     [CNAME, "Sorry,_I_couldn't_find_any_host_by_that_name._(#4.1.2)/", "451_greylisted/"]
@@ -84,11 +85,8 @@ def test_resolver_wait_follows_glibc() -> None:
 
 
 def reproduce(tmp_path: Path, *argv: str) -> tuple[int, str, Path]:
-    parser = argparse.ArgumentParser()
-    add_arguments(parser)
     out = tmp_path / "out.yaml"
-    args = parser.parse_args([*argv, "--run", "-o", str(out)])
-    return run(args), "", out
+    return run(reproduce_args(*argv, "--run", "-o", str(out))), "", out
 
 
 def test_dead_name_server_is_ranked_first_from_the_times(
@@ -184,9 +182,7 @@ def test_a_bounce_after_deferrals_is_replayed_as_queuelifetime_running_out(
 
 
 def test_without_a_log_it_says_what_to_give(capsys: pytest.CaptureFixture[str]) -> None:
-    parser = argparse.ArgumentParser()
-    add_arguments(parser)
-    assert run(parser.parse_args(["--domain", "far.example"])) == 2
+    assert run(reproduce_args("--domain", "far.example")) == 2
     assert "give --log LINE or --log-file FILE" in capsys.readouterr().err
 
 
@@ -195,9 +191,7 @@ def test_a_log_without_the_message_asked_for_is_bad_input(
 ) -> None:
     log = write(tmp_path / "current", story(9, "bob@far.example", [("deferral", CNAME, 0)]),
                 "plain")  # fmt: skip
-    parser = argparse.ArgumentParser()
-    add_arguments(parser)
-    assert run(parser.parse_args(["--log-file", str(log), "--msg", "10"])) == 2
+    assert run(reproduce_args("--log-file", str(log), "--msg", "10")) == 2
     assert "no remote deferral or failure in the log for msg 10" in capsys.readouterr().err
 
 

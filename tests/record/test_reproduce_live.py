@@ -11,23 +11,18 @@ name the right cause first and find a fix that delivers.
 
 from __future__ import annotations
 
-import argparse
-import asyncio
 from pathlib import Path
-from typing import Any
 
 import pytest
 import yaml
 
 from harness import capture
-from harness.commands.reproduce import add_arguments, run
-from harness.fakedns import FakeDns, serve
 from harness.runner import run_scenario
 from harness.scenario import load_text
 from harness.scenario.model import DnsSpec
+from tests.record.reproducing import capture_from, reproduce
 
 SUITE = Path(__file__).resolve().parents[2] / "scenarios" / "reproduce"
-HOST = "127.0.0.1"
 
 pytestmark = pytest.mark.live
 
@@ -65,21 +60,29 @@ def live_log(
     return log, conf, scenario.dns
 
 
-def captured(spec: DnsSpec) -> dict[str, Any]:
-    """qmail-sim capture through a resolv.conf naming the scenario's fake DNS."""
-    dns = FakeDns(spec, lambda: 0.0)
-
-    async def main() -> dict[str, Any]:
-        udp, tcp, port = await serve(dns, HOST, 0)
-        try:
-            conf = f"nameserver {HOST}:{port}\n"
-            return await asyncio.to_thread(capture.capture, "far.example", conf)
-        finally:
-            udp.close()
-            tcp.close()
-            await tcp.wait_closed()
-
-    return asyncio.run(main())
+def reproduce_log(
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+    log: Path,
+    *,
+    conf: Path | None = None,
+    spec: DnsSpec | None = None,
+) -> str:
+    """``reproduce --log-file LOG --run``, given ``conf`` as --resolv-conf or a
+    capture from the fake DNS of ``spec`` as --capture; what it said, once it
+    exited 0 having reproduced the log's line."""
+    argv = ["--log-file", str(log), "--run", "-o", str(tmp_path / "out.yaml")]
+    if conf is not None:
+        argv += ["--resolv-conf", str(conf)]
+    if spec is not None:
+        cap = tmp_path / "far.capture"
+        cap.write_text(capture.dump(capture_from(spec)))
+        argv += ["--capture", str(cap)]
+    status = reproduce(*argv)
+    said, err = capsys.readouterr()
+    assert status == 0, said + err + log.read_text()
+    assert "reproduced: the simulator logs the same line" in said
+    return said
 
 
 CASES = [
@@ -107,19 +110,13 @@ def test_a_live_log_is_reproduced_with_its_cause_first_and_a_fix(
     fix: str,
 ) -> None:
     log, conf, spec = live_log(name, tmp_path, target)
-    argv = ["--log-file", str(log), "--run", "-o", str(tmp_path / "out.yaml")]
-    if given == "resolv.conf":
-        argv += ["--resolv-conf", str(conf)]
-    elif given == "capture":
-        cap = tmp_path / "far.capture"
-        cap.write_text(capture.dump(captured(spec)))
-        argv += ["--capture", str(cap)]
-    parser = argparse.ArgumentParser()
-    add_arguments(parser)
-    status = run(parser.parse_args(argv))
-    said, err = capsys.readouterr()
-    assert status == 0, said + err + log.read_text()
-    assert "reproduced: the simulator logs the same line" in said
+    said = reproduce_log(
+        tmp_path,
+        capsys,
+        log,
+        conf=conf if given == "resolv.conf" else None,
+        spec=spec if given == "capture" else None,
+    )
     notes = said.split("reproduced:")[0]
     assert cause in notes or cause in (tmp_path / "out.yaml").read_text(), said
     assert f"DELIVERS     with {fix}:" in said, said
@@ -131,18 +128,8 @@ def test_a_whole_live_history_is_replayed(
 ) -> None:
     """Two deferrals at qmail's retries, then the success, from the live target's log."""
     log, _, spec = live_log(name, tmp_path, "live", whole=True)
-    argv = ["--log-file", str(log), "--run", "-o", str(tmp_path / "out.yaml")]
-    if "servfail" in name:
-        cap = tmp_path / "far.capture"
-        cap.write_text(capture.dump(captured(spec)))
-        argv += ["--capture", str(cap)]
-    parser = argparse.ArgumentParser()
-    add_arguments(parser)
-    status = run(parser.parse_args(argv))
-    said, err = capsys.readouterr()
-    assert status == 0, said + err + log.read_text()
+    said = reproduce_log(tmp_path, capsys, log, spec=spec if "servfail" in name else None)
     assert "3 attempt(s), ending success" in said
-    assert "reproduced: the simulator logs the same line" in said
     steps = yaml.safe_load((tmp_path / "out.yaml").read_text())["steps"]
     assert [s for s in steps if "advance" in s] == [{"advance": "402s"}, {"advance": "1200s"}]
     assert steps[-1]["expect"]["log"][-1] == r"~ ^delivery \d+: success: "
