@@ -28,6 +28,7 @@ from hypothesis import strategies as st
 from server.home import make_mini, setup
 from server.programs import ProgramContext, run
 from server.runtime import real_runtime
+from tests import fakeqq
 from tests.qmqp.helpers import addresses, bodies, qmqp, qmtp
 from tests.subprocs import stop
 
@@ -59,11 +60,7 @@ def _masked(data: bytes) -> bytes:
 
 
 def _spooled(spool: Path) -> list[tuple[bytes, bytes]]:
-    runs = sorted(spool.glob("e.*"), key=lambda p: int(p.suffix[1:]))
-    found = [(_masked(p.with_name("m" + p.suffix).read_bytes()), p.read_bytes()) for p in runs]
-    for p in spool.iterdir():
-        p.unlink()
-    return found
+    return fakeqq.spooled(spool, _masked)
 
 
 @pytest.fixture(scope="module")
@@ -71,12 +68,8 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path, Path]:
     base = tmp_path_factory.mktemp("qmqp-reference")
     ours = base / "ours"
     setup(ours, me="mx.example.org")
-    fakeqq = base / "fakeqq"
-    fakeqq.write_text(FAKEQQ)
-    fakeqq.chmod(0o755)
-    spool = base / "spool"
-    spool.mkdir()
-    return ours, fakeqq, spool
+    script, spool = fakeqq.install(base, FAKEQQ)
+    return ours, script, spool
 
 
 def _same_rcpthosts(ours: Path) -> None:
@@ -90,9 +83,9 @@ def _same_rcpthosts(ours: Path) -> None:
 def _compare(
     world: tuple[Path, Path, Path], program: str, data: bytes, extra: dict[str, str]
 ) -> None:
-    ours, fakeqq, spool = world
+    ours, script, spool = world
     env = {
-        "QMAILQUEUE": str(fakeqq),
+        "QMAILQUEUE": str(script),
         "FAKEQQ_DIR": str(spool),
         "TCPREMOTEIP": "127.0.0.1",
         "TCPLOCALIP": "127.0.0.1",
@@ -200,11 +193,11 @@ def test_our_qmqpc_hands_mail_to_netqmails_qmqpd(
     tcpserver = shutil.which("tcpserver")
     if tcpserver is None:
         pytest.skip("tcpserver (Debian package ucspi-tcp) is not installed")
-    _, fakeqq, spool = world
+    _, script, spool = world
     client = tmp_path / "client"
     setup(client, me="client.example.org")
     make_mini(client, ["127.0.62.10"])
-    env = {**os.environ, "QMAILQUEUE": str(fakeqq), "FAKEQQ_DIR": str(spool)}
+    env = {**os.environ, "QMAILQUEUE": str(script), "FAKEQQ_DIR": str(spool)}
     cmd = [
         tcpserver,
         "-v",

@@ -30,6 +30,7 @@ from server.home import setup
 from server.programs import ProgramContext
 from server.runtime import real_runtime
 from server.smtpd.program import main
+from tests import fakeqq
 
 REFERENCE = os.environ.get("QMAILSIM_REFERENCE_SMTPD", "")
 REFERENCE_HOME = os.environ.get("QMAILSIM_REFERENCE_HOME", "")
@@ -121,12 +122,7 @@ def _run_ours(home: Path, data: bytes, env: dict[str, str]) -> tuple[int, bytes]
 
 
 def _spooled(spool: Path) -> list[tuple[bytes, bytes]]:
-    """(message, envelope) of each queued run, in the order of the runs' pids."""
-    runs = sorted(spool.glob("e.*"), key=lambda p: int(p.suffix[1:]))
-    found = [(_masked(p.with_name("m" + p.suffix).read_bytes()), p.read_bytes()) for p in runs]
-    for p in spool.iterdir():
-        p.unlink()
-    return found
+    return fakeqq.spooled(spool, _masked)
 
 
 @pytest.fixture(scope="module")
@@ -141,12 +137,8 @@ def homes(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path, Path, P
         (home / "control").mkdir()
         for name, text in CONTROLS.items():
             (home / "control" / name).write_text(text)
-    fakeqq = base / "fakeqq"
-    fakeqq.write_text(FAKEQQ)
-    fakeqq.chmod(0o755)
-    spool = base / "spool"
-    spool.mkdir()
-    return ours, theirs, fakeqq, spool
+    script, spool = fakeqq.install(base, FAKEQQ)
+    return ours, theirs, script, spool
 
 
 @settings(
@@ -161,9 +153,9 @@ def homes(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path, Path, P
 def test_same_as_netqmail(
     homes: tuple[Path, Path, Path, Path], data: bytes, extra: dict[str, str]
 ) -> None:
-    ours, _, fakeqq, spool = homes
+    ours, _, script, spool = homes
     env = {
-        "QMAILQUEUE": str(fakeqq),
+        "QMAILQUEUE": str(script),
         "FAKEQQ_DIR": str(spool),
         "TCPREMOTEIP": "127.0.0.1",
         "TCPLOCALIP": "127.0.0.1",
@@ -194,9 +186,9 @@ FULL = (
 
 
 def test_a_full_session_queues_the_same(homes: tuple[Path, Path, Path, Path]) -> None:
-    ours, _, fakeqq, spool = homes
+    ours, _, script, spool = homes
     env = {
-        "QMAILQUEUE": str(fakeqq),
+        "QMAILQUEUE": str(script),
         "FAKEQQ_DIR": str(spool),
         "TCPREMOTEIP": "127.0.0.1",
         "DATABYTES": "2000",
