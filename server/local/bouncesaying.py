@@ -10,13 +10,14 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import BinaryIO
 
-from server.local.tools import Die, child_verdict, finish, read_all, run_child
+from server.local.tools import Die, child_verdict, handles_die, read_all, run_child
 from server.programs import ProgramContext
 
 FATAL = "bouncesaying: fatal: "
 USAGE = "bouncesaying: usage: bouncesaying error [ program [ arg ... ] ]"
 
 
+@handles_die
 def main(
     argv: list[str],
     env: Mapping[str, str],
@@ -24,13 +25,10 @@ def main(
     stdout: BinaryIO,
     ctx: ProgramContext,
 ) -> int:
-    try:
-        if len(argv) < 2:
-            raise Die(100, USAGE)
-        if len(argv) > 2:
-            code = run_child(argv[2:], env, read_all(stdin, FATAL), stdout)
-            if child_verdict(FATAL, code) is None:
-                return 0
-        raise Die(100, argv[1])
-    except Die as die:
-        return finish(ctx, die)
+    if len(argv) < 2:
+        raise Die(100, USAGE)
+    if len(argv) > 2:
+        code = run_child(argv[2:], env, read_all(stdin, FATAL), stdout)
+        if child_verdict(FATAL, code) is None:
+            return 0
+    raise Die(100, argv[1])

@@ -14,7 +14,7 @@ from typing import BinaryIO
 from server.local.tools import (
     Die,
     child_verdict,
-    finish,
+    handles_die,
     need_env,
     queue,
     read_all,
@@ -26,6 +26,7 @@ FATAL = "condredirect: fatal: "
 USAGE = "condredirect: usage: condredirect newaddress program [ arg ... ]"
 
 
+@handles_die
 def main(
     argv: list[str],
     env: Mapping[str, str],
@@ -33,17 +34,12 @@ def main(
     stdout: BinaryIO,
     ctx: ProgramContext,
 ) -> int:
-    try:
-        if len(argv) < 3:
-            raise Die(100, USAGE)
-        message = read_all(stdin, FATAL)
-        if child_verdict(FATAL, run_child(argv[2:], env, message, stdout)) is None:
-            return 0
-        sender = need_env(env, "SENDER", FATAL)
-        dtline = need_env(env, "DTLINE", FATAL)
-        qp = queue(
-            ctx, env, FATAL, dtline.encode("latin-1", "replace") + message, sender, [argv[1]]
-        )
-        raise Die(99, f"condredirect: qp {qp}")
-    except Die as die:
-        return finish(ctx, die)
+    if len(argv) < 3:
+        raise Die(100, USAGE)
+    message = read_all(stdin, FATAL)
+    if child_verdict(FATAL, run_child(argv[2:], env, message, stdout)) is None:
+        return 0
+    sender = need_env(env, "SENDER", FATAL)
+    dtline = need_env(env, "DTLINE", FATAL)
+    qp = queue(ctx, env, FATAL, dtline.encode("latin-1", "replace") + message, sender, [argv[1]])
+    raise Die(99, f"condredirect: qp {qp}")

@@ -9,13 +9,14 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import BinaryIO
 
-from server.local.tools import Die, child_verdict, finish, read_all, run_child
+from server.local.tools import Die, child_verdict, handles_die, read_all, run_child
 from server.programs import ProgramContext
 
 FATAL = "except: fatal: "
 USAGE = "except: usage: except program [ arg ... ]"
 
 
+@handles_die
 def main(
     argv: list[str],
     env: Mapping[str, str],
@@ -23,10 +24,7 @@ def main(
     stdout: BinaryIO,
     ctx: ProgramContext,
 ) -> int:
-    try:
-        if len(argv) < 2:
-            raise Die(100, USAGE)
-        code = run_child(argv[1:], env, read_all(stdin, FATAL), stdout)
-        return 100 if child_verdict(FATAL, code) == 0 else 0
-    except Die as die:
-        return finish(ctx, die)
+    if len(argv) < 2:
+        raise Die(100, USAGE)
+    code = run_child(argv[1:], env, read_all(stdin, FATAL), stdout)
+    return 100 if child_verdict(FATAL, code) == 0 else 0

@@ -10,12 +10,13 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import BinaryIO
 
-from server.local.tools import Die, finish, need_env, queue, read_all
+from server.local.tools import Die, handles_die, need_env, queue, read_all
 from server.programs import ProgramContext
 
 FATAL = "forward: fatal: "
 
 
+@handles_die
 def main(
     argv: list[str],
     env: Mapping[str, str],
@@ -23,11 +24,8 @@ def main(
     stdout: BinaryIO,
     ctx: ProgramContext,
 ) -> int:
-    try:
-        sender = need_env(env, "NEWSENDER", FATAL)
-        dtline = need_env(env, "DTLINE", FATAL)
-        data = dtline.encode("latin-1", "replace") + read_all(stdin, FATAL)
-        qp = queue(ctx, env, FATAL, data, sender, argv[1:])
-        raise Die(0, f"forward: qp {qp}")
-    except Die as die:
-        return finish(ctx, die)
+    sender = need_env(env, "NEWSENDER", FATAL)
+    dtline = need_env(env, "DTLINE", FATAL)
+    data = dtline.encode("latin-1", "replace") + read_all(stdin, FATAL)
+    qp = queue(ctx, env, FATAL, data, sender, argv[1:])
+    raise Die(0, f"forward: qp {qp}")

@@ -30,7 +30,7 @@ from server import maildirscan
 from server.fdwrite import write_all
 from server.local import replies
 from server.local.mbox import gfrom, myctime
-from server.local.tools import Die, finish, need_env
+from server.local.tools import Die, handles_die, need_env
 from server.maildirscan import ScanError, clean_tmp
 from server.programs import ProgramContext
 
@@ -137,6 +137,7 @@ def _rewrite(
         raise _sys(f"unable to move {mailtmp} to {mail}", exc) from exc
 
 
+@handles_die
 def main(
     argv: list[str],
     env: Mapping[str, str],
@@ -144,8 +145,5 @@ def main(
     stdout: BinaryIO,
     ctx: ProgramContext,
 ) -> int:
-    try:
-        run(env, ctx)
-    except Die as die:
-        return finish(ctx, die)
+    run(env, ctx)
     return 0

@@ -27,7 +27,7 @@ from typing import BinaryIO
 from server import maildirscan
 from server.inject.headers import H, known, skipname, split
 from server.local import replies
-from server.local.tools import Die, finish, need_env
+from server.local.tools import Die, handles_die, need_env
 from server.programs import ProgramContext
 
 FATAL = "maildirwatch: fatal: "
@@ -114,6 +114,7 @@ def one_pass(maildir: Path, ctx: ProgramContext) -> Iterator[bytes]:
             yield summary(message)
 
 
+@handles_die
 def main(
     argv: list[str],
     env: Mapping[str, str],
@@ -121,15 +122,12 @@ def main(
     stdout: BinaryIO,
     ctx: ProgramContext,
 ) -> int:
-    try:
-        maildir = chdir(env, ctx)
-        while True:
-            pieces = one_pass(maildir, ctx)
-            stdout.write(next(pieces))  # the screen clear: substdio_putsflush()
-            stdout.flush()
-            for piece in pieces:
-                stdout.write(piece)
-            stdout.flush()
-            ctx.runtime.sleep(PAUSE)
-    except Die as die:
-        return finish(ctx, die)
+    maildir = chdir(env, ctx)
+    while True:
+        pieces = one_pass(maildir, ctx)
+        stdout.write(next(pieces))  # the screen clear: substdio_putsflush()
+        stdout.flush()
+        for piece in pieces:
+            stdout.write(piece)
+        stdout.flush()
+        ctx.runtime.sleep(PAUSE)

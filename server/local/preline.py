@@ -12,7 +12,7 @@ from typing import BinaryIO
 
 from server.inject.getopt import Getopt, GetoptError
 from server.local import replies
-from server.local.tools import Die, exec_child, finish, read_all, sys_text
+from server.local.tools import Die, exec_child, handles_die, read_all, sys_text
 from server.programs import ProgramContext
 
 FATAL = "preline: fatal: "
@@ -34,6 +34,7 @@ def _options(argv: list[str]) -> tuple[dict[str, bool], list[str]]:
     return flags, args
 
 
+@handles_die
 def main(
     argv: list[str],
     env: Mapping[str, str],
@@ -41,23 +42,20 @@ def main(
     stdout: BinaryIO,
     ctx: ProgramContext,
 ) -> int:
+    lines = [env.get("UFLINE"), env.get("RPLINE"), env.get("DTLINE")]
+    if any(line is None for line in lines):
+        raise Die(100, USAGE)
+    flags, args = _options(argv)
+    head = "".join(line or "" for line, key in zip(lines, "frd", strict=True) if flags[key]).encode(
+        "latin-1", "replace"
+    )
+    message = read_all(stdin, FATAL)
     try:
-        lines = [env.get("UFLINE"), env.get("RPLINE"), env.get("DTLINE")]
-        if any(line is None for line in lines):
-            raise Die(100, USAGE)
-        flags, args = _options(argv)
-        head = "".join(
-            line or "" for line, key in zip(lines, "frd", strict=True) if flags[key]
-        ).encode("latin-1", "replace")
-        message = read_all(stdin, FATAL)
-        try:
-            code = exec_child(args, env, head + message, stdout)
-        except OSError as exc:
-            err = exc.errno or 0
-            text = sys_text(f"{FATAL}unable to run {args[0]}: ", err)
-            raise Die(111 if replies.error_temp(err) else 100, text) from exc
-        if code is None:
-            raise Die(111, FATAL + "child crashed")
-        return code
-    except Die as die:
-        return finish(ctx, die)
+        code = exec_child(args, env, head + message, stdout)
+    except OSError as exc:
+        err = exc.errno or 0
+        text = sys_text(f"{FATAL}unable to run {args[0]}: ", err)
+        raise Die(111 if replies.error_temp(err) else 100, text) from exc
+    if code is None:
+        raise Die(111, FATAL + "child crashed")
+    return code

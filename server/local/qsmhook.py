@@ -27,7 +27,7 @@ from typing import BinaryIO
 
 from server.inject.getopt import Getopt, GetoptError
 from server.local import replies
-from server.local.tools import Die, exec_child, finish
+from server.local.tools import Die, exec_child, handles_die
 from server.programs import ProgramContext
 
 USAGE = "qsmhook: fatal: incorrect usage"
@@ -85,6 +85,7 @@ def options(argv: list[str], env: Mapping[str, str]) -> tuple[str, list[str]]:
     return lines, [substitute(arg, env["SENDER"], env["HOST"], recip) for arg in args]
 
 
+@handles_die
 def main(
     argv: list[str],
     env: Mapping[str, str],
@@ -92,21 +93,18 @@ def main(
     stdout: BinaryIO,
     ctx: ProgramContext,
 ) -> int:
+    if any(name not in env for name in NEEDED):
+        raise Die(100, USAGE)
+    lines, args = options(argv, env)
     try:
-        if any(name not in env for name in NEEDED):
-            raise Die(100, USAGE)
-        lines, args = options(argv, env)
-        try:
-            message = stdin.read()
-        except OSError as exc:
-            raise Die(111, READ) from exc
-        try:
-            code = exec_child(args, env, os.fsencode(lines) + message, stdout)
-        except OSError as exc:  # the child's execvp() failed
-            temporary = replies.error_temp(exc.errno or 0)
-            raise Die(111, TEMP) if temporary else Die(100, BADCMD) from exc
-        if code is None:
-            raise Die(111, TEMP)
-        return code
-    except Die as die:
-        return finish(ctx, die)
+        message = stdin.read()
+    except OSError as exc:
+        raise Die(111, READ) from exc
+    try:
+        code = exec_child(args, env, os.fsencode(lines) + message, stdout)
+    except OSError as exc:  # the child's execvp() failed
+        temporary = replies.error_temp(exc.errno or 0)
+        raise Die(111, TEMP) if temporary else Die(100, BADCMD) from exc
+    if code is None:
+        raise Die(111, TEMP)
+    return code

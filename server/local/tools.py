@@ -10,6 +10,7 @@ these programs' forked children ``_exit`` after a failed ``execvp``.
 
 from __future__ import annotations
 
+import functools
 import subprocess
 from collections.abc import Mapping, Sequence
 from typing import BinaryIO
@@ -17,7 +18,7 @@ from typing import BinaryIO
 from server.local import replies
 from server.local.forwarding import Invoker
 from server.local.getpw import ALIAS_USER
-from server.programs import ProgramContext
+from server.programs import Main, ProgramContext
 
 
 class Die(Exception):
@@ -107,6 +108,26 @@ def finish(ctx: ProgramContext, die: Die) -> int:
     ctx.stderr.write(die.text.encode("latin-1", "replace") + b"\n")
     ctx.stderr.flush()
     return die.code
+
+
+def handles_die(body: Main) -> Main:
+    """A program's main in which a :class:`Die` anywhere is :func:`finish`: the
+    message on stderr, then the exit (strerr_die in each of these programs)."""
+
+    @functools.wraps(body)
+    def main(
+        argv: list[str],
+        env: Mapping[str, str],
+        stdin: BinaryIO,
+        stdout: BinaryIO,
+        ctx: ProgramContext,
+    ) -> int:
+        try:
+            return body(argv, env, stdin, stdout, ctx)
+        except Die as die:
+            return finish(ctx, die)
+
+    return main
 
 
 def read_all(stdin: BinaryIO, fatal: str) -> bytes:
