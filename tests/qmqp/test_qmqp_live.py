@@ -16,20 +16,12 @@ import pytest
 
 from server.home import make_mini, setup
 from tests.qmqp.helpers import qmqp, qmtp
-from tests.subprocs import stop
+from tests.subprocs import first_line, stop
 
 pytestmark = pytest.mark.live
 
 #: a loopback address of its own for the mini-qmail hub, which must listen on port 628
 HUB_IP = "127.0.62.8"
-
-
-def _line(proc: subprocess.Popen[bytes], timeout: float = 20.0) -> bytes:
-    assert proc.stdout is not None
-    ready, _, _ = select.select([proc.stdout], [], [], timeout)
-    if not ready:
-        raise AssertionError("the server did not say it was listening")
-    return proc.stdout.readline()
 
 
 def _lines(proc: subprocess.Popen[bytes], count: int, timeout: float = 20.0) -> list[bytes]:
@@ -103,7 +95,7 @@ def test_bin_qmail_qmtpd_under_debian_tcpserver(home: Path) -> None:
     cmd = [tcpserver, "-1", "-q", "-R", "-H", "127.0.0.1", "0", str(home / "bin" / "qmail-qmtpd")]
     proc = subprocess.Popen(cmd, stdout=subprocess.PIPE)
     try:
-        port = int(_line(proc).strip())
+        port = int(first_line(proc).strip())
         answer = talk(port, qmtp(b"Subject: t\n\nx\n", b"a@b", [b"bob@mx.example.org"]))
     finally:
         stop(proc)

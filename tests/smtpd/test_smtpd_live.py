@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import select
 import shutil
 import smtplib
 import socket
@@ -15,7 +14,7 @@ from pathlib import Path
 import pytest
 
 from server.smtpd import replies
-from tests.subprocs import stop
+from tests.subprocs import first_line, stop
 
 pytestmark = pytest.mark.live
 
@@ -37,19 +36,11 @@ EXPECTED = [
 ]
 
 
-def _first_line(proc: subprocess.Popen[bytes], timeout: float = 20.0) -> bytes:
-    assert proc.stdout is not None
-    ready, _, _ = select.select([proc.stdout], [], [], timeout)
-    if not ready:
-        raise AssertionError("the server did not say it was listening")
-    return proc.stdout.readline()
-
-
 def _serve(home: Path, *options: str) -> Iterator[tuple[Path, int]]:
     cmd = [sys.executable, "-m", "harness.cli", "serve", "--smtp", "127.0.0.1:0", *options]
     proc = subprocess.Popen([*cmd, str(home)], stdout=subprocess.PIPE)
     try:
-        line = _first_line(proc)
+        line = first_line(proc)
         assert line.startswith(b"listening smtp 127.0.0.1:"), line
         yield home, int(line.rsplit(b":", 1)[1])
     finally:
@@ -171,7 +162,7 @@ def _session_under(home: Path, tcpserver: list[str], env: dict[str, str] | None)
     cmd = [*tcpserver, *options, str(home / "bin" / "qmail-smtpd")]
     proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, env=env)
     try:
-        port = int(_first_line(proc).strip())
+        port = int(first_line(proc).strip())
         assert talk(port, SESSION) == EXPECTED
     finally:
         stop(proc)
