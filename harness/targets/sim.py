@@ -4,7 +4,7 @@
 directory (server.home.setup, then the scenario's control files, users and
 their ``.qmail`` files and Maildirs, users/assign + users/cdb, alias files,
 the patches file, a resolv.conf naming the fake DNS servers, the checkpassword
-table). Programs run through :func:`server.programs.run` with all the client's
+table; the users' part is :mod:`harness.targets.simhome`). Programs run through :func:`server.programs.run` with all the client's
 bytes on stdin: qmail-smtpd and qmail-pop3d answer strictly in order, so one
 pass gives the same replies a live session would.
 
@@ -17,11 +17,8 @@ the fake DNS and fake peers. The same seed gives the same bytes.
 from __future__ import annotations
 
 import dataclasses
-import functools
 import io
 import os
-import stat
-import sys
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -32,14 +29,12 @@ from harness.converse import PacedInput, Turn, client_bytes
 from harness.fakedns import FakeDns
 from harness.fakepeers import FakePeers
 from harness.mailboxes import dated_on_purpose
-from harness.maildirseed import seed_maildir
 from harness.scenario.model import (
     InjectStep,
     ProgramStep,
     Scenario,
     SessionStep,
     SignalName,
-    User,
 )
 from harness.targets.base import (
     LimitExceeded,
@@ -51,12 +46,21 @@ from harness.targets.base import (
     expand_workdir,
     program_argv,
 )
+from harness.targets.simhome import (
+    SimFileOps,
+    control_text,
+    hand_over_homes,
+    make_user,
+    set_modes,
+    write_assign,
+    write_passwords,
+)
 from harness.targets.zone import install_localtime, zone_env
 from server import programs
 from server.home import setup as setup_home
-from server.privsep import closed_to, privileged
+from server.privsep import privileged
 from server.programs import ProgramContext
-from server.runtime import FileOps, Runtime, VirtualClock, virtual_runtime
+from server.runtime import Runtime, VirtualClock, virtual_runtime
 from server.spawn import Channel, ChannelName
 
 #: What tcpserver would set for a connection from 127.0.0.1 (tcp-environ(5)).
@@ -119,30 +123,6 @@ def _real_remote(ctx: ProgramContext, dns: FakeDns, peers: FakePeers, resolv: Pa
     return channel
 
 
-@functools.cache
-def _programs_closed_to(uid: int, gid: int) -> str | None:
-    """Why ``uid`` cannot run a home's bin/ scripts (our interpreter, our
-    package), or None; modes do not change during a run, so asked once."""
-    why = closed_to(uid, gid, Path(sys.executable), os.X_OK)
-    return why or closed_to(uid, gid, Path(programs.__file__).parents[1])
-
-
-def _assigned_owners(assign: Path) -> dict[str, tuple[int, int]]:
-    """home → (uid, gid) from users/assign (qmail-users(5)), as qmail-newu reads it."""
-    from server.local.newu import parse
-
-    try:
-        text = assign.read_bytes()
-    except FileNotFoundError:
-        return {}
-    owners: dict[str, tuple[int, int]] = {}
-    for entry in parse(text):
-        _user, uid, gid, home = entry.fields[:4]
-        if uid.isdigit() and gid.isdigit():
-            owners.setdefault(home.decode("latin-1"), (int(uid), int(gid)))
-    return owners
-
-
 @dataclass
 class Components:
     """The server parts the simulator drives; tests swap in fakes."""
@@ -150,43 +130,6 @@ class Components:
     send: SendFactory = _real_send
     local: LocalFactory = _real_local
     remote: RemoteFactory = _real_remote
-
-
-class SimFileOps(FileOps):
-    """Real file steps, with two things the simulator decides itself.
-
-    Trigger: in qmail, qmail-queue pulls lock/trigger and qmail-send wakes at
-    once (triggerpull.c, qmail-send.c). In the simulator nobody reads the
-    pipe; a pull (by a forward, a bounce, an injection) makes the next queue
-    pass happen at the same virtual time instead.
-
-    Inode numbers: qmail-queue names a message after the inode of its
-    ``queue/pid/`` file (qmail-queue.c), which the file system picks, so log
-    lines would differ from run to run. Here the simulated file system numbers
-    those inodes itself, counting up from :data:`FIRST_INODE`. The files are
-    created for real and every later step refers to the message by its name,
-    so qmail's uniqueness argument (one number, one ``mess/`` file) still holds.
-    """
-
-    FIRST_INODE = 100_000
-
-    def __init__(self) -> None:
-        self.pulled = False
-        self.inode = self.FIRST_INODE
-
-    def pull_trigger(self, path: Path) -> None:
-        self.pulled = True
-
-    def create_new(self, path: Path, mode: int = 0o644) -> int:
-        real = super().create_new(path, mode)
-        if path.parent.name != "pid":
-            return real
-        self.inode += 1
-        return self.inode
-
-
-def _text(value: str) -> str:
-    return value if value == "" or value.endswith("\n") else value + "\n"
 
 
 class SimTarget(Target):
@@ -226,14 +169,14 @@ class SimTarget(Target):
         setup_home(self.home, me=me, patches=scenario.patches)
         install_localtime(self.home, scenario)
         self.set_control(scenario.control)
-        self.user_homes = {name: self._make_user(u) for name, u in scenario.users.items()}
-        self._write_assign()
+        self.user_homes = {name: make_user(workdir, u) for name, u in scenario.users.items()}
+        write_assign(self.home, workdir, scenario.assign, self.user_homes, runtime.uid)
         if privileged():
-            self._hand_over_homes()
-        self._set_modes()
+            self._closed = hand_over_homes(workdir, self.home, runtime.uid)
+        set_modes(scenario.users, self.user_homes)
         for name, text in scenario.aliases.items():
-            (self.home / "alias" / f".qmail-{name}").write_text(_text(text))
-        self._write_passwords()
+            (self.home / "alias" / f".qmail-{name}").write_text(control_text(text))
+        write_passwords(self.home, scenario.users, self.user_homes)
         self.resolvconf = workdir / "resolv.conf"
         named = scenario.dns.resolv_conf
         named = scenario.dns.servers if named is None else named
@@ -256,77 +199,7 @@ class SimTarget(Target):
             if value is None:
                 path.unlink(missing_ok=True)
             else:
-                path.write_text(_text(value))
-
-    def _make_user(self, user: User) -> Path:
-        home = (self.workdir / (user.home or f"homes/{user.name}")).resolve()
-        home.mkdir(parents=True, exist_ok=True)
-        if user.maildir:
-            for sub in ("tmp", "new", "cur"):
-                (home / "Maildir" / sub).mkdir(parents=True, exist_ok=True, mode=0o700)
-        if user.messages:
-            seed_maildir(home / "Maildir", user.messages)
-        if user.mbox:
-            (home / user.mbox).touch()
-        for ext, text in user.dotqmail.items():
-            (home / f".qmail{ext}").write_text(_text(text))
-        return home
-
-    def _set_modes(self) -> None:
-        """Each user's ``modes``, last, once the homes are the users' own."""
-        for name, user in self.scenario.users.items():
-            for rel, mode in user.modes.items():
-                os.chmod(self.user_homes[name] / rel, mode)
-
-    def _write_assign(self) -> None:
-        sc = self.scenario
-        if sc.assign is not None:
-            # the work directory is made per run: "{workdir}" stands for it
-            lines = [line.replace("{workdir}", str(self.workdir.resolve())) for line in sc.assign]
-        else:
-            uid = gid = self.runtime.uid
-            lines = []
-            for name, home in self.user_homes.items():
-                # qmail-users(5): an exact entry and one for name-ext (qmail-pw2u's pair)
-                lines.append(f"={name}:{name}:{uid}:{gid}:{home}:::")
-                lines.append(f"+{name}-:{name}:{uid}:{gid}:{home}:-::")
-        if not lines and sc.assign is None:
-            return
-        if not lines or lines[-1] != ".":
-            lines.append(".")
-        (self.home / "users" / "assign").write_text("".join(f"{x}\n" for x in lines))
-        try:
-            from server.local.newu import build
-        except ImportError:
-            return
-        try:
-            build(self.home)
-        except ValueError as exc:  # qmail-newu's AssignFormatError: a scenario mistake
-            raise StepError(str(exc)) from exc
-
-    def _hand_over_homes(self) -> None:
-        """Run as root, deliveries run as each user (server.local.asuser): give
-        every home to the uid and gid users/assign names for it, as an
-        administrator would, and let users through the work directory and
-        the directories above it (traversal only: a work root such as
-        pytest's is 0700)."""
-        os.chmod(self.workdir, 0o755)
-        workdir = self.workdir.resolve()
-        for parent in workdir.parents:
-            mode = parent.stat().st_mode
-            if mode & 0o011 != 0o011:
-                os.chmod(parent, stat.S_IMODE(mode) | 0o011)
-        owners = _assigned_owners(self.home / "users" / "assign")
-        reasons = (_programs_closed_to(*ids) for ids in sorted(set(owners.values())))
-        self._closed = list(dict.fromkeys(why for why in reasons if why))
-        owners.setdefault(str(self.home / "alias"), (self.runtime.uid, self.runtime.uid))
-        for home, (uid, gid) in owners.items():
-            path = Path(home)
-            if path.is_dir() and path.is_relative_to(workdir):
-                os.lchown(path, uid, gid)
-                for root, dirs, files in os.walk(path):  # links are not followed
-                    for name in dirs + files:
-                        os.lchown(os.path.join(root, name), uid, gid)
+                path.write_text(control_text(value))
 
     def close(self) -> None:
         if self.queue_service is not None:
@@ -339,17 +212,6 @@ class SimTarget(Target):
             f" bin/: {why} (open it for traversal, chmod go+x, or run as a user)"
             for why in self._closed
         ]
-
-    def _write_passwords(self) -> None:
-        rows = [
-            f"{u.name}:{u.password}:{self.user_homes[u.name]}"
-            for u in self.scenario.users.values()
-            if u.password is not None
-        ]
-        if rows:
-            path = self.home / ".qmail-sim" / "passwords"
-            path.parent.mkdir(exist_ok=True)
-            path.write_text("".join(f"{r}\n" for r in rows))
 
     # -- programs -----------------------------------------------------------------
     def _run(

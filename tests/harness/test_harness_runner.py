@@ -245,7 +245,7 @@ def test_a_failure_says_when_users_cannot_run_our_programs(
 ) -> None:
     """Run as root from a closed checkout, `|except` defers with sh's
     "Permission denied"; the failure says why, and what to open."""
-    from harness.targets import sim
+    from harness.targets import simhome
 
     [scenario] = load_text(PROGRAM_SCENARIO, "closed.yaml")
     assert run_scenario(scenario).status == "pass"  # where it can: as expected
@@ -253,11 +253,11 @@ def test_a_failure_says_when_users_cannot_run_our_programs(
     closed.mkdir(mode=0o700)
     (closed / "python").symlink_to(sys.executable)
     monkeypatch.setattr(sys, "executable", str(closed / "python"))
-    sim._programs_closed_to.cache_clear()
+    simhome.programs_closed_to.cache_clear()
     try:
         result = run_scenario(scenario)
     finally:
-        sim._programs_closed_to.cache_clear()
+        simhome.programs_closed_to.cache_clear()
     assert result.status == "fail"
     assert "note: run as root, .qmail programs run as their user" in result.message
     assert "chmod go+x" in result.message
