@@ -32,7 +32,7 @@ from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 from typing import IO, Protocol
 
-from harness.commands.serve import loopback_address
+from harness.commands.serve_args import loopback_address
 from harness.recorder import Protocol as Proto
 from harness.recorder import Recorder, World, scenario_text
 

@@ -22,7 +22,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
-import ipaddress
 import os
 import signal
 import sys
@@ -33,13 +32,14 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from harness.commands.serve_args import add_arguments as add_arguments
+from harness.commands.serve_args import outside_loopback
 from server.privsep import QmailIds, privileged
 from server.programs import ProgramContext, read_patches
 from server.runtime import PidCounter, real_environ, real_runtime
 from server.strerr import error_str
 
 if TYPE_CHECKING:
-    from server.send.program import SignalRouter
     from server.tcp.listener import Handler, TcpServer
 
 #: Seconds open connections get to finish when the server is told to stop.
@@ -92,119 +92,6 @@ class StartFailed(Exception):
 
 
 ServiceBuilder = Callable[[argparse.Namespace, ProgramContext, Mapping[str, str]], list[Service]]
-
-
-def loopback_address(text: str) -> tuple[str, int]:
-    """IPv4 HOST:PORT, refusing anything but loopback (tcpserver is IPv4 only)."""
-    host, port = ipv4_address(text)
-    if not ipaddress.IPv4Address(host).is_loopback:
-        raise argparse.ArgumentTypeError(f"{host} is not a loopback address")
-    return host, port
-
-
-def ipv4_address(text: str) -> tuple[str, int]:
-    """IPv4 HOST:PORT (tcpserver is IPv4 only); :func:`outside_loopback` decides the rest."""
-    host, sep, port = text.rpartition(":")
-    if not sep or not port.isdigit() or int(port) > 65535:
-        raise argparse.ArgumentTypeError(f"{text!r} is not HOST:PORT")
-    try:
-        address = ipaddress.IPv4Address(host)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{host!r} is not an IPv4 address") from None
-    return str(address), int(port)
-
-
-def outside_loopback(args: argparse.Namespace) -> int | None:
-    """Loopback only, unless --allow-nonloopback: then one warning line per
-    address. The exit code when refused (2, a usage error), else None."""
-    for host, port in [*args.smtp, *args.pop3]:
-        if ipaddress.IPv4Address(host).is_loopback:
-            continue
-        if not args.allow_nonloopback:
-            print(
-                f"qmail-sim serve: {host} is not a loopback address"
-                " (give --allow-nonloopback to serve on it)",
-                file=sys.stderr,
-            )
-            return 2
-        print(
-            f"qmail-sim serve: warning: serving on {host}:{port}, not loopback:"
-            " whoever can reach it can talk to this home",
-            file=sys.stderr,
-            flush=True,
-        )
-    return None
-
-
-def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("home", metavar="HOME", type=Path, help="the qmail home to serve")
-    parser.add_argument(
-        "--smtp",
-        action="append",
-        default=[],
-        type=ipv4_address,
-        metavar="HOST:PORT",
-        help="serve qmail-smtpd on this loopback address (repeatable)",
-    )
-    parser.add_argument(
-        "--pop3",
-        action="append",
-        default=[],
-        type=ipv4_address,
-        metavar="HOST:PORT",
-        help="serve qmail-popup ME checkpassword qmail-pop3d Maildir on this loopback "
-        "address (repeatable); users from $QMAILSIM_PASSWORDS or HOME/.qmail-sim/passwords",
-    )
-    for kind, program in (("qmtp", "qmail-qmtpd"), ("qmqp", "qmail-qmqpd")):
-        parser.add_argument(
-            f"--{kind}",
-            action="append",
-            default=[],
-            type=loopback_address,
-            metavar="HOST:PORT",
-            help=f"serve {program} on this loopback address (repeatable; "
-            f"{'--rules applies, as for --smtp' if kind == 'qmtp' else 'no --rules'})",
-        )
-    parser.add_argument(
-        "--allow-nonloopback",
-        action="store_true",
-        help="let --smtp/--pop3 name an address that is not loopback (e.g. 0.0.0.0 in a "
-        "CI service container); a warning line says so",
-    )
-    parser.add_argument(
-        "--send",
-        action="store_true",
-        help="also run qmail-send (local and remote delivery) in this process; "
-        "its log lines go to stdout",
-    )
-    parser.add_argument(
-        "--default-delivery",
-        default="./Maildir/",
-        metavar="DELIVERY",
-        help="qmail-start's defaultdelivery for --send (default ./Maildir/)",
-    )
-    parser.add_argument(
-        "--rules",
-        type=Path,
-        metavar="CDB",
-        help="follow the tcprules cdb for SMTP clients, as tcpserver -x (e.g. RELAYCLIENT)",
-    )
-    parser.add_argument(
-        "--localname",
-        metavar="NAME",
-        help="TCPLOCALHOST for SMTP connections, as tcpserver -l (default: unset)",
-    )
-    # serve_split's children: a queue service as qmailq, and qmail-smtpd as
-    # qmaild queueing through it (not for users: serve starts them itself)
-    parser.add_argument("--queue-service", type=Path, help=argparse.SUPPRESS)
-    parser.add_argument("--queue-socket", type=Path, help=argparse.SUPPRESS)
-    parser.add_argument(
-        "--concurrency",
-        type=int,
-        default=40,
-        metavar="N",
-        help="at most N connections at once on each listener, as tcpserver -c (default 40)",
-    )
 
 
 def _smtp_service(
@@ -315,88 +202,10 @@ def pop3_services(
 def send_services(
     args: argparse.Namespace, ctx: ProgramContext, env: Mapping[str, str]
 ) -> list[Service]:
-    """qmail-send in a thread of its own; closing the service is its SIGTERM."""
-    if not getattr(args, "send", False):
-        return []
-    send = _SendThread(ctx, env, args.default_delivery)
-    forward = send.router.handle
-    return [
-        Service(
-            name="delivery",
-            start=send.start,
-            close=send.close,
-            # the process gets the signals qmail-send would; its thread cannot
-            signals={
-                signal.SIGALRM: lambda: forward(signal.SIGALRM, None),
-                signal.SIGHUP: lambda: forward(signal.SIGHUP, None),
-            },
-            ended=send.ended,
-        )
-    ]
+    """--send (harness.commands.serve_send)."""
+    from harness.commands.serve_send import send_services as build
 
-
-class _SendThread:
-    """run_send in a thread: started once its loop runs, ended when it returns."""
-
-    def __init__(self, ctx: ProgramContext, env: Mapping[str, str], delivery: str) -> None:
-        from server.send.program import SignalRouter
-
-        self.ctx = ctx
-        self.env = env
-        self.delivery = delivery
-        self.router: SignalRouter = SignalRouter(on_attach=self._attached)
-        self.thread = threading.Thread(target=self._run, name="qmail-send")
-        self._loop: asyncio.AbstractEventLoop | None = None
-        self._started: asyncio.Future[int] | None = None
-        self._ended: asyncio.Future[int] | None = None
-
-    def _settle(self, future: asyncio.Future[int] | None, value: int) -> None:
-        """Complete ``future`` from qmail-send's thread (once; the loop may be gone)."""
-        loop = self._loop
-        if loop is None or future is None:
-            return
-
-        def set_value() -> None:
-            if not future.done():
-                future.set_result(value)
-
-        with contextlib.suppress(RuntimeError):  # the loop has closed
-            loop.call_soon_threadsafe(set_value)
-
-    def _attached(self) -> None:
-        self._settle(self._started, 0)
-
-    def _run(self) -> None:
-        from server.send.program import line_writer, run_send
-
-        code = EXIT_TEMP
-        try:
-            log = line_writer(sys.stdout.buffer)
-            code = run_send(
-                self.ctx, self.env, log, default_delivery=self.delivery, router=self.router
-            )
-        finally:
-            self._settle(self._ended, code)
-
-    async def start(self) -> str:
-        """Wait until qmail-send runs its loop, or has given up (its log says why)."""
-        self._loop = asyncio.get_running_loop()
-        self._started = self._loop.create_future()
-        self._ended = self._loop.create_future()
-        self.thread.start()
-        await asyncio.wait([self._started, self._ended], return_when=asyncio.FIRST_COMPLETED)
-        if not self._started.done():
-            raise StartFailed(None, self._ended.result() or EXIT_TEMP)
-        return "qmail-send"
-
-    async def ended(self) -> int:
-        assert self._ended is not None
-        return await asyncio.shield(self._ended)
-
-    async def close(self) -> None:
-        if self.thread.is_alive():  # a TERM after its loop has ended would go nowhere
-            self.router.handle(signal.SIGTERM, None)
-            await asyncio.to_thread(self.thread.join)
+    return build(args, ctx, env)
 
 
 #: One builder per kind of service; other kinds (delivery, POP3) append theirs.

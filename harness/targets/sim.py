@@ -4,9 +4,10 @@
 directory (server.home.setup, then the scenario's control files, users and
 their ``.qmail`` files and Maildirs, users/assign + users/cdb, alias files,
 the patches file, a resolv.conf naming the fake DNS servers, the checkpassword
-table; the users' part is :mod:`harness.targets.simhome`). Programs run through :func:`server.programs.run` with all the client's
-bytes on stdin: qmail-smtpd and qmail-pop3d answer strictly in order, so one
-pass gives the same replies a live session would.
+table; the users' part is :mod:`harness.targets.simhome`). Programs run
+through :func:`server.programs.run` with all the client's bytes on stdin:
+qmail-smtpd and qmail-pop3d answer strictly in order, so one pass gives the
+same replies a live session would.
 
 Deliveries happen only in ``run``/``advance``/``signal`` steps: qmail-send's
 core (server.send.core.QmailSend) is driven by hand with the local channel

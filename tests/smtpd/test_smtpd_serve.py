@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from harness.cli import main
-from harness.commands.serve import loopback_address
+from harness.commands.serve_args import loopback_address
 
 
 def test_loopback_only() -> None:
