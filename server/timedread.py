@@ -14,6 +14,19 @@ import select
 from collections.abc import Callable
 from typing import BinaryIO
 
+
+def wait_readable(fds: list[int], timeout: float | None) -> list[int]:
+    """Which of ``fds`` can be read (or are at their end) within ``timeout``
+    seconds (None: no limit); [] when the time ran out. qmail select()s;
+    poll() is the same wait for a descriptor of any number (select cannot
+    watch one past FD_SETSIZE, which a long-lived process may reach)."""
+    poller = select.poll()
+    for fd in fds:
+        poller.register(fd, select.POLLIN)
+    events = poller.poll(None if timeout is None else max(timeout, 0.0) * 1000)
+    return [fd for fd, _ in events]
+
+
 #: read(timeout): up to the buffer's size of bytes, b"" at the end, None when the time ran out.
 Reader = Callable[[float], bytes | None]
 
@@ -29,8 +42,7 @@ def timed_reader(stdin: BinaryIO, size: int) -> Reader:
         return lambda timeout: bytes(read1(size))
 
     def read(timeout: float) -> bytes | None:
-        ready, _, _ = select.select([fd], [], [], timeout)
-        if not ready:
+        if not wait_readable([fd], timeout):
             return None
         try:
             return os.read(fd, size)

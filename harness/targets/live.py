@@ -129,6 +129,7 @@ class Agent:
 class LiveTarget(SimTarget):
     name = "live"
     mode = "live"
+    serves_queue = False  # harness.targets.liveserver's OurServer does
 
     def __init__(self) -> None:
         super().__init__()
@@ -238,6 +239,7 @@ class LiveTarget(SimTarget):
         if self.agent is not None:
             self.agent.close()
             self.agent = None
+        super().close()
 
 
 __all__ = ["Agent", "LiveTarget", "client_ips"]

@@ -28,12 +28,14 @@ import socket
 import time
 from typing import Any
 
+from harness import simqueue
 from harness.converse import Turn, converse
 from harness.targets.agentwire import Setup
 from harness.targets.base import apply_env
 from harness.targets.liveagent import Loop, World, write_resolv_conf
 from harness.targets.livesend import GatedSend
 from server import programs
+from server.privsep import privileged
 from server.programs import ProgramContext
 from server.runtime import Runtime
 
@@ -71,12 +73,16 @@ class OurServer:
         self.exits: dict[Key, int] = {}
         self.listeners: dict[str, Any] = {}
         self.send = GatedSend(self.ctx, setup, world, self.log.append)
+        self.queue_service: simqueue.SimQueueService | None = None
         self.closed = False
 
     # -- starting ----------------------------------------------------------------
     def start(self, nameservers: list[str]) -> None:
         write_resolv_conf(self.home / ".qmail-sim" / "resolv.conf", nameservers)
         self.loop.call(self._listen())
+        # as root, |commands that queue run as their user: the home's
+        # qmail-queue service (harness.simqueue), on this server's clock
+        self.queue_service = simqueue.start(self.ctx) if privileged() else None
         self.send.start()
 
     async def _listen(self) -> None:
@@ -264,6 +270,8 @@ class OurServer:
 
         with contextlib.suppress(Exception):  # best effort: the agent exits next
             self.loop.call(shut(), 10.0)
+        if self.queue_service is not None:
+            self.queue_service.close()
         if hasattr(self, "queue_threads"):
             self.queue_threads.shutdown(wait=False)
             self.pop3_threads.shutdown(wait=False)

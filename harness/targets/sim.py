@@ -135,6 +135,9 @@ class Components:
 
 class SimTarget(Target):
     name = "sim"
+    #: whether this process serves the home's qmail-queue to |commands run as
+    #: a user (harness.simqueue); a live target's agent serves its own
+    serves_queue = True
 
     def __init__(self, components: Components | None = None) -> None:
         self.components = components or Components()
@@ -192,7 +195,8 @@ class SimTarget(Target):
             patches=frozenset(scenario.patches),
             inprocess=True,
         )
-        self.queue_service = simqueue.start(self.ctx) if privileged() else None
+        if self.serves_queue:
+            self.queue_service = simqueue.start(self.ctx) if privileged() else None
 
     def set_control(self, files: Mapping[str, str | None]) -> None:
         for name, value in files.items():

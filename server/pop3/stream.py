@@ -21,11 +21,11 @@ reads as end of input, and the program exits without a word.
 from __future__ import annotations
 
 import os
-import select
 from collections.abc import Callable
 from typing import BinaryIO
 
 from server.pop3.core import MAX_LINE, Command, LineTooLong
+from server.timedread import wait_readable
 
 #: qmail-popup.c and qmail-pop3d.c: timeoutread(1200, ...), "a 20-minute idle timeout".
 IDLE_TIMEOUT = 1200.0
@@ -67,8 +67,7 @@ class ChunkReader:
         """read() of a descriptor, with timeoutread()'s idle timeout."""
 
         def read(size: int) -> bytes:
-            readable, _, _ = select.select([fd], [], [], IDLE_TIMEOUT)
-            return os.read(fd, size) if readable else b""
+            return os.read(fd, size) if wait_readable([fd], IDLE_TIMEOUT) else b""
 
         return cls(read)
 
@@ -105,8 +104,7 @@ def _ready(raw: BinaryIO) -> bool:
         fd = raw.fileno()
     except (OSError, ValueError):
         return True
-    readable, _, _ = select.select([fd], [], [], IDLE_TIMEOUT)
-    return bool(readable)
+    return bool(wait_readable([fd], IDLE_TIMEOUT))
 
 
 def _read_raw(raw: BinaryIO) -> bytes | None:

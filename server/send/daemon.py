@@ -31,7 +31,6 @@ from __future__ import annotations
 import contextlib
 import os
 import queue
-import select
 import signal
 import threading
 from collections.abc import Callable, Iterator, Mapping
@@ -46,6 +45,7 @@ from server.send.schedule import SLEEP_FUZZ
 from server.send.scheduler import Start
 from server.send.workers import Workers
 from server.spawn import Channel, ChannelName
+from server.timedread import wait_readable
 
 CLEAN_DIED = "alert: oh no! lost qmail-clean connection! dying..."
 SPAWN_DIED = "alert: oh no! lost spawn connection! dying..."
@@ -202,7 +202,7 @@ class Daemon:
         timeout = self._timeout(recent)
         watched = self._watched_trigger()
         fds = [self.wake_r] + ([watched] if watched is not None else [])
-        readable, _, _ = select.select(fds, [], [], timeout)
+        readable = wait_readable(fds, timeout)
         self.asleep = False
         if self.wake_r in readable:
             self._drain_wake()

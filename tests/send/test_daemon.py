@@ -5,7 +5,6 @@ from __future__ import annotations
 import fcntl
 import io
 import os
-import select
 import signal
 import subprocess
 import sys
@@ -13,7 +12,6 @@ import threading
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
 import pytest
 
@@ -185,20 +183,21 @@ def test_a_signal_caught_by_another_thread_still_wakes_the_loop(
 ) -> None:
     """The kernel may give SIGTERM to any thread (it did, after SIGSTOP and
     SIGCONT from the qmail:DIR target). Python runs the handler in the main
-    thread, blocked in select() until its next wake-up: the self-pipe must be
-    the signal wakeup fd, so TERM is acted on now."""
+    thread, blocked in its wait (server.timedread.wait_readable) until its
+    next wake-up: the self-pipe must be the signal wakeup fd, so TERM is acted
+    on now."""
     from server.send import daemon as daemon_module
     from server.send.program import SignalRouter
 
     asleep = threading.Event()
-    real_select = select.select
+    real_wait = daemon_module.wait_readable
 
-    def watched_select(r: Any, w: Any, x: Any, timeout: float | None = None) -> Any:
+    def watched_wait(fds: list[int], timeout: float | None) -> list[int]:
         if timeout is None or timeout > WAIT:  # the long sleep of an idle qmail-send
             asleep.set()
-        return real_select(r, w, x, timeout)
+        return real_wait(fds, timeout)
 
-    monkeypatch.setattr(daemon_module.select, "select", watched_select)
+    monkeypatch.setattr(daemon_module, "wait_readable", watched_wait)
     watch = Watch()
     router = SignalRouter()
     late: list[str] = []
