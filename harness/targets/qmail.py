@@ -39,13 +39,17 @@ from harness.scenario.model import Scenario, SignalName
 from harness.targets.agentwire import Setup
 from harness.targets.base import Observation, ProgramResult, StepError
 from harness.targets.live import Agent, LiveTarget, client_ips
-from harness.targets.qmailserver import queue_files
+from harness.targets.qmailserver import alias_home, queue_files
 from harness.targets.sim import SimTarget
 
 #: Our checkpassword for qmail-popup: the scratch home's table (checkpassword.py).
 CHECKPASSWORD = """#!/bin/sh
 exec {python} -m server --home {home} checkpassword "$@"
 """
+
+
+#: queue/lock/tcpto as ``make setup`` makes it (hier.c, z(...,1024,...)).
+TCPTO_SIZE = 1024
 
 
 class QmailTarget(LiveTarget):
@@ -100,6 +104,7 @@ class QmailTarget(LiveTarget):
         leftovers = queue_files(ref)
         for path in leftovers:
             path.unlink()
+        _clear_alias_and_lock(ref, scratch)
         _replace(ref / "control", sorted((scratch / "control").iterdir()), "*")
         _replace(ref / "alias", sorted((scratch / "alias").glob(".qmail-*")), ".qmail-*")
         users = ref / "users"
@@ -216,22 +221,39 @@ __all__ = ["QmailTarget"]
 
 
 def _alias_home_problem(reference: Path) -> str | None:
-    """qmail-getpw finds the alias user's home in the password file, and the
-    scenario's alias files are written to DIR/alias: the two must be one.
-    (A home of ours takes DIR/alias as the alias user's home whatever passwd
-    says; a real qmail does not.)"""
-    import pwd
-
+    """qmail-getpw finds the alias user's home in the password file; the agent
+    mounts DIR/alias over it (qmailserver.bind_alias_home), which needs the
+    user and a directory there to mount over. (A home of ours takes DIR/alias
+    as the alias user's home whatever passwd says.)"""
     if (reference / ".qmail-sim").is_dir():
         return None
-    try:
-        home = Path(pwd.getpwnam("alias").pw_dir)
-    except KeyError:
+    home = alias_home()
+    if home is None:
         return "the qmail target needs qmail's users (INSTALL.ids): there is no alias user"
-    if home.resolve() != (reference / "alias").resolve():
+    if not home.is_dir():
         return (
-            f"qmail:{reference}: the alias user's home is {home} (passwd), not "
-            f"{reference / 'alias'}: qmail would look for the alias files there "
-            f"(link {home} to {reference / 'alias'}, or build the reference there)"
+            f"qmail:{reference}: the alias user's home {home} (passwd) is not a directory: "
+            f"the agent mounts {reference / 'alias'} over it, so it must exist"
         )
     return None
+
+
+def _clear_alias_and_lock(reference: Path, scratch: Path) -> None:
+    """What one scenario leaves in DIR for the next, besides the queue: the alias
+    user's Maildir (bounces to postmaster) and qmail-remote's tcpto table
+    (queue/lock/tcpto, remembered connection timeouts). The alias Maildir is
+    made as the scenario's scratch home has it (or not at all), empty; tcpto
+    is zeroed in place as ``make setup`` leaves it (hier.c: 1024 zero bytes),
+    keeping its owner and mode."""
+    maildir = reference / "alias" / "Maildir"
+    shutil.rmtree(maildir, ignore_errors=True)
+    if (scratch / "alias" / "Maildir").is_dir():
+        owner = (reference / "alias").stat()
+        for sub in ("", "new", "cur", "tmp"):
+            (maildir / sub).mkdir(mode=0o700, exist_ok=True)
+            os.chown(maildir / sub, owner.st_uid, owner.st_gid)
+    tcpto = reference / "queue" / "lock" / "tcpto"
+    if tcpto.exists():
+        with open(tcpto, "r+b") as table:
+            table.write(bytes(TCPTO_SIZE))
+            table.truncate(TCPTO_SIZE)

@@ -72,6 +72,7 @@ class QmailServer:
                 from harness import netns
 
                 netns.bind_resolv_conf(path)
+                bind_alias_home(self.home)
             return None
         if verb == "program":
             return self.program(args["argv"], args["env"], args["stdin"])
@@ -330,6 +331,33 @@ def _group_alive(pgid: int) -> bool:
     return False
 
 
+def alias_home() -> Path | None:
+    """The alias user's home as the password file gives it, or None."""
+    try:
+        return Path(pwd.getpwnam("alias").pw_dir)
+    except KeyError:
+        return None
+
+
+def bind_alias_home(home: Path) -> None:
+    """Inside the agent's mount namespace: DIR/alias over the alias user's home.
+
+    qmail-getpw answers for the alias user with its home from the password
+    file (qmail-getpw.c, getpwnam(auto_usera)), usually /var/qmail/alias,
+    whatever DIR is; the scenario's alias files are written to DIR/alias.
+    Mounted over the passwd home for the agent's process tree only, they are
+    what the reference's qmail-local reads and where its ``./Maildir/`` is.
+    A home of ours takes DIR/alias whatever the password file says.
+    """
+    from harness import netns
+
+    target = alias_home()
+    if (home / ".qmail-sim").is_dir() or target is None:
+        return
+    if target.resolve() != (home / "alias").resolve():
+        netns.bind_over(home / "alias", target)
+
+
 def queue_files(home: Path) -> list[Path]:
     """Every message file in a home's queue (what a scenario leaves behind)."""
     queue = home / "queue"
@@ -337,4 +365,4 @@ def queue_files(home: Path) -> list[Path]:
     return [p for sub in subs for p in (queue / sub).rglob("*") if p.is_file()]
 
 
-__all__ = ["QmailServer", "queue_files", "smtpd_credentials"]
+__all__ = ["QmailServer", "alias_home", "bind_alias_home", "queue_files", "smtpd_credentials"]
