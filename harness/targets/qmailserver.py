@@ -42,6 +42,7 @@ from typing import Any
 from harness.converse import Turn, converse
 from harness.targets.agentwire import Setup
 from harness.targets.liveagent import Loop, World, write_resolv_conf
+from harness.targets.qmaillog import STARTING, QmailLog
 from server.privsep import QmailIds
 from server.send.schedule import SLEEP_FUZZ
 
@@ -50,7 +51,6 @@ START_LIMIT = 30.0  # wall seconds qmail-send may take to log its first line
 IDLE_LIMIT = 120.0
 PROGRAM_LIMIT = 60.0
 SIGNALS = {"alrm": signal.SIGALRM, "hup": signal.SIGHUP}  # held for the next run
-STARTING = re.compile(r"^starting delivery (\d+):")
 RESULT = re.compile(r"^delivery (\d+): ")
 
 
@@ -59,10 +59,12 @@ class QmailServer:
         self.setup, self.world, self.loop = setup, world, loop
         self.home = setup.home
         self.log_path = setup.workdir / "qmail-send.log"
-        self.log_path.touch()
+        self.log = QmailLog(self.log_path)
         self.proc: subprocess.Popen[bytes] | None = None
         self.pending: list[str] = []  # signals for qmail-send's next run
         self.terminated = False
+        self.started_before = False
+        self.since = 0  # the first log line of the qmail-send running now
 
     def request(self, verb: str, args: dict[str, Any]) -> object:
         if verb == "start":
@@ -90,6 +92,9 @@ class QmailServer:
             return seen
         if verb == "next_retry":
             return self.next_retry()
+        if verb == "advance":
+            self.advance(float(args["seconds"]), int(args["passes"]))
+            return None
         raise ValueError(f"the qmail target cannot {verb!r}")
 
     def env(self, extra: dict[str, str]) -> dict[str, str]:
@@ -141,11 +146,48 @@ class QmailServer:
             return code, output, err.read()
 
     def log_lines(self) -> list[str]:
-        text = self.log_path.read_bytes().decode("latin-1")
-        return [line for line in text.split("\n") if line]
+        return self.log.lines()
+
+    def _stop_hidden(self) -> None:
+        """Stop qmail-send so that its schedule is on disk (pqfinish), its
+        ``status: exiting`` hidden: the harness's doing, not the scenario's."""
+        before = len(self.log.raw())
+        self._stop()
+        self.log.hide_since(before)
+
+    def advance(self, seconds: float, passes: int) -> None:
+        """The queue-time fudge (harness.targets.qmailclock): jump to each due
+        retry on the way, as the simulator does, running qmail-send at each;
+        then to the end, and run it until idle. The fake DNS's clock (the
+        offset file) moves with the queue's."""
+        from harness.targets.qmailclock import earliest_retry, jump_to
+
+        left = round(seconds)
+        for _ in range(passes):
+            if self.terminated:
+                break
+            self._stop_hidden()
+            now = time.time()
+            due = earliest_retry(self.home, now)
+            jump = None if due is None else jump_to(due, now)
+            if jump is None or jump > left:
+                break
+            self._jump(jump)
+            left -= jump
+            self.run_until_idle()
+        self._stop_hidden()
+        self._jump(left)
+        self.run_until_idle()
+
+    def _jump(self, seconds: int) -> None:
+        """With qmail-send stopped: the queue and the fake DNS ``seconds`` on."""
+        from harness.targets.qmailclock import age_queue
+
+        age_queue(self.home, seconds)
+        self.world.set_time(self.world.clock.now() + seconds)
 
     def _quiet(self) -> bool:
-        lines = self.log_lines()
+        lines = self.log_lines()[self.since :]  # delivery numbers start at 1 in each run
         started = {m.group(1) for line in lines if (m := STARTING.match(line))}
         done = {m.group(1) for line in lines if (m := RESULT.match(line))}
         todo = self.home / "queue" / "todo"
@@ -182,7 +224,8 @@ class QmailServer:
 
     def _start(self) -> None:
         """qmail-start, and qmail-send's first log line."""
-        before = len(self.log_lines())
+        before = self.since = len(self.log_lines())
+        raw = len(self.log.raw())
         with open(self.log_path, "ab") as log:
             self.proc = subprocess.Popen(
                 [str(self.home / "bin" / "qmail-start"), "./Maildir/"],
@@ -193,6 +236,9 @@ class QmailServer:
                 cwd="/",
             )
         self._wait_started(before)
+        if self.started_before:  # a restart's: see harness.targets.qmaillog
+            self.log.restarted_at(raw)
+        self.started_before = True
 
     def _pause(self) -> None:
         """Between run steps qmail-send is stopped (SIGSTOP): what reaches it
@@ -258,10 +304,9 @@ class QmailServer:
         channels = [p for c in ("local", "remote") for p in (queue / c).rglob("*") if p.is_file()]
         if not channels:
             return None
-        if self.proc is not None:
-            self._stop()
-            self._start()
-            self._pause()
+        self._stop_hidden()
+        self._start()
+        self._pause()
         waits = [w for p in channels if (w := _retry_after_birth(queue, p)) is not None]
         return min(waits) + SLEEP_FUZZ if waits else None
 
