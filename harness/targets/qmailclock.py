@@ -44,8 +44,8 @@ def _files(queue: Path, subs: tuple[str, ...]) -> list[Path]:
 
 
 def age_queue(home: Path, seconds: int) -> None:
-    """Make everything in ``home``'s queue ``seconds`` older."""
-    if seconds <= 0:
+    """Make everything in ``home``'s queue ``seconds`` older (younger if negative)."""
+    if not seconds:
         return
     queue = home / "queue"
     step = seconds * 1_000_000_000
