@@ -17,10 +17,15 @@ private network and mount namespaces, so qmail's resolver, which reads only
 run and says why. Sessions and injections go through the same code as the
 simulator's (tcpserver's environment, tcprules); only the program is DIR's,
 and a session is played to it turn by turn over a socket, as a client
-would (harness.converse). Jumping the clock is impossible for a
-real qmail: an ``advance`` step raises :class:`~harness.compare.NotComparable`,
-which ``run`` reports as an error and ``compare`` as "not comparable",
-never as a pass.
+would (harness.converse). A real qmail reads the real clock, so an
+``advance`` step ages the queue instead (harness.targets.qmailclock, run by
+the agent); what cannot be done that way (a peer's scripted delay, a jump
+after a control file changed under a running qmail-send, TERM before any
+run) raises :class:`~harness.compare.NotComparable`, which ``run`` reports
+as an error and ``compare`` as "not comparable", never as a pass. The alias
+user's home is DIR/alias inside the agent's mount namespace
+(qmailserver.bind_alias_home), and what a scenario leaves in DIR besides the
+queue (alias/Maildir, queue/lock/tcpto) is cleared before the next.
 """
 
 from __future__ import annotations
