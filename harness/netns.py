@@ -91,4 +91,17 @@ def bind_resolv_conf(path: Path) -> None:
     )
 
 
-__all__ = ["available", "bind_resolv_conf", "inside_setup", "prefix", "why_unavailable"]
+def bind_over(source: Path, target: Path) -> None:
+    """Inside a new mount namespace: put directory ``source`` over ``target``
+    (which must exist), for this process tree only."""
+    subprocess.run(["mount", "--bind", str(source), str(target)], check=True, capture_output=True)
+
+
+__all__ = [
+    "available",
+    "bind_over",
+    "bind_resolv_conf",
+    "inside_setup",
+    "prefix",
+    "why_unavailable",
+]

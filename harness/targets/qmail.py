@@ -17,10 +17,15 @@ private network and mount namespaces, so qmail's resolver, which reads only
 run and says why. Sessions and injections go through the same code as the
 simulator's (tcpserver's environment, tcprules); only the program is DIR's,
 and a session is played to it turn by turn over a socket, as a client
-would (harness.converse). Jumping the clock is impossible for a
-real qmail: an ``advance`` step raises :class:`~harness.compare.NotComparable`,
-which ``run`` reports as an error and ``compare`` as "not comparable",
-never as a pass.
+would (harness.converse). A real qmail reads the real clock, so an
+``advance`` step ages the queue instead (harness.targets.qmailclock, run by
+the agent); what cannot be done that way (a peer's scripted delay, a jump
+after a control file changed under a running qmail-send, TERM before any
+run) raises :class:`~harness.compare.NotComparable`, which ``run`` reports
+as an error and ``compare`` as "not comparable", never as a pass. The alias
+user's home is DIR/alias inside the agent's mount namespace
+(qmailserver.bind_alias_home), and what a scenario leaves in DIR besides the
+queue (alias/Maildir, queue/lock/tcpto) is cleared before the next.
 """
 
 from __future__ import annotations
@@ -39,7 +44,7 @@ from harness.scenario.model import Scenario, SignalName
 from harness.targets.agentwire import Setup
 from harness.targets.base import Observation, ProgramResult, StepError
 from harness.targets.live import Agent, LiveTarget, client_ips
-from harness.targets.qmailserver import queue_files
+from harness.targets.qmailserver import alias_home, queue_files
 from harness.targets.sim import SimTarget
 from harness.targets.zone import zone_env
 
@@ -47,6 +52,10 @@ from harness.targets.zone import zone_env
 CHECKPASSWORD = """#!/bin/sh
 exec {python} -m server --home {home} checkpassword "$@"
 """
+
+
+#: queue/lock/tcpto as ``make setup`` makes it (hier.c, z(...,1024,...)).
+TCPTO_SIZE = 1024
 
 
 class QmailTarget(LiveTarget):
@@ -61,6 +70,8 @@ class QmailTarget(LiveTarget):
         self.reference = Path(directory).resolve()
         #: the patches the reference was built with (compare --reference-patches)
         self.built_patches: frozenset[str] = frozenset()
+        self.ran = False  # qmail-send has been started (a run or advance step)
+        self.control_changed = False  # a control file changed since then
 
     def start(self, scenario: Scenario, workdir: Path, seed: int | None = None) -> None:
         reason = self.unusable()
@@ -105,6 +116,7 @@ class QmailTarget(LiveTarget):
         leftovers = queue_files(ref)
         for path in leftovers:
             path.unlink()
+        _clear_alias_and_lock(ref, scratch)
         _replace(ref / "control", sorted((scratch / "control").iterdir()), "*")
         _replace(ref / "alias", sorted((scratch / "alias").glob(".qmail-*")), ".qmail-*")
         users = ref / "users"
@@ -147,6 +159,11 @@ class QmailTarget(LiveTarget):
 
     def set_control(self, files: Mapping[str, str | None]) -> None:
         SimTarget.set_control(self, files)  # into self.home: the reference once started
+        self.control_changed = self.control_changed or self.ran
+
+    def run_until_idle(self) -> None:
+        self.ran = True
+        self.live.call("idle")
 
     # -- programs and steps --------------------------------------------------------------
     def _words(self, name: str, argv: list[str]) -> list[str]:
@@ -174,13 +191,23 @@ class QmailTarget(LiveTarget):
         code, out, err = self.live.call("session", argv=words, env=dict(env), played=played)
         return ProgramResult(exit=code, stdout=out, stderr=err)
 
-    def run_until_idle(self) -> None:
-        self.live.call("idle")
-
     def advance(self, seconds: float) -> None:
-        raise NotComparable(f"a real qmail's clock cannot jump {seconds:g}s")
+        """The queue-time fudge (harness.targets.qmailclock): qmail-send is
+        restarted to reread its schedule, which rereads its control files too,
+        so a control file changed since it started makes the jump not comparable."""
+        if self.control_changed:
+            raise NotComparable(
+                f"control files changed while qmail-send ran: jumping the clock {seconds:g}s "
+                "restarts it, and it would reread them"
+            )
+        self.ran = True
+        LiveTarget.advance(self, seconds)
 
     def signal(self, name: SignalName) -> None:
+        if name == "term" and not self.ran:
+            # the simulator's qmail-send runs from the start and logs its exit; a
+            # real one started only to be stopped would deliver what is queued first
+            raise NotComparable("TERM before any run step: the reference starts qmail-send in one")
         self.live.call("signal", name=name)
 
     def observe(self) -> Observation:
@@ -226,22 +253,39 @@ __all__ = ["QmailTarget"]
 
 
 def _alias_home_problem(reference: Path) -> str | None:
-    """qmail-getpw finds the alias user's home in the password file, and the
-    scenario's alias files are written to DIR/alias: the two must be one.
-    (A home of ours takes DIR/alias as the alias user's home whatever passwd
-    says; a real qmail does not.)"""
-    import pwd
-
+    """qmail-getpw finds the alias user's home in the password file; the agent
+    mounts DIR/alias over it (qmailserver.bind_alias_home), which needs the
+    user and a directory there to mount over. (A home of ours takes DIR/alias
+    as the alias user's home whatever passwd says.)"""
     if (reference / ".qmail-sim").is_dir():
         return None
-    try:
-        home = Path(pwd.getpwnam("alias").pw_dir)
-    except KeyError:
+    home = alias_home()
+    if home is None:
         return "the qmail target needs qmail's users (INSTALL.ids): there is no alias user"
-    if home.resolve() != (reference / "alias").resolve():
+    if not home.is_dir():
         return (
-            f"qmail:{reference}: the alias user's home is {home} (passwd), not "
-            f"{reference / 'alias'}: qmail would look for the alias files there "
-            f"(link {home} to {reference / 'alias'}, or build the reference there)"
+            f"qmail:{reference}: the alias user's home {home} (passwd) is not a directory: "
+            f"the agent mounts {reference / 'alias'} over it, so it must exist"
         )
     return None
+
+
+def _clear_alias_and_lock(reference: Path, scratch: Path) -> None:
+    """What one scenario leaves in DIR for the next, besides the queue: the alias
+    user's Maildir (bounces to postmaster) and qmail-remote's tcpto table
+    (queue/lock/tcpto, remembered connection timeouts). The alias Maildir is
+    made as the scenario's scratch home has it (or not at all), empty; tcpto
+    is zeroed in place as ``make setup`` leaves it (hier.c: 1024 zero bytes),
+    keeping its owner and mode."""
+    maildir = reference / "alias" / "Maildir"
+    shutil.rmtree(maildir, ignore_errors=True)
+    if (scratch / "alias" / "Maildir").is_dir():
+        owner = (reference / "alias").stat()
+        for sub in ("", "new", "cur", "tmp"):
+            (maildir / sub).mkdir(mode=0o700, exist_ok=True)
+            os.chown(maildir / sub, owner.st_uid, owner.st_gid)
+    tcpto = reference / "queue" / "lock" / "tcpto"
+    if tcpto.exists():
+        with open(tcpto, "r+b") as table:
+            table.write(bytes(TCPTO_SIZE))
+            table.truncate(TCPTO_SIZE)

@@ -42,6 +42,7 @@ from typing import Any
 from harness.converse import Turn, converse
 from harness.targets.agentwire import Setup
 from harness.targets.liveagent import Loop, World, write_resolv_conf
+from harness.targets.qmaillog import STARTING, QmailLog
 from server.privsep import QmailIds
 from server.send.schedule import SLEEP_FUZZ
 
@@ -50,7 +51,6 @@ START_LIMIT = 30.0  # wall seconds qmail-send may take to log its first line
 IDLE_LIMIT = 120.0
 PROGRAM_LIMIT = 60.0
 SIGNALS = {"alrm": signal.SIGALRM, "hup": signal.SIGHUP}  # held for the next run
-STARTING = re.compile(r"^starting delivery (\d+):")
 RESULT = re.compile(r"^delivery (\d+): ")
 #: Programs whose replies are netstrings; tcpserver runs them as qmaild, as qmail-smtpd (FAQ 5.6).
 NETSTRING_SERVERS = ("qmail-qmtpd", "qmail-qmqpd")
@@ -61,10 +61,14 @@ class QmailServer:
         self.setup, self.world, self.loop = setup, world, loop
         self.home = setup.home
         self.log_path = setup.workdir / "qmail-send.log"
-        self.log_path.touch()
+        self.log = QmailLog(self.log_path)
         self.proc: subprocess.Popen[bytes] | None = None
         self.pending: list[str] = []  # signals for qmail-send's next run
         self.terminated = False
+        self.started_before = False
+        self.virtual = 0  # seconds jumped so far (advance)
+        self.synced = world.start_time  # real time the queue's times were last in step
+        self.since = 0  # the first log line of the qmail-send running now
 
     def request(self, verb: str, args: dict[str, Any]) -> object:
         if verb == "start":
@@ -75,6 +79,7 @@ class QmailServer:
 
                 netns.bind_resolv_conf(path)
                 self._bind_localtime()
+                bind_alias_home(self.home)
             return None
         if verb == "program":
             return self.program(args["argv"], args["env"], args["stdin"], args.get("cwd", "/"))
@@ -92,6 +97,9 @@ class QmailServer:
             return seen
         if verb == "next_retry":
             return self.next_retry()
+        if verb == "advance":
+            self.advance(float(args["seconds"]), int(args["passes"]))
+            return None
         raise ValueError(f"the qmail target cannot {verb!r}")
 
     def _bind_localtime(self) -> None:
@@ -151,11 +159,61 @@ class QmailServer:
             return code, output, err.read()
 
     def log_lines(self) -> list[str]:
-        text = self.log_path.read_bytes().decode("latin-1")
-        return [line for line in text.split("\n") if line]
+        return self.log.lines()
+
+    def _stop_hidden(self) -> None:
+        """Stop qmail-send so that its schedule is on disk (pqfinish), its
+        ``status: exiting`` hidden: the harness's doing, not the scenario's."""
+        before = len(self.log.raw())
+        self._stop()
+        self.log.hide_since(before)
+
+    def advance(self, seconds: float, passes: int) -> None:
+        """The queue-time fudge (harness.targets.qmailclock): jump to each due
+        retry on the way, as the simulator does, running qmail-send at each;
+        then to the end, and run it until idle. The fake DNS's clock (the
+        offset file) moves with the queue's."""
+        from harness.targets.qmailclock import earliest_retry, jump_to
+
+        target = self.virtual + round(seconds)
+        for _ in range(passes):
+            if self.terminated:
+                break
+            self._stop_hidden()
+            self._sync()
+            now = time.time()
+            due = earliest_retry(self.home, now)
+            jump = None if due is None else jump_to(due, now)
+            if jump is None or self.virtual + jump > target:
+                break
+            self._jump(jump)
+            self.run_until_idle()
+        self._stop_hidden()
+        self._sync()
+        self._jump(target - self.virtual)
+        self.run_until_idle()
+
+    def _sync(self) -> None:
+        """With qmail-send stopped: take the real seconds that passed since the
+        last jump back off the queue's age. The simulator's clock stands still
+        between its jumps; qmail's runs on, and each pass costs a second or so
+        of it, which would otherwise add up to an extra retry."""
+        from harness.targets.qmailclock import age_queue
+
+        passed = int(time.time() - self.synced)
+        age_queue(self.home, -passed)
+        self.synced += passed
+
+    def _jump(self, seconds: int) -> None:
+        """With qmail-send stopped: the queue and the fake DNS ``seconds`` on."""
+        from harness.targets.qmailclock import age_queue
+
+        age_queue(self.home, seconds)
+        self.world.set_time(self.world.clock.now() + seconds)
+        self.virtual += seconds
 
     def _quiet(self) -> bool:
-        lines = self.log_lines()
+        lines = self.log_lines()[self.since :]  # delivery numbers start at 1 in each run
         started = {m.group(1) for line in lines if (m := STARTING.match(line))}
         done = {m.group(1) for line in lines if (m := RESULT.match(line))}
         todo = self.home / "queue" / "todo"
@@ -192,7 +250,8 @@ class QmailServer:
 
     def _start(self) -> None:
         """qmail-start, and qmail-send's first log line."""
-        before = len(self.log_lines())
+        before = self.since = len(self.log_lines())
+        raw = len(self.log.raw())
         with open(self.log_path, "ab") as log:
             self.proc = subprocess.Popen(
                 [str(self.home / "bin" / "qmail-start"), "./Maildir/"],
@@ -203,6 +262,9 @@ class QmailServer:
                 cwd="/",
             )
         self._wait_started(before)
+        if self.started_before:  # a restart's: see harness.targets.qmaillog
+            self.log.restarted_at(raw)
+        self.started_before = True
 
     def _pause(self) -> None:
         """Between run steps qmail-send is stopped (SIGSTOP): what reaches it
@@ -268,10 +330,9 @@ class QmailServer:
         channels = [p for c in ("local", "remote") for p in (queue / c).rglob("*") if p.is_file()]
         if not channels:
             return None
-        if self.proc is not None:
-            self._stop()
-            self._start()
-            self._pause()
+        self._stop_hidden()
+        self._start()
+        self._pause()
         waits = [w for p in channels if (w := _retry_after_birth(queue, p)) is not None]
         return min(waits) + SLEEP_FUZZ if waits else None
 
@@ -341,6 +402,33 @@ def _group_alive(pgid: int) -> bool:
     return False
 
 
+def alias_home() -> Path | None:
+    """The alias user's home as the password file gives it, or None."""
+    try:
+        return Path(pwd.getpwnam("alias").pw_dir)
+    except KeyError:
+        return None
+
+
+def bind_alias_home(home: Path) -> None:
+    """Inside the agent's mount namespace: DIR/alias over the alias user's home.
+
+    qmail-getpw answers for the alias user with its home from the password
+    file (qmail-getpw.c, getpwnam(auto_usera)), usually /var/qmail/alias,
+    whatever DIR is; the scenario's alias files are written to DIR/alias.
+    Mounted over the passwd home for the agent's process tree only, they are
+    what the reference's qmail-local reads and where its ``./Maildir/`` is.
+    A home of ours takes DIR/alias whatever the password file says.
+    """
+    from harness import netns
+
+    target = alias_home()
+    if (home / ".qmail-sim").is_dir() or target is None:
+        return
+    if target.resolve() != (home / "alias").resolve():
+        netns.bind_over(home / "alias", target)
+
+
 def queue_files(home: Path) -> list[Path]:
     """Every message file in a home's queue (what a scenario leaves behind)."""
     queue = home / "queue"
@@ -348,4 +436,4 @@ def queue_files(home: Path) -> list[Path]:
     return [p for sub in subs for p in (queue / sub).rglob("*") if p.is_file()]
 
 
-__all__ = ["QmailServer", "queue_files", "smtpd_credentials"]
+__all__ = ["QmailServer", "alias_home", "bind_alias_home", "queue_files", "smtpd_credentials"]

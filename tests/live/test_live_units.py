@@ -200,8 +200,28 @@ def test_bounce_entries_compare_in_any_order(failures: list[tuple[str, str]]) ->
 
 def test_virtual_time_scenarios_are_not_comparable_off_the_simulator() -> None:
     scenario = Scenario(name="pinned", tags=("virtual-time",), file="pinned.yaml", line=1)
-    result = compare(scenario, "qmail:/nonexistent")
+    result = compare(scenario, "live")
     assert result.verdict == "not comparable" and "virtual-time" in result.note
+
+
+def test_pinned_scenarios_are_not_comparable_even_against_a_real_qmail() -> None:
+    tags = ("virtual-time", "pinned")
+    scenario = Scenario(name="pinned", tags=tags, file="pinned.yaml", line=1)
+    result = compare(scenario, "qmail:/nonexistent")
+    assert result.verdict == "not comparable" and "pinned" in result.note
+
+
+def test_against_a_real_qmail_every_side_starts_at_the_current_second() -> None:
+    from harness.compare import _real_start
+
+    assert _real_start("sim", "live") is None
+    start = _real_start("sim", "qmail:/var/qmail")
+    assert start is not None and start == int(start)
+
+
+def test_pop3_sizes_are_masked_but_not_counts() -> None:
+    assert normalise("+OK 2 629") == normalise("+OK 2 619") != normalise("+OK 1 619")
+    assert normalise("1 324") == normalise("1 319") != normalise("2 319")
 
 
 def _world(root: Path, bodies: list[str], mbox: list[str]) -> Observation:

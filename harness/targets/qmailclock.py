@@ -1,0 +1,89 @@
+"""Jumping a real qmail's clock: the queue-time fudge (``advance`` on ``qmail:DIR``).
+
+A real qmail-send reads the real clock and keeps its schedule in the queue's
+file times: a message's birth is its info file's mtime (qmail-send.c,
+getinfo), each channel file's mtime is its next retry (pqadd, and pqfinish's
+utime as qmail-send exits), and qmail-remote's tcpto table stamps each
+timeout with the time it happened (tcpto.c, bytes 8 to 11 of a record).
+So instead of moving qmail's clock forward, the harness moves the queue
+back: :func:`age_queue` takes ``seconds`` off every one of those times, and
+the messages are then exactly as old, and their retries exactly as due, as
+if that much time had passed. (Exim's test suite fudges its queue times the
+same way.) qmail-send rereads its schedule only as it starts (pqstart), so
+the reference target stops it with TERM, ages the queue, and starts it again
+(harness.targets.qmailserver); :func:`earliest_retry` reads the schedule it
+left, so each jump lands on the next due retry, as the simulator's does.
+
+Why not libfaketime: qmail-send writes the info and channel files itself, so
+their times come from the kernel's clock, never from a preloaded library; a
+faked clock ahead of the kernel's makes every message look older than it is
+(or, frozen, makes a fresh channel file look not yet due). Ageing the files
+keeps the one clock qmail-send trusts and moves only what it reads from them.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+from pathlib import Path
+
+from server.send.schedule import SLEEP_FUZZ
+
+#: queue/ subdirectories whose files carry a time qmail-send reads (mess/: the
+#: atime qmail-send's cleanup compares with OSSIFIED; info/: the birth; local/
+#: and remote/: the next retry); the others are aged too so nothing looks newer
+#: than the messages it belongs to.
+AGED = ("mess", "info", "local", "remote", "todo", "intd", "bounce")
+CHANNELS = ("local", "remote")
+TCPTO_RECORD = 16  # tcpto.c: 16 bytes per remembered host
+TCPTO_WHEN = slice(8, 12)  # the time of the last timeout, little-endian
+
+
+def _files(queue: Path, subs: tuple[str, ...]) -> list[Path]:
+    return [p for sub in subs for p in (queue / sub).rglob("*") if p.is_file()]
+
+
+def age_queue(home: Path, seconds: int) -> None:
+    """Make everything in ``home``'s queue ``seconds`` older (younger if negative)."""
+    if not seconds:
+        return
+    queue = home / "queue"
+    step = seconds * 1_000_000_000
+    for path in _files(queue, AGED):
+        st = path.stat()
+        os.utime(path, ns=(st.st_atime_ns - step, st.st_mtime_ns - step))
+    _age_tcpto(queue / "lock" / "tcpto", seconds)
+
+
+def _age_tcpto(path: Path, seconds: int) -> None:
+    try:
+        table = bytearray(path.read_bytes())
+    except FileNotFoundError:
+        return
+    for start in range(0, len(table) - TCPTO_RECORD + 1, TCPTO_RECORD):
+        record = memoryview(table)[start : start + TCPTO_RECORD]
+        when = int.from_bytes(record[TCPTO_WHEN], "little")
+        if when:
+            record[TCPTO_WHEN] = max(when - seconds, 1).to_bytes(4, "little")
+    with open(path, "r+b") as out:  # in place: qmail's owner and mode stay
+        out.write(table)
+
+
+def earliest_retry(home: Path, now: float) -> float | None:
+    """When qmail-send next has something to do, from the queue it left as it
+    exited: ``now`` if todo/ holds a message it has not taken in yet, else the
+    earliest channel file's mtime; None when nothing waits."""
+    queue = home / "queue"
+    if _files(queue, ("todo",)):
+        return now
+    retries = [p.stat().st_mtime for p in _files(queue, CHANNELS)]
+    return min(retries) if retries else None
+
+
+def jump_to(due: float, now: float) -> int:
+    """Whole seconds to age the queue by so that a retry due at ``due`` runs:
+    to ``due`` plus qmail-send's SLEEP_FUZZ, where the simulator's clock jumps."""
+    return max(0, math.ceil(due + SLEEP_FUZZ - now))
+
+
+__all__ = ["age_queue", "earliest_retry", "jump_to"]
