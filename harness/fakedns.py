@@ -354,9 +354,14 @@ def _udp_limit(request: DNSRecord) -> int:
 
 def _pad(reply: Any, qname: DNSLabel, size: int) -> None:
     """Grow the answer past ``size`` bytes with TXT records of the queried name."""
+    length = len(reply.pack())  # packed once: each record's size is known
     n = 0
-    while len(reply.pack()) <= size:
-        reply.add_answer(RR(qname, QTYPE.TXT, rdata=TXT(f"padding {n:03d} " + "x" * 100), ttl=300))
+    while length <= size:
+        text = f"padding {n:03d} " + "x" * 100
+        reply.add_answer(RR(qname, QTYPE.TXT, rdata=TXT(text), ttl=300))
+        # the owner is the question's name: a 2-byte pointer; then TYPE, CLASS,
+        # TTL, RDLENGTH (10 bytes) and the one character-string
+        length += 2 + 10 + 1 + len(text)
         n += 1
 
 

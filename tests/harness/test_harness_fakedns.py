@@ -7,11 +7,11 @@ import socket
 import struct
 
 import pytest
-from dnslib import QTYPE, RCODE, DNSRecord
+from dnslib import QTYPE, RCODE, RR, TXT, A, DNSLabel, DNSRecord
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from harness.fakedns import FakeDns, malform
+from harness.fakedns import FakeDns, _pad, malform
 from harness.scenario.model import DnsRule, DnsSpec
 from server.net import DnsTimeout
 
@@ -212,3 +212,22 @@ def test_wildcards_answer_for_names_that_do_not_exist() -> None:
     assert str(answer.rr[0].rname) == "anything.wild.example."
     assert str(answer.rr[0].rdata) == "5 mx.wild.example."
     assert str(ask(dns, "mx.wild.example", "A").rr[0].rdata) == "127.0.2.99"
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    size=st.integers(min_value=0, max_value=70_000),
+    name=st.sampled_from(["far.example", "a.b.c.example.org"]),
+)
+def test_padding_grows_an_answer_just_past_the_size(size: int, name: str) -> None:
+    """fakedns._pad counts each record's bytes instead of packing after each:
+    the answer is past ``size``, and would not be without its last record."""
+    reply = DNSRecord.question(name, "ANY").reply()
+    reply.add_answer(RR(name, QTYPE.A, rdata=A("127.0.0.1"), ttl=300))
+    _pad(reply, DNSLabel(name), size)
+    assert len(reply.pack()) > size
+    padding = [rr for rr in reply.rr if rr.rtype == QTYPE.TXT]
+    if padding:
+        reply.rr.remove(padding[-1])
+        assert len(reply.pack()) <= size
+    assert all(isinstance(rr.rdata, TXT) for rr in padding)
