@@ -369,8 +369,11 @@ def _stop_with_parent() -> None:
     parent never writes; end of file means the parent is gone, so stop too."""
 
     def watch() -> None:
+        # os.read on the descriptor, not sys.stdin's buffer: a daemon thread
+        # blocked holding that buffer's lock aborts the interpreter at exit
+        # ("could not acquire lock for <stdin> at interpreter shutdown")
         with contextlib.suppress(OSError):
-            while sys.stdin.buffer.read(4096):
+            while os.read(0, 4096):
                 pass
         os.kill(os.getpid(), signal.SIGTERM)
 
