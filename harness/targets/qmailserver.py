@@ -243,10 +243,31 @@ class QmailServer:
         (held while it is stopped); TERM lets it finish and exit now, so its
         ``status: exiting`` is logged at once."""
         if name != "term":
-            self.pending.append(name)
+            if self.proc is not None and self.proc.poll() is None:
+                self._act_on(SIGNALS[name])
+            else:
+                self.pending.append(name)
             return
         self.terminated = True
         self._stop()
+
+    def _act_on(self, signum: int) -> None:
+        """Let the stopped qmail-send take ``signum`` now, and stop it again once
+        it is back asleep in select(): as the simulator's flags are acted on
+        before anything a later step brings. (Held until the next run, the
+        signal and a trigger pulled meanwhile would reach it together, and
+        qmail-send.c's select() may return the trigger first: todo/ would be
+        read before HUP's reread.)"""
+        assert self.proc is not None
+        pid = self.proc.pid
+        self.proc.send_signal(signum)
+        self.proc.send_signal(signal.SIGCONT)
+        deadline = time.monotonic() + START_LIMIT
+        settled = 0
+        while settled < 2 and time.monotonic() < deadline:
+            time.sleep(0.01)
+            settled = settled + 1 if _asleep_without(pid, signum) else 0
+        self._pause()
 
     def _start(self) -> None:
         """qmail-start, and qmail-send's first log line."""
@@ -437,3 +458,19 @@ def queue_files(home: Path) -> list[Path]:
 
 
 __all__ = ["QmailServer", "alias_home", "bind_alias_home", "queue_files", "smtpd_credentials"]
+
+
+def _asleep_without(pid: int, signum: int) -> bool:
+    """Whether process ``pid`` has no ``signum`` pending and sleeps in
+    select() or poll() (its wchan); False if /proc cannot tell."""
+    try:
+        status = Path(f"/proc/{pid}/status").read_text()
+        wchan = Path(f"/proc/{pid}/wchan").read_text()
+    except OSError:
+        return False
+    bit = 1 << (signum - 1)
+    for line in status.splitlines():
+        key, _, value = line.partition(":")
+        if key in ("SigPnd", "ShdPnd") and int(value.strip(), 16) & bit:
+            return False
+    return wchan.startswith("poll_schedule_timeout")
