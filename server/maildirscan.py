@@ -7,8 +7,8 @@ names starting with "." and files whose mtime is not strictly before "now"
 ("don't want to mix up the order": a message delivered in the current second
 is left for the next run), and orders the rest by mtime with prioq.c's binary
 heap. Ties between equal mtimes come out in the order that heap gives them,
-which is not always the order they were read: :class:`Prioq` is that heap,
-step for step.
+which is not always the order they were read: qmail-send's
+:class:`server.send.prioq.Prioq` is that heap, step for step.
 
 File access is real (the programs using this are at the edge); the clock is
 the caller's ``now``.
@@ -17,51 +17,12 @@ the caller's ``now``.
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass, field
 from pathlib import Path
+
+from server.send.prioq import Prioq
 
 #: maildir_clean(): tmp/ files unread for this long are removed (36 hours).
 TMP_MAX_AGE = 129600
-
-
-@dataclass
-class Prioq:
-    """prioq.c: a binary min-heap of (mtime, id), with qmail's sift rules."""
-
-    items: list[tuple[int, int]] = field(default_factory=list)
-
-    def insert(self, dt: int, ident: int) -> None:
-        p = self.items
-        p.append((dt, ident))
-        j = len(p) - 1
-        while j:
-            i = (j - 1) // 2
-            if p[i][0] <= dt:
-                break
-            p[j] = p[i]
-            j = i
-        p[j] = (dt, ident)
-
-    def pop_min(self) -> tuple[int, int] | None:
-        p = self.items
-        if not p:
-            return None
-        top = p[0]
-        n = len(p) - 1
-        i = 0
-        while True:
-            j = i + i + 2
-            if j > n:
-                break
-            if p[j - 1][0] <= p[j][0]:
-                j -= 1
-            if p[n][0] <= p[j][0]:
-                break
-            p[i] = p[j]
-            i = j
-        p[i] = p[n]
-        p.pop()
-        return top
 
 
 class ScanError(Exception):
@@ -118,6 +79,7 @@ def scan(
                 queue.insert(mtime, len(names))
                 names.append(rel)
     listing = []
-    while (item := queue.pop_min()) is not None:
-        listing.append((item[0], names[item[1]]))
+    while (item := queue.min()) is not None:
+        queue.delmin()
+        listing.append((item.dt, names[item.id]))
     return listing

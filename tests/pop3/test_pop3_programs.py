@@ -17,11 +17,12 @@ from hypothesis import strategies as st
 
 from harness.converse import PacedInput
 from server.home import setup
-from server.maildirscan import TMP_MAX_AGE, Prioq, clean_tmp
+from server.maildirscan import TMP_MAX_AGE, clean_tmp
 from server.pop3 import replies
 from server.pop3.maildir import scan
 from server.programs import ProgramContext, run
 from server.runtime import virtual_runtime
+from server.send.prioq import Prioq
 
 NOW = 1_700_000_000
 HOST = "pop.example.org"
@@ -203,8 +204,9 @@ def test_prioq_pops_in_mtime_order(times: list[int]) -> None:
     for i, t in enumerate(times):
         q.insert(t, i)
     popped = []
-    while (item := q.pop_min()) is not None:
-        popped.append(item)
+    while (item := q.min()) is not None:
+        q.delmin()
+        popped.append((item.dt, item.id))
     assert [t for t, _ in popped] == sorted(times)
     assert sorted(i for _, i in popped) == list(range(len(times)))
 
