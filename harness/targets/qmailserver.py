@@ -266,7 +266,10 @@ class QmailServer:
         settled = 0
         while settled < 2 and time.monotonic() < deadline:
             time.sleep(0.01)
-            settled = settled + 1 if _asleep_without(pid, signum) else 0
+            asleep = _asleep_without(pid, signum)
+            if asleep is None:
+                break  # /proc cannot tell: stop it again at once, as before
+            settled = settled + 1 if asleep else 0
         self._pause()
 
     def _start(self) -> None:
@@ -460,14 +463,17 @@ def queue_files(home: Path) -> list[Path]:
 __all__ = ["QmailServer", "alias_home", "bind_alias_home", "queue_files", "smtpd_credentials"]
 
 
-def _asleep_without(pid: int, signum: int) -> bool:
+def _asleep_without(pid: int, signum: int) -> bool | None:
     """Whether process ``pid`` has no ``signum`` pending and sleeps in
-    select() or poll() (its wchan); False if /proc cannot tell."""
+    select() or poll() (its wchan); None if /proc cannot tell (no such
+    files, or a kernel that shows no wait channel: "0")."""
     try:
         status = Path(f"/proc/{pid}/status").read_text()
         wchan = Path(f"/proc/{pid}/wchan").read_text()
     except OSError:
-        return False
+        return None
+    if wchan in ("", "0"):
+        return None
     bit = 1 << (signum - 1)
     for line in status.splitlines():
         key, _, value = line.partition(":")
