@@ -24,6 +24,7 @@ from harness.commands.run import target_name
 from harness.compare import Comparison, compare
 from harness.report import relative_file
 from harness.runner import bundled_suite, load_all
+from harness.scenario.model import Scenario
 from harness.selection import BadExpression, select
 
 HELP = "run scenarios on the simulator and on a reference qmail; show where they differ"
@@ -31,7 +32,9 @@ DESCRIPTION = """\
 Run each scenario on --ours (default: sim) and on --reference (qmail:DIR, a
 real qmail home you built, or live) and print per scenario IDENTICAL, the
 first difference (step, line, ours vs theirs) or NOT COMPARABLE (a step a
-real qmail cannot do, such as advancing the clock), then a table. Pids,
+real qmail cannot do, such as advancing the clock), then a table. A scenario
+with patches is played on the --patched-reference built with exactly those
+patches, when one is given. Pids,
 qp/uid/msg numbers, byte counts, dates, Maildir names and host names are
 normalised first; qmail-send's log lines are compared as a set per step.
 --junit FILE: a difference is a failure, not comparable is skipped. Exit 1
@@ -60,6 +63,15 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="the patches the qmail:DIR reference was built with (e.g. date-localtime): "
         "scenarios with exactly these patches are compared, the others are not comparable",
     )
+    parser.add_argument(
+        "--patched-reference",
+        type=patched_reference,
+        action="append",
+        default=[],
+        metavar="P,P=qmail:DIR",
+        help="a real qmail built with patches P (repeatable): scenarios with exactly "
+        "these patches are compared against it instead of --reference",
+    )
     parser.add_argument("-k", metavar="EXPR", help="only scenarios whose name matches")
     parser.add_argument("--tag", action="append", default=[], metavar="T")
     parser.add_argument("--junit", type=Path, metavar="FILE", help="write JUnit XML here")
@@ -76,6 +88,24 @@ def patch_list(text: str) -> tuple[str, ...]:
             f"unknown patch {unknown[0]!r} (known: {', '.join(PATCHES)})"
         )
     return names
+
+
+def patched_reference(text: str) -> tuple[frozenset[str], str]:
+    """``date-localtime=qmail:/var/qmail-dl``: the patches and the home built with them."""
+    patches, sep, target = text.partition("=")
+    if not sep or not target.startswith("qmail:"):
+        raise argparse.ArgumentTypeError(f"{text!r} is not P,P=qmail:DIR")
+    return frozenset(patch_list(patches)), target_name(target)
+
+
+def reference_for(scenario: Scenario, args: argparse.Namespace) -> tuple[str, tuple[str, ...]]:
+    """The reference a scenario is played on, and the patches it was built with:
+    the ``--patched-reference`` built with exactly the scenario's patches, else
+    ``--reference``."""
+    for patches, target in args.patched_reference:
+        if patches == frozenset(scenario.patches):
+            return target, tuple(sorted(patches))
+    return args.reference, args.reference_patches
 
 
 def line_for(c: Comparison) -> str:
@@ -143,9 +173,10 @@ def run(args: argparse.Namespace) -> int:
         return 2
     results = []
     for scenario in scenarios:
-        result = compare(
-            scenario, args.reference, args.ours, reference_patches=args.reference_patches
-        )
+        reference, patches = reference_for(scenario, args)
+        result = compare(scenario, reference, args.ours, reference_patches=patches)
+        if reference != args.reference:
+            result.note = f"against {reference}" + (f"; {result.note}" if result.note else "")
         results.append(result)
         print(line_for(result), flush=True)
     seconds = time.monotonic() - started

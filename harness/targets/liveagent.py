@@ -42,7 +42,8 @@ from harness.fakedns import FakeDns
 from harness.fakedns import serve as serve_dns
 from harness.fakepeers import FakePeers
 from harness.targets.agentwire import Request, Setup, read_frame, write_frame
-from harness.targets.livepeers import LivePeers, route_ports
+from harness.targets.livepeers import LivePeers, route_ports, scripted_delays
+from harness.targets.qmailclock import DILATION
 from server.runtime import OffsetClock
 
 DNS_PORT = 53
@@ -91,6 +92,24 @@ class World:
         self.peers = FakePeers(setup.scenario.peers)
         self.servers: list[Any] = []
         self.live_peers: LivePeers | None = None
+        #: a real qmail-remote waits out the peers' delays on a fast clock
+        #: (harness.targets.qmailclock): their time is owed to the queue's
+        self.dilated = setup.mode == "qmail" and bool(scripted_delays(setup.scenario.peers))
+        self.owed = 0.0
+        self.owing = threading.Lock()  # the peers' loop owes, the request thread takes
+
+    def _advance(self, seconds: float) -> None:
+        self.set_time(self.clock.now() + seconds)
+
+    def _owe(self, seconds: float) -> None:
+        with self.owing:
+            self.owed += seconds
+
+    def take_owed(self) -> float:
+        """The seconds the peers' delays took since last asked (a dilated world)."""
+        with self.owing:
+            owed, self.owed = self.owed, 0.0
+        return owed
 
     def start(self) -> list[str]:
         """Listen everywhere; return the resolv.conf's ``nameserver`` values."""
@@ -114,8 +133,9 @@ class World:
             self.peers,
             self.loop.loop,
             watch=self.setup.netns,
-            advance=lambda seconds: self.set_time(self.clock.now() + seconds),
+            advance=self._owe if self.dilated else self._advance,
             timeout=float(timeout),
+            dilation=DILATION if self.dilated else None,
         )
         peers.ports = route_ports(self.setup.scenario.control.get("smtproutes"))
         try:

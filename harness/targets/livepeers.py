@@ -20,10 +20,11 @@ import asyncio
 import socket
 import struct
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import Any
 
 from harness.fakepeers import FakePeers, PeerSession
+from harness.scenario.model import PeerSpec
 
 SMTP_PORT = 25
 ETH_P_IP = 0x0800
@@ -31,6 +32,16 @@ PACKET_HOST = 0  # linux/if_packet.h: a packet addressed to this host
 TCP_SYN, TCP_ACK = 0x02, 0x10
 TIMEOUTREMOTE = 1200.0  # qmail-control(5): timeoutremote's default
 REFUSAL_GRACE = 0.1  # seconds to wait before calling a SYN a refused connection
+
+
+def scripted_delays(peers: Mapping[str, PeerSpec]) -> list[tuple[str, str, float]]:
+    """Every (peer, stage, seconds) a peer's scripts wait before a reply."""
+    return [
+        (ip, stage, seconds)
+        for ip, spec in peers.items()
+        for script in (spec.script, *spec.attempts)
+        for stage, seconds in script.delay.items()
+    ]
 
 
 def route_ports(smtproutes: str | None) -> dict[str, set[int]]:
@@ -69,10 +80,15 @@ class LivePeers:
         watch: bool,
         advance: Callable[[float], None] = lambda seconds: None,
         timeout: float = TIMEOUTREMOTE,
+        dilation: float | None = None,
     ) -> None:
         self.peers = peers
         self.advance = advance
         self.timeout = timeout
+        #: a real qmail-remote's clock runs this many times faster (libfaketime,
+        #: harness.targets.qmailserver.FAKETIME): scripted delays are waited out
+        #: in real time, so short by as much, and its own timeouts end them
+        self.dilation = dilation
         self.loop = loop
         self.watch = watch
         self.servers: dict[str, list[asyncio.Server]] = {}
@@ -121,7 +137,7 @@ class LivePeers:
         session = self.peers.open(ip, int((writer.get_extra_info("sockname") or ("", 25))[1]))
         await self.sync(ip)  # the next connection may be one to refuse
         try:
-            while self._delayed(session):
+            while await self._waited(session):
                 writer.write(session.pending())
                 await writer.drain()
                 if session.stalled:
@@ -137,6 +153,16 @@ class LivePeers:
             pass
         finally:
             writer.close()
+
+    async def _waited(self, session: PeerSession) -> bool:
+        """Take the session's scripted delay before its next reply. False: hung up."""
+        if self.dilation is None:
+            return self._delayed(session)
+        delay = session.take_delay()
+        if delay > 0:
+            self.advance(min(delay, self.timeout))
+            await asyncio.sleep(delay / self.dilation)
+        return True
 
     def _delayed(self, session: PeerSession) -> bool:
         """A scripted delay moves the agent's clock instead of sleeping.
@@ -206,4 +232,4 @@ class LivePeers:
             self.sock.close()
 
 
-__all__ = ["LivePeers", "syn_to"]
+__all__ = ["LivePeers", "scripted_delays", "syn_to"]

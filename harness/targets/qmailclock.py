@@ -19,6 +19,16 @@ their times come from the kernel's clock, never from a preloaded library; a
 faked clock ahead of the kernel's makes every message look older than it is
 (or, frozen, makes a fresh channel file look not yet due). Ageing the files
 keeps the one clock qmail-send trusts and moves only what it reads from them.
+
+A fake peer's scripted delay is the one place a real clock must run: it is
+qmail-remote's own timeout (timeoutread's select()) that a delay past
+timeoutremote has to meet. In a scenario whose peers take their time, the
+reference's qmail-remote alone (libfaketime, preloaded by a wrapper) runs
+:data:`DILATION` times faster, so its select() waits that many times shorter,
+and the peers wait out each delay in real time, shortened alike
+(harness.targets.livepeers). The time the delays took in the scenario is
+then jumped with the queue once qmail-send is idle, as ``advance`` does, so
+a retry the wait made due is tried (harness.targets.qmailserver).
 """
 
 from __future__ import annotations
@@ -37,6 +47,25 @@ AGED = ("mess", "info", "local", "remote", "todo", "intd", "bounce")
 CHANNELS = ("local", "remote")
 TCPTO_RECORD = 16  # tcpto.c: 16 bytes per remembered host
 TCPTO_WHEN = slice(8, 12)  # the time of the last timeout, little-endian
+
+
+#: how many times faster a reference's qmail-remote runs when peers take their time
+DILATION = 120.0
+LIBFAKETIME = ("/usr/lib/*/faketime/libfaketime.so.1", "/usr/lib/faketime/libfaketime.so.1",
+               "/usr/local/lib/faketime/libfaketime.so.1")  # fmt: skip
+
+
+def libfaketime() -> Path | None:
+    """libfaketime's preload library (Debian's ``libfaketime`` package), if installed."""
+    import glob
+
+    found = [path for pattern in LIBFAKETIME for path in sorted(glob.glob(pattern))]
+    return Path(found[0]) if found else None
+
+
+def dilated(library: Path) -> dict[str, str]:
+    """The environment that makes a program's clock run :data:`DILATION` times fast."""
+    return {"LD_PRELOAD": str(library), "FAKETIME": f"+0 x{DILATION:g}"}
 
 
 def _files(queue: Path, subs: tuple[str, ...]) -> list[Path]:

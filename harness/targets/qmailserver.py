@@ -31,6 +31,7 @@ import grp
 import os
 import pwd
 import re
+import shutil
 import signal
 import socket
 import subprocess
@@ -69,6 +70,7 @@ class QmailServer:
         self.virtual = 0  # seconds jumped so far (advance)
         self.synced = world.start_time  # real time the queue's times were last in step
         self.since = 0  # the first log line of the qmail-send running now
+        self.dilated_dir: Path | None = None  # dilate_remote's wrapper
 
     def request(self, verb: str, args: dict[str, Any]) -> object:
         if verb == "start":
@@ -80,6 +82,10 @@ class QmailServer:
                 netns.bind_resolv_conf(path)
                 self._bind_localtime()
                 bind_alias_home(self.home)
+                if self.world.dilated:
+                    scratch = tempfile.mkdtemp(prefix="qmail-sim-remote-", dir="/tmp")
+                    self.dilated_dir = Path(scratch)
+                    dilate_remote(self.home, self.dilated_dir)
             return None
         if verb == "program":
             return self.program(args["argv"], args["env"], args["stdin"], args.get("cwd", "/"))
@@ -87,6 +93,10 @@ class QmailServer:
             return self.session(args["argv"], args["env"], args["played"])
         if verb == "idle":
             self.run_until_idle()
+            return None
+        if verb == "start_send":
+            self._start()
+            self._settle(None)
             return None
         if verb == "signal":
             self.signal(args["name"])
@@ -237,6 +247,15 @@ class QmailServer:
             self._wait_quiet()
         finally:
             self._pause()
+        owed = round(self.world.take_owed())
+        if owed and not self.terminated:
+            # the peers' delays took this long in the scenario: qmail-send's
+            # clock jumps as the queue's (harness.targets.qmailclock), and what
+            # the wait made due is tried, as it is at once on the simulator
+            self._stop_hidden()
+            self._sync()
+            self._jump(owed)
+            self.run_until_idle()
 
     def signal(self, name: str) -> None:
         """As the simulator: ALRM and HUP reach qmail-send when it next runs
@@ -259,14 +278,18 @@ class QmailServer:
         qmail-send.c's select() may return the trigger first: todo/ would be
         read before HUP's reread.)"""
         assert self.proc is not None
-        pid = self.proc.pid
         self.proc.send_signal(signum)
         self.proc.send_signal(signal.SIGCONT)
+        self._settle(signum)
+
+    def _settle(self, signum: int | None) -> None:
+        """Stop qmail-send once it sleeps in select() with no ``signum`` pending."""
+        assert self.proc is not None
         deadline = time.monotonic() + START_LIMIT
         settled = 0
         while settled < 2 and time.monotonic() < deadline:
             time.sleep(0.01)
-            asleep = _asleep_without(pid, signum)
+            asleep = _asleep_without(self.proc.pid, signum)
             if asleep is None:
                 break  # /proc cannot tell: stop it again at once, as before
             settled = settled + 1 if asleep else 0
@@ -362,6 +385,8 @@ class QmailServer:
 
     def close(self) -> None:
         self._stop()
+        if self.dilated_dir is not None:
+            shutil.rmtree(self.dilated_dir, ignore_errors=True)
 
 
 def _retry_after_birth(queue: Path, channel_file: Path) -> float | None:
@@ -453,6 +478,48 @@ def bind_alias_home(home: Path) -> None:
         netns.bind_over(home / "alias", target)
 
 
+def dilate_remote(home: Path, scratch: Path) -> None:
+    """Inside the agent's mount namespace: DIR/bin/qmail-remote runs on a fast
+    clock (harness.targets.qmailclock.DILATION).
+
+    A wrapper mounted over it (``scratch``, open to qmailr) preloads
+    libfaketime into qmail-remote alone: preloaded into qmail-start,
+    libfaketime's shared memory, made by root, is closed to the qmail-send
+    that qmail-start becomes under the same pid. qmail-remote leaves with
+    _exit(), so that shared memory (named by its pid) is never removed: the
+    wrapper removes it once qmail-remote is gone. (It runs qmail-remote in
+    the foreground: dash's ``wait`` never returns with SIGCHLD blocked, as
+    qmail-rspawn leaves it.)"""
+    import shlex
+
+    from harness import netns
+    from harness.targets.qmailclock import dilated, libfaketime
+
+    library = libfaketime()
+    if library is None:
+        raise RuntimeError("peers with delays need libfaketime (apt-get install libfaketime)")
+    scratch.chmod(0o755)  # mkdtemp's 0700 would shut qmailr out
+    real = scratch / "qmail-remote"
+    shutil.copy2(home / "bin" / "qmail-remote", real)
+    settings = " ".join(f"{k}={shlex.quote(v)}" for k, v in dilated(library).items())
+    wrapper = scratch / "qmail-remote-dilated"
+    wrapper.write_text(
+        "#!/bin/sh\n"
+        f'{settings} {shlex.quote(str(real))} "$@"\n'
+        "code=$?\n"
+        "# the shared memory of this user's qmail-remotes that are gone\n"
+        "for sem in /dev/shm/sem.faketime_sem_*; do\n"
+        "  pid=${sem##*_}\n"
+        '  if [ -O "$sem" ] && ! kill -0 "$pid" 2>/dev/null; then\n'
+        '    rm -f "$sem" "/dev/shm/faketime_shm_$pid"\n'
+        "  fi\n"
+        "done\n"
+        'exit "$code"\n'
+    )
+    wrapper.chmod(0o755)
+    netns.bind_over(wrapper, home / "bin" / "qmail-remote")
+
+
 def queue_files(home: Path) -> list[Path]:
     """Every message file in a home's queue (what a scenario leaves behind)."""
     queue = home / "queue"
@@ -460,11 +527,18 @@ def queue_files(home: Path) -> list[Path]:
     return [p for sub in subs for p in (queue / sub).rglob("*") if p.is_file()]
 
 
-__all__ = ["QmailServer", "alias_home", "bind_alias_home", "queue_files", "smtpd_credentials"]
+__all__ = [
+    "QmailServer",
+    "alias_home",
+    "bind_alias_home",
+    "dilate_remote",
+    "queue_files",
+    "smtpd_credentials",
+]
 
 
-def _asleep_without(pid: int, signum: int) -> bool | None:
-    """Whether process ``pid`` has no ``signum`` pending and sleeps in
+def _asleep_without(pid: int, signum: int | None) -> bool | None:
+    """Whether process ``pid`` has no ``signum`` pending (if given) and sleeps in
     select() or poll() (its wchan); None if /proc cannot tell (no such
     files, or a kernel that shows no wait channel: "0")."""
     try:
@@ -474,7 +548,7 @@ def _asleep_without(pid: int, signum: int) -> bool | None:
         return None
     if wchan in ("", "0"):
         return None
-    bit = 1 << (signum - 1)
+    bit = 0 if signum is None else 1 << (signum - 1)
     for line in status.splitlines():
         key, _, value = line.partition(":")
         if key in ("SigPnd", "ShdPnd") and int(value.strip(), 16) & bit:

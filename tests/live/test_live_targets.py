@@ -21,6 +21,7 @@ from harness import netns
 from harness.compare import compare
 from harness.runner import bundled_suite, load_all, run_scenario
 from harness.scenario import Scenario
+from harness.targets.qmailclock import libfaketime
 from server.home import setup as setup_home
 
 pytestmark = pytest.mark.live
@@ -141,6 +142,37 @@ def test_compare_command_table_and_junit(reference: Path, tmp_path: Path) -> Non
     assert suite.get("skipped") == "1"  # retry.yaml's one scenario tagged pinned
 
 
+@needs_netns
+def test_reference_target_starts_qmail_send_for_a_term_before_any_run(
+    reference: Path, workroot: Path
+) -> None:
+    """qmail-send is started with the scenario and stopped asleep, so the TERM
+    finds the message in todo/, as the simulator's qmail-send does."""
+    (scenario,) = scenarios(["harness/signal-term.yaml"])
+    result = run_scenario(scenario, target=f"qmail:{reference}", workroot=workroot)
+    assert result.status == "pass", result.message
+    assert compare(scenario, f"qmail:{reference}").verdict == "identical"
+
+
+@needs_netns
+def test_compare_plays_patch_scenarios_on_their_patched_reference(
+    reference: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from harness.cli import main
+
+    patched = tmp_path / "ref-rr"
+    setup_home(patched, me="ref.example")
+    path = str(SUITE / "patches" / "relay-reject.yaml")
+    code = main(
+        ["compare", path, "--reference", f"qmail:{reference}",
+         "--patched-reference", f"smtpd-relay-reject=qmail:{patched}"]
+    )  # fmt: skip
+    out = capsys.readouterr().out
+    assert code == 0
+    assert f"against qmail:{patched}" in out
+    assert "identical" in out.split("verdict")[1] and "not comparable           0" in out
+
+
 def test_reference_target_refuses_a_directory_without_qmail(tmp_path: Path) -> None:
     (scenario,) = scenarios(["harness/smtp-local-delivery.yaml"])
     result = run_scenario(scenario, target=f"qmail:{tmp_path}", workroot=tmp_path)
@@ -158,6 +190,18 @@ def test_real_netqmail_agrees_with_the_simulator() -> None:
     assert NETQMAIL is not None
     for scenario in scenarios(["harness/smtp-local-delivery.yaml", "harness/remote-delivery.yaml"]):
         assert compare(scenario, f"qmail:{NETQMAIL}").verdict == "identical"
+
+
+@pytest.mark.skipif(
+    NETQMAIL is None, reason="set QMAILSIM_NETQMAIL=DIR to a netqmail-1.06 home built by you"
+)
+@pytest.mark.skipif(libfaketime() is None, reason="libfaketime is not installed")
+@needs_netns
+def test_real_qmail_remote_meets_peer_delays_on_a_fast_clock() -> None:
+    """Its own timeoutremote ends a delay longer than it, in real (short) time."""
+    assert NETQMAIL is not None
+    for scenario in scenarios(["harness/peer-delays.yaml", "remote/timeouts.yaml"]):
+        assert compare(scenario, f"qmail:{NETQMAIL}").verdict == "identical", scenario.name
 
 
 #: The whole suite live takes about 5 minutes on 2 quiet cores; CI runs it
