@@ -8,7 +8,9 @@ over two cores). Each pytest figure includes interpreter start-up and
 collection, which is what a CI job pays. The in-process figures also give
 scenarios per CPU-second of the processes that run them (not of the warm
 per-user workers and the programs they start, run as root): the fair figure
-on a busy machine.
+on a busy machine. Run as root, one more in-process figure is taken in a
+process run as a user (``--user``, qmaild by default): a one-user run, where
+deliveries need no worker and no queue service, as on a laptop.
 
 The in-process figure is the reference, measured in the same run: the same
 scenarios through the same runner with no pytest, no interpreter start-up and
@@ -25,11 +27,14 @@ process on the machine (tests running at the same time) makes them noisy.
 from __future__ import annotations
 
 import argparse
+import os
+import pwd
 import re
 import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 from harness.runner import load_all, run_all
 
@@ -73,9 +78,16 @@ def child(paths: list[Path], rounds: int, shard: str) -> int:
     return 0
 
 
-def in_processes(paths: list[Path], rounds: int, n: int) -> tuple[int, float, float, int]:
+def in_processes(
+    paths: list[Path], rounds: int, n: int, user: str | None = None
+) -> tuple[int, float, float, int]:
     """As :func:`in_process`, over ``n`` processes each running one shard of
-    ``n``, timed from the moment all are warm to the end of the last."""
+    ``n`` (as ``user`` when given), timed from the moment all are warm to the
+    end of the last."""
+    as_user: dict[str, Any] = {}
+    if user is not None:
+        pw = pwd.getpwnam(user)
+        as_user = {"user": pw.pw_uid, "group": pw.pw_gid, "extra_groups": []}
     procs = [
         subprocess.Popen(
             [sys.executable, __file__, "--rounds", str(rounds), "--child", f"{k}/{n}"]
@@ -83,6 +95,7 @@ def in_processes(paths: list[Path], rounds: int, n: int) -> tuple[int, float, fl
             stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
             text=True,
+            **as_user,
         )
         for k in range(1, n + 1)
     ]
@@ -124,12 +137,26 @@ def with_pytest(paths: list[Path], workers: int | None) -> tuple[float, str]:
     return time.perf_counter() - started, lines[-1] if lines else proc.stderr.strip()
 
 
+def _exists(user: str) -> bool:
+    try:
+        pwd.getpwnam(user)
+    except KeyError:
+        return False
+    return True
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     parser.add_argument("paths", nargs="*", type=Path)
     parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument(
+        "--user",
+        default="qmaild" if _exists("qmaild") else "",
+        help="run as root, also measure in one process run as this user, where "
+        "deliveries need no worker (default: qmaild when it exists; '' for none)",
+    )
     parser.add_argument("--child", metavar="K/N", help=argparse.SUPPRESS)
     args = parser.parse_args()
     paths = args.paths or [CHECKOUT_SUITE]
@@ -153,6 +180,15 @@ def main() -> int:
     print(f"ratio in-process -n 2/in-process: {n2 / seconds2 / reference:.2f} (2.00 is linear)")
     if failed2 or n2 != n:
         status = 1
+    if args.user and os.geteuid() == 0:
+        nu, secondsu, cpuu, failedu = in_processes(paths, args.rounds, 1, args.user)
+        print(
+            f"in-process as {args.user}: {nu} scenario runs in {secondsu:.2f}s = "
+            f"{nu / secondsu:7.1f}/s ({nu / cpuu:.1f} per CPU-second; {failedu} not passing)"
+        )
+        print(f"ratio as {args.user}/as root: {nu / secondsu / reference:.2f}")
+        if failedu or nu != n:
+            status = 1
     rates: dict[int | None, float] = {}
     for workers in (None, 2):
         seconds, tail = with_pytest(paths, workers)
