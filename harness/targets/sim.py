@@ -165,6 +165,7 @@ class SimTarget(Target):
         self._closed: list[str] = []
         self.queue_service: simqueue.SimQueueService | None = None
         self._queue_wanted = False
+        self._queue_failed: StepError | None = None
 
     # -- setting up -------------------------------------------------------------
     def start(self, scenario: Scenario, workdir: Path, seed: int | None = None) -> None:
@@ -213,6 +214,7 @@ class SimTarget(Target):
         # started at the first local delivery (_QueueFirst): only a |command
         # run as a user queues through it, and most scenarios run none
         self._queue_wanted = self.serves_queue and privileged()
+        self._queue_failed = None
 
     def set_control(self, files: Mapping[str, str | None]) -> None:
         for name, value in files.items():
@@ -224,8 +226,11 @@ class SimTarget(Target):
 
     def _start_queue_service(self) -> None:
         if self._queue_wanted and self.queue_service is None:
-            self.queue_service = simqueue.start(self.ctx)
-            self._queue_wanted = self.queue_service is not None
+            self._queue_wanted = False
+            try:
+                self.queue_service = simqueue.start(self.ctx)
+            except OSError as exc:  # raised inside qmail-send's delivery: kept for _pass
+                self._queue_failed = StepError(f"the queue service cannot start: {exc}")
 
     def close(self) -> None:
         self._queue_wanted = False
@@ -335,6 +340,8 @@ class SimTarget(Target):
     def _pass(self) -> None:
         self.interrupt_check()
         self.send.run_due()
+        if self._queue_failed is not None:
+            raise self._queue_failed
         self._stamp_deliveries()
 
     def _stamp_deliveries(self) -> None:

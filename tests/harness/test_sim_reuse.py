@@ -13,6 +13,7 @@ from pathlib import Path
 
 import pytest
 
+from harness import simqueue
 from harness.runner import run_scenario
 from harness.scenario import load_text
 from harness.targets.sim import SimTarget
@@ -96,3 +97,32 @@ def test_a_forwarding_command_queues_through_the_service_started_for_it(
     assert target.seen == [True] and target.socket_named == [True]
     # closed with the scenario: the socket is gone and no longer named
     assert target.queue_service is None
+
+
+@needs_split
+def test_a_queue_service_that_cannot_start_is_the_steps_error(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    def refuse(_ctx: object) -> None:
+        raise OSError(98, "Address already in use")
+
+    monkeypatch.setattr(simqueue, "start", refuse)
+    (scenario,) = load_text(
+        f"""
+- name: a local delivery
+{CONTROL}
+  users:
+    bob: {{}}
+  steps:
+    - inject:
+        args: [bob@example.org]
+        message: |
+          Subject: on
+
+          body
+    - run: idle
+"""
+    )
+    result = run_scenario(scenario, target=Watching())
+    assert result.status == "error" and result.step.startswith("step 2 (run")
+    assert "the queue service cannot start: [Errno 98] Address already in use" in result.message
