@@ -62,7 +62,7 @@ from server.home import setup as setup_home
 from server.privsep import privileged
 from server.programs import ProgramContext
 from server.runtime import Runtime, VirtualClock, virtual_runtime
-from server.spawn import Channel, ChannelName
+from server.spawn import Channel, ChannelName, DeliveryJob
 
 #: What tcpserver would set for a connection from 127.0.0.1 (tcp-environ(5)).
 SMTP_ENV = {
@@ -124,6 +124,20 @@ def _real_remote(ctx: ProgramContext, dns: FakeDns, peers: FakePeers, resolv: Pa
     return channel
 
 
+@dataclass(frozen=True)
+class _QueueFirst:
+    """The local channel, with the simulator's queue service (harness.simqueue)
+    started before its first delivery: a ``|command`` run as the user finds
+    the socket named in the home, as it would had the service run all along."""
+
+    channel: Channel
+    ready: Callable[[], None]
+
+    def deliver(self, job: DeliveryJob) -> bytes:
+        self.ready()
+        return self.channel.deliver(job)
+
+
 @dataclass
 class Components:
     """The server parts the simulator drives; tests swap in fakes."""
@@ -150,6 +164,8 @@ class SimTarget(Target):
         #: why the scenario's users cannot run this home's bin/ (see hints)
         self._closed: list[str] = []
         self.queue_service: simqueue.SimQueueService | None = None
+        self._queue_wanted = False
+        self._queue_failed: StepError | None = None
 
     # -- setting up -------------------------------------------------------------
     def start(self, scenario: Scenario, workdir: Path, seed: int | None = None) -> None:
@@ -195,8 +211,10 @@ class SimTarget(Target):
             patches=frozenset(scenario.patches),
             inprocess=True,
         )
-        if self.serves_queue:
-            self.queue_service = simqueue.start(self.ctx) if privileged() else None
+        # started at the first local delivery (_QueueFirst): only a |command
+        # run as a user queues through it, and most scenarios run none
+        self._queue_wanted = self.serves_queue and privileged()
+        self._queue_failed = None
 
     def set_control(self, files: Mapping[str, str | None]) -> None:
         for name, value in files.items():
@@ -206,7 +224,16 @@ class SimTarget(Target):
             else:
                 path.write_text(control_text(value))
 
+    def _start_queue_service(self) -> None:
+        if self._queue_wanted and self.queue_service is None:
+            self._queue_wanted = False
+            try:
+                self.queue_service = simqueue.start(self.ctx)
+            except OSError as exc:  # raised inside qmail-send's delivery: kept for _pass
+                self._queue_failed = StepError(f"the queue service cannot start: {exc}")
+
     def close(self) -> None:
+        self._queue_wanted = False
         if self.queue_service is not None:
             self.queue_service.close()
             self.queue_service = None
@@ -289,6 +316,8 @@ class SimTarget(Target):
         if self._send is None:
             try:
                 local = self.components.local(self.ctx)
+                if self._queue_wanted:
+                    local = _QueueFirst(local, self._start_queue_service)
                 remote = self.components.remote(self.ctx, self.dns, self.peers, self.resolvconf)
                 channels: dict[ChannelName, Channel] = {"local": local, "remote": remote}
                 if self.components.send is _real_send:  # qmail-start's environment
@@ -311,6 +340,8 @@ class SimTarget(Target):
     def _pass(self) -> None:
         self.interrupt_check()
         self.send.run_due()
+        if self._queue_failed is not None:
+            raise self._queue_failed
         self._stamp_deliveries()
 
     def _stamp_deliveries(self) -> None:
