@@ -26,6 +26,7 @@ messages' at once: what the disk allows when fsyncs overlap).
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import time
@@ -60,10 +61,8 @@ def _read(path: str) -> bytes:
 
 
 def _unlink(path: str) -> None:
-    try:
+    with contextlib.suppress(FileNotFoundError):
         os.unlink(path)
-    except FileNotFoundError:
-        pass
 
 
 class Floor:
