@@ -43,6 +43,8 @@ from server.send.phases import Inject
 from server.send.pipes import CleanPipe
 from server.send.schedule import SLEEP_FUZZ
 from server.send.scheduler import Start
+from server.send.todoahead import DEPTH as TODO_AHEAD
+from server.send.todoahead import Offload, TodoAhead, foop_later
 from server.send.workers import Workers
 from server.spawn import Channel, ChannelName
 from server.timedread import wait_readable
@@ -90,6 +92,7 @@ class Daemon:
         env: Mapping[str, str] | None = None,
         max_sleep: float | None = None,
         cleaner: CleanPipe | None = None,
+        ahead: int = TODO_AHEAD,
     ) -> None:
         self.ctx = ctx
         self.channels = channels
@@ -114,6 +117,14 @@ class Daemon:
         os.set_blocking(self.wake_w, False)
         self.pool: Workers[Start] = Workers(sum(cfg.concurrency.values()), self._work)
         self.trigger = Trigger(ctx.home / "queue" / "lock" / "trigger")
+        #: a log that holds lines until flushed (server.send.program.LineWriter)
+        self.flush_log: Callable[[], None] | None = getattr(log, "flush", None)
+        #: todo_do's and messdone's queue file steps, several messages' at once
+        #: (``ahead`` 0: one entry at a time in the loop, as qmail-send.c)
+        self.offload = Offload(self._poke)
+        if ahead:
+            self.engine.todo = TodoAhead(self.engine.todo.nextrun, self.offload, ahead)
+            self.engine.foop = foop_later(self.offload)
 
     # -- signals: safe to call from a signal handler or another thread ---------
     def _poke(self) -> None:
@@ -162,13 +173,24 @@ class Daemon:
         finally:
             signal.set_wakeup_fd(old)
 
+    def _can_exit(self) -> bool:
+        """Exiting, no delivery running, and no queue file step under way."""
+        engine = self.engine
+        return (
+            engine.sched.exitasap
+            and engine.sched.can_exit()
+            and not self.offload.busy
+            and not (isinstance(engine.todo, TodoAhead) and engine.todo.busy())
+        )
+
     def _run(self) -> int:
         try:
-            while not (self.engine.sched.exitasap and self.engine.sched.can_exit()):
+            while not self._can_exit():
                 self._once()
             self.engine.finish()
         finally:
             self.pool.shutdown(wait=True)
+            self.offload.shutdown()
             self.trigger.close()
             wake_r, wake_w, self.wake_r, self.wake_w = self.wake_r, self.wake_w, -1, -1
             os.close(wake_r)
@@ -202,6 +224,8 @@ class Daemon:
         timeout = self._timeout(recent)
         watched = self._watched_trigger()
         fds = [self.wake_r] + ([watched] if watched is not None else [])
+        if self.flush_log is not None:
+            self.flush_log()
         readable = wait_readable(fds, timeout)
         self.asleep = False
         if self.wake_r in readable:
@@ -223,6 +247,7 @@ class Daemon:
         while not self.reports.empty():
             start, report = self.reports.get()
             self.engine.complete(start, report)
+        self.offload.apply()
         for start in self.engine.step(recent, self._take_trigger(pulled)):
             self.pool.submit(start)
 

@@ -134,22 +134,45 @@ class SpawnPipe:
 
 
 class CleanPipe:
-    """qmail-clean over descriptors 5 and 6: one command, one answer byte."""
+    """qmail-clean over descriptors 5 and 6: one command, one answer byte.
+
+    qmail-clean answers its commands one by one, in the order they came, so
+    several threads may each send a command while others wait (qmail-send
+    has one outstanding at a time; the daemon's queue-step threads, several).
+    Each command takes a ticket as it is written; whoever reads hands every
+    answer to its ticket, and each caller returns with its own answer.
+    """
 
     def __init__(self, fd_out: int, fd_in: int) -> None:
         self.fd_out = fd_out
         self.fd_in = fd_in
-        self.lock = threading.Lock()
+        self.write_lock = threading.Lock()
+        self.read_lock = threading.Lock()
+        self.sent = 0  # tickets given
+        self.answered = 0  # answers read
+        self.answers: dict[int, bytes] = {}
         #: set when qmail-clean went away; qmail-send then logs an alert and exits
         self.dead = False
 
     def __call__(self, kind: str, msgid: int) -> bool:
-        with self.lock:
+        with self.write_lock:
             try:
                 _write_all(self.fd_out, f"{kind}/{msgid}\0".encode())
-                answer = _read_exact(self.fd_in, 1)
             except OSError:
-                answer = b""
-        if not answer:
-            self.dead = True
+                self.dead = True
+                return False
+            ticket = self.sent
+            self.sent += 1
+        with self.read_lock:
+            while ticket not in self.answers and not self.dead:
+                try:
+                    data = os.read(self.fd_in, 256)
+                except OSError:
+                    data = b""
+                if not data:
+                    self.dead = True
+                for byte in data:
+                    self.answers[self.answered] = bytes([byte])
+                    self.answered += 1
+            answer = self.answers.pop(ticket, b"")
         return answer == b"+"

@@ -1,0 +1,150 @@
+"""The daemon's todo_do, with the file steps of the next few entries done ahead.
+
+qmail-send does one todo/ entry per pass of its loop, every step in that one
+process: two fsyncs (info/, then local/ or remote/) and a round trip to
+qmail-clean, one message after another. A disk commits fsyncs that come at
+the same time together (ext4's journal), so :class:`TodoAhead` runs
+:func:`~server.send.phases.todo_prepare` for up to ``depth`` entries of the
+open scan at once in a few threads. Each entry's own steps keep todo_do's
+order (unlink, create info/, create the channel files, write and fsync
+info/, then each channel file, then qmail-clean's ``todo/N``); only
+different messages' steps overlap.
+
+What the schedule sees is still qmail's: one entry is committed per pass
+(:func:`~server.send.phases.todo_commit`: its ``new msg`` and ``info msg``
+lines, then the message into its channels' schedules), in the scan's order,
+so the log keeps qmail-send's pattern of one ``new msg`` and then the
+deliveries that pass starts. An entry is committed only once its file
+steps are done, so a message is never scheduled before its info/ and
+channel files are on disk and todo/ is cleaned.
+
+:class:`Offload` runs other independent file steps in the same threads
+(messdone's ``foop/N`` to qmail-clean) and hands their results back to the
+loop. A finished job writes to the loop's self-pipe (``wake``), so a loop
+asleep in select() sees it at once.
+"""
+
+from __future__ import annotations
+
+import queue
+from collections import deque
+from collections.abc import Callable
+from concurrent.futures import Future, ThreadPoolExecutor
+from typing import Any
+
+from server.send import log as L
+from server.send.phases import TodoDone, TodoScan, todo_commit, todo_prepare
+from server.send.scheduler import Scheduler
+from server.send.schedule import SLEEP_TODO
+from server.send.store import rel
+
+#: threads for the file steps; ext4 commits their fsyncs together
+THREADS = 4
+#: todo entries in preparation at once
+DEPTH = 8
+
+
+class Offload:
+    """File steps in a few threads; their results applied in the loop's thread."""
+
+    def __init__(self, wake: Callable[[], None], threads: int = THREADS) -> None:
+        self.pool = ThreadPoolExecutor(threads, thread_name_prefix="queue-steps")
+        self.wake = wake
+        self.busy = 0
+        self._done: queue.SimpleQueue[tuple[Callable[[Any], None], Future[Any]]] = (
+            queue.SimpleQueue()
+        )
+
+    def submit(self, work: Callable[[], Any]) -> Future[Any]:
+        """``work`` in a thread; the loop is woken when it ends."""
+        future = self.pool.submit(work)
+        future.add_done_callback(lambda _f: self.wake())
+        return future
+
+    def run(self, work: Callable[[], Any], then: Callable[[Any], None]) -> None:
+        """``work`` in a thread, then ``then(result)`` in the loop (:meth:`apply`)."""
+        self.busy += 1
+        future = self.pool.submit(work)
+
+        def ended(f: Future[Any]) -> None:
+            self._done.put((then, f))
+            self.wake()
+
+        future.add_done_callback(ended)
+
+    def apply(self) -> None:
+        """In the loop: the ``then`` of every job that has ended."""
+        while not self._done.empty():
+            then, future = self._done.get()
+            self.busy -= 1
+            then(future.result())
+
+    def shutdown(self) -> None:
+        self.pool.shutdown(wait=True)
+        self.apply()
+
+
+class TodoAhead(TodoScan):
+    """:class:`~server.send.phases.TodoScan` with entries prepared ahead (see module)."""
+
+    def __init__(self, nextrun: int, offload: Offload, depth: int = DEPTH) -> None:
+        super().__init__(nextrun=nextrun)
+        self.offload = offload
+        self.depth = depth
+        self.ahead: deque[tuple[int, Future[TodoDone]]] = deque()
+
+    def busy(self) -> bool:
+        return bool(self.ahead)
+
+    def wakeup(self, wakeup: int, exitasap: bool) -> int:
+        if self.ahead and self.ahead[0][1].done():
+            return 0
+        if exitasap:
+            return wakeup
+        if self.pending is not None and not self.ahead:
+            return 0  # the scan is open: go on (todo_selprep)
+        if self.pending and len(self.ahead) < self.depth:
+            return 0
+        if self.pending is not None:
+            return wakeup  # woken when the first entry ahead is done
+        return min(wakeup, self.nextrun)
+
+    def step(self, sched: Scheduler, recent: int, triggered: bool) -> None:
+        # entries already under way are committed even once exiting: their
+        # files are written, and pqfinish then stamps their channel files
+        if self.ahead and self.ahead[0][1].done():
+            _msgid, future = self.ahead.popleft()
+            todo_commit(sched, future.result(), recent)
+        if sched.exitasap:
+            return
+        if self.pending is None:
+            if not triggered and recent < self.nextrun:
+                return
+            try:
+                listed = sched.store.todo_ids()
+            except OSError:
+                sched.log("alert: unable to opendir todo, sleeping...")
+                return
+            under_way = {msgid for msgid, _ in self.ahead}
+            self.pending = [msgid for msgid in listed if msgid not in under_way]
+            self.nextrun = recent + SLEEP_TODO
+        while self.pending and len(self.ahead) < self.depth:
+            msgid = self.pending.pop(0)
+            store, cfg = sched.store, sched.cfg
+            job = self.offload.submit(lambda m=msgid: todo_prepare(store, cfg, m, recent))
+            self.ahead.append((msgid, job))
+        if not self.pending and not self.ahead:
+            self.pending = None
+
+
+def foop_later(offload: Offload) -> Callable[[Scheduler, int], None]:
+    """messdone's ``foop/N`` to qmail-clean in a thread; a failure logged in the loop."""
+
+    def foop(sched: Scheduler, msgid: int) -> None:
+        def then(cleaned: bool) -> None:
+            if not cleaned:
+                sched.log(L.clean_failed(rel("foop", msgid)))
+
+        offload.run(lambda: sched.store.clean("foop", msgid), then)
+
+    return foop
