@@ -19,7 +19,6 @@ from collections.abc import Mapping
 from typing import BinaryIO
 
 from server.programs import ProgramContext
-from server.qdir import qfn
 from server.queue.core import apply_cleanup, scan_pids
 from server.queue.states import QueueListing, RemovePid, stale_cleanup_actions
 from server.send.store import QueueStore
@@ -53,7 +52,7 @@ def answers(command: bytes, store: QueueStore) -> bytes:
 def _unlink(store: QueueStore, subs: tuple[str, str], msgid: int) -> bytes:
     for sub in subs:
         try:
-            os.unlink(qfn(store.queue, sub, msgid))
+            os.unlink(store.path_str(sub, msgid))
         except OSError as exc:
             if exc.errno != errno.ENOENT:
                 return b"!"
@@ -97,6 +96,9 @@ def main(
         command, _, buffer = buffer.partition(b"\0")
         try:
             stdout.write(answers(command, store))
-            stdout.flush()
+            if b"\0" not in buffer:
+                # the answers to every command read so far go in one write
+                # (qmail-send's threads may send several at once)
+                stdout.flush()
         except OSError:
             return 100

@@ -44,7 +44,7 @@ from server.send.pipes import CleanPipe
 from server.send.schedule import SLEEP_FUZZ
 from server.send.scheduler import Start
 from server.send.todoahead import DEPTH as TODO_AHEAD
-from server.send.todoahead import Offload, TodoAhead, foop_later
+from server.send.todoahead import Offload, TodoAhead, file_done_later, remove_later
 from server.send.workers import Workers
 from server.spawn import Channel, ChannelName
 from server.timedread import wait_readable
@@ -124,7 +124,8 @@ class Daemon:
         self.offload = Offload(self._poke)
         if ahead:
             self.engine.todo = TodoAhead(self.engine.todo.nextrun, self.offload, ahead)
-            self.engine.foop = foop_later(self.offload)
+            self.engine.remove = remove_later(self.offload)
+            self.engine.sched.file_done = file_done_later(self.offload)
 
     # -- signals: safe to call from a signal handler or another thread ---------
     def _poke(self) -> None:
@@ -224,8 +225,8 @@ class Daemon:
         timeout = self._timeout(recent)
         watched = self._watched_trigger()
         fds = [self.wake_r] + ([watched] if watched is not None else [])
-        if self.flush_log is not None:
-            self.flush_log()
+        if self.flush_log is not None and timeout:
+            self.flush_log()  # before sleeping; a busy loop's lines go out as the buffer fills
         readable = wait_readable(fds, timeout)
         self.asleep = False
         if self.wake_r in readable:

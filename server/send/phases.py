@@ -151,9 +151,27 @@ def _write_plan(store: QueueStore, msgid: int, plan: Split, now: int) -> str | N
     return None
 
 
-def clean_foop(sched: Scheduler, msgid: int) -> None:
-    """messdone's last step: qmail-clean removes intd/ and mess/ (``foop/N``)."""
-    if not sched.store.clean("foop", msgid):
+def remove_message(sched: Scheduler, msgid: int, now: int) -> None:
+    """messdone's last steps, after ``end msg``: unlink info/, then qmail-clean's ``foop/N``."""
+    after_removal(sched, msgid, now, removal_steps(sched.store, msgid))
+
+
+def removal_steps(store: QueueStore, msgid: int) -> str:
+    """The file steps of :func:`remove_message`: "" when done, else the one that
+    failed ("info" or "foop"). Touches no schedule (safe in another thread)."""
+    try:
+        store.unlink("info", msgid, missing_ok=False)
+    except OSError:
+        return "info"
+    return "" if store.clean("foop", msgid) else "foop"
+
+
+def after_removal(sched: Scheduler, msgid: int, now: int, failed: str) -> None:
+    """qmail-send's warning for a step of :func:`removal_steps` that failed."""
+    if failed == "info":
+        sched.log(L.warning("unable to unlink", rel("info", msgid), L.WILL_TRY_AGAIN))
+        sched.pqdone.insert(now + SLEEP_SYSFAIL, msgid)
+    elif failed == "foop":
         sched.log(L.clean_failed(rel("foop", msgid)))
 
 
@@ -163,7 +181,7 @@ def messdone(
     now: int,
     inject: Inject,
     date: str,
-    foop: Callable[[Scheduler, int], None] = clean_foop,
+    remove: Callable[[Scheduler, int, int], None] = remove_message,
 ) -> None:
     store = sched.store
     fn = ""
@@ -183,13 +201,7 @@ def messdone(
         sched.pqdone.insert(now + SLEEP_SYSFAIL, msgid)
         return
     sched.log(L.end_msg(msgid))
-    try:
-        store.unlink("info", msgid, missing_ok=False)
-    except OSError:
-        sched.log(L.warning("unable to unlink", rel("info", msgid), L.WILL_TRY_AGAIN))
-        sched.pqdone.insert(now + SLEEP_SYSFAIL, msgid)
-        return
-    foop(sched, msgid)
+    remove(sched, msgid, now)
 
 
 def injectbounce(sched: Scheduler, msgid: int, inject: Inject, date: str) -> bool:

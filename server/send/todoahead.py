@@ -18,10 +18,13 @@ deliveries that pass starts. An entry is committed only once its file
 steps are done, so a message is never scheduled before its info/ and
 channel files are on disk and todo/ is cleaned.
 
-:class:`Offload` runs other independent file steps in the same threads
-(messdone's ``foop/N`` to qmail-clean) and hands their results back to the
-loop. A finished job writes to the loop's self-pipe (``wake``), so a loop
-asleep in select() sees it at once.
+:class:`Offload` runs the other file steps that end a message in the same
+threads (job_close's unlink of a finished ``local/N``; messdone's unlink of
+``info/N`` and ``foop/N`` to qmail-clean, after its ``end msg``), each
+message's in qmail's order, and hands their outcome back to the loop, which
+logs a failure and reschedules as qmail-send does at that step. A finished
+job writes to the loop's self-pipe (``wake``), so a loop asleep in select()
+sees it at once.
 """
 
 from __future__ import annotations
@@ -30,13 +33,20 @@ import queue
 from collections import deque
 from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
+from functools import partial
 from typing import Any
 
-from server.send import log as L
-from server.send.phases import TodoDone, TodoScan, todo_commit, todo_prepare
-from server.send.scheduler import Scheduler
+from server.send.jobs import Job
+from server.send.phases import (
+    TodoDone,
+    TodoScan,
+    after_removal,
+    removal_steps,
+    todo_commit,
+    todo_prepare,
+)
 from server.send.schedule import SLEEP_TODO
-from server.send.store import rel
+from server.send.scheduler import FileDone, Scheduler, file_done_steps
 
 #: threads for the file steps; ext4 commits their fsyncs together
 THREADS = 4
@@ -130,21 +140,37 @@ class TodoAhead(TodoScan):
             self.nextrun = recent + SLEEP_TODO
         while self.pending and len(self.ahead) < self.depth:
             msgid = self.pending.pop(0)
-            store, cfg = sched.store, sched.cfg
-            job = self.offload.submit(lambda m=msgid: todo_prepare(store, cfg, m, recent))
+            job = self.offload.submit(partial(todo_prepare, sched.store, sched.cfg, msgid, recent))
             self.ahead.append((msgid, job))
         if not self.pending and not self.ahead:
             self.pending = None
 
 
-def foop_later(offload: Offload) -> Callable[[Scheduler, int], None]:
-    """messdone's ``foop/N`` to qmail-clean in a thread; a failure logged in the loop."""
+def remove_later(offload: Offload) -> Callable[[Scheduler, int, int], None]:
+    """messdone's unlink of info/ and ``foop/N`` in a thread; what failed is
+    logged (and retried) in the loop."""
 
-    def foop(sched: Scheduler, msgid: int) -> None:
-        def then(cleaned: bool) -> None:
-            if not cleaned:
-                sched.log(L.clean_failed(rel("foop", msgid)))
+    def remove(sched: Scheduler, msgid: int, _now: int) -> None:
+        store = sched.store
 
-        offload.run(lambda: sched.store.clean("foop", msgid), then)
+        def then(failed: str) -> None:
+            after_removal(sched, msgid, store.runtime.now(), failed)
 
-    return foop
+        offload.run(lambda: removal_steps(store, msgid), then)
+
+    return remove
+
+
+def file_done_later(offload: Offload) -> Callable[[Scheduler, Job, int], None]:
+    """job_close's unlink of a finished channel file in a thread; the schedule
+    learns the outcome in the loop."""
+
+    def file_done(sched: Scheduler, job: Job, _now: int) -> None:
+        store = sched.store
+
+        def then(outcome: FileDone) -> None:
+            sched.after_file_done(job, store.runtime.now(), outcome)
+
+        offload.run(lambda: file_done_steps(store, job.channel, job.msgid), then)
+
+    return file_done
