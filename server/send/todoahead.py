@@ -49,9 +49,9 @@ from server.send.schedule import SLEEP_TODO
 from server.send.scheduler import FileDone, Scheduler, file_done_steps
 
 #: threads for the file steps; ext4 commits their fsyncs together
-THREADS = 4
+THREADS = 10
 #: todo entries in preparation at once
-DEPTH = 8
+DEPTH = 20
 
 
 class Offload:
