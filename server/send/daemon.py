@@ -207,8 +207,8 @@ class Daemon:
         that look sees the flag and writes to the self-pipe (see _work); a
         report put before it is seen here. A busy loop is never poked.
         """
-        if not self.reports.empty():
-            return 0.0
+        if not self.reports.empty() or self.offload.ready():
+            return 0.0  # (a queue step's wake-up byte may have gone to a pass a signal cut short)
         wakeup = self.engine.wakeup(recent)
         if wakeup <= recent:
             return 0.0

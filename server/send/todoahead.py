@@ -82,6 +82,10 @@ class Offload:
 
         future.add_done_callback(ended)
 
+    def ready(self) -> bool:
+        """A job has ended whose ``then`` has not run yet."""
+        return not self._done.empty()
+
     def apply(self) -> None:
         """In the loop: the ``then`` of every job that has ended."""
         while not self._done.empty():
