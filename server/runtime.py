@@ -216,9 +216,8 @@ def fresh_pid() -> int:
     (whose every page the parent then copies on its next write to it).
     """
     thread = threading.Thread(target=_no_work, name="fresh-pid")
-    thread.start()
-    thread.join()
-    assert thread.native_id is not None  # set once started
+    thread.start()  # returns once the thread runs: its id is known, no need to join it
+    assert thread.native_id is not None
     return thread.native_id
 
 

@@ -34,6 +34,7 @@ import queue
 import signal
 import threading
 from collections.abc import Callable, Iterator, Mapping
+from functools import partial
 from pathlib import Path
 
 from server.programs import ProgramContext
@@ -250,7 +251,11 @@ class Daemon:
             self.engine.complete(start, report)
         self.offload.apply()
         for start in self.engine.step(recent, self._take_trigger(pulled)):
-            self.pool.submit(start)
+            begin = getattr(self.channels[start.channel], "begin", None)
+            if begin is not None:  # a spawn program's pipe (server.send.pipes.SpawnPipe)
+                begin(start.job, partial(self._reported, start))
+            else:
+                self.pool.submit(start)
 
     def _watched_trigger(self) -> int | None:
         """The trigger's descriptor for select(), or None while exiting (todo_selprep)."""
@@ -278,9 +283,12 @@ class Daemon:
                 pass
 
     def _work(self, start: Start) -> None:
-        """In a delivery thread: deliver, hand the report to the loop, wake it if
-        it may be waiting in select() (see _timeout)."""
-        report = deliver_safely(self.channels[start.channel], start)
+        """In a delivery thread: deliver, then :meth:`_reported`."""
+        self._reported(start, deliver_safely(self.channels[start.channel], start))
+
+    def _reported(self, start: Start, report: bytes) -> None:
+        """From any thread: hand the report to the loop, wake it if it may be
+        waiting in select() (see _timeout)."""
         self.reports.put((start, report))
         if self.asleep:
             self._poke()

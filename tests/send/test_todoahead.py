@@ -18,7 +18,7 @@ import os
 import re
 import threading
 from collections import defaultdict
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
@@ -292,3 +292,48 @@ def test_held_log_lines_go_out_when_the_loop_sleeps(home: Path) -> None:
         out.close()
         os.close(read)
     assert seen.startswith(b"one\nstatus: local 0/10 remote 0/20\nnew msg ")
+
+
+# --- deliveries started from the loop, reports taken by the reader -------------
+
+
+def test_spawn_pipe_begin_hands_each_report_to_its_delivery() -> None:
+    """server.send.pipes.SpawnPipe.begin: commands written at once, reports in
+    any order back to the right callback; the pipe closing fails the rest."""
+    from server.send.pipes import SPAWN_DIED, SpawnPipe
+
+    cmd_r, cmd_w = os.pipe()
+    rep_r, rep_w = os.pipe()
+    os.write(rep_w, bytes([4]))  # the spawn program's concurrency, first
+    pipe = SpawnPipe(cmd_w, rep_r)
+    got: dict[str, bytes] = {}
+    done = threading.Event()
+
+    def catch(name: str) -> Callable[[bytes], None]:
+        def store(report: bytes) -> None:
+            got[name] = report
+            if len(got) == 3:
+                done.set()
+
+        return store
+
+    for name in ("a", "b", "c"):
+        job = DeliveryJob(msgid=1, message=Path("/nonexistent"), sender="s", recipient=name)
+        pipe.begin(job, catch(name))
+    commands = b""
+    by_rcpt: dict[str, int] = {}
+    while len(by_rcpt) < 3:
+        commands += os.read(cmd_r, 4096)
+        # each command: the delivery number byte (may be NUL), then three fields
+        while commands.count(b"\0", 1) >= 3:
+            delnum, rest = commands[0], commands[1:]
+            _mess, _sender, rcpt, commands = rest.split(b"\0", 3)
+            by_rcpt[rcpt.decode()] = delnum
+    os.write(rep_w, bytes([by_rcpt["c"]]) + b"Kc\0" + bytes([by_rcpt["a"]]) + b"Za\0")
+    os.close(rep_w)  # b's report never comes: the spawn program died
+    assert done.wait(WAIT)
+    assert got == {"a": b"Za", "b": SPAWN_DIED, "c": b"Kc"}
+    assert not pipe.alive
+    os.close(cmd_r)
+    os.close(cmd_w)
+    os.close(rep_r)
