@@ -6,9 +6,16 @@ next wake-up, then wait in ``select()`` for the earliest of that wake-up
 qmail-queue writes a byte to), a finished delivery, or a signal. Deliveries
 run in worker threads (:mod:`server.send.workers`), at most
 concurrencylocal/concurrencyremote at a time (the scheduler never starts
-more); their reports come back through a queue, with a byte on a self-pipe
-when the loop may be asleep in select(), and only the loop thread touches
-the scheduler.
+more); a spawn program's pipe instead takes the command from the loop and
+hands the report back from its reader thread (``SpawnPipe.begin``). Reports
+come back through a queue, with a byte on a self-pipe when the loop may be
+asleep in select(), and only the loop thread touches the scheduler.
+
+The queue file steps of todo_do, job_close and messdone run in a few
+threads (:mod:`server.send.todoahead`), several messages' at once, each
+message's in qmail's order; their outcomes are applied in the loop. With
+``ahead=0`` every one of these steps is done in the loop, one message after
+another, as qmail-send.c does them.
 
 The trigger is trigger.c's: the loop only asks whether the pipe is
 readable, never reads it, and reopens it (which throws the byte away) just
