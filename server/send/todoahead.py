@@ -5,10 +5,10 @@ process: two fsyncs (info/, then local/ or remote/) and a round trip to
 qmail-clean, one message after another. A disk commits fsyncs that come at
 the same time together (ext4's journal), so :class:`TodoAhead` runs
 :func:`~server.send.phases.todo_prepare` for up to ``depth`` entries of the
-open scan at once in a few threads. Each entry's own steps keep todo_do's
-order (unlink, create info/, create the channel files, write and fsync
-info/, then each channel file, then qmail-clean's ``todo/N``); only
-different messages' steps overlap.
+open scan at once in a pool of ``THREADS`` threads. Each entry's own steps
+keep todo_do's order (unlink, create info/, create the channel files, write
+and fsync info/, then each channel file, then qmail-clean's ``todo/N``);
+only different messages' steps overlap.
 
 What the schedule sees is still qmail's: one entry is committed per pass
 (:func:`~server.send.phases.todo_commit`: its ``new msg`` and ``info msg``
@@ -55,7 +55,7 @@ DEPTH = 20
 
 
 class Offload:
-    """File steps in a few threads; their results applied in the loop's thread."""
+    """File steps in a pool of threads; their results applied in the loop's thread."""
 
     def __init__(self, wake: Callable[[], None], threads: int = THREADS) -> None:
         self.pool = ThreadPoolExecutor(threads, thread_name_prefix="queue-steps")
