@@ -56,9 +56,11 @@ the same backlog delivered by real qmail and by ours, interleaved:
 - then the clock starts and qmail-send starts: real, ``env -
   PATH=DIR/bin:/usr/bin:/bin qmail-start ./Maildir/`` as root (qmail-send,
   qmail-lspawn, qmail-rspawn and qmail-clean under their uids, one
-  qmail-local per delivery as the user); ours, ``qmail-sim serve --send
-  HOME`` as root on a split home made by ``qmail-sim setup``, which runs
-  ``HOME/bin/qmail-start ./Maildir/`` with the same process model. The
+  qmail-local per delivery as the user); ours, ``env - PATH=HOME/bin:...
+  PYTHONPATH=REPO HOME/bin/qmail-start ./Maildir/`` as root on a split home
+  made by ``qmail-sim setup`` (what ``qmail-sim serve --send HOME`` runs,
+  with the programs of the tree this benchmark is in), with the same
+  process model. The
   clock stops when the last message is in the Maildirs' ``new/`` (polled
   every 20 ms); qmail-send is then stopped with TERM. Any ``deferral`` or
   ``failure`` in its log ends the benchmark with that line, and every
@@ -67,6 +69,9 @@ the same backlog delivered by real qmail and by ours, interleaved:
   start-up (Python processes) is inside the timed span, as qmail-start's is.
 
 ``--maildirs 1 100`` measures one Maildir and 100 Maildirs (of 100 users).
+``--floor`` adds, after each round, the same file steps and fsyncs per
+message with no qmail-send at all, one message at a time and overlapped
+(``benchmarks/delivery_floor.py``); ``--only ours`` skips real qmail.
 Runs alternate between the sides (real first in odd rounds), each figure is
 the median of ``--repeat`` runs (default 3), and the load average is
 printed with every round. DIR is never written: the benchmark re-executes
@@ -325,6 +330,17 @@ def main() -> int:
         help="with --reference-qmail: into this many Maildirs of as many users (default 1)",
     )
     parser.add_argument("--repeat", type=int, help="with --reference-qmail: runs (default 3)")
+    parser.add_argument(
+        "--floor",
+        action="store_true",
+        help="with --reference-qmail: after each round, the same file steps and fsyncs "
+        "per message with no qmail-send (benchmarks/delivery_floor.py)",
+    )
+    parser.add_argument(
+        "--only",
+        choices=("real", "ours"),
+        help="with --reference-qmail: run one side only (the other's figures are 1)",
+    )
     args = parser.parse_args()
     if args.reference_qmail is not None:
         from delivery_reference import compare_with_reference

@@ -17,6 +17,7 @@ import time
 from pathlib import Path
 from typing import IO
 
+from delivery_floor import floor_line
 from reference_qmail import (
     ME,
     check_reference,
@@ -127,13 +128,21 @@ class LogReader:
                 self.trouble = line
 
 
+#: the tree this benchmark belongs to: our programs run from it (a home's bin/
+#: scripts import ``server``, which may be installed from another checkout)
+REPO = Path(__file__).resolve().parent.parent
+
+
 def start_send(side: str, home: Path) -> subprocess.Popen[bytes]:
-    if side == "real":
-        cmd = [str(home / "bin" / "qmail-start"), "./Maildir/"]
-        env = {"PATH": f"{home}/bin:/usr/bin:/bin"}
-    else:
-        cmd = [sys.executable, "-m", "harness.cli", "serve", "--send", str(home)]
-        env = {"PATH": f"{home}/bin:/usr/bin:/bin"}
+    """qmail-start ./Maildir/ of that side, as qmail's rc starts it (env - PATH=...).
+
+    Ours gets PYTHONPATH too, so that our programs are this tree's (qmail-sim
+    serve --send runs the same HOME/bin/qmail-start, but clears PYTHONPATH).
+    """
+    cmd = [str(home / "bin" / "qmail-start"), "./Maildir/"]
+    env = {"PATH": f"{home}/bin:/usr/bin:/bin"}
+    if side == "ours":
+        env["PYTHONPATH"] = str(REPO)
     return subprocess.Popen(
         cmd, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, env=env, start_new_session=True
     )
@@ -212,7 +221,8 @@ def compare_with_reference(args: argparse.Namespace) -> int:
             homes = {"real": real, "ours": make_ours(scratch / "ours")}
             print(
                 f"real netqmail ({reference}, a private copy: qmail-start ./Maildir/) vs "
-                f"qmail-sim serve --send (a split home); a backlog of {messages} messages, "
+                f"qmail-sim's qmail-start ./Maildir/ (a split home; {REPO}); "
+                f"a backlog of {messages} messages, "
                 f"median of {repeat}, runs interleaved; {os.cpu_count()} CPUs, {load_average()}",
                 flush=True,
             )
@@ -222,6 +232,10 @@ def compare_with_reference(args: argparse.Namespace) -> int:
                 firsts: dict[str, float] = {}
                 for run in range(repeat):
                     for side in SIDES if run % 2 == 0 else SIDES[::-1]:
+                        if args.only not in (None, side):
+                            rates[side].append(1.0)
+                            firsts[side] = 0.0
+                            continue
                         where = scratch / f"users-{side}"
                         rate, firsts[side] = deliver_run(side, homes[side], where, messages, users)
                         rates[side].append(rate)
@@ -231,6 +245,9 @@ def compare_with_reference(args: argparse.Namespace) -> int:
                         f"{firsts['real']:.2f} s and {firsts['ours']:.2f} s ({load_average()})",
                         flush=True,
                     )
+                    if args.floor:
+                        line = floor_line(scratch / "floor", messages, users, BODY)
+                        print(f"  {line} ({load_average()})", flush=True)
                 rows.append((users, median(rates["real"]), median(rates["ours"])))
             print_ratios("Maildirs", rows)
     finally:

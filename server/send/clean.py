@@ -16,15 +16,17 @@ from __future__ import annotations
 import errno
 import os
 from collections.abc import Mapping
+from concurrent.futures import Future, ThreadPoolExecutor
 from typing import BinaryIO
 
 from server.programs import ProgramContext
-from server.qdir import qfn
 from server.queue.core import apply_cleanup, scan_pids
 from server.queue.states import QueueListing, RemovePid, stale_cleanup_actions
 from server.send.store import QueueStore
 
 PID_CLEANUP_EVERY = 30
+#: commands carried out at once when several are waiting
+UNLINK_THREADS = 4
 
 
 def _scan_ulong(text: bytes) -> int | None:
@@ -53,7 +55,7 @@ def answers(command: bytes, store: QueueStore) -> bytes:
 def _unlink(store: QueueStore, subs: tuple[str, str], msgid: int) -> bytes:
     for sub in subs:
         try:
-            os.unlink(qfn(store.queue, sub, msgid))
+            os.unlink(store.path_str(sub, msgid))
         except OSError as exc:
             if exc.errno != errno.ENOENT:
                 return b"!"
@@ -81,8 +83,17 @@ def main(
     if not queue.is_dir():
         return 111
     store = QueueStore(queue, ctx.runtime)
+    with ThreadPoolExecutor(UNLINK_THREADS, thread_name_prefix="clean") as pool:
+        return _serve(store, stdin, stdout, pool)
+
+
+def _serve(store: QueueStore, stdin: BinaryIO, stdout: BinaryIO, pool: ThreadPoolExecutor) -> int:
+    """qmail-clean.c's loop. Commands that arrive together (qmail-send's queue
+    steps run in threads) are carried out at once in ``pool``, each one's two
+    unlinks in order, and answered in the order they came, in one write."""
     countdown = 0
     buffer = b""
+    pending: list[Future[bytes]] = []
     while True:
         if countdown:
             countdown -= 1
@@ -95,8 +106,16 @@ def main(
                 return 0  # EOF, or an unterminated last command: qmail exits 0
             buffer += chunk
         command, _, buffer = buffer.partition(b"\0")
+        if pending or b"\0" in buffer:
+            pending.append(pool.submit(answers, command, store))
+            if b"\0" in buffer:
+                continue  # more commands already here: answer them together
+            out = b"".join(job.result() for job in pending)
+        else:
+            out = answers(command, store)  # one alone: no thread
         try:
-            stdout.write(answers(command, store))
+            stdout.write(out)
             stdout.flush()
         except OSError:
             return 100
+        pending = []

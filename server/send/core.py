@@ -26,7 +26,7 @@ from dataclasses import dataclass
 from server.programs import ProgramContext
 from server.send import log as L
 from server.send.config import SendConfig
-from server.send.phases import Cleanup, Inject, TodoScan, messdone
+from server.send.phases import Cleanup, Inject, TodoScan, messdone, remove_message
 from server.send.schedule import CHANNELS, SLEEP_FUZZ
 from server.send.scheduler import Scheduler, Start
 from server.send.store import QueueStore
@@ -79,8 +79,10 @@ class Engine:
         now = ctx.runtime.now()
         self.sched.pqstart(now)
         log(self.sched.status_line())
-        self.todo = TodoScan(nextrun=now)
+        self.todo: TodoScan = TodoScan(nextrun=now)
         self.cleanup = Cleanup(due=now)
+        #: messdone's last file steps (the daemon hands them to a thread)
+        self.remove: Callable[[Scheduler, int, int], None] = remove_message
 
     @property
     def log(self) -> Callable[[str], None]:
@@ -122,7 +124,7 @@ class Engine:
             s.pqadd(msgid, recent)
         msgid = s.pqdone.pop_due(recent)
         if msgid is not None:
-            messdone(s, msgid, recent, self.inject, self.date(recent))
+            messdone(s, msgid, recent, self.inject, self.date(recent), self.remove)
         self.cleanup.step(s, recent)
         return starts
 

@@ -6,9 +6,16 @@ next wake-up, then wait in ``select()`` for the earliest of that wake-up
 qmail-queue writes a byte to), a finished delivery, or a signal. Deliveries
 run in worker threads (:mod:`server.send.workers`), at most
 concurrencylocal/concurrencyremote at a time (the scheduler never starts
-more); their reports come back through a queue, with a byte on a self-pipe
-when the loop may be asleep in select(), and only the loop thread touches
-the scheduler.
+more); a spawn program's pipe instead takes the command from the loop and
+hands the report back from its reader thread (``SpawnPipe.begin``). Reports
+come back through a queue, with a byte on a self-pipe when the loop may be
+asleep in select(), and only the loop thread touches the scheduler.
+
+The queue file steps of todo_do, job_close and messdone run in a few
+threads (:mod:`server.send.todoahead`), several messages' at once, each
+message's in qmail's order; their outcomes are applied in the loop. With
+``ahead=0`` every one of these steps is done in the loop, one message after
+another, as qmail-send.c does them.
 
 The trigger is trigger.c's: the loop only asks whether the pipe is
 readable, never reads it, and reopens it (which throws the byte away) just
@@ -34,6 +41,7 @@ import queue
 import signal
 import threading
 from collections.abc import Callable, Iterator, Mapping
+from functools import partial
 from pathlib import Path
 
 from server.programs import ProgramContext
@@ -43,6 +51,8 @@ from server.send.phases import Inject
 from server.send.pipes import CleanPipe
 from server.send.schedule import SLEEP_FUZZ
 from server.send.scheduler import Start
+from server.send.todoahead import DEPTH as TODO_AHEAD
+from server.send.todoahead import Offload, TodoAhead, file_done_later, remove_later
 from server.send.workers import Workers
 from server.spawn import Channel, ChannelName
 from server.timedread import wait_readable
@@ -90,6 +100,7 @@ class Daemon:
         env: Mapping[str, str] | None = None,
         max_sleep: float | None = None,
         cleaner: CleanPipe | None = None,
+        ahead: int = TODO_AHEAD,
     ) -> None:
         self.ctx = ctx
         self.channels = channels
@@ -114,6 +125,15 @@ class Daemon:
         os.set_blocking(self.wake_w, False)
         self.pool: Workers[Start] = Workers(sum(cfg.concurrency.values()), self._work)
         self.trigger = Trigger(ctx.home / "queue" / "lock" / "trigger")
+        #: a log that holds lines until flushed (server.send.program.LineWriter)
+        self.flush_log: Callable[[], None] | None = getattr(log, "flush", None)
+        #: todo_do's and messdone's queue file steps, several messages' at once
+        #: (``ahead`` 0: one entry at a time in the loop, as qmail-send.c)
+        self.offload = Offload(self._poke)
+        if ahead:
+            self.engine.todo = TodoAhead(self.engine.todo.nextrun, self.offload, ahead)
+            self.engine.remove = remove_later(self.offload)
+            self.engine.sched.file_done = file_done_later(self.offload)
 
     # -- signals: safe to call from a signal handler or another thread ---------
     def _poke(self) -> None:
@@ -162,13 +182,24 @@ class Daemon:
         finally:
             signal.set_wakeup_fd(old)
 
+    def _can_exit(self) -> bool:
+        """Exiting, no delivery running, and no queue file step under way."""
+        engine = self.engine
+        return (
+            engine.sched.exitasap
+            and engine.sched.can_exit()
+            and not self.offload.busy
+            and not (isinstance(engine.todo, TodoAhead) and engine.todo.busy())
+        )
+
     def _run(self) -> int:
         try:
-            while not (self.engine.sched.exitasap and self.engine.sched.can_exit()):
+            while not self._can_exit():
                 self._once()
             self.engine.finish()
         finally:
             self.pool.shutdown(wait=True)
+            self.offload.shutdown()
             self.trigger.close()
             wake_r, wake_w, self.wake_r, self.wake_w = self.wake_r, self.wake_w, -1, -1
             os.close(wake_r)
@@ -184,8 +215,8 @@ class Daemon:
         that look sees the flag and writes to the self-pipe (see _work); a
         report put before it is seen here. A busy loop is never poked.
         """
-        if not self.reports.empty():
-            return 0.0
+        if not self.reports.empty() or self.offload.ready():
+            return 0.0  # (a queue step's wake-up byte may have gone to a pass a signal cut short)
         wakeup = self.engine.wakeup(recent)
         if wakeup <= recent:
             return 0.0
@@ -202,6 +233,8 @@ class Daemon:
         timeout = self._timeout(recent)
         watched = self._watched_trigger()
         fds = [self.wake_r] + ([watched] if watched is not None else [])
+        if self.flush_log is not None and timeout:
+            self.flush_log()  # before sleeping; a busy loop's lines go out as the buffer fills
         readable = wait_readable(fds, timeout)
         self.asleep = False
         if self.wake_r in readable:
@@ -223,8 +256,13 @@ class Daemon:
         while not self.reports.empty():
             start, report = self.reports.get()
             self.engine.complete(start, report)
+        self.offload.apply()
         for start in self.engine.step(recent, self._take_trigger(pulled)):
-            self.pool.submit(start)
+            begin = getattr(self.channels[start.channel], "begin", None)
+            if begin is not None:  # a spawn program's pipe (server.send.pipes.SpawnPipe)
+                begin(start.job, partial(self._reported, start))
+            else:
+                self.pool.submit(start)
 
     def _watched_trigger(self) -> int | None:
         """The trigger's descriptor for select(), or None while exiting (todo_selprep)."""
@@ -252,9 +290,12 @@ class Daemon:
                 pass
 
     def _work(self, start: Start) -> None:
-        """In a delivery thread: deliver, hand the report to the loop, wake it if
-        it may be waiting in select() (see _timeout)."""
-        report = deliver_safely(self.channels[start.channel], start)
+        """In a delivery thread: deliver, then :meth:`_reported`."""
+        self._reported(start, deliver_safely(self.channels[start.channel], start))
+
+    def _reported(self, start: Start, report: bytes) -> None:
+        """From any thread: hand the report to the loop, wake it if it may be
+        waiting in select() (see _timeout)."""
         self.reports.put((start, report))
         if self.asleep:
             self._poke()

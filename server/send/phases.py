@@ -17,10 +17,12 @@ from server.queue.core import apply_cleanup, scan_pids
 from server.queue.states import CleanMessage, QueueListing, stale_cleanup_actions
 from server.send import log as L
 from server.send.bounce import compose, info_sender_for_bounce
+from server.send.config import SendConfig
 from server.send.schedule import SLEEP_CLEANUP, SLEEP_SYSFAIL, SLEEP_TODO
 from server.send.scheduler import Scheduler
 from server.send.store import QueueStore, rel
 from server.send.todo import BadEnvelope, Envelope, Split, parse_envelope, split
+from server.spawn import ChannelName
 
 #: inject(message, sender, recipient) -> (error text or "", qp); raises OSError
 #: when qmail-queue cannot be started at all.
@@ -57,18 +59,52 @@ class TodoScan:
         todo_one(sched, self.pending.pop(0), recent)
 
 
-def _log_info(sched: Scheduler, msgid: int, size: int, env: Envelope) -> None:
-    for sender in env.senders:
-        sched.log(L.info_msg(msgid, size, sender, env.pid, env.uid))
+def _info_lines(msgid: int, size: int, env: Envelope) -> list[str]:
+    return [L.info_msg(msgid, size, sender, env.pid, env.uid) for sender in env.senders]
+
+
+@dataclass(frozen=True, kw_only=True)
+class TodoDone:
+    """What todo_do's file steps for one entry did: the log lines they made,
+    in qmail's order, and the channels it went to (None: it failed and stays
+    in todo/ for the next scan)."""
+
+    msgid: int
+    lines: list[str]
+    chan: list[ChannelName] | None
 
 
 def todo_one(sched: Scheduler, msgid: int, now: int) -> None:
-    store = sched.store
+    """todo_do for one todo/ entry: its file steps, then its place in the schedules."""
+    todo_commit(sched, todo_prepare(sched.store, sched.cfg, msgid, now), now)
+
+
+def todo_commit(sched: Scheduler, done: TodoDone, now: int) -> None:
+    """The log lines of :func:`todo_prepare`, then the message into its channels'
+    schedules (or pqdone when it has no recipient), as todo_do ends."""
+    for line in done.lines:
+        sched.log(line)
+    if done.chan is None:
+        return
+    for c in done.chan:
+        sched.pqchan[c].insert(now, done.msgid)
+    if not done.chan:
+        sched.pqdone.insert(now, done.msgid)
+
+
+def todo_prepare(store: QueueStore, cfg: SendConfig, msgid: int, now: int) -> TodoDone:
+    """todo_do's file steps for one entry, in its order, touching no schedule:
+    safe in another thread (server.send.todoahead runs several at once)."""
+    lines: list[str] = []
+
+    def failed(line: str) -> TodoDone:
+        lines.append(line)
+        return TodoDone(msgid=msgid, lines=lines, chan=None)
+
     try:
         data = store.read("todo", msgid)
     except OSError:
-        sched.log(L.warning("unable to open", rel("todo", msgid)))
-        return
+        return failed(L.warning("unable to open", rel("todo", msgid)))
     fn = rel("mess", msgid)
     try:
         size = store.size("mess", msgid)
@@ -77,53 +113,76 @@ def todo_one(sched: Scheduler, msgid: int, now: int) -> None:
             store.unlink(sub, msgid)
     except OSError:
         what = "unable to stat" if fn.startswith("mess") else "unable to unlink"
-        sched.log(L.warning(what, fn))
-        return
+        return failed(L.warning(what, fn))
     try:
         store.create_empty("info", msgid)
     except OSError:
-        sched.log(L.warning("unable to create", rel("info", msgid)))
-        return
-    sched.log(L.new_msg(msgid))
+        return failed(L.warning("unable to create", rel("info", msgid)))
+    lines.append(L.new_msg(msgid))
     try:
         env = parse_envelope(data)
     except BadEnvelope as exc:
-        _log_info(sched, msgid, size, exc.partial)
-        sched.log(L.unknown_record(rel("todo", msgid), bang=False))
-        return
-    _log_info(sched, msgid, size, env)
-    plan = split(env, sched.cfg)
-    if not _write_plan(sched, msgid, plan, now):
-        return
+        lines += _info_lines(msgid, size, exc.partial)
+        return failed(L.unknown_record(rel("todo", msgid), bang=False))
+    lines += _info_lines(msgid, size, env)
+    plan = split(env, cfg)
+    trouble = _write_plan(store, msgid, plan, now)
+    if trouble is not None:
+        return failed(trouble)
     if not store.clean("todo", msgid):
-        sched.log(L.clean_failed(rel("todo", msgid)))
-        return
-    for c in plan.chan:
-        sched.pqchan[c].insert(now, msgid)
-    if not plan.chan:
-        sched.pqdone.insert(now, msgid)
+        return failed(L.clean_failed(rel("todo", msgid)))
+    return TodoDone(msgid=msgid, lines=lines, chan=list(plan.chan))
 
 
-def _write_plan(sched: Scheduler, msgid: int, plan: Split, now: int) -> bool:
-    """The info/ and channel files, each written and fsynced (qmail-send.c todo_do)."""
-    store = sched.store
+def _write_plan(store: QueueStore, msgid: int, plan: Split, now: int) -> str | None:
+    """The info/ and channel files, each written and fsynced (qmail-send.c
+    todo_do); the warning that stops it, or None."""
     for c in plan.chan:
         try:
             store.create_empty(c, msgid)
         except OSError:
-            sched.log(L.warning("unable to create", rel(c, msgid)))
-            return False
+            return L.warning("unable to create", rel(c, msgid))
     for sub, data in (("info", plan.info), *plan.chan.items()):
         try:
             store.fill(sub, msgid, data, now)
         except OSError:
             # a full disk shows here (qmail: "trouble writing to" or "trouble fsyncing")
-            sched.log(L.warning("trouble writing to", rel(sub, msgid)))
-            return False
-    return True
+            return L.warning("trouble writing to", rel(sub, msgid))
+    return None
 
 
-def messdone(sched: Scheduler, msgid: int, now: int, inject: Inject, date: str) -> None:
+def remove_message(sched: Scheduler, msgid: int, now: int) -> None:
+    """messdone's last steps, after ``end msg``: unlink info/, then qmail-clean's ``foop/N``."""
+    after_removal(sched, msgid, now, removal_steps(sched.store, msgid))
+
+
+def removal_steps(store: QueueStore, msgid: int) -> str:
+    """The file steps of :func:`remove_message`: "" when done, else the one that
+    failed ("info" or "foop"). Touches no schedule (safe in another thread)."""
+    try:
+        store.unlink("info", msgid, missing_ok=False)
+    except OSError:
+        return "info"
+    return "" if store.clean("foop", msgid) else "foop"
+
+
+def after_removal(sched: Scheduler, msgid: int, now: int, failed: str) -> None:
+    """qmail-send's warning for a step of :func:`removal_steps` that failed."""
+    if failed == "info":
+        sched.log(L.warning("unable to unlink", rel("info", msgid), L.WILL_TRY_AGAIN))
+        sched.pqdone.insert(now + SLEEP_SYSFAIL, msgid)
+    elif failed == "foop":
+        sched.log(L.clean_failed(rel("foop", msgid)))
+
+
+def messdone(
+    sched: Scheduler,
+    msgid: int,
+    now: int,
+    inject: Inject,
+    date: str,
+    remove: Callable[[Scheduler, int, int], None] = remove_message,
+) -> None:
     store = sched.store
     fn = ""
     try:
@@ -142,14 +201,7 @@ def messdone(sched: Scheduler, msgid: int, now: int, inject: Inject, date: str) 
         sched.pqdone.insert(now + SLEEP_SYSFAIL, msgid)
         return
     sched.log(L.end_msg(msgid))
-    try:
-        store.unlink("info", msgid, missing_ok=False)
-    except OSError:
-        sched.log(L.warning("unable to unlink", rel("info", msgid), L.WILL_TRY_AGAIN))
-        sched.pqdone.insert(now + SLEEP_SYSFAIL, msgid)
-        return
-    if not store.clean("foop", msgid):
-        sched.log(L.clean_failed(rel("foop", msgid)))
+    remove(sched, msgid, now)
 
 
 def injectbounce(sched: Scheduler, msgid: int, inject: Inject, date: str) -> bool:

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import os
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from server.qdir import SPLIT
@@ -90,6 +91,8 @@ class SpawnPipe:
         self.cond = threading.Condition()
         self.free = list(range(self.limit))
         self.reports: dict[int, bytes] = {}
+        #: deliveries started with :meth:`begin`: who gets each one's report
+        self.waiting: dict[int, Callable[[bytes], None]] = {}
         self.alive = True
         self.write_lock = threading.Lock()
         self.reader = threading.Thread(target=self._read, name="spawn-reports", daemon=True)
@@ -102,14 +105,51 @@ class SpawnPipe:
                 data = os.read(self.fd_in, 4096)
             except OSError:
                 data = b""
+            calls: list[tuple[Callable[[bytes], None], bytes]] = []
             with self.cond:
                 if not data:
                     self.alive = False
+                    calls = [(done, SPAWN_DIED) for done in self.waiting.values()]
+                    self.waiting.clear()
                     self.cond.notify_all()
-                    return
                 for delnum, report in splitter.feed(data):
-                    self.reports[delnum] = report
+                    done = self.waiting.pop(delnum, None)
+                    if done is None:
+                        self.reports[delnum] = report
+                    else:
+                        calls.append((done, report))
+                        self.free.append(delnum)
                 self.cond.notify_all()
+            for done, report in calls:
+                done(report)
+            if not data:
+                return
+
+    def begin(self, job: DeliveryJob, done: Callable[[bytes], None]) -> None:
+        """Start a delivery without waiting for it: the command is written now
+        (qmail-send's comm_write, from its loop) and ``done`` gets the report
+        in the reader thread. A thread per delivery that only waits is saved.
+        """
+        with self.cond:
+            self.cond.wait_for(lambda: bool(self.free) or not self.alive)
+            if not self.alive:
+                delnum = None
+            else:
+                delnum = self.free.pop(0)
+                self.waiting[delnum] = done
+        if delnum is None:
+            done(SPAWN_DIED)
+            return
+        try:
+            with self.write_lock:
+                _write_all(self.fd_out, command(delnum, job))
+        except OSError:
+            with self.cond:
+                self.alive = False
+                lost = self.waiting.pop(delnum, None)
+                self.free.append(delnum)
+            if lost is not None:
+                lost(SPAWN_DIED)
 
     def deliver(self, job: DeliveryJob) -> bytes:
         with self.cond:
@@ -134,22 +174,45 @@ class SpawnPipe:
 
 
 class CleanPipe:
-    """qmail-clean over descriptors 5 and 6: one command, one answer byte."""
+    """qmail-clean over descriptors 5 and 6: one command, one answer byte.
+
+    qmail-clean answers its commands one by one, in the order they came, so
+    several threads may each send a command while others wait (qmail-send
+    has one outstanding at a time; the daemon's queue-step threads, several).
+    Each command takes a ticket as it is written; whoever reads hands every
+    answer to its ticket, and each caller returns with its own answer.
+    """
 
     def __init__(self, fd_out: int, fd_in: int) -> None:
         self.fd_out = fd_out
         self.fd_in = fd_in
-        self.lock = threading.Lock()
+        self.write_lock = threading.Lock()
+        self.read_lock = threading.Lock()
+        self.sent = 0  # tickets given
+        self.answered = 0  # answers read
+        self.answers: dict[int, bytes] = {}
         #: set when qmail-clean went away; qmail-send then logs an alert and exits
         self.dead = False
 
     def __call__(self, kind: str, msgid: int) -> bool:
-        with self.lock:
+        with self.write_lock:
             try:
                 _write_all(self.fd_out, f"{kind}/{msgid}\0".encode())
-                answer = _read_exact(self.fd_in, 1)
             except OSError:
-                answer = b""
-        if not answer:
-            self.dead = True
+                self.dead = True
+                return False
+            ticket = self.sent
+            self.sent += 1
+        with self.read_lock:
+            while ticket not in self.answers and not self.dead:
+                try:
+                    data = os.read(self.fd_in, 256)
+                except OSError:
+                    data = b""
+                if not data:
+                    self.dead = True
+                for byte in data:
+                    self.answers[self.answered] = bytes([byte])
+                    self.answered += 1
+            answer = self.answers.pop(ticket, b"")
         return answer == b"+"

@@ -98,15 +98,33 @@ def spawn_pipes(
     )
 
 
-def line_writer(out: IO[bytes]) -> Callable[[str], None]:
-    lock = threading.Lock()
+class LineWriter:
+    """qmail-send's log, one line per call, safe from any thread.
 
-    def log(line: str) -> None:
-        with lock:
-            out.write(line.encode("latin-1", "replace") + b"\n")
-            out.flush()
+    With ``flush_each`` every line is written at once. Without it lines
+    wait in the buffer until :meth:`flush`, which the daemon's loop calls
+    once per pass before it may sleep (server.send.daemon): the same lines in
+    the same order, one write for a pass's few lines instead of one each.
+    """
 
-    return log
+    def __init__(self, out: IO[bytes], flush_each: bool = True) -> None:
+        self.out = out
+        self.flush_each = flush_each
+        self.lock = threading.Lock()
+
+    def __call__(self, line: str) -> None:
+        with self.lock:
+            self.out.write(line.encode("latin-1", "replace") + b"\n")
+            if self.flush_each:
+                self.out.flush()
+
+    def flush(self) -> None:
+        with self.lock:
+            self.out.flush()
+
+
+def line_writer(out: IO[bytes], flush_each: bool = True) -> LineWriter:
+    return LineWriter(out, flush_each)
 
 
 class SignalRouter:
@@ -247,7 +265,10 @@ def main(
         # qmail-send logs to descriptor 0 (qmail-start's logger pipe); 1-6 are
         # the spawn and clean pipes, so nothing else may write to 2.
         sys.stderr = open(os.devnull, "w")  # noqa: SIM115 - for the process's life
-        log = os.fdopen(0, "wb", closefd=False)
-        return run_send(ctx, env, line_writer(log), pipes=True)
+        writer = line_writer(os.fdopen(0, "wb", closefd=False), flush_each=False)
+        try:
+            return run_send(ctx, env, writer, pipes=True)
+        finally:
+            writer.flush()
     default = env.get("QMAILSIM_DEFAULTDELIVERY", DEFAULT_DELIVERY)
     return run_send(ctx, env, line_writer(stdout), default_delivery=default)

@@ -41,6 +41,40 @@ from server.spawn import ChannelName, DeliveryJob
 
 
 @dataclass(frozen=True, kw_only=True)
+class FileDone:
+    """What :func:`file_done_steps` found: the unlink failed; or another
+    channel's file still exists (``more``), or could not be looked at."""
+
+    unlink_failed: bool = False
+    more: bool = False
+    stat_failed: ChannelName | None = None
+
+
+def file_done_steps(store: QueueStore, channel: ChannelName, msgid: int) -> FileDone:
+    """job_close's file steps for a channel file whose every recipient is done:
+    unlink it, then look for the other channels' files. Touches no schedule
+    (safe in another thread: server.send.todoahead)."""
+    try:
+        store.unlink(channel, msgid, missing_ok=False)
+    except OSError:
+        return FileDone(unlink_failed=True)
+    for c in CHANNELS:
+        if c == channel:
+            continue
+        try:
+            if store.exists(c, msgid):
+                return FileDone(more=True)
+        except OSError:
+            return FileDone(stat_failed=c)
+    return FileDone()
+
+
+def file_done_now(sched: Scheduler, job: Job, now: int) -> None:
+    """:func:`file_done_steps` then :meth:`Scheduler.after_file_done`, at once."""
+    sched.after_file_done(job, now, file_done_steps(sched.store, job.channel, job.msgid))
+
+
+@dataclass(frozen=True, kw_only=True)
 class Start:
     """A delivery for the driver to hand to ``channel``; report back with its slot."""
 
@@ -69,6 +103,8 @@ class Scheduler:
         self.runasap = False
         self.readasap = False
         self.control: Path | None = None
+        #: job_close's file steps (the daemon hands them to a thread)
+        self.file_done: Callable[[Scheduler, Job, int], None] = file_done_now
         #: set when we queued a message ourselves (a bounce): qmail-queue pulls
         #: lock/trigger then, so the next pass scans todo/
         self.trigger_pulled = False
@@ -124,27 +160,24 @@ class Scheduler:
         if job.refs > 0:
             return
         self.jobs.remove(job)
-        dt = job.retry
         if job.hiteof and not job.numtodo:
-            try:
-                self.store.unlink(job.channel, job.msgid, missing_ok=False)
-            except OSError:
-                fn = rel(job.channel, job.msgid)
-                self.log(L.warning("unable to unlink", fn, L.WILL_TRY_AGAIN))
-                dt = now + SLEEP_SYSFAIL
-            else:
-                for c in CHANNELS:
-                    if c == job.channel:
-                        continue
-                    try:
-                        if self.store.exists(c, job.msgid):
-                            return  # more channels going
-                    except OSError:
-                        self.log(L.warning("unable to stat", rel(c, job.msgid)))
-                        break
-                self.pqdone.insert(now, job.msgid)
-                return
-        self.pqchan[job.channel].insert(dt, job.msgid)
+            self.file_done(self, job, now)
+            return
+        self.pqchan[job.channel].insert(job.retry, job.msgid)
+
+    def after_file_done(self, job: Job, now: int, outcome: FileDone) -> None:
+        """job_close once the finished channel file is unlinked (or not): retry
+        it, wait for another channel's file, or go to messdone."""
+        if outcome.unlink_failed:
+            fn = rel(job.channel, job.msgid)
+            self.log(L.warning("unable to unlink", fn, L.WILL_TRY_AGAIN))
+            self.pqchan[job.channel].insert(now + SLEEP_SYSFAIL, job.msgid)
+            return
+        if outcome.stat_failed is not None:
+            self.log(L.warning("unable to stat", rel(outcome.stat_failed, job.msgid)))
+        elif outcome.more:
+            return  # more channels going
+        self.pqdone.insert(now, job.msgid)
 
     # -- deliveries ----------------------------------------------------------
     def del_avail(self, c: ChannelName) -> bool:

@@ -88,6 +88,10 @@ class QueueStore:
         # one parse of a whole string: three joins cost a pass 5 µs a message
         return Path(self._p(sub, msgid))
 
+    def path_str(self, sub: str, msgid: int) -> str:
+        """:meth:`path` as a plain string."""
+        return self._p(sub, msgid)
+
     def _p(self, sub: str, msgid: int) -> str:
         # a plain string: building Paths was most of a pass's time with 100k messages
         return f"{self._base}/{rel(sub, msgid)}"

@@ -29,3 +29,14 @@ def test_a_counting_runtime_is_kept(tmp_path: Path) -> None:
     runtime, _ = virtual_runtime(start=1_700_000_000, first_pid=500)
     ctx = ProgramContext(home=tmp_path, runtime=runtime, stderr=io.BytesIO())
     assert with_counting_pids(ctx) is ctx
+
+
+def test_fresh_pids_are_new_numbers_of_the_pid_space() -> None:
+    """server.runtime.fresh_pid: a thread's id, from the kernel's pid counter,
+    never the same twice in a row of calls (the counter moves on)."""
+    from server.runtime import fresh_pid
+
+    pids = [fresh_pid() for _ in range(50)]
+    assert len(set(pids)) == 50
+    assert os.getpid() not in pids
+    assert all(pid > 0 for pid in pids)

@@ -33,7 +33,9 @@ def sim(tmp_path: Path) -> Sim:
 @pytest.fixture
 def daemon(sim: Sim) -> Iterator[Daemon]:
     channels: dict[ChannelName, ScriptedChannel] = {"local": sim.local, "remote": sim.remote}
-    daemon = Daemon(sim.ctx, channels, sim.lines.append, max_sleep=0.0)
+    # ahead=0: todo/ entries one at a time in the loop, as qmail-send.c's
+    # todo_do (server.send.todoahead's threads would make passes wait on them)
+    daemon = Daemon(sim.ctx, channels, sim.lines.append, max_sleep=0.0, ahead=0)
     try:
         yield daemon
     finally:
