@@ -40,8 +40,10 @@ def connects(port: int) -> bool:
         return False
 
 
-def uids_of(pattern: str) -> set[int]:
-    """The real uids of the processes whose command line contains ``pattern``."""
+def uids_of(pattern: str, *more: str) -> set[int]:
+    """The real uids of the processes whose command line contains ``pattern``
+    (and each of ``more``: e.g. a home's path, so that another home served on
+    the machine meanwhile is not counted)."""
     uids = set()
     for pid in filter(str.isdigit, os.listdir("/proc")):
         try:
@@ -49,7 +51,7 @@ def uids_of(pattern: str) -> set[int]:
             status = Path(f"/proc/{pid}/status").read_text()
         except OSError:
             continue
-        if pattern.encode() in cmdline:
+        if all(p.encode() in cmdline for p in (pattern, *more)):
             uid_line = next(x for x in status.splitlines() if x.startswith("Uid:"))
             uids.add(int(uid_line.split()[1]))
     return uids

@@ -74,8 +74,8 @@ def served(public_dir: Path) -> Iterator[Served]:
 
 def test_each_part_runs_as_its_user(served: Served) -> None:
     ids, home = served.ids, str(served.home)
-    assert uids_of("--queue-service") >= {ids.qmailq}
-    assert uids_of("--queue-socket") == {ids.qmaild}
+    assert uids_of("--queue-service", home) >= {ids.qmailq}
+    assert uids_of("--queue-socket", home) == {ids.qmaild}
     assert uids_of(f"{home}/bin/qmail-send") == {ids.qmails}
     assert uids_of(f"{home}/bin/qmail-clean") == {ids.qmailq}
     assert uids_of(f"{home}/bin/qmail-rspawn") == {ids.qmailr}
