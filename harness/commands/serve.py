@@ -97,17 +97,20 @@ ServiceBuilder = Callable[[argparse.Namespace, ProgramContext, Mapping[str, str]
 def _smtp_service(
     host: str, port: int, ctx: ProgramContext, base_env: Mapping[str, str], args: argparse.Namespace
 ) -> Service:
+    from server.queue.service_async import ServicePool
     from server.smtpd.live import handle
 
     servers: list[TcpServer] = []
     queue_threads = ThreadPoolExecutor(
         max_workers=args.concurrency, thread_name_prefix="qmail-queue"
     )
+    # a split serve's qmail-smtpd queues through the service from the loop
+    pool = None if ctx.queue_socket is None else ServicePool(ctx.queue_socket, args.concurrency)
 
     async def connection(
         reader: asyncio.StreamReader, writer: asyncio.StreamWriter, env: dict[str, str]
     ) -> None:
-        await handle(reader, writer, env, ctx, queue_threads)
+        await handle(reader, writer, env, ctx, queue_threads, pool)
 
     async def start() -> str:
         return await _listen("smtp", servers, host, port, connection, args.rules, base_env, args)
@@ -115,6 +118,8 @@ def _smtp_service(
     async def close() -> None:
         await _close_all(servers)
         queue_threads.shutdown(wait=True)
+        if pool is not None:
+            pool.close()
 
     return Service(name="smtp", start=start, close=close)
 

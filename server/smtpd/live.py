@@ -27,6 +27,8 @@ from typing import TYPE_CHECKING, TypeVar
 
 from server.errors import TempFail
 from server.programs import ProgramContext
+from server.queue import codes
+from server.queue.envelope import addr_str, encode_envelope
 from server.smtpd import replies
 from server.smtpd.core import (
     Closed,
@@ -41,6 +43,7 @@ from server.smtpd.program import finish_stream, make_core, open_stream, queue
 
 if TYPE_CHECKING:
     from server.queue.client import QueueStream
+    from server.queue.service_async import ServicePool, ServiceRun
 
 #: Bytes asked for per read. qmail reads 1024 at a time; the size of a read
 #: changes nothing a client can see, and bigger reads cost less here.
@@ -56,15 +59,22 @@ _T = TypeVar("_T")
 class QueueRun:
     """qmail-queue for the message being read, each step in the worker thread:
     opened at the message's first piece, or queued in one step when it came
-    whole."""
+    whole. With ``pool`` (the queue service of a split serve, unless
+    QMAILQUEUE names another program) the steps run in the loop instead."""
 
     def __init__(
-        self, ctx: ProgramContext, env: Mapping[str, str], executor: Executor | None
+        self,
+        ctx: ProgramContext,
+        env: Mapping[str, str],
+        executor: Executor | None,
+        pool: ServicePool | None = None,
     ) -> None:
         self.ctx = ctx
         self.env = env
         self.executor = executor
         self.stream: QueueStream | None = None
+        self.pool = pool if "QMAILQUEUE" not in env else None
+        self.service: ServiceRun | None = None
 
     async def _call(self, fn: Callable[..., _T], *args: object) -> _T:
         loop = asyncio.get_running_loop()
@@ -72,25 +82,37 @@ class QueueRun:
 
     async def put(self, data: bytes) -> None:
         """qmail_open at the first piece, then qmail_put."""
-        if self.stream is None:
+        if self.pool is not None:
+            if self.service is None:
+                self.service = await self.pool.open()
+            await self.service.put(data)
+        elif self.stream is None:
             self.stream = await self._call(open_stream, self.ctx, self.env, data)
         else:
             await self._call(self.stream.put, data)
 
     async def end(self, request: QueueMessage) -> tuple[str, int]:
         """The message's end: (qmail_close's text, qp)."""
+        if self.pool is not None:
+            service, self.service = self.service, None
+            if service is None:
+                service = await self.pool.open()
+            code, qp = await service.close(envelope_of(request), request.message)
+            return codes.close_text(code), qp
         stream, self.stream = self.stream, None
         if stream is None:
             return await self._call(queue, self.ctx, self.env, request)
         return await self._call(finish_stream, stream, request)
 
     async def abandon(self) -> None:
+        self._abandon_service()
         stream, self.stream = self.stream, None
         if stream is not None:
             await self._call(stream.abandon)
 
     def abandon_soon(self) -> None:
         """The connection failed mid-message: abandon without waiting for it."""
+        self._abandon_service()
         stream, self.stream = self.stream, None
         if stream is None:
             return
@@ -98,6 +120,16 @@ class QueueRun:
             asyncio.get_running_loop().run_in_executor(self.executor, stream.abandon)
         except RuntimeError:  # no loop, or the executor has shut down
             stream.abandon()
+
+    def _abandon_service(self) -> None:
+        service, self.service = self.service, None
+        if service is not None:
+            service.abandon()
+
+
+def envelope_of(request: QueueMessage) -> bytes:
+    """qmail_from and qmail_to for ``request``: the envelope qmail-queue reads."""
+    return encode_envelope(addr_str(request.sender), [addr_str(r) for r in request.recipients])
 
 
 async def _converse(
@@ -140,12 +172,14 @@ async def handle(
     env: Mapping[str, str],
     ctx: ProgramContext,
     executor: Executor | None = None,
+    pool: ServicePool | None = None,
 ) -> int:
     """One SMTP connection; returns what qmail-smtpd's exit code would be.
 
     qmail-queue runs in ``executor`` (the loop's default when None); the
     server gives it one thread per allowed connection, as each qmail-smtpd
-    would have its own qmail-queue process.
+    would have its own qmail-queue process. With ``pool``, messages go to
+    the queue service from the loop (server.queue.service_async).
     """
     try:
         try:
@@ -156,7 +190,7 @@ async def handle(
             await writer.drain()
             return 1
         core = make_core(config, ctx, env, stream=PIECE)
-        run = QueueRun(ctx, env, executor)
+        run = QueueRun(ctx, env, executor, pool)
         try:
             return await _converse(core, reader, writer, run)
         finally:
