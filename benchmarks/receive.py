@@ -39,6 +39,12 @@ in odd rounds, ours first in even ones), each figure is the median of
 ``--repeat`` runs (default 3), and the load average is printed with every
 round, as other work on the machine moves the absolute rates.
 
+With ``--floor`` each round also times the queue writes alone, on a third
+home in the same scratch directory: the same steps in qmail-queue's order
+(pid file, mess/ written and fsync'd, intd/ written and fsync'd, the todo/
+link), in process, one thread per client and no SMTP. That is the floor the
+disk sets; the last table prints how close ours comes to it.
+
 DIR is never written: the benchmark re-executes itself in a private mount
 namespace, copies DIR to a scratch directory and bind-mounts the copy over
 DIR there (real qmail has its home compiled in, so a copy elsewhere would
@@ -237,24 +243,47 @@ def measure_ours(messages: int, clients: int) -> float:
     return rate
 
 
-def queue_floor(messages: int) -> float:
-    """Messages per second that the queue writer alone takes, one after another:
-    the durable steps (two fsyncs, links) every accepted message must pay."""
+def queue_floor(messages: int, clients: int = 1, home: Path | None = None) -> float:
+    """Messages per second that the queue writer alone takes, ``clients`` at a
+    time (one thread each): the durable steps (pid file, links, two fsyncs, in
+    qmail-queue's order) every accepted message must pay, with no SMTP and no
+    process or socket between. ``home``: queue there (emptied before and
+    after), else in a fresh home."""
+    if home is None:
+        from server.home import setup
+
+        with tempfile.TemporaryDirectory(prefix="qmail-sim-bench-") as tmp:
+            fresh = Path(tmp) / "qmail"
+            setup(fresh, me="bench.example")
+            return queue_floor(messages, clients, fresh)
+    import threading
+
     from harness.commands.serve import make_context
-    from server.home import setup
     from server.queue.client import queue_message
 
-    with tempfile.TemporaryDirectory(prefix="qmail-sim-bench-") as tmp:
-        home = Path(tmp) / "qmail"
-        setup(home, me="bench.example")
-        ctx = make_context(home)
-        body = _body().replace(b"\r\n", b"\n")
-        start = time.monotonic()
-        for _ in range(messages):
+    clean_queue(home)
+    ctx = make_context(home)
+    body = _body().replace(b"\r\n", b"\n")
+    todo = iter(range(messages))
+    errors: list[str] = []
+
+    def writer() -> None:
+        for _ in todo:
             result = queue_message(ctx, {}, body, SENDER, [RECIPIENT], invoker="network")
             if result.error:
-                raise RuntimeError(result.error)
-        return messages / (time.monotonic() - start)
+                errors.append(result.error)
+
+    threads = [threading.Thread(target=writer) for _ in range(clients)]
+    start = time.monotonic()
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    rate = messages / (time.monotonic() - start)
+    if errors or queued(home) != messages:
+        raise RuntimeError(f"queue floor: {errors[:1]}, {queued(home)} of {messages} queued")
+    clean_queue(home)
+    return rate
 
 
 #: The tcprules source both sides follow (qmail's FAQ 5.4 for a relay client).
@@ -315,6 +344,7 @@ def compare_with_reference(args: argparse.Namespace, client: str) -> int:
         with scratch_copy(reference, scratch) as real:
             write_control(real)
             homes = {"real": real, "ours": make_ours(scratch / "ours")}
+            floor_home = make_ours(scratch / "floor")
             rules = make_rules(scratch)
             print(
                 f"real netqmail ({reference}, a private copy) under tcpserver vs "
@@ -324,23 +354,45 @@ def compare_with_reference(args: argparse.Namespace, client: str) -> int:
                 flush=True,
             )
             rows = []
+            floors = []
             for clients in args.concurrency:
                 rates: dict[str, list[float]] = {side: [] for side in SIDES}
+                floor: list[float] = []
                 for run in range(repeat):
                     for side in SIDES if run % 2 == 0 else SIDES[::-1]:
                         rates[side].append(
                             run_side(side, homes[side], rules, args.messages, clients)
                         )
+                    if args.floor:
+                        floor.append(queue_floor(args.messages, clients, floor_home))
                     print(
                         f"  {clients} clients, run {run + 1}: real {rates['real'][-1]:.0f}, "
-                        f"qmail-sim {rates['ours'][-1]:.0f} msg/s ({load_average()})",
+                        f"qmail-sim {rates['ours'][-1]:.0f} msg/s"
+                        + (f", floor {floor[-1]:.0f}" if floor else "")
+                        + f" ({load_average()})",
                         flush=True,
                     )
                 rows.append((clients, median(rates["real"]), median(rates["ours"])))
+                if floor:
+                    floors.append((clients, median(floor), median(rates["ours"])))
             print_ratios("clients", rows)
+            print_floor(floors)
     finally:
         shutil.rmtree(scratch, ignore_errors=True)
     return 0
+
+
+def print_floor(rows: list[tuple[int, float, float]]) -> None:
+    """--floor: the queue writes alone (median), and how close ours comes to them."""
+    if not rows:
+        return
+    print(
+        "floor: the same queue writes in qmail-queue's order, in process, one thread "
+        "per client, no SMTP"
+    )
+    print(f"{'clients':>7}  {'floor msg/s':>11}  {'qmail-sim msg/s':>15}  {'ours/floor':>10}")
+    for clients, floor, ours in rows:
+        print(f"{clients:>7}  {floor:11.0f}  {ours:15.0f}  {ours / floor:10.2f}")
 
 
 def main() -> int:
@@ -361,6 +413,12 @@ def main() -> int:
     )
     parser.add_argument(
         "--dir", type=Path, help="where the scratch homes go with --reference-qmail (default /tmp)"
+    )
+    parser.add_argument(
+        "--floor",
+        action="store_true",
+        help="with --reference-qmail: also time the queue writes alone (in process, as many "
+        "threads as clients, no SMTP) in each round, and print how close ours comes to them",
     )
     args = parser.parse_args()
     if args.reference_qmail is not None:
@@ -385,8 +443,9 @@ def main() -> int:
         sink_text = f"{sink:15.0f}" if sink else f"{'(no smtp-sink)':>15}"
         ratio = f"{ours / sink:6.2f}" if sink else f"{'-':>6}"
         print(f"{clients:>7}  {ours:15.0f}  {sink_text}  {ratio}", flush=True)
-    floor = max(queue_floor(args.messages) for _ in range(args.repeat))
-    print(f"queue writer alone, one message after another: {floor:.0f} msg/s")
+    for clients in args.concurrency:
+        floor = max(queue_floor(args.messages, clients) for _ in range(args.repeat))
+        print(f"queue writer alone, {clients} at a time: {floor:.0f} msg/s")
     return 0
 
 
