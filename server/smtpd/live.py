@@ -132,6 +132,23 @@ def envelope_of(request: QueueMessage) -> bytes:
     return encode_envelope(addr_str(request.sender), [addr_str(r) for r in request.recipients])
 
 
+async def _write(writer: asyncio.StreamWriter, data: bytes, timeout: int) -> bool:
+    """safewrite(): False when the write took ``timeout`` seconds (the program ends).
+
+    A reply the kernel took whole leaves nothing to wait for: drain() would
+    return at once, so the timer is set only when some of it is still held.
+    """
+    writer.write(data)
+    if not writer.transport.get_write_buffer_size():
+        return True
+    try:
+        async with asyncio.timeout(timeout):
+            await writer.drain()
+    except TimeoutError:
+        return False
+    return True
+
+
 async def _converse(
     core: SmtpCore,
     reader: asyncio.StreamReader,
@@ -143,13 +160,8 @@ async def _converse(
         if isinstance(event, MessageAbandoned):
             await run.abandon()  # as qmail_close() before the reply that says why
         out = core.data_to_send()
-        if out:
-            writer.write(out)
-            try:  # safewrite(): a write that takes timeoutsmtpd seconds ends it
-                async with asyncio.timeout(core.config.timeout):
-                    await writer.drain()
-            except TimeoutError:
-                return 1
+        if out and not await _write(writer, out, core.config.timeout):
+            return 1
         if isinstance(event, Closed):
             return event.exit_code
         if isinstance(event, MessageData):
