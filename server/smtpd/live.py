@@ -201,8 +201,9 @@ async def handle(
             writer.write(replies.CONTROL)
             await writer.drain()
             return 1
-        core = make_core(config, ctx, env, stream=PIECE)
         run = QueueRun(ctx, env, executor, pool)
+        # through the service, a run costs no thread: open it at DATA, as qmail does
+        core = make_core(config, ctx, env, stream=PIECE, open_at_data=run.pool is not None)
         try:
             return await _converse(core, reader, writer, run)
         finally:

@@ -100,3 +100,37 @@ def test_mail_from_the_network_reaches_the_user_as_the_user(served: Served) -> N
         log,
         re.M,
     ), log
+
+
+def test_a_refused_message_then_an_accepted_one_on_one_connection(served: Served) -> None:
+    """The queue run opens at DATA (as qmail_open() before the 354): a message
+    refused for databytes ends its run and leaves nothing; the next message's
+    "qp" is the pid in its qmail-queue Received line."""
+    (served.home / "control" / "databytes").write_text("200\n")  # read at each connection
+    with smtplib.SMTP("127.0.0.1", served.port, timeout=30) as smtp:
+        for body, want in ((b"Subject: big\r\n\r\n" + b"x" * 300 + b"\r\n", 552), (b"hi\r\n", 250)):
+            smtp.mail("alice@example.org")
+            smtp.rcpt("bob@mx.example.org")
+            code, text = smtp.data(b"Subject: split\r\n\r\n" + body)
+            assert code == want, text
+    qp = int(text.split()[-1])  # "250 ok 1700000000 qp N"
+    new = served.bob / "Maildir" / "new"
+    until("the delivery", lambda: any(new.iterdir()))
+    (path,) = new.iterdir()
+    assert re.search(
+        rb"^Received: \(qmail %d invoked from network\); " % qp, path.read_bytes(), re.M
+    )
+    queue = served.home / "queue"
+    # the delivered message is cleaned away; the refused one left nothing to clean
+    until(
+        "the queue empties",
+        lambda: (
+            not [
+                p
+                for p in queue.rglob("*")
+                if p.is_file() and p.parent.parent.name in ("mess", "info")
+            ]
+        ),
+    )
+    assert not any((queue / "todo").iterdir()) and not any((queue / "pid").iterdir())
+    assert not any((queue / "intd").iterdir())
