@@ -56,7 +56,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
-import os
 import select
 import shutil
 import socket
@@ -66,24 +65,23 @@ import tempfile
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import NamedTuple
 
 from reference_qmail import (
-    ME,
-    check_reference,
     clean_queue,
-    enter_private_namespace,
-    ids,
-    load_average,
-    make_ours,
-    median,
-    print_ratios,
-    scratch_copy,
-    scratch_dir,
     stop_group,
-    write_control,
 )
 
 HOST = "127.0.0.1"
+
+
+class Server(NamedTuple):
+    """A server listening for the benchmark: its port and its first process."""
+
+    port: int
+    pid: int
+
+
 SENDER = "bench@client.example"
 RECIPIENT = "rcpt@bench.example"
 MESSAGE_SIZE = 2048
@@ -117,7 +115,7 @@ def stop(proc: subprocess.Popen[bytes]) -> None:
 
 
 @contextlib.contextmanager
-def qmail_sim(home: Path, *options: str, make: bool = True) -> Iterator[int]:
+def qmail_sim(home: Path, *options: str, make: bool = True) -> Iterator[Server]:
     """``qmail-sim serve --smtp`` on ``home`` (made here unless ``make`` is false)."""
     from server.home import setup
 
@@ -135,7 +133,7 @@ def qmail_sim(home: Path, *options: str, make: bool = True) -> Iterator[int]:
             line = proc.stdout.readline().decode()
             if not line:
                 raise RuntimeError("qmail-sim serve ended before it listened")
-        yield int(line.rsplit(":", 1)[1])
+        yield Server(int(line.rsplit(":", 1)[1]), proc.pid)
     finally:
         stop(proc)
         stop_group(proc)
@@ -236,8 +234,8 @@ def measure_ours(messages: int, clients: int) -> float:
     """Messages per second into a fresh home's queue; checks they all arrived."""
     with tempfile.TemporaryDirectory(prefix="qmail-sim-bench-") as tmp:
         home = Path(tmp) / "qmail"
-        with qmail_sim(home) as port:
-            rate = messages / send(port, messages, clients)
+        with qmail_sim(home) as server:
+            rate = messages / send(server.port, messages, clients)
         if queued(home) != messages:
             raise RuntimeError(f"{queued(home)} of {messages} messages in the queue")
     return rate
@@ -286,115 +284,6 @@ def queue_floor(messages: int, clients: int = 1, home: Path | None = None) -> fl
     return rate
 
 
-#: The tcprules source both sides follow (qmail's FAQ 5.4 for a relay client).
-RULES = '127.:allow,RELAYCLIENT=""\n'
-SIDES = ("real", "ours")
-
-
-def make_rules(where: Path) -> Path:
-    """RULES compiled by the real tcprules, readable by qmaild."""
-    cdb = where / "tcp.smtp.cdb"
-    subprocess.run(
-        ["tcprules", str(cdb), str(where / "tcp.smtp.tmp")],
-        input=RULES.encode(),
-        check=True,
-        timeout=30,
-    )
-    os.chmod(cdb, 0o644)
-    return cdb
-
-
-@contextlib.contextmanager
-def real_smtpd(reference: Path, rules: Path) -> Iterator[int]:
-    """Real qmail-smtpd under Debian's tcpserver as qmaild:nofiles; yields the port."""
-    uid, gid = ids("qmaild", "nofiles")
-    port = free_port()
-    cmd = ["tcpserver", "-D", "-H", "-R", "-l", ME, "-x", str(rules)]
-    cmd += ["-u", str(uid), "-g", str(gid), HOST, str(port), str(reference / "bin/qmail-smtpd")]
-    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, start_new_session=True)
-    try:
-        wait_port(port)  # this probe is one qmail-smtpd that sees EOF and queues nothing
-        yield port
-    finally:
-        stop_group(proc)
-
-
-def run_side(side: str, home: Path, rules: Path, messages: int, clients: int) -> float:
-    """One run on an emptied queue: messages per second, all checked into todo/."""
-    clean_queue(home)
-    if side == "real":
-        server = real_smtpd(home, rules)
-    else:
-        server = qmail_sim(home, "--rules", str(rules), "--localname", ME, make=False)
-    with server as port:
-        rate = messages / send(port, messages, clients)
-    if queued(home) != messages:
-        raise RuntimeError(f"{side}: {queued(home)} of {messages} messages in the queue")
-    clean_queue(home)
-    return rate
-
-
-def compare_with_reference(args: argparse.Namespace, client: str) -> int:
-    """Real qmail (a private copy of --reference-qmail) against ours, interleaved."""
-    reference = check_reference(args.reference_qmail)
-    enter_private_namespace(reference)
-    repeat = args.repeat or 3
-    scratch = scratch_dir(args.dir)
-    try:
-        with scratch_copy(reference, scratch) as real:
-            write_control(real)
-            homes = {"real": real, "ours": make_ours(scratch / "ours")}
-            floor_home = make_ours(scratch / "floor")
-            rules = make_rules(scratch)
-            print(
-                f"real netqmail ({reference}, a private copy) under tcpserver vs "
-                f"qmail-sim serve --smtp (a split home); {args.messages} messages of "
-                f"~{MESSAGE_SIZE} bytes, one per connection, via {client}; "
-                f"median of {repeat}, runs interleaved; {os.cpu_count()} CPUs, {load_average()}",
-                flush=True,
-            )
-            rows = []
-            floors = []
-            for clients in args.concurrency:
-                rates: dict[str, list[float]] = {side: [] for side in SIDES}
-                floor: list[float] = []
-                for run in range(repeat):
-                    for side in SIDES if run % 2 == 0 else SIDES[::-1]:
-                        rates[side].append(
-                            run_side(side, homes[side], rules, args.messages, clients)
-                        )
-                    if args.floor:
-                        floor.append(queue_floor(args.messages, clients, floor_home))
-                    print(
-                        f"  {clients} clients, run {run + 1}: real {rates['real'][-1]:.0f}, "
-                        f"qmail-sim {rates['ours'][-1]:.0f} msg/s"
-                        + (f", floor {floor[-1]:.0f}" if floor else "")
-                        + f" ({load_average()})",
-                        flush=True,
-                    )
-                rows.append((clients, median(rates["real"]), median(rates["ours"])))
-                if floor:
-                    floors.append((clients, median(floor), median(rates["ours"])))
-            print_ratios("clients", rows)
-            print_floor(floors)
-    finally:
-        shutil.rmtree(scratch, ignore_errors=True)
-    return 0
-
-
-def print_floor(rows: list[tuple[int, float, float]]) -> None:
-    """--floor: the queue writes alone (median), and how close ours comes to them."""
-    if not rows:
-        return
-    print(
-        "floor: the same queue writes in qmail-queue's order, in process, one thread "
-        "per client, no SMTP"
-    )
-    print(f"{'clients':>7}  {'floor msg/s':>11}  {'qmail-sim msg/s':>15}  {'ours/floor':>10}")
-    for clients, floor, ours in rows:
-        print(f"{clients:>7}  {floor:11.0f}  {ours:15.0f}  {ours / floor:10.2f}")
-
-
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--messages", type=int, default=500)
@@ -423,6 +312,8 @@ def main() -> int:
     args = parser.parse_args()
     if args.reference_qmail is not None:
         client = "smtp-source" if shutil.which("smtp-source") else "asyncio client"
+        from receive_reference import compare_with_reference
+
         return compare_with_reference(args, client)
     args.repeat = args.repeat or 2
     have_sink = shutil.which("smtp-sink") is not None
