@@ -63,7 +63,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import NamedTuple
 
@@ -241,12 +241,17 @@ def measure_ours(messages: int, clients: int) -> float:
     return rate
 
 
-def queue_floor(messages: int, clients: int = 1, home: Path | None = None) -> float:
+def queue_floor(
+    messages: int,
+    clients: int = 1,
+    home: Path | None = None,
+    empty: Callable[[Path], None] = clean_queue,
+) -> float:
     """Messages per second that the queue writer alone takes, ``clients`` at a
     time (one thread each): the durable steps (pid file, links, two fsyncs, in
     qmail-queue's order) every accepted message must pay, with no SMTP and no
     process or socket between. ``home``: queue there (emptied before and
-    after), else in a fresh home."""
+    after, by ``empty``), else in a fresh home."""
     if home is None:
         from server.home import setup
 
@@ -259,7 +264,7 @@ def queue_floor(messages: int, clients: int = 1, home: Path | None = None) -> fl
     from harness.commands.serve import make_context
     from server.queue.client import queue_message
 
-    clean_queue(home)
+    empty(home)
     ctx = make_context(home)
     body = _body().replace(b"\r\n", b"\n")
     todo = iter(range(messages))
@@ -280,7 +285,7 @@ def queue_floor(messages: int, clients: int = 1, home: Path | None = None) -> fl
     rate = messages / (time.monotonic() - start)
     if errors or queued(home) != messages:
         raise RuntimeError(f"queue floor: {errors[:1]}, {queued(home)} of {messages} queued")
-    clean_queue(home)
+    empty(home)
     return rate
 
 
@@ -302,6 +307,13 @@ def main() -> int:
     )
     parser.add_argument(
         "--dir", type=Path, help="where the scratch homes go with --reference-qmail (default /tmp)"
+    )
+    parser.add_argument(
+        "--set-aside",
+        action="store_true",
+        help="with --reference-qmail: empty the queues between runs by moving their files "
+        "aside (removed at the end) rather than unlinking them, so that no run's file "
+        "creations pay ext4's scan of recently freed inodes (see receive_reference.set_aside)",
     )
     parser.add_argument(
         "--floor",

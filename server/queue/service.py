@@ -27,8 +27,8 @@ connection spares a connect, an accept and a thread per message
 (server.queue.service_async keeps such connections for qmail-smtpd).
 
 The service starts the run (pid file, link to mess/) when the request's
-first length arrives and writes each frame of the message into ``mess/N`` as it comes,
-so neither side ever holds a whole message; the envelope is read once
+first length arrives and writes each frame of the message into ``mess/N``
+as it comes, so neither side ever holds a whole message; the envelope is read once
 ``intd/N`` exists, as qmail-queue reads fd 1. A caller that goes away
 before its request ends is qmail-queue reading end of file (54): what was
 written is removed. qmail-queue's exit codes carry over unchanged; a
