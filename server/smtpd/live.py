@@ -148,11 +148,14 @@ def _read_at_most(transport: asyncio.BaseTransport, size: int) -> None:
 async def _write(writer: asyncio.StreamWriter, data: bytes, timeout: int) -> bool:
     """safewrite(): False when the write took ``timeout`` seconds (the program ends).
 
-    A reply the kernel took whole leaves nothing to wait for: drain() would
-    return at once, so the timer is set only when some of it is still held.
+    drain() waits only while the transport has paused writing, which it does
+    only with more than its low-water mark held: below that (a reply the
+    kernel took whole, or uvloop's loop holding it to the end of the loop's
+    turn) there is nothing to wait for, and no timer is set.
     """
     writer.write(data)
-    if not writer.transport.get_write_buffer_size():
+    transport = writer.transport
+    if transport.get_write_buffer_size() <= transport.get_write_buffer_limits()[0]:
         return True
     try:
         async with asyncio.timeout(timeout):
