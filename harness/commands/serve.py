@@ -24,6 +24,7 @@ import asyncio
 import contextlib
 import os
 import signal
+import socket
 import sys
 import threading
 from collections.abc import Awaitable, Callable, Coroutine, Mapping
@@ -154,12 +155,19 @@ async def _listen(
             # tcpserver -D: nothing a client can see changes, and replies are
             # not held back by Nagle's algorithm waiting for an ACK.
             nodelay=True,
+            listening=_inherited(args) if kind == "smtp" else None,
         )
     except OSError as exc:  # tcpserver: "fatal: unable to bind: address already used"
         why = error_str(exc.errno)
         raise StartFailed(f"qmail-sim serve: unable to bind {kind} {host}:{port}: {why}") from exc
     servers.append(server)
     return f"{host}:{server.port}"
+
+
+def _inherited(args: argparse.Namespace) -> socket.socket | None:
+    """--listen-fd: the listening socket a split serve bound and passed on."""
+    fd = getattr(args, "listen_fd", None)
+    return None if fd is None else socket.socket(fileno=fd)
 
 
 async def _close_all(servers: list[TcpServer]) -> None:
@@ -360,8 +368,6 @@ def run_loop(main: Coroutine[object, object, int]) -> int:
 
 def _queue_service(home: Path, path: Path) -> int:
     """The queue service of a split serve (server.queue.service), on ``path``."""
-    import socket
-
     from server.queue.service import QueueService
 
     ids = QmailIds.of_home(home)

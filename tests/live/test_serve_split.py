@@ -134,3 +134,30 @@ def test_a_refused_message_then_an_accepted_one_on_one_connection(served: Served
     )
     assert not any((queue / "todo").iterdir()) and not any((queue / "pid").iterdir())
     assert not any((queue / "intd").iterdir())
+
+
+def _cmdlines(pattern: str) -> list[list[str]]:
+    """The argv of every process whose command line contains ``pattern``."""
+    found = []
+    for pid in filter(str.isdigit, os.listdir("/proc")):
+        try:
+            argv = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
+        except OSError:
+            continue
+        if pattern.encode() in b" ".join(argv):
+            found.append([a.decode() for a in argv if a])
+    return found
+
+
+def test_two_qmail_smtpd_serves_share_the_listening_socket(served: Served) -> None:
+    """As tcpserver's children accept from one socket, two serves as qmaild do,
+    sharing out tcpserver's -c limit (40 by default)."""
+    smtpds = [argv for argv in _cmdlines("--queue-socket") if f"{served.home}" in argv]
+    assert len(smtpds) == 2
+    for argv in smtpds:
+        assert "--listen-fd" in argv
+        assert argv[argv.index("--concurrency") + 1] == "20"  # 40 shared out
+    # both take connections: many sessions in a row are all served
+    for i in range(6):
+        with smtplib.SMTP("127.0.0.1", served.port, timeout=30) as smtp:
+            assert smtp.noop()[0] == 250, i
