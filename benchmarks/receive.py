@@ -39,6 +39,12 @@ in odd rounds, ours first in even ones), each figure is the median of
 ``--repeat`` runs (default 3), and the load average is printed with every
 round, as other work on the machine moves the absolute rates.
 
+With ``--floor`` each round also times the queue writes alone, on a third
+home in the same scratch directory: the same steps in qmail-queue's order
+(pid file, mess/ written and fsync'd, intd/ written and fsync'd, the todo/
+link), in process, one thread per client and no SMTP. That is the floor the
+disk sets; the last table prints how close ours comes to it.
+
 DIR is never written: the benchmark re-executes itself in a private mount
 namespace, copies DIR to a scratch directory and bind-mounts the copy over
 DIR there (real qmail has its home compiled in, so a copy elsewhere would
@@ -50,7 +56,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
-import os
 import select
 import shutil
 import socket
@@ -58,26 +63,25 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import NamedTuple
 
 from reference_qmail import (
-    ME,
-    check_reference,
     clean_queue,
-    enter_private_namespace,
-    ids,
-    load_average,
-    make_ours,
-    median,
-    print_ratios,
-    scratch_copy,
-    scratch_dir,
     stop_group,
-    write_control,
 )
 
 HOST = "127.0.0.1"
+
+
+class Server(NamedTuple):
+    """A server listening for the benchmark: its port and its first process."""
+
+    port: int
+    pid: int
+
+
 SENDER = "bench@client.example"
 RECIPIENT = "rcpt@bench.example"
 MESSAGE_SIZE = 2048
@@ -111,7 +115,7 @@ def stop(proc: subprocess.Popen[bytes]) -> None:
 
 
 @contextlib.contextmanager
-def qmail_sim(home: Path, *options: str, make: bool = True) -> Iterator[int]:
+def qmail_sim(home: Path, *options: str, make: bool = True) -> Iterator[Server]:
     """``qmail-sim serve --smtp`` on ``home`` (made here unless ``make`` is false)."""
     from server.home import setup
 
@@ -129,7 +133,7 @@ def qmail_sim(home: Path, *options: str, make: bool = True) -> Iterator[int]:
             line = proc.stdout.readline().decode()
             if not line:
                 raise RuntimeError("qmail-sim serve ended before it listened")
-        yield int(line.rsplit(":", 1)[1])
+        yield Server(int(line.rsplit(":", 1)[1]), proc.pid)
     finally:
         stop(proc)
         stop_group(proc)
@@ -230,117 +234,59 @@ def measure_ours(messages: int, clients: int) -> float:
     """Messages per second into a fresh home's queue; checks they all arrived."""
     with tempfile.TemporaryDirectory(prefix="qmail-sim-bench-") as tmp:
         home = Path(tmp) / "qmail"
-        with qmail_sim(home) as port:
-            rate = messages / send(port, messages, clients)
+        with qmail_sim(home) as server:
+            rate = messages / send(server.port, messages, clients)
         if queued(home) != messages:
             raise RuntimeError(f"{queued(home)} of {messages} messages in the queue")
     return rate
 
 
-def queue_floor(messages: int) -> float:
-    """Messages per second that the queue writer alone takes, one after another:
-    the durable steps (two fsyncs, links) every accepted message must pay."""
+def queue_floor(
+    messages: int,
+    clients: int = 1,
+    home: Path | None = None,
+    empty: Callable[[Path], None] = clean_queue,
+) -> float:
+    """Messages per second that the queue writer alone takes, ``clients`` at a
+    time (one thread each): the durable steps (pid file, links, two fsyncs, in
+    qmail-queue's order) every accepted message must pay, with no SMTP and no
+    process or socket between. ``home``: queue there (emptied before and
+    after, by ``empty``), else in a fresh home."""
+    if home is None:
+        from server.home import setup
+
+        with tempfile.TemporaryDirectory(prefix="qmail-sim-bench-") as tmp:
+            fresh = Path(tmp) / "qmail"
+            setup(fresh, me="bench.example")
+            return queue_floor(messages, clients, fresh)
+    import threading
+
     from harness.commands.serve import make_context
-    from server.home import setup
     from server.queue.client import queue_message
 
-    with tempfile.TemporaryDirectory(prefix="qmail-sim-bench-") as tmp:
-        home = Path(tmp) / "qmail"
-        setup(home, me="bench.example")
-        ctx = make_context(home)
-        body = _body().replace(b"\r\n", b"\n")
-        start = time.monotonic()
-        for _ in range(messages):
+    empty(home)
+    ctx = make_context(home)
+    body = _body().replace(b"\r\n", b"\n")
+    todo = iter(range(messages))
+    errors: list[str] = []
+
+    def writer() -> None:
+        for _ in todo:
             result = queue_message(ctx, {}, body, SENDER, [RECIPIENT], invoker="network")
             if result.error:
-                raise RuntimeError(result.error)
-        return messages / (time.monotonic() - start)
+                errors.append(result.error)
 
-
-#: The tcprules source both sides follow (qmail's FAQ 5.4 for a relay client).
-RULES = '127.:allow,RELAYCLIENT=""\n'
-SIDES = ("real", "ours")
-
-
-def make_rules(where: Path) -> Path:
-    """RULES compiled by the real tcprules, readable by qmaild."""
-    cdb = where / "tcp.smtp.cdb"
-    subprocess.run(
-        ["tcprules", str(cdb), str(where / "tcp.smtp.tmp")],
-        input=RULES.encode(),
-        check=True,
-        timeout=30,
-    )
-    os.chmod(cdb, 0o644)
-    return cdb
-
-
-@contextlib.contextmanager
-def real_smtpd(reference: Path, rules: Path) -> Iterator[int]:
-    """Real qmail-smtpd under Debian's tcpserver as qmaild:nofiles; yields the port."""
-    uid, gid = ids("qmaild", "nofiles")
-    port = free_port()
-    cmd = ["tcpserver", "-D", "-H", "-R", "-l", ME, "-x", str(rules)]
-    cmd += ["-u", str(uid), "-g", str(gid), HOST, str(port), str(reference / "bin/qmail-smtpd")]
-    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, start_new_session=True)
-    try:
-        wait_port(port)  # this probe is one qmail-smtpd that sees EOF and queues nothing
-        yield port
-    finally:
-        stop_group(proc)
-
-
-def run_side(side: str, home: Path, rules: Path, messages: int, clients: int) -> float:
-    """One run on an emptied queue: messages per second, all checked into todo/."""
-    clean_queue(home)
-    if side == "real":
-        server = real_smtpd(home, rules)
-    else:
-        server = qmail_sim(home, "--rules", str(rules), "--localname", ME, make=False)
-    with server as port:
-        rate = messages / send(port, messages, clients)
-    if queued(home) != messages:
-        raise RuntimeError(f"{side}: {queued(home)} of {messages} messages in the queue")
-    clean_queue(home)
+    threads = [threading.Thread(target=writer) for _ in range(clients)]
+    start = time.monotonic()
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    rate = messages / (time.monotonic() - start)
+    if errors or queued(home) != messages:
+        raise RuntimeError(f"queue floor: {errors[:1]}, {queued(home)} of {messages} queued")
+    empty(home)
     return rate
-
-
-def compare_with_reference(args: argparse.Namespace, client: str) -> int:
-    """Real qmail (a private copy of --reference-qmail) against ours, interleaved."""
-    reference = check_reference(args.reference_qmail)
-    enter_private_namespace(reference)
-    repeat = args.repeat or 3
-    scratch = scratch_dir(args.dir)
-    try:
-        with scratch_copy(reference, scratch) as real:
-            write_control(real)
-            homes = {"real": real, "ours": make_ours(scratch / "ours")}
-            rules = make_rules(scratch)
-            print(
-                f"real netqmail ({reference}, a private copy) under tcpserver vs "
-                f"qmail-sim serve --smtp (a split home); {args.messages} messages of "
-                f"~{MESSAGE_SIZE} bytes, one per connection, via {client}; "
-                f"median of {repeat}, runs interleaved; {os.cpu_count()} CPUs, {load_average()}",
-                flush=True,
-            )
-            rows = []
-            for clients in args.concurrency:
-                rates: dict[str, list[float]] = {side: [] for side in SIDES}
-                for run in range(repeat):
-                    for side in SIDES if run % 2 == 0 else SIDES[::-1]:
-                        rates[side].append(
-                            run_side(side, homes[side], rules, args.messages, clients)
-                        )
-                    print(
-                        f"  {clients} clients, run {run + 1}: real {rates['real'][-1]:.0f}, "
-                        f"qmail-sim {rates['ours'][-1]:.0f} msg/s ({load_average()})",
-                        flush=True,
-                    )
-                rows.append((clients, median(rates["real"]), median(rates["ours"])))
-            print_ratios("clients", rows)
-    finally:
-        shutil.rmtree(scratch, ignore_errors=True)
-    return 0
 
 
 def main() -> int:
@@ -362,9 +308,24 @@ def main() -> int:
     parser.add_argument(
         "--dir", type=Path, help="where the scratch homes go with --reference-qmail (default /tmp)"
     )
+    parser.add_argument(
+        "--set-aside",
+        action="store_true",
+        help="with --reference-qmail: empty the queues between runs by moving their files "
+        "aside (removed at the end) rather than unlinking them, so that no run's file "
+        "creations pay ext4's scan of recently freed inodes (see receive_reference.set_aside)",
+    )
+    parser.add_argument(
+        "--floor",
+        action="store_true",
+        help="with --reference-qmail: also time the queue writes alone (in process, as many "
+        "threads as clients, no SMTP) in each round, and print how close ours comes to them",
+    )
     args = parser.parse_args()
     if args.reference_qmail is not None:
         client = "smtp-source" if shutil.which("smtp-source") else "asyncio client"
+        from receive_reference import compare_with_reference
+
         return compare_with_reference(args, client)
     args.repeat = args.repeat or 2
     have_sink = shutil.which("smtp-sink") is not None
@@ -385,8 +346,9 @@ def main() -> int:
         sink_text = f"{sink:15.0f}" if sink else f"{'(no smtp-sink)':>15}"
         ratio = f"{ours / sink:6.2f}" if sink else f"{'-':>6}"
         print(f"{clients:>7}  {ours:15.0f}  {sink_text}  {ratio}", flush=True)
-    floor = max(queue_floor(args.messages) for _ in range(args.repeat))
-    print(f"queue writer alone, one message after another: {floor:.0f} msg/s")
+    for clients in args.concurrency:
+        floor = max(queue_floor(args.messages, clients) for _ in range(args.repeat))
+        print(f"queue writer alone, {clients} at a time: {floor:.0f} msg/s")
     return 0
 
 

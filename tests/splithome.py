@@ -126,6 +126,7 @@ def run_queue(
 def queue_service(split: SplitHome, parent: Path) -> Iterator[Path]:
     """server.queue.service as qmailq in a forked child, listening on
     ``parent/run/queue`` (open to every caller, as ``serve`` makes it)."""
+    import dataclasses
     import io
     import signal
     import socket
@@ -133,7 +134,7 @@ def queue_service(split: SplitHome, parent: Path) -> Iterator[Path]:
     from server import privsep
     from server.programs import ProgramContext
     from server.queue.service import QueueService
-    from server.runtime import real_runtime
+    from server.runtime import PidCounter, real_runtime
 
     run = parent / "run"
     run.mkdir()
@@ -151,8 +152,10 @@ def queue_service(split: SplitHome, parent: Path) -> Iterator[Path]:
             os.chmod(path, 0o777)
             sock.listen(16)
             os.write(ready_w, b"!")
+            # one qp per run, counting up from the service's pid, as serve's make_context
+            runtime = dataclasses.replace(real_runtime(), next_pid=PidCounter(os.getpid() + 1))
             ctx = ProgramContext(
-                home=split.home, runtime=real_runtime(), stderr=io.BytesIO(), inprocess=False
+                home=split.home, runtime=runtime, stderr=io.BytesIO(), inprocess=False
             )
             QueueService(ctx, split.ids).serve_forever(sock)
         finally:

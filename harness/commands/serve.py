@@ -24,9 +24,10 @@ import asyncio
 import contextlib
 import os
 import signal
+import socket
 import sys
 import threading
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable, Coroutine, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -97,17 +98,20 @@ ServiceBuilder = Callable[[argparse.Namespace, ProgramContext, Mapping[str, str]
 def _smtp_service(
     host: str, port: int, ctx: ProgramContext, base_env: Mapping[str, str], args: argparse.Namespace
 ) -> Service:
+    from server.queue.service_async import ServicePool
     from server.smtpd.live import handle
 
     servers: list[TcpServer] = []
     queue_threads = ThreadPoolExecutor(
         max_workers=args.concurrency, thread_name_prefix="qmail-queue"
     )
+    # a split serve's qmail-smtpd queues through the service from the loop
+    pool = None if ctx.queue_socket is None else ServicePool(ctx.queue_socket, args.concurrency)
 
     async def connection(
         reader: asyncio.StreamReader, writer: asyncio.StreamWriter, env: dict[str, str]
     ) -> None:
-        await handle(reader, writer, env, ctx, queue_threads)
+        await handle(reader, writer, env, ctx, queue_threads, pool)
 
     async def start() -> str:
         return await _listen("smtp", servers, host, port, connection, args.rules, base_env, args)
@@ -115,6 +119,8 @@ def _smtp_service(
     async def close() -> None:
         await _close_all(servers)
         queue_threads.shutdown(wait=True)
+        if pool is not None:
+            pool.close()
 
     return Service(name="smtp", start=start, close=close)
 
@@ -149,12 +155,19 @@ async def _listen(
             # tcpserver -D: nothing a client can see changes, and replies are
             # not held back by Nagle's algorithm waiting for an ACK.
             nodelay=True,
+            listening=_inherited(args) if kind == "smtp" else None,
         )
     except OSError as exc:  # tcpserver: "fatal: unable to bind: address already used"
         why = error_str(exc.errno)
         raise StartFailed(f"qmail-sim serve: unable to bind {kind} {host}:{port}: {why}") from exc
     servers.append(server)
     return f"{host}:{server.port}"
+
+
+def _inherited(args: argparse.Namespace) -> socket.socket | None:
+    """--listen-fd: the listening socket a split serve bound and passed on."""
+    fd = getattr(args, "listen_fd", None)
+    return None if fd is None else socket.socket(fileno=fd)
 
 
 async def _close_all(servers: list[TcpServer]) -> None:
@@ -337,13 +350,24 @@ def run(args: argparse.Namespace) -> int:
     if not services:
         print("qmail-sim serve: nothing to serve (give --smtp HOST:PORT)", file=sys.stderr)
         return 100
-    return asyncio.run(serve(services, note))
+    return run_loop(serve(services, note))
+
+
+def run_loop(main: Coroutine[object, object, int]) -> int:
+    """Run ``main`` in uvloop's event loop when it is installed (the ``fast``
+    extra), else asyncio's. uvloop's loop spends about a quarter less time
+    per SMTP reply (benchmarks/receive.py); nothing a client sees changes.
+    The split serve's parent keeps asyncio's loop: it starts its children
+    with subprocess's user and group, which uvloop's loop does not take."""
+    try:
+        import uvloop
+    except ImportError:
+        return asyncio.run(main)
+    return uvloop.run(main)
 
 
 def _queue_service(home: Path, path: Path) -> int:
     """The queue service of a split serve (server.queue.service), on ``path``."""
-    import socket
-
     from server.queue.service import QueueService
 
     ids = QmailIds.of_home(home)

@@ -117,6 +117,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     # qmaild queueing through it (not for users: serve starts them itself)
     parser.add_argument("--queue-service", type=Path, help=argparse.SUPPRESS)
     parser.add_argument("--queue-socket", type=Path, help=argparse.SUPPRESS)
+    # a split serve's qmail-smtpd children share the socket their parent bound
+    parser.add_argument("--listen-fd", type=int, help=argparse.SUPPRESS)
     parser.add_argument(
         "--concurrency",
         type=int,

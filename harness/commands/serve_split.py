@@ -32,6 +32,7 @@ import contextlib
 import functools
 import os
 import signal
+import socket
 import sys
 import tempfile
 from pathlib import Path
@@ -46,6 +47,8 @@ from harness.commands.serve import (
 )
 from server.privsep import QmailIds, spawn_as
 from server.runtime import real_environ
+from server.strerr import error_str
+from server.tcp.listener import DEFAULT_BACKLOG
 
 #: how long a child has to say it listens
 START_TIMEOUT = 60.0
@@ -61,12 +64,14 @@ class _Child:
         ids: tuple[int, int] | None,
         ready: str,
         env: dict[str, str] | None = None,
+        pass_fds: tuple[int, ...] = (),
     ) -> None:
         self.name = name
         self.argv = argv
         self.ids = ids
         self.ready = ready  # the start of the line that says it runs
         self.env = env
+        self.pass_fds = pass_fds
         self.proc: asyncio.subprocess.Process | None = None
         self._relay: asyncio.Task[None] | None = None
 
@@ -81,6 +86,7 @@ class _Child:
             stdout=asyncio.subprocess.PIPE,
             env=self.env,
             start_new_session=True,  # our SIGINT is ours to pass on
+            pass_fds=self.pass_fds,
             **spawn_as(self.ids),
         )
         assert self.proc.stdout is not None
@@ -149,9 +155,78 @@ def _smtp_options(args: argparse.Namespace) -> list[str]:
     return options
 
 
+#: qmail-smtpd's serves per --smtp address: they accept on one socket, as
+#: tcpserver's children do, so that both CPUs run SMTP sessions.
+SMTP_PROCESSES = 2
+
+
+def _bind(host: str, port: int) -> socket.socket:
+    """tcpserver's socket_bind4_reuse and listen, done here (as root) for the children."""
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    try:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.bind((host, port))
+        sock.listen(DEFAULT_BACKLOG)
+    except OSError:
+        sock.close()
+        raise
+    return sock
+
+
+def _smtp_group(
+    home: Path,
+    host: str,
+    port: int,
+    queue: str,
+    listening: socket.socket,
+    args: argparse.Namespace,
+    ids: QmailIds,
+) -> Service:
+    """SMTP_PROCESSES serves as qmaild:nofiles on ``listening``, as one service.
+
+    tcpserver's -c limit is shared out among them: each stops accepting at
+    its share, so that no more than --concurrency sessions run at once.
+    """
+    count = max(1, min(SMTP_PROCESSES, args.concurrency))
+    fd = listening.fileno()
+    children = []
+    for i in range(count):
+        share = args.concurrency // count + (1 if i < args.concurrency % count else 0)
+        options = [*_smtp_options(args)[2:], "--concurrency", str(share), "--listen-fd", str(fd)]
+        argv = _serve_argv(home, "--smtp", f"{host}:{port}", "--queue-socket", queue, *options)
+        ids_ = (ids.qmaild, ids.nofiles)
+        children.append(_Child("smtp", argv, ids_, "listening ", pass_fds=(fd,)))
+
+    async def start() -> str:
+        wheres = [await child.start() for child in children]
+        return wheres[0]
+
+    async def close() -> None:
+        await asyncio.gather(*(child.close() for child in children))
+
+    async def ended() -> int:
+        done, _ = await asyncio.wait(
+            [asyncio.ensure_future(child.ended()) for child in children],
+            return_when=asyncio.FIRST_COMPLETED,
+        )
+        return next(iter(done)).result()
+
+    return Service(name="smtp", start=start, close=close, ended=ended)
+
+
 def run_split(args: argparse.Namespace, ids: QmailIds) -> int:
     home = args.home.resolve()
     services: list[Service] = []
+    sockets: list[socket.socket] = []
+    for host, port in args.smtp:
+        try:
+            sockets.append(_bind(host, port))
+        except OSError as exc:
+            for listening in sockets:
+                listening.close()
+            why = error_str(exc.errno)
+            print(f"qmail-sim serve: unable to bind smtp {host}:{port}: {why}", file=sys.stderr)
+            return EXIT_TEMP
     workdir: str | None = None
     if args.smtp or args.qmtp or args.qmqp:
         workdir = tempfile.mkdtemp(prefix="qmail-sim-queue.")
@@ -165,11 +240,8 @@ def run_split(args: argparse.Namespace, ids: QmailIds) -> int:
             "listening ",
         )
         services.append(queue.service())
-        for host, port in args.smtp:
-            argv = _serve_argv(
-                home, "--smtp", f"{host}:{port}", "--queue-socket", sock, *_smtp_options(args)
-            )
-            services.append(_Child("smtp", argv, (ids.qmaild, ids.nofiles), "listening ").service())
+        for (host, port), listening in zip(args.smtp, sockets, strict=True):
+            services.append(_smtp_group(home, host, port, sock, listening, args, ids))
         # qmail-qmtpd and qmail-qmqpd run as qmaild too (FAQ 5.6: tcpserver -u qmaild)
         for kind, addresses in (("qmtp", args.qmtp), ("qmqp", args.qmqp)):
             for host, port in addresses:
@@ -200,6 +272,8 @@ def run_split(args: argparse.Namespace, ids: QmailIds) -> int:
     try:
         return asyncio.run(serve(services))
     finally:
+        for listening in sockets:
+            listening.close()
         if workdir is not None:
             with contextlib.suppress(OSError):
                 os.unlink(Path(workdir) / "queue")

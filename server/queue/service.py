@@ -10,7 +10,7 @@ The service learns who is calling the way qmail-queue does, from the kernel:
 the peer's uid (SO_PEERCRED) plays qmail-queue.c's getuid(), for the
 Received line's wording and the ``u`` record. Nothing else the caller sends
 is more than the message and the envelope, so a caller gets exactly what
-running qmail-queue would give it. One connection is one qmail-queue run,
+running qmail-queue would give it. One request is one qmail-queue run,
 and the message streams through it as through qmail-queue's pipe:
 
     request: frames, each an 8-byte length and that many bytes (at most
@@ -18,9 +18,17 @@ and the message streams through it as through qmail-queue's pipe:
              empty frame
     answer:  pack_fields([exit code, qp])
 
-The service starts the run (pid file, link to mess/) when the caller
-connects and writes each frame of the message into ``mess/N`` as it comes,
-so neither side ever holds a whole message; the envelope is read once
+A connection may carry one request after another: after an answer of exit
+0 the service waits for the next request on it (the caller's uid is the
+same for all of them, the kernel's record of who connected), and after any
+other answer it hangs up, as the request may not have been read to its
+end. A caller that hangs up between requests ends nothing. Reusing a
+connection spares a connect, an accept and a thread per message
+(server.queue.service_async keeps such connections for qmail-smtpd).
+
+The service starts the run (pid file, link to mess/) when the request's
+first length arrives and writes each frame of the message into ``mess/N``
+as it comes, so neither side ever holds a whole message; the envelope is read once
 ``intd/N`` exists, as qmail-queue reads fd 1. A caller that goes away
 before its request ends is qmail-queue reading end of file (54): what was
 written is removed. qmail-queue's exit codes carry over unchanged; a
@@ -55,7 +63,8 @@ MAX_FRAME: Final = 1 << 20
 #: The largest envelope the service reads (it parses an envelope whole);
 #: this only stops a runaway caller.
 MAX_ENVELOPE: Final = 1 << 31
-_LENGTH = struct.Struct(">Q")
+#: A frame's length, before its bytes.
+FRAME_LENGTH = struct.Struct(">Q")
 _PEERCRED = struct.Struct("3i")  # pid, uid, gid
 
 
@@ -80,15 +89,33 @@ def _read_exact(conn: socket.socket, n: int) -> bytes:
     return bytes(chunks)
 
 
-def read_frames(conn: socket.socket) -> Iterator[bytes]:
-    """One part of a request (message or envelope): its frames, up to the empty one."""
+def read_frames(conn: socket.socket, first: int | None = None) -> Iterator[bytes]:
+    """One part of a request (message or envelope): its frames, up to the empty
+    one; ``first`` is the first frame's length when it has been read already."""
+    length = first
     while True:
-        (length,) = _LENGTH.unpack(_read_exact(conn, _LENGTH.size))
+        if length is None:
+            (length,) = FRAME_LENGTH.unpack(_read_exact(conn, FRAME_LENGTH.size))
         if length == 0:
             return
         if length > MAX_FRAME:
             raise CutOff
         yield _read_exact(conn, length)
+        length = None
+
+
+def _next_request(conn: socket.socket) -> int | None:
+    """The first length of the next request on ``conn``; None if the caller hung up."""
+    try:
+        head = conn.recv(FRAME_LENGTH.size)
+        if head and len(head) < FRAME_LENGTH.size:
+            head += _read_exact(conn, FRAME_LENGTH.size - len(head))
+    except (CutOff, OSError):
+        return None
+    if not head:
+        return None
+    (length,) = FRAME_LENGTH.unpack(head)
+    return int(length)
 
 
 def _read_envelope(conn: socket.socket) -> Envelope:
@@ -119,12 +146,20 @@ class QueueService:
 
     def _one(self, conn: socket.socket) -> None:
         with conn:
-            code, qp = self.queue(peer_uid(conn), conn)
-            with suppress(OSError):  # a caller that went away learns nothing
-                conn.sendall(privsep.pack_fields([str(code).encode(), str(qp).encode()]))
+            uid = peer_uid(conn)
+            code = codes.OK
+            while code == codes.OK and (first := _next_request(conn)) is not None:
+                code, qp = self.queue(uid, conn, first)
+                try:
+                    conn.sendall(answer(code, qp))
+                except OSError:  # a caller that went away learns nothing
+                    return
 
-    def queue(self, uid: int, conn: socket.socket) -> tuple[int, int]:
-        """One qmail-queue run for a caller of ``uid`` reading ``conn``: (exit code, qp)."""
+    def queue(self, uid: int, conn: socket.socket, first: int | None = None) -> tuple[int, int]:
+        """One qmail-queue run for a caller of ``uid`` reading ``conn``: (exit code, qp).
+
+        ``first`` is the request's first length when it has been read already.
+        """
         runtime = dataclasses.replace(self.ctx.runtime, uid=uid)
         pid = runtime.next_pid()
         ctx = dataclasses.replace(self.ctx, runtime=runtime)
@@ -132,10 +167,10 @@ class QueueService:
             job = make_job(ctx, self.env, pid, invoker_from_uid(uid, self.ids))
             writer = open_message(job, runtime.fileops, fsync=runtime.fsync)
         except QueueFailure as failure:
-            _drain(conn)  # so that the caller, still sending, reads the answer
+            _drain(conn, first)  # so that the caller, still sending, reads the answer
             return failure.code, pid
         try:
-            for frame in read_frames(conn):
+            for frame in read_frames(conn, first):
                 writer.write(frame)
         except (CutOff, OSError):
             writer.abandon()
@@ -147,11 +182,16 @@ class QueueService:
         return codes.OK, pid
 
 
-def _drain(conn: socket.socket) -> None:
+def answer(code: int, qp: int) -> bytes:
+    """The service's answer to one request."""
+    return privsep.pack_fields([str(code).encode(), str(qp).encode()])
+
+
+def _drain(conn: socket.socket, first: int | None = None) -> None:
     """Read the rest of a request (message and envelope) and drop it."""
     with suppress(CutOff, OSError):
-        for _part in range(2):
-            for _frame in read_frames(conn):
+        for part in range(2):
+            for _frame in read_frames(conn, first if part == 0 else None):
                 pass
 
 
@@ -187,9 +227,9 @@ class ServiceStream:
         if conn is None:
             return EXIT_TEMP, 0
         try:
-            conn.sendall(_LENGTH.pack(0))
+            conn.sendall(FRAME_LENGTH.pack(0))
             _send_frames(conn, envelope)
-            conn.sendall(_LENGTH.pack(0))
+            conn.sendall(FRAME_LENGTH.pack(0))
             conn.shutdown(socket.SHUT_WR)
             answer = bytearray()
             while chunk := conn.recv(4096):
@@ -208,12 +248,21 @@ class ServiceStream:
             self._conn = None
 
 
-def _send_frames(conn: socket.socket, data: bytes) -> None:
+def frames(data: bytes) -> list[bytes]:
+    """``data`` as frames of at most MAX_FRAME bytes, each after its length."""
+    if len(data) <= MAX_FRAME:  # the usual case: no copy
+        return [FRAME_LENGTH.pack(len(data)), data] if data else []
     view = memoryview(data)
+    out: list[bytes] = []
     for start in range(0, len(view), MAX_FRAME):
         frame = view[start : start + MAX_FRAME]
-        conn.sendall(_LENGTH.pack(len(frame)))
-        conn.sendall(frame)
+        out += (FRAME_LENGTH.pack(len(frame)), bytes(frame))
+    return out
+
+
+def _send_frames(conn: socket.socket, data: bytes) -> None:
+    for part in frames(data):
+        conn.sendall(part)
 
 
 def queue_via(path: Path, message: bytes, envelope: bytes) -> tuple[int, int]:

@@ -166,7 +166,10 @@ class SmtpCore:
 
     ``now`` gives whole seconds (for the Received line and "250 ok <time>");
     ``date`` formats such a time as date822fmt does, without its newline;
-    ``stream`` (bytes, 0 for never) is the size of the MessageData pieces.
+    ``stream`` (bytes, 0 for never) is the size of the MessageData pieces;
+    with ``open_at_data`` as well, the first piece (our Received line) comes
+    right after the 354, so that the driver starts qmail-queue while the
+    client sends the body, as qmail-smtpd's qmail_open() runs before its 354.
     """
 
     def __init__(
@@ -176,9 +179,11 @@ class SmtpCore:
         now: Callable[[], int],
         date: Callable[[int], bytes],
         stream: int = 0,
+        open_at_data: bool = False,
     ) -> None:
         self.config = config
         self._stream = stream
+        self._open_at_data = open_at_data
         self._streamed = False  # this message has been given out in pieces
         self._abandoned = False  # ... and will not be queued: say so next
         self._now = now
@@ -403,7 +408,8 @@ class SmtpCore:
         body = self._body
         if self.state is not State.DATA or body is None or not self._stream:
             return None
-        if len(self._received) + len(body.out) < self._stream:
+        first = self._open_at_data and not self._streamed
+        if len(self._received) + len(body.out) < self._stream and not first:
             return None
         self._streamed = True
         data, self._received = self._received + body.take(), b""

@@ -5,7 +5,12 @@
 new qmail-smtpd process would), writes the core's replies before every read,
 waits ``timeoutsmtpd`` seconds for each buffer, and runs qmail-queue in a
 worker thread so that one connection's fsyncs do not stall the others (and
-concurrent fsyncs share the file system's journal commits).
+concurrent fsyncs share the file system's journal commits). On a split
+home, where the queue service (running as qmailq) does the queue's file
+steps in a thread of its own per connection, the loop itself talks to the
+service (server.queue.service_async): no worker thread, a connection kept
+for the next message, and the run opened at DATA, before the 354, as
+qmail-smtpd's qmail_open() starts qmail-queue there.
 
 Memory is bounded by design, as qmail-smtpd's is by its pipe to
 qmail-queue: the core gives a message out in pieces of :data:`PIECE` bytes
@@ -27,6 +32,8 @@ from typing import TYPE_CHECKING, TypeVar
 
 from server.errors import TempFail
 from server.programs import ProgramContext
+from server.queue import codes
+from server.queue.envelope import addr_str, encode_envelope
 from server.smtpd import replies
 from server.smtpd.core import (
     Closed,
@@ -41,6 +48,7 @@ from server.smtpd.program import finish_stream, make_core, open_stream, queue
 
 if TYPE_CHECKING:
     from server.queue.client import QueueStream
+    from server.queue.service_async import ServicePool, ServiceRun
 
 #: Bytes asked for per read. qmail reads 1024 at a time; the size of a read
 #: changes nothing a client can see, and bigger reads cost less here.
@@ -56,15 +64,22 @@ _T = TypeVar("_T")
 class QueueRun:
     """qmail-queue for the message being read, each step in the worker thread:
     opened at the message's first piece, or queued in one step when it came
-    whole."""
+    whole. With ``pool`` (the queue service of a split serve, unless
+    QMAILQUEUE names another program) the steps run in the loop instead."""
 
     def __init__(
-        self, ctx: ProgramContext, env: Mapping[str, str], executor: Executor | None
+        self,
+        ctx: ProgramContext,
+        env: Mapping[str, str],
+        executor: Executor | None,
+        pool: ServicePool | None = None,
     ) -> None:
         self.ctx = ctx
         self.env = env
         self.executor = executor
         self.stream: QueueStream | None = None
+        self.pool = pool if "QMAILQUEUE" not in env else None
+        self.service: ServiceRun | None = None
 
     async def _call(self, fn: Callable[..., _T], *args: object) -> _T:
         loop = asyncio.get_running_loop()
@@ -72,25 +87,37 @@ class QueueRun:
 
     async def put(self, data: bytes) -> None:
         """qmail_open at the first piece, then qmail_put."""
-        if self.stream is None:
+        if self.pool is not None:
+            if self.service is None:
+                self.service = await self.pool.open()
+            await self.service.put(data)
+        elif self.stream is None:
             self.stream = await self._call(open_stream, self.ctx, self.env, data)
         else:
             await self._call(self.stream.put, data)
 
     async def end(self, request: QueueMessage) -> tuple[str, int]:
         """The message's end: (qmail_close's text, qp)."""
+        if self.pool is not None:
+            service, self.service = self.service, None
+            if service is None:
+                service = await self.pool.open()
+            code, qp = await service.close(envelope_of(request), request.message)
+            return codes.close_text(code), qp
         stream, self.stream = self.stream, None
         if stream is None:
             return await self._call(queue, self.ctx, self.env, request)
         return await self._call(finish_stream, stream, request)
 
     async def abandon(self) -> None:
+        self._abandon_service()
         stream, self.stream = self.stream, None
         if stream is not None:
             await self._call(stream.abandon)
 
     def abandon_soon(self) -> None:
         """The connection failed mid-message: abandon without waiting for it."""
+        self._abandon_service()
         stream, self.stream = self.stream, None
         if stream is None:
             return
@@ -98,6 +125,44 @@ class QueueRun:
             asyncio.get_running_loop().run_in_executor(self.executor, stream.abandon)
         except RuntimeError:  # no loop, or the executor has shut down
             stream.abandon()
+
+    def _abandon_service(self) -> None:
+        service, self.service = self.service, None
+        if service is not None:
+            service.abandon()
+
+
+def envelope_of(request: QueueMessage) -> bytes:
+    """qmail_from and qmail_to for ``request``: the envelope qmail-queue reads."""
+    return encode_envelope(addr_str(request.sender), [addr_str(r) for r in request.recipients])
+
+
+def _read_at_most(transport: asyncio.BaseTransport, size: int) -> None:
+    """Have the loop's transport read ``size`` bytes at a time, not its 256 KiB:
+    a buffer that big is mapped and unmapped again for every read (three more
+    system calls for each command line); one of ``size`` comes from the heap."""
+    if isinstance(getattr(transport, "max_size", None), int):
+        transport.max_size = size  # type: ignore[attr-defined]
+
+
+async def _write(writer: asyncio.StreamWriter, data: bytes, timeout: int) -> bool:
+    """safewrite(): False when the write took ``timeout`` seconds (the program ends).
+
+    drain() waits only while the transport has paused writing, which it does
+    only with more than its low-water mark held: below that (a reply the
+    kernel took whole, or uvloop's loop holding it to the end of the loop's
+    turn) there is nothing to wait for, and no timer is set.
+    """
+    writer.write(data)
+    transport = writer.transport
+    if transport.get_write_buffer_size() <= transport.get_write_buffer_limits()[0]:
+        return True
+    try:
+        async with asyncio.timeout(timeout):
+            await writer.drain()
+    except TimeoutError:
+        return False
+    return True
 
 
 async def _converse(
@@ -111,13 +176,8 @@ async def _converse(
         if isinstance(event, MessageAbandoned):
             await run.abandon()  # as qmail_close() before the reply that says why
         out = core.data_to_send()
-        if out:
-            writer.write(out)
-            try:  # safewrite(): a write that takes timeoutsmtpd seconds ends it
-                async with asyncio.timeout(core.config.timeout):
-                    await writer.drain()
-            except TimeoutError:
-                return 1
+        if out and not await _write(writer, out, core.config.timeout):
+            return 1
         if isinstance(event, Closed):
             return event.exit_code
         if isinstance(event, MessageData):
@@ -140,12 +200,14 @@ async def handle(
     env: Mapping[str, str],
     ctx: ProgramContext,
     executor: Executor | None = None,
+    pool: ServicePool | None = None,
 ) -> int:
     """One SMTP connection; returns what qmail-smtpd's exit code would be.
 
     qmail-queue runs in ``executor`` (the loop's default when None); the
     server gives it one thread per allowed connection, as each qmail-smtpd
-    would have its own qmail-queue process.
+    would have its own qmail-queue process. With ``pool``, messages go to
+    the queue service from the loop (server.queue.service_async).
     """
     try:
         try:
@@ -155,8 +217,10 @@ async def handle(
             writer.write(replies.CONTROL)
             await writer.drain()
             return 1
-        core = make_core(config, ctx, env, stream=PIECE)
-        run = QueueRun(ctx, env, executor)
+        _read_at_most(writer.transport, READ_SIZE)
+        run = QueueRun(ctx, env, executor, pool)
+        # through the service, a run costs no thread: open it at DATA, as qmail does
+        core = make_core(config, ctx, env, stream=PIECE, open_at_data=run.pool is not None)
         try:
             return await _converse(core, reader, writer, run)
         finally:

@@ -32,11 +32,18 @@ READ_SIZE = 1024
 
 
 def make_core(
-    config: SmtpdConfig, ctx: ProgramContext, env: Mapping[str, str], *, stream: int = 0
+    config: SmtpdConfig,
+    ctx: ProgramContext,
+    env: Mapping[str, str],
+    *,
+    stream: int = 0,
+    open_at_data: bool = False,
 ) -> SmtpCore:
     """A core whose clock is the runtime's and whose dates follow the patches."""
     date = session_date(config.date_localtime, env, ctx.home)
-    return SmtpCore(config, now=ctx.runtime.now, date=date, stream=stream)
+    return SmtpCore(
+        config, now=ctx.runtime.now, date=date, stream=stream, open_at_data=open_at_data
+    )
 
 
 def queue(ctx: ProgramContext, env: Mapping[str, str], request: QueueMessage) -> tuple[str, int]:

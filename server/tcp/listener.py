@@ -127,6 +127,9 @@ class Config:
     local_name: str | None = None
     backlog: int = DEFAULT_BACKLOG
     nodelay: bool = False
+    #: A socket already bound and listening (tcpserver's bind done by a parent
+    #: that passed it on): accept on it instead of binding host:port.
+    listening: socket.socket | None = None
     #: -O (default) / -o: clear IP options a client set (socket_ipoptionskill).
     kill_ip_options: bool = True
     print_port: bool = False
@@ -151,7 +154,11 @@ class TcpServer:
         self._serial = itertools.count(1)
         self._room = asyncio.Condition()
         self._tasks: set[asyncio.Task[None]] = set()
-        self._sock = _listen(config.host, config.port, config.backlog)
+        if config.listening is not None:
+            self._sock = config.listening
+            self._sock.setblocking(False)
+        else:
+            self._sock = _listen(config.host, config.port, config.backlog)
         self.port: int = self._sock.getsockname()[1]
         self._accepting: asyncio.Task[None] | None = None
 

@@ -156,11 +156,11 @@ def test_unreadable_me(control: Path) -> None:
 
 
 def test_permission_denied_is_temporary(control: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    def denied(self: Path) -> bytes:
-        raise PermissionError(13, "Permission denied", str(self))
+    def denied(path: str) -> bytes:
+        raise PermissionError(13, "Permission denied", path)
 
     (control / "me").write_text(ME + "\n")
-    monkeypatch.setattr(Path, "read_bytes", denied)
+    monkeypatch.setattr("server.control._read_bytes", denied)
     with pytest.raises(TempFail):
         ControlDir(control).get("locals")
 
@@ -170,6 +170,13 @@ def test_empty_me_feeds_empty_strings(control: Path) -> None:
     ctl = ControlDir(control)
     assert ctl.get("bouncehost") == ""
     assert ctl.get("locals") == [""]
+
+
+def test_a_file_that_cannot_be_read_is_temporary(control: Path) -> None:
+    (control / "me").write_text(ME + "\n")
+    (control / "locals").mkdir()  # open succeeds, read fails (EISDIR), as control.c sees it
+    with pytest.raises(TempFail):
+        ControlDir(control).get("locals")
 
 
 # --- properties: our reader against a model of control.c's byte loop ---------

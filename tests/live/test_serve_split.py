@@ -100,3 +100,64 @@ def test_mail_from_the_network_reaches_the_user_as_the_user(served: Served) -> N
         log,
         re.M,
     ), log
+
+
+def test_a_refused_message_then_an_accepted_one_on_one_connection(served: Served) -> None:
+    """The queue run opens at DATA (as qmail_open() before the 354): a message
+    refused for databytes ends its run and leaves nothing; the next message's
+    "qp" is the pid in its qmail-queue Received line."""
+    (served.home / "control" / "databytes").write_text("200\n")  # read at each connection
+    with smtplib.SMTP("127.0.0.1", served.port, timeout=30) as smtp:
+        for body, want in ((b"Subject: big\r\n\r\n" + b"x" * 300 + b"\r\n", 552), (b"hi\r\n", 250)):
+            smtp.mail("alice@example.org")
+            smtp.rcpt("bob@mx.example.org")
+            code, text = smtp.data(b"Subject: split\r\n\r\n" + body)
+            assert code == want, text
+    qp = int(text.split()[-1])  # "250 ok 1700000000 qp N"
+    new = served.bob / "Maildir" / "new"
+    until("the delivery", lambda: any(new.iterdir()))
+    (path,) = new.iterdir()
+    assert re.search(
+        rb"^Received: \(qmail %d invoked from network\); " % qp, path.read_bytes(), re.M
+    )
+    queue = served.home / "queue"
+    # the delivered message is cleaned away; the refused one left nothing to clean
+    until(
+        "the queue empties",
+        lambda: (
+            not [
+                p
+                for p in queue.rglob("*")
+                if p.is_file() and p.parent.parent.name in ("mess", "info")
+            ]
+        ),
+    )
+    assert not any((queue / "todo").iterdir()) and not any((queue / "pid").iterdir())
+    assert not any((queue / "intd").iterdir())
+
+
+def _cmdlines(pattern: str) -> list[list[str]]:
+    """The argv of every process whose command line contains ``pattern``."""
+    found = []
+    for pid in filter(str.isdigit, os.listdir("/proc")):
+        try:
+            argv = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
+        except OSError:
+            continue
+        if pattern.encode() in b" ".join(argv):
+            found.append([a.decode() for a in argv if a])
+    return found
+
+
+def test_two_qmail_smtpd_serves_share_the_listening_socket(served: Served) -> None:
+    """As tcpserver's children accept from one socket, two serves as qmaild do,
+    sharing out tcpserver's -c limit (40 by default)."""
+    smtpds = [argv for argv in _cmdlines("--queue-socket") if f"{served.home}" in argv]
+    assert len(smtpds) == 2
+    for argv in smtpds:
+        assert "--listen-fd" in argv
+        assert argv[argv.index("--concurrency") + 1] == "20"  # 40 shared out
+    # both take connections: many sessions in a row are all served
+    for i in range(6):
+        with smtplib.SMTP("127.0.0.1", served.port, timeout=30) as smtp:
+            assert smtp.noop()[0] == 250, i

@@ -28,5 +28,6 @@ def test_receive_benchmark_runs() -> None:
     assert done.returncode == 0, done.stderr.decode()
     lines = done.stdout.decode().splitlines()
     assert lines[0].startswith("4 messages of ~2048 bytes")
-    assert [line.split()[0] for line in lines[2:-1]] == ["1", "2"]
-    assert lines[-1].startswith("queue writer alone")
+    assert [line.split()[0] for line in lines[2:-2]] == ["1", "2"]
+    assert lines[-2].startswith("queue writer alone, 1 at a time: ")
+    assert lines[-1].startswith("queue writer alone, 2 at a time: ")

@@ -38,9 +38,17 @@ class Run:
     exit_code: int
 
 
-def drive(chunks: list[bytes], *, stream: int = 0, **changes: object) -> Run:
+def drive(
+    chunks: list[bytes], *, stream: int = 0, open_at_data: bool = False, **changes: object
+) -> Run:
     """Feed ``chunks`` then end of input; join each message's pieces."""
-    core = SmtpCore(config(**changes), now=lambda: NOW, date=lambda t: DATE, stream=stream)
+    core = SmtpCore(
+        config(**changes),
+        now=lambda: NOW,
+        date=lambda t: DATE,
+        stream=stream,
+        open_at_data=open_at_data,
+    )
     todo = [*chunks, b""]
     out = bytearray(core.data_to_send())
     queued: list[tuple[bytes, bytes, tuple[bytes, ...]]] = []
@@ -50,7 +58,8 @@ def drive(chunks: list[bytes], *, stream: int = 0, **changes: object) -> Run:
     while True:
         event = core.next_event()
         if isinstance(event, MessageData):
-            assert stream and len(event.data) >= stream
+            # with open_at_data the first piece is whatever has come (the Received line)
+            assert stream and (len(event.data) >= stream or (open_at_data and not started))
             pieces += event.data
             started = True
         elif isinstance(event, MessageAbandoned):
@@ -108,10 +117,43 @@ def test_pieces_join_to_the_message_held_whole(
 ) -> None:
     data = START + b"".join(parts)
     whole = drive([data], databytes=databytes)
-    streamed = drive(_cut(data, cuts), stream=stream, databytes=databytes)
-    assert streamed.output == whole.output
-    assert streamed.queued == whole.queued
-    assert streamed.exit_code == whole.exit_code
+    for open_at_data in (False, True):
+        streamed = drive(
+            _cut(data, cuts), stream=stream, databytes=databytes, open_at_data=open_at_data
+        )
+        assert streamed.output == whole.output
+        assert streamed.queued == whole.queued
+        assert streamed.exit_code == whole.exit_code
+
+
+def test_open_at_data_gives_the_received_line_out_with_the_354() -> None:
+    core = SmtpCore(
+        config(), now=lambda: NOW, date=lambda t: DATE, stream=1 << 20, open_at_data=True
+    )
+    seen = timeline(core, [START, b"Subject: small\r\n\r\nhi\r\n.\r\nQUIT\r\n"])
+    kinds = [kind for kind, _ in seen]
+    # qmail_open() before the 354: the run starts before any of the body is read
+    first = kinds.index("data")
+    assert kinds[first : first + 3] == ["data", "out", "queued"]
+    assert seen[first][1].startswith(b"Received: from unknown (HELO c) (127.0.0.1)\n  by ")
+    assert seen[first][1].endswith(b"\n") and b"Subject" not in seen[first][1]
+    assert seen[first + 1][1].endswith(b"354 go ahead\r\n")
+    assert seen[first + 2][1] == b"Subject: small\n\nhi\n"
+
+
+def test_open_at_data_abandons_a_refused_message_before_the_reply() -> None:
+    core = SmtpCore(
+        config(databytes=10),
+        now=lambda: NOW,
+        date=lambda t: DATE,
+        stream=1 << 20,
+        open_at_data=True,
+    )
+    seen = timeline(core, [START, b"Subject: far too big\r\n\r\n.\r\nQUIT\r\n"])
+    kinds = [kind for kind, _ in seen]
+    assert "queued" not in kinds
+    end = kinds.index("abandoned")
+    assert seen[end + 1] == ("out", replies.DATABYTES)
 
 
 def test_a_message_smaller_than_a_piece_comes_whole() -> None:
