@@ -125,6 +125,19 @@ class SpawnPipe:
             if not data:
                 return
 
+    def _send(self, delnum: int, job: DeliveryJob) -> bool:
+        """comm_write: delivery ``delnum``'s command. False when the pipe is
+        gone (then it counts as dead and the number is free again)."""
+        try:
+            with self.write_lock:
+                _write_all(self.fd_out, command(delnum, job))
+        except OSError:
+            with self.cond:
+                self.alive = False
+                self.free.append(delnum)
+            return False
+        return True
+
     def begin(self, job: DeliveryJob, done: Callable[[bytes], None]) -> None:
         """Start a delivery without waiting for it: the command is written now
         (qmail-send's comm_write, from its loop) and ``done`` gets the report
@@ -140,14 +153,9 @@ class SpawnPipe:
         if delnum is None:
             done(SPAWN_DIED)
             return
-        try:
-            with self.write_lock:
-                _write_all(self.fd_out, command(delnum, job))
-        except OSError:
+        if not self._send(delnum, job):
             with self.cond:
-                self.alive = False
-                lost = self.waiting.pop(delnum, None)
-                self.free.append(delnum)
+                lost = self.waiting.pop(delnum, None)  # unless the reader saw the end first
             if lost is not None:
                 lost(SPAWN_DIED)
 
@@ -157,13 +165,7 @@ class SpawnPipe:
             if not self.alive:
                 return SPAWN_DIED
             delnum = self.free.pop(0)
-        try:
-            with self.write_lock:
-                _write_all(self.fd_out, command(delnum, job))
-        except OSError:
-            with self.cond:
-                self.alive = False
-                self.free.append(delnum)
+        if not self._send(delnum, job):
             return SPAWN_DIED
         with self.cond:
             self.cond.wait_for(lambda: delnum in self.reports or not self.alive)

@@ -9,31 +9,17 @@ from __future__ import annotations
 
 import os
 import re
-from collections.abc import Iterator
 from pathlib import Path
-
-import pytest
 
 from server import privsep
 from server.queue.service import queue_via
-from tests.splithome import Caller, SplitHome, make_split_home, public_dir, queue_service
+from tests.queue.service_fixtures import public_dir, service, split
+from tests.splithome import Caller, SplitHome
 
-__all__ = ["public_dir"]  # a fixture, used by name
+__all__ = ["public_dir", "service", "split"]  # fixtures, used by name
 
 MESSAGE = b"Subject: service\n\nbody\n"
 ENVELOPE = b"Fa@example.org\0Tb@example.org\0\0"
-
-
-@pytest.fixture
-def split(public_dir: Path) -> SplitHome:
-    return make_split_home(public_dir, need_wrapper=False)
-
-
-@pytest.fixture
-def service(split: SplitHome, public_dir: Path) -> Iterator[Path]:
-    """A service process as qmailq listening on public_dir/run/queue."""
-    with queue_service(split, public_dir) as path:
-        yield path
 
 
 def queue_as(caller: Caller, path: Path) -> int:

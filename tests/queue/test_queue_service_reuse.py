@@ -11,36 +11,18 @@ import asyncio
 import os
 import re
 import socket
-from collections.abc import Iterator
 from pathlib import Path
-
-import pytest
 
 from server.queue import codes
 from server.queue.envelope import encode_envelope
 from server.queue.service import FRAME_LENGTH, frames
 from server.queue.service_async import ServicePool, request_end
-from tests.splithome import SplitHome, make_split_home, public_dir, queue_service
+from tests.queue.service_fixtures import files, public_dir, service, split
+from tests.splithome import SplitHome
 
-__all__ = ["public_dir"]  # a fixture, used by name
+__all__ = ["public_dir", "service", "split"]  # fixtures, used by name
 
 ENVELOPE = encode_envelope("a@example.org", ["b@example.org"])
-
-
-@pytest.fixture
-def split(public_dir: Path) -> SplitHome:
-    return make_split_home(public_dir, need_wrapper=False)
-
-
-@pytest.fixture
-def service(split: SplitHome, public_dir: Path) -> Iterator[Path]:
-    """A service process as qmailq listening on public_dir/run/queue."""
-    with queue_service(split, public_dir) as path:
-        yield path
-
-
-def files(split: SplitHome, sub: str) -> list[Path]:
-    return sorted(p for p in (split.home / "queue" / sub).rglob("*") if p.is_file())
 
 
 def request(message: bytes, envelope: bytes = ENVELOPE) -> bytes:
@@ -48,12 +30,16 @@ def request(message: bytes, envelope: bytes = ENVELOPE) -> bytes:
 
 
 def read_answer(conn: socket.socket) -> tuple[int, int] | None:
-    """One answer off ``conn``; None when the service hung up instead."""
+    """One answer off ``conn``; None when the service hung up instead (a reset
+    too: closing with our request unread makes the kernel send one)."""
     data = bytearray()
     fields: list[bytes] = []
     while len(fields) < 2:
         while len(data) < 4 or len(data) < 4 + int.from_bytes(data[:4], "big"):
-            chunk = conn.recv(4096)
+            try:
+                chunk = conn.recv(4096)
+            except ConnectionResetError:
+                return None
             if not chunk:
                 return None
             data += chunk

@@ -9,7 +9,6 @@ from __future__ import annotations
 import os
 import socket
 import struct
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -18,28 +17,13 @@ from server import privsep
 from server.queue import codes
 from server.queue.envelope import encode_envelope
 from server.queue.service import MAX_FRAME, ServiceStream
-from tests.splithome import SplitHome, make_split_home, public_dir, queue_service
+from tests.queue.service_fixtures import files, public_dir, service, split
+from tests.splithome import SplitHome
 
-__all__ = ["public_dir"]  # a fixture, used by name
+__all__ = ["public_dir", "service", "split"]  # fixtures, used by name
 
 ENVELOPE = encode_envelope("a@example.org", ["b@example.org"])
 LENGTH = struct.Struct(">Q")
-
-
-@pytest.fixture
-def split(public_dir: Path) -> SplitHome:
-    return make_split_home(public_dir, need_wrapper=False)
-
-
-@pytest.fixture
-def service(split: SplitHome, public_dir: Path) -> Iterator[Path]:
-    """A service process as qmailq listening on public_dir/run/queue."""
-    with queue_service(split, public_dir) as path:
-        yield path
-
-
-def files(split: SplitHome, sub: str) -> list[Path]:
-    return sorted(p for p in (split.home / "queue" / sub).rglob("*") if p.is_file())
 
 
 def test_a_message_in_pieces_is_queued_whole(split: SplitHome, service: Path) -> None:
