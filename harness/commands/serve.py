@@ -22,6 +22,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import importlib
 import os
 import signal
 import socket
@@ -360,10 +361,11 @@ def run_loop(main: Coroutine[object, object, int]) -> int:
     The split serve's parent keeps asyncio's loop: it starts its children
     with subprocess's user and group, which uvloop's loop does not take."""
     try:
-        import uvloop
+        uvloop = importlib.import_module("uvloop")  # optional: typed or not, installed or not
     except ImportError:
         return asyncio.run(main)
-    return uvloop.run(main)
+    with asyncio.Runner(loop_factory=uvloop.new_event_loop) as runner:
+        return runner.run(main)
 
 
 def _queue_service(home: Path, path: Path) -> int:

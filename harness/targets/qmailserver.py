@@ -226,8 +226,10 @@ class QmailServer:
         lines = self.log_lines()[self.since :]  # delivery numbers start at 1 in each run
         started = {m.group(1) for line in lines if (m := STARTING.match(line))}
         done = {m.group(1) for line in lines if (m := RESULT.match(line))}
-        todo = self.home / "queue" / "todo"
-        waiting = any(p.is_file() for p in todo.rglob("*"))
+        # a bounce to send is in bounce/ from the failure (addbounce) until
+        # injectbounce has put it in todo/ (qmail-send.c): either is work left
+        queue = self.home / "queue"
+        waiting = any(p.is_file() for sub in ("todo", "bounce") for p in (queue / sub).rglob("*"))
         return not waiting and started <= done
 
     def run_until_idle(self) -> None:
