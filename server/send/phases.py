@@ -41,18 +41,26 @@ class TodoScan:
             return 0
         return min(wakeup, self.nextrun)
 
+    def opened(self, sched: Scheduler, recent: int, triggered: bool) -> list[int] | None:
+        """A new scan's listing of todo/ when one is due (the trigger pulled, or
+        SLEEP_TODO since the last); None when none is, or opendir failed."""
+        if not triggered and recent < self.nextrun:
+            return None
+        try:
+            listed = sched.store.todo_ids()
+        except OSError:
+            sched.log("alert: unable to opendir todo, sleeping...")
+            return None
+        self.nextrun = recent + SLEEP_TODO
+        return listed
+
     def step(self, sched: Scheduler, recent: int, triggered: bool) -> None:
         if sched.exitasap:
             return
         if self.pending is None:
-            if not triggered and recent < self.nextrun:
+            self.pending = self.opened(sched, recent, triggered)
+            if self.pending is None:
                 return
-            try:
-                self.pending = sched.store.todo_ids()
-            except OSError:
-                sched.log("alert: unable to opendir todo, sleeping...")
-                return
-            self.nextrun = recent + SLEEP_TODO
         if not self.pending:
             self.pending = None
             return

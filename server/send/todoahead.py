@@ -45,7 +45,6 @@ from server.send.phases import (
     todo_commit,
     todo_prepare,
 )
-from server.send.schedule import SLEEP_TODO
 from server.send.scheduler import FileDone, Scheduler, file_done_steps
 
 #: threads for the file steps; ext4 commits their fsyncs together
@@ -132,16 +131,11 @@ class TodoAhead(TodoScan):
         if sched.exitasap:
             return
         if self.pending is None:
-            if not triggered and recent < self.nextrun:
-                return
-            try:
-                listed = sched.store.todo_ids()
-            except OSError:
-                sched.log("alert: unable to opendir todo, sleeping...")
+            listed = self.opened(sched, recent, triggered)
+            if listed is None:
                 return
             under_way = {msgid for msgid, _ in self.ahead}
             self.pending = [msgid for msgid in listed if msgid not in under_way]
-            self.nextrun = recent + SLEEP_TODO
         while self.pending and len(self.ahead) < self.depth:
             msgid = self.pending.pop(0)
             job = self.offload.submit(partial(todo_prepare, sched.store, sched.cfg, msgid, recent))
