@@ -173,9 +173,13 @@ _ASK, _ANSWER, _RESULT = b"Q", b"A", b"R"
 _HEADER = 5
 
 
+#: Bytes of a field's length before it (big-endian), in :func:`pack_fields`.
+FIELD_LENGTH: Final = 4
+
+
 def pack_fields(fields_: list[bytes]) -> bytes:
     """Length-prefixed fields, the payload of a frame."""
-    return b"".join(len(f).to_bytes(4, "big") + f for f in fields_)
+    return b"".join(len(f).to_bytes(FIELD_LENGTH, "big") + f for f in fields_)
 
 
 def unpack_fields(data: bytes) -> list[bytes]:
@@ -183,13 +187,13 @@ def unpack_fields(data: bytes) -> list[bytes]:
     out: list[bytes] = []
     view = memoryview(data)
     while view:
-        if len(view) < 4:
+        if len(view) < FIELD_LENGTH:
             raise ValueError("truncated field length")
-        n = int.from_bytes(view[:4], "big")
-        if n > len(view) - 4:
+        n = int.from_bytes(view[:FIELD_LENGTH], "big")
+        if n > len(view) - FIELD_LENGTH:
             raise ValueError("field longer than the frame")
-        out.append(bytes(view[4 : 4 + n]))
-        view = view[4 + n :]
+        out.append(bytes(view[FIELD_LENGTH : FIELD_LENGTH + n]))
+        view = view[FIELD_LENGTH + n :]
     return out
 
 

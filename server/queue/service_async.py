@@ -26,14 +26,11 @@ import asyncio
 import contextlib
 import os
 from pathlib import Path
-from typing import Final
 
 from server.errors import EXIT_TEMP
+from server.privsep import FIELD_LENGTH
 from server.queue import codes
 from server.queue.service import FRAME_LENGTH, frames
-
-#: Bytes of a field length in the service's answer (privsep.pack_fields).
-_FIELD: Final = 4
 
 _Connection = tuple[asyncio.StreamReader, asyncio.StreamWriter]
 
@@ -47,7 +44,7 @@ async def _read_answer(reader: asyncio.StreamReader) -> tuple[int, int]:
     """The service's answer (privsep.pack_fields of two fields): (exit code, qp)."""
     fields = []
     for _ in range(2):
-        n = int.from_bytes(await reader.readexactly(_FIELD), "big")
+        n = int.from_bytes(await reader.readexactly(FIELD_LENGTH), "big")
         fields.append(int(await reader.readexactly(n)))  # ValueError if not a number
     return fields[0], fields[1]
 
