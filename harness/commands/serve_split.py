@@ -48,7 +48,7 @@ from harness.commands.serve import (
 from server.privsep import QmailIds, spawn_as
 from server.runtime import real_environ
 from server.strerr import error_str
-from server.tcp.listener import DEFAULT_BACKLOG
+from server.tcp.listener import listen_on
 
 #: how long a child has to say it listens
 START_TIMEOUT = 60.0
@@ -160,19 +160,6 @@ def _smtp_options(args: argparse.Namespace) -> list[str]:
 SMTP_PROCESSES = 2
 
 
-def _bind(host: str, port: int) -> socket.socket:
-    """tcpserver's socket_bind4_reuse and listen, done here (as root) for the children."""
-    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-    try:
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        sock.bind((host, port))
-        sock.listen(DEFAULT_BACKLOG)
-    except OSError:
-        sock.close()
-        raise
-    return sock
-
-
 def _smtp_group(
     home: Path,
     host: str,
@@ -220,7 +207,7 @@ def run_split(args: argparse.Namespace, ids: QmailIds) -> int:
     sockets: list[socket.socket] = []
     for host, port in args.smtp:
         try:
-            sockets.append(_bind(host, port))
+            sockets.append(listen_on(host, port))
         except OSError as exc:
             for listening in sockets:
                 listening.close()

@@ -158,7 +158,7 @@ class TcpServer:
             self._sock = config.listening
             self._sock.setblocking(False)
         else:
-            self._sock = _listen(config.host, config.port, config.backlog)
+            self._sock = listen_on(config.host, config.port, config.backlog)
         self.port: int = self._sock.getsockname()[1]
         self._accepting: asyncio.Task[None] | None = None
 
@@ -384,7 +384,9 @@ class TcpServer:
         await self._accepting
 
 
-def _listen(host: str, port: int, backlog: int) -> socket.socket:
+def listen_on(host: str, port: int, backlog: int = DEFAULT_BACKLOG) -> socket.socket:
+    """tcpserver's socket_bind4_reuse and socket_listen: a non-blocking
+    listening socket (also for a split serve to bind, as root, and pass on)."""
     sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
     try:
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # socket_bind4_reuse
