@@ -33,7 +33,7 @@ from typing import TYPE_CHECKING, TypeVar
 from server.errors import TempFail
 from server.programs import ProgramContext
 from server.queue import codes
-from server.queue.envelope import addr_str, encode_envelope
+from server.queue.envelope import encode_envelope
 from server.smtpd import replies
 from server.smtpd.core import (
     Closed,
@@ -44,7 +44,7 @@ from server.smtpd.core import (
 )
 from server.smtpd.ipme import for_runtime
 from server.smtpd.policy import load_config
-from server.smtpd.program import finish_stream, make_core, open_stream, queue
+from server.smtpd.program import addresses, finish_stream, make_core, open_stream, queue
 
 if TYPE_CHECKING:
     from server.queue.client import QueueStream
@@ -134,7 +134,7 @@ class QueueRun:
 
 def envelope_of(request: QueueMessage) -> bytes:
     """qmail_from and qmail_to for ``request``: the envelope qmail-queue reads."""
-    return encode_envelope(addr_str(request.sender), [addr_str(r) for r in request.recipients])
+    return encode_envelope(*addresses(request))
 
 
 def _read_at_most(transport: asyncio.BaseTransport, size: int) -> None:

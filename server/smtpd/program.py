@@ -46,19 +46,19 @@ def make_core(
     )
 
 
+def addresses(request: QueueMessage) -> tuple[str, list[str]]:
+    """What qmail_from and qmail_to get for ``request``: the sender, the recipients."""
+    from server.queue.envelope import addr_str
+
+    return addr_str(request.sender), [addr_str(r) for r in request.recipients]
+
+
 def queue(ctx: ProgramContext, env: Mapping[str, str], request: QueueMessage) -> tuple[str, int]:
     """qmail_open ... qmail_close for one message: (error text, qp)."""
     from server.queue.client import queue_message
-    from server.queue.envelope import addr_str
 
-    result = queue_message(
-        ctx,
-        env,
-        request.message,
-        addr_str(request.sender),
-        [addr_str(r) for r in request.recipients],
-        invoker="network",
-    )
+    sender, recipients = addresses(request)
+    result = queue_message(ctx, env, request.message, sender, recipients, invoker="network")
     return result.error, result.qp
 
 
@@ -73,10 +73,8 @@ def open_stream(ctx: ProgramContext, env: Mapping[str, str], first: bytes) -> Qu
 
 def finish_stream(stream: QueueStream, request: QueueMessage) -> tuple[str, int]:
     """The last qmail_put, qmail_from, qmail_to, qmail_close: (error text, qp)."""
-    from server.queue.envelope import addr_str
-
     stream.put(request.message)
-    result = stream.close(addr_str(request.sender), [addr_str(r) for r in request.recipients])
+    result = stream.close(*addresses(request))
     return result.error, result.qp
 
 
