@@ -36,6 +36,8 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import BinaryIO
 
+from reference_qmail import stop
+
 HOST = "127.0.0.1"
 SENDER = "bench@client.example"
 RECIPIENT = "rcpt@bench.example"
@@ -43,17 +45,6 @@ RECIPIENT = "rcpt@bench.example"
 LINE = b"0123456789abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789abcdef\r\n"
 BLOCK = LINE * (65536 // len(LINE))
 TIMEOUT = 600.0
-
-
-def stop(proc: subprocess.Popen[bytes]) -> None:
-    proc.terminate()
-    try:
-        proc.wait(timeout=20)
-    except subprocess.TimeoutExpired:
-        proc.kill()
-        proc.wait()
-    if proc.stdout is not None:
-        proc.stdout.close()
 
 
 def _make_home(parent: Path, split: bool) -> Path:
@@ -88,7 +79,9 @@ def serve(home: Path) -> Iterator[tuple[int, int]]:
                 raise RuntimeError(f"qmail-sim serve said {line!r}")
         yield proc.pid, int(line.rsplit(":", 1)[1])
     finally:
-        stop(proc)
+        stop(proc, timeout=20)
+        if proc.stdout is not None:
+            proc.stdout.close()
 
 
 def _status(pid: int) -> dict[str, str]:

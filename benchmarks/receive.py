@@ -67,10 +67,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import NamedTuple
 
-from reference_qmail import (
-    clean_queue,
-    stop_group,
-)
+from reference_qmail import clean_queue, stop, stop_group
 
 HOST = "127.0.0.1"
 
@@ -103,17 +100,6 @@ def wait_port(port: int, timeout: float = 20.0) -> None:
     raise RuntimeError(f"nothing listens on {HOST}:{port}")
 
 
-def stop(proc: subprocess.Popen[bytes]) -> None:
-    proc.terminate()
-    try:
-        proc.wait(timeout=10)
-    except subprocess.TimeoutExpired:
-        proc.kill()
-        proc.wait()
-    if proc.stdout is not None:
-        proc.stdout.close()
-
-
 @contextlib.contextmanager
 def qmail_sim(home: Path, *options: str, make: bool = True) -> Iterator[Server]:
     """``qmail-sim serve --smtp`` on ``home`` (made here unless ``make`` is false)."""
@@ -135,8 +121,9 @@ def qmail_sim(home: Path, *options: str, make: bool = True) -> Iterator[Server]:
                 raise RuntimeError("qmail-sim serve ended before it listened")
         yield Server(int(line.rsplit(":", 1)[1]), proc.pid)
     finally:
-        stop(proc)
-        stop_group(proc)
+        stop_group(proc, timeout=10)
+        if proc.stdout is not None:
+            proc.stdout.close()
 
 
 @contextlib.contextmanager
@@ -147,7 +134,7 @@ def smtp_sink() -> Iterator[int]:
         wait_port(port)
         yield port
     finally:
-        stop(proc)
+        stop(proc, timeout=10)
 
 
 def _body() -> bytes:

@@ -195,9 +195,8 @@ def ids(user: str, group: str) -> tuple[int, int]:
     return pwd.getpwnam(user).pw_uid, grp.getgrnam(group).gr_gid
 
 
-def stop_group(proc: subprocess.Popen[bytes], timeout: float = 60.0) -> None:
-    """TERM the process (tcpserver, qmail-send, serve), wait, then end its whole
-    session (it was started with start_new_session) so nothing of it outlives us."""
+def stop(proc: subprocess.Popen[bytes], timeout: float = 60.0) -> None:
+    """TERM the process and wait ``timeout`` seconds for it, then KILL it."""
     with contextlib.suppress(ProcessLookupError):
         proc.terminate()
     try:
@@ -205,6 +204,12 @@ def stop_group(proc: subprocess.Popen[bytes], timeout: float = 60.0) -> None:
     except subprocess.TimeoutExpired:
         proc.kill()
         proc.wait()
+
+
+def stop_group(proc: subprocess.Popen[bytes], timeout: float = 60.0) -> None:
+    """:func:`stop` the process (tcpserver, qmail-send, serve), then end its whole
+    session (it was started with start_new_session) so nothing of it outlives us."""
+    stop(proc, timeout)
     deadline = time.monotonic() + 10
     while time.monotonic() < deadline:
         try:
