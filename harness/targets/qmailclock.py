@@ -84,6 +84,61 @@ def age_queue(home: Path, seconds: int) -> None:
     _age_tcpto(queue / "lock" / "tcpto", seconds)
 
 
+def age_maildirs(maildirs: list[Path], seconds: int) -> None:
+    """Make the mail in ``maildirs`` ``seconds`` older, as :func:`age_queue`
+    does the queue: qmail-pop3d lists a Maildir's messages oldest first by
+    their mtime (maildir.c), so of two deliveries an ``advance`` apart the
+    first stays first, as on the simulator, whose files carry its clock,
+    even when the real clock put both in one second. Files dated on
+    purpose age alike: the clock moves on past them."""
+    step = seconds * 1_000_000_000
+    for maildir in maildirs:
+        for sub in ("tmp", "new", "cur"):
+            try:
+                entries = list(os.scandir(maildir / sub))
+            except OSError:
+                continue
+            for entry in entries:
+                st = entry.stat()
+                os.utime(entry.path, ns=(st.st_atime_ns - step, st.st_mtime_ns - step))
+
+
+def catch_up(home: Path, frame: int, now: int) -> None:
+    """The whole seconds from ``frame`` to ``now`` (the real times, rounded,
+    of the last and this catching up) off the queue's age, message by message.
+
+    The simulator's clock stands still between its jumps and a real qmail's
+    runs on, so each message is made younger by the real time it has lived
+    through since the last catching up: one already queued at ``frame`` by
+    ``now - frame``; one born since (an injection or a bounce, at a real
+    time in between) by ``now`` less its birth, so that it is born at the
+    same instant of the scenario's clock as it is on the simulator, however
+    long the harness took to get there. A message's files (mess/, info/, its
+    channel files: ``AGED``) move together, so its retries stay where
+    qmail-send put them; tcpto's times move with the frame."""
+    queue = home / "queue"
+    messages: dict[str, list[Path]] = {}
+    for path in _files(queue, AGED):
+        messages.setdefault(path.name, []).append(path)
+    for files in messages.values():
+        shift = now - max(_birth(files), frame)
+        for path in files:
+            st = path.stat()
+            step = shift * 1_000_000_000
+            os.utime(path, ns=(st.st_atime_ns + step, st.st_mtime_ns + step))
+    _age_tcpto(queue / "lock" / "tcpto", frame - now)
+
+
+def _birth(files: list[Path]) -> int:
+    """A message's birth as qmail-send reads it: info/'s whole-second mtime
+    (getinfo); before qmail-send has taken it in, the time it was queued."""
+    for sub in ("info", "mess", "intd", "todo", "bounce"):
+        for path in files:
+            if path.parent.name == sub or path.parent.parent.name == sub:
+                return int(path.stat().st_mtime)
+    return int(files[0].stat().st_mtime)
+
+
 def _age_tcpto(path: Path, seconds: int) -> None:
     try:
         table = bytearray(path.read_bytes())
@@ -100,10 +155,11 @@ def _age_tcpto(path: Path, seconds: int) -> None:
 
 def earliest_retry(home: Path, now: float) -> float | None:
     """When qmail-send next has something to do, from the queue it left as it
-    exited: ``now`` if todo/ holds a message it has not taken in yet, else the
-    earliest channel file's mtime; None when nothing waits."""
+    exited: ``now`` if todo/ holds a message it has not taken in yet or
+    bounce/ one it has still to inject, else the earliest channel file's
+    mtime; None when nothing waits."""
     queue = home / "queue"
-    if _files(queue, ("todo",)):
+    if _files(queue, ("todo", "bounce")):
         return now
     retries = [p.stat().st_mtime for p in _files(queue, CHANNELS)]
     return min(retries) if retries else None
@@ -115,4 +171,4 @@ def jump_to(due: float, now: float) -> int:
     return max(0, math.ceil(due + SLEEP_FUZZ - now))
 
 
-__all__ = ["age_queue", "earliest_retry", "jump_to"]
+__all__ = ["age_maildirs", "age_queue", "catch_up", "earliest_retry", "jump_to"]

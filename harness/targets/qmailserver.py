@@ -28,6 +28,7 @@ the scenario's server addresses): qmail's resolver is glibc's, which reads
 from __future__ import annotations
 
 import grp
+import math
 import os
 import pwd
 import re
@@ -68,7 +69,7 @@ class QmailServer:
         self.terminated = False
         self.started_before = False
         self.virtual = 0  # seconds jumped so far (advance)
-        self.synced = world.start_time  # real time the queue's times were last in step
+        self.synced = int(world.start_time)  # the real second the queue was last in step
         self.since = 0  # the first log line of the qmail-send running now
         self.dilated_dir: Path | None = None  # dilate_remote's wrapper
 
@@ -201,26 +202,51 @@ class QmailServer:
         self._stop_hidden()
         self._sync()
         self._jump(target - self.virtual)
-        self.run_until_idle()
+        self._run_if_due()
+
+    def _run_if_due(self) -> None:
+        """After a jump: run qmail-send until idle if the jump made anything due
+        (a retry, a message in todo/ or a bounce to inject) or a signal waits
+        for it. Else it stays stopped: it would only sleep in select() until
+        the next retry, as the simulator's does, but on a real clock that
+        runs on into that retry while it settles."""
+        from harness.targets.qmailclock import earliest_retry
+
+        now = time.time()
+        due = earliest_retry(self.home, now)
+        if self.pending or (due is not None and due <= now):
+            self.run_until_idle()
 
     def _sync(self) -> None:
         """With qmail-send stopped: take the real seconds that passed since the
-        last jump back off the queue's age. The simulator's clock stands still
-        between its jumps; qmail's runs on, and each pass costs a second or so
-        of it, which would otherwise add up to an extra retry."""
-        from harness.targets.qmailclock import age_queue
+        last catching up back off the queue's age, message by message
+        (harness.targets.qmailclock.catch_up). The simulator's clock stands
+        still between its jumps; qmail's runs on, and each pass costs a second
+        or so of it, which would otherwise add up to an extra retry. Counted
+        in the whole seconds qmail reads (now.c), so qmail-send's clock reads
+        the scenario's at once after, and a message it writes is born in or
+        after the second that was caught up to."""
+        from harness.targets.qmailclock import catch_up
 
-        passed = int(time.time() - self.synced)
-        age_queue(self.home, -passed)
-        self.synced += passed
+        now = max(self.synced, math.floor(time.time()))
+        catch_up(self.home, self.synced, now)
+        self.synced = now
 
     def _jump(self, seconds: int) -> None:
-        """With qmail-send stopped: the queue and the fake DNS ``seconds`` on."""
-        from harness.targets.qmailclock import age_queue
+        """With qmail-send stopped: the queue, the mail delivered so far and the
+        fake DNS ``seconds`` on."""
+        from harness.targets.qmailclock import age_maildirs, age_queue
 
         age_queue(self.home, seconds)
+        age_maildirs(self._maildirs(), seconds)
         self.world.set_time(self.world.clock.now() + seconds)
         self.virtual += seconds
+
+    def _maildirs(self) -> list[Path]:
+        """The scenario's users' Maildirs, and the alias user's."""
+        workdir, users = self.setup.workdir, self.setup.scenario.users
+        homes = [workdir / (user.home or f"homes/{name}") for name, user in users.items()]
+        return [home / "Maildir" for home in (*homes, self.home / "alias")]
 
     def _quiet(self) -> bool:
         lines = self.log_lines()[self.since :]  # delivery numbers start at 1 in each run
@@ -257,7 +283,7 @@ class QmailServer:
             self._stop_hidden()
             self._sync()
             self._jump(owed)
-            self.run_until_idle()
+            self._run_if_due()
 
     def signal(self, name: str) -> None:
         """As the simulator: ALRM and HUP reach qmail-send when it next runs
@@ -269,6 +295,11 @@ class QmailServer:
             else:
                 self.pending.append(name)
             return
+        if self.proc is None and self.started_before and not self.terminated:
+            # left stopped after a jump (_run_if_due): it starts, sleeps, and
+            # takes the TERM there, logging its exit as the simulator's does
+            self._start()
+            self._settle(None)
         self.terminated = True
         self._stop()
 
@@ -298,7 +329,11 @@ class QmailServer:
         self._pause()
 
     def _start(self) -> None:
-        """qmail-start, and qmail-send's first log line."""
+        """qmail-start, and qmail-send's first log line. qmail-send reads its
+        schedule from the queue as it starts (pqstart): the queue is brought to
+        the scenario's clock first, so a message injected while none ran is
+        as young when it is first tried as on the simulator."""
+        self._sync()
         before = self.since = len(self.log_lines())
         raw = len(self.log.raw())
         with open(self.log_path, "ab") as log:

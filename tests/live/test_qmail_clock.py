@@ -9,7 +9,13 @@ from pathlib import Path
 from hypothesis import given
 from hypothesis import strategies as st
 
-from harness.targets.qmailclock import age_queue, earliest_retry, jump_to
+from harness.targets.qmailclock import (
+    age_maildirs,
+    age_queue,
+    catch_up,
+    earliest_retry,
+    jump_to,
+)
 from harness.targets.qmaillog import QmailLog, _renumber
 
 BIRTH, RETRY = 1_800_000_000, 1_800_000_400
@@ -41,6 +47,44 @@ def test_age_queue_moves_birth_retry_and_tcpto_back_alike(tmp_path: Path) -> Non
     assert table[16:] == bytes(1008)  # empty records stay empty
     age_queue(home, -3600)  # and back: younger
     assert (queue / "remote" / "7" / "123").stat().st_mtime == RETRY
+
+
+def test_catching_up_makes_a_message_born_since_as_young_as_the_scenario_says(
+    tmp_path: Path,
+) -> None:
+    """A message queued before the last catching up lives through all of the
+    real time since; one born in between (at BIRTH + 7) only through its own:
+    on the simulator both were born at a standing clock."""
+    home = _queue(tmp_path)  # message 123, born at BIRTH
+    queue = home / "queue"
+    for sub, when in (("mess", BIRTH + 7), ("info", BIRTH + 7), ("local", RETRY + 7)):
+        (queue / sub / "7").mkdir(parents=True, exist_ok=True)
+        path = queue / sub / "7" / "124"
+        path.write_text("x")
+        os.utime(path, (when, when))
+    catch_up(home, frame=BIRTH, now=BIRTH + 10)
+    assert (queue / "info" / "7" / "123").stat().st_mtime == BIRTH + 10
+    assert (queue / "remote" / "7" / "123").stat().st_mtime == RETRY + 10
+    assert (queue / "info" / "7" / "124").stat().st_mtime == BIRTH + 10
+    assert (queue / "local" / "7" / "124").stat().st_mtime == RETRY + 10  # with its birth
+    assert (queue / "mess" / "7" / "124").stat().st_atime == BIRTH + 10
+    table = (queue / "lock" / "tcpto").read_bytes()
+    assert int.from_bytes(table[8:12], "little") == BIRTH + 10
+
+
+def test_a_jump_ages_the_mail_delivered_so_far(tmp_path: Path) -> None:
+    """qmail-pop3d lists by mtime: a message delivered before an ``advance``
+    stays older than one delivered after it, in the same real second."""
+    maildir = tmp_path / "Maildir"
+    for sub in ("tmp", "new", "cur"):
+        (maildir / sub).mkdir(parents=True)
+    (maildir / "new" / "1.a").write_text("x")
+    os.utime(maildir / "new" / "1.a", (BIRTH, BIRTH))
+    (maildir / "cur" / "2.b:2,").write_text("x")
+    os.utime(maildir / "cur" / "2.b:2,", (BIRTH, BIRTH))
+    age_maildirs([maildir, tmp_path / "none"], 60)
+    assert (maildir / "new" / "1.a").stat().st_mtime == BIRTH - 60
+    assert (maildir / "cur" / "2.b:2,").stat().st_mtime == BIRTH - 60
 
 
 def test_earliest_retry_is_todo_first_then_the_earliest_channel_file(tmp_path: Path) -> None:
