@@ -40,6 +40,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from delivery_reference import start_send
 from memory_send import build_queue
 from reference_qmail import (
+    add_journaled_option,
     check_reference,
     clean_queue,
     enter_private_namespace,
@@ -49,6 +50,7 @@ from reference_qmail import (
     median,
     scratch_copy,
     scratch_dir,
+    scratch_parent,
     stop_group,
     write_control,
 )
@@ -129,10 +131,11 @@ def main() -> int:
     parser.add_argument("--messages", type=int, default=100_000)
     parser.add_argument("--repeat", type=int, default=1)
     parser.add_argument("--dir", type=Path, help="where the scratch homes go (default: TMPDIR)")
+    add_journaled_option(parser)
     args = parser.parse_args()
     reference = check_reference(args.reference_qmail)
     enter_private_namespace(reference)
-    scratch = scratch_dir(args.dir)
+    scratch = scratch_dir(scratch_parent(args))
     try:
         with scratch_copy(reference, scratch) as real:
             write_control(real)

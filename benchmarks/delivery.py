@@ -341,6 +341,9 @@ def main() -> int:
         choices=("real", "ours"),
         help="with --reference-qmail: run one side only (the other's figures are 1)",
     )
+    from reference_qmail import add_journaled_option
+
+    add_journaled_option(parser)
     args = parser.parse_args()
     if args.reference_qmail is not None:
         from delivery_reference import compare_with_reference

@@ -31,6 +31,7 @@ from reference_qmail import (
     queued,
     scratch_copy,
     scratch_dir,
+    scratch_parent,
     stop_group,
     write_control,
 )
@@ -214,7 +215,7 @@ def compare_with_reference(args: argparse.Namespace) -> int:
     enter_private_namespace(reference)
     messages = args.messages or 3000
     repeat = args.repeat or 3
-    scratch = scratch_dir(args.dir)
+    scratch = scratch_dir(scratch_parent(args))
     try:
         with scratch_copy(reference, scratch) as real:
             write_control(real)

@@ -67,7 +67,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import NamedTuple
 
-from reference_qmail import clean_queue, stop, stop_group
+from reference_qmail import add_journaled_option, clean_queue, stop, stop_group
 
 HOST = "127.0.0.1"
 
@@ -308,6 +308,7 @@ def main() -> int:
         help="with --reference-qmail: also time the queue writes alone (in process, as many "
         "threads as clients, no SMTP) in each round, and print how close ours comes to them",
     )
+    add_journaled_option(parser)
     args = parser.parse_args()
     if args.reference_qmail is not None:
         client = "smtp-source" if shutil.which("smtp-source") else "asyncio client"

@@ -44,6 +44,7 @@ from reference_qmail import (
     print_ratios,
     scratch_copy,
     scratch_dir,
+    scratch_parent,
     stop_group,
     write_control,
 )
@@ -135,7 +136,7 @@ def compare_with_reference(args: argparse.Namespace, client: str) -> int:
     reference = check_reference(args.reference_qmail)
     enter_private_namespace(reference)
     repeat = args.repeat or 3
-    scratch = scratch_dir(args.dir)
+    scratch = scratch_dir(scratch_parent(args))
     try:
         with scratch_copy(reference, scratch) as real:
             write_control(real)
