@@ -196,6 +196,7 @@ def journaled_dir(megabytes: int) -> Path:
     import tempfile
 
     where = Path(tempfile.mkdtemp(prefix="qmail-bench-ext4-"))
+    os.chmod(where, 0o755)  # qmail's users reach their homes through it
     image, mountpoint = where / "ext4.img", where / "mnt"
     with open(image, "wb") as out:
         out.truncate(megabytes << 20)
