@@ -20,7 +20,9 @@ from server.errors import EXIT_PERM
 
 def exec_program(name: str, home: str, argv: list[str]) -> int:
     from server.programs import ProgramContext, read_patches, read_queue_socket, run
-    from server.runtime import real_environ, real_runtime
+    from server.runtime import favour_waiting_threads, real_environ, real_runtime
+
+    favour_waiting_threads()
 
     home_path = Path(home)
     fds: dict[int, BinaryIO] = {}

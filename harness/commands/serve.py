@@ -38,7 +38,7 @@ from harness.commands.serve_args import add_arguments as add_arguments
 from harness.commands.serve_args import outside_loopback
 from server.privsep import QmailIds, privileged
 from server.programs import ProgramContext, read_patches
-from server.runtime import PidCounter, real_environ, real_runtime
+from server.runtime import PidCounter, favour_waiting_threads, real_environ, real_runtime
 from server.strerr import error_str
 
 if TYPE_CHECKING:
@@ -324,6 +324,7 @@ def run(args: argparse.Namespace) -> int:
     refused = outside_loopback(args)
     if refused is not None:
         return refused
+    favour_waiting_threads()
     home = args.home.resolve()
     if not (home / "control").is_dir():
         print(f"qmail-sim serve: {home} is not a qmail home", file=sys.stderr)
