@@ -45,6 +45,9 @@ from server.send.schedule import SLEEP_FUZZ
 #: than the messages it belongs to.
 AGED = ("mess", "info", "local", "remote", "todo", "intd", "bounce")
 CHANNELS = ("local", "remote")
+#: where a message's birth is read: info/ once qmail-send has taken it in, else
+#: the time it was queued (a channel file's mtime is a retry, never a birth)
+BIRTH_ORDER = ("info", "mess", "intd", "todo", "bounce")
 TCPTO_RECORD = 16  # tcpto.c: 16 bytes per remembered host
 TCPTO_WHEN = slice(8, 12)  # the time of the last timeout, little-endian
 
@@ -77,11 +80,16 @@ def age_queue(home: Path, seconds: int) -> None:
     if not seconds:
         return
     queue = home / "queue"
-    step = seconds * 1_000_000_000
     for path in _files(queue, AGED):
-        st = path.stat()
-        os.utime(path, ns=(st.st_atime_ns - step, st.st_mtime_ns - step))
+        _older(path, seconds)
     _age_tcpto(queue / "lock" / "tcpto", seconds)
+
+
+def _older(path: str | Path, seconds: int) -> None:
+    """Take ``seconds`` off a file's atime and mtime (add them if negative)."""
+    st = os.stat(path)
+    step = seconds * 1_000_000_000
+    os.utime(path, ns=(st.st_atime_ns - step, st.st_mtime_ns - step))
 
 
 def age_maildirs(maildirs: list[Path], seconds: int) -> None:
@@ -91,7 +99,6 @@ def age_maildirs(maildirs: list[Path], seconds: int) -> None:
     first stays first, as on the simulator, whose files carry its clock,
     even when the real clock put both in one second. Files dated on
     purpose age alike: the clock moves on past them."""
-    step = seconds * 1_000_000_000
     for maildir in maildirs:
         for sub in ("tmp", "new", "cur"):
             try:
@@ -99,8 +106,7 @@ def age_maildirs(maildirs: list[Path], seconds: int) -> None:
             except OSError:
                 continue
             for entry in entries:
-                st = entry.stat()
-                os.utime(entry.path, ns=(st.st_atime_ns - step, st.st_mtime_ns - step))
+                _older(entry.path, seconds)
 
 
 def catch_up(home: Path, frame: int, now: int) -> None:
@@ -117,26 +123,23 @@ def catch_up(home: Path, frame: int, now: int) -> None:
     channel files: ``AGED``) move together, so its retries stay where
     qmail-send put them; tcpto's times move with the frame."""
     queue = home / "queue"
-    messages: dict[str, list[Path]] = {}
-    for path in _files(queue, AGED):
-        messages.setdefault(path.name, []).append(path)
+    messages: dict[str, dict[str, Path]] = {}
+    for sub in AGED:
+        for path in _files(queue, (sub,)):
+            messages.setdefault(path.name, {})[sub] = path
     for files in messages.values():
-        shift = now - max(_birth(files), frame)
-        for path in files:
-            st = path.stat()
-            step = shift * 1_000_000_000
-            os.utime(path, ns=(st.st_atime_ns + step, st.st_mtime_ns + step))
+        born = _birth(files)
+        for path in files.values():
+            _older(path, max(born or frame, frame) - now)
     _age_tcpto(queue / "lock" / "tcpto", frame - now)
 
 
-def _birth(files: list[Path]) -> int:
+def _birth(files: dict[str, Path]) -> int | None:
     """A message's birth as qmail-send reads it: info/'s whole-second mtime
-    (getinfo); before qmail-send has taken it in, the time it was queued."""
-    for sub in ("info", "mess", "intd", "todo", "bounce"):
-        for path in files:
-            if path.parent.name == sub or path.parent.parent.name == sub:
-                return int(path.stat().st_mtime)
-    return int(files[0].stat().st_mtime)
+    (getinfo); before qmail-send has taken it in, the time it was queued.
+    None for channel files alone (left by a crash): they move with the frame."""
+    first = next((sub for sub in BIRTH_ORDER if sub in files), None)
+    return None if first is None else int(files[first].stat().st_mtime)
 
 
 def _age_tcpto(path: Path, seconds: int) -> None:

@@ -62,7 +62,11 @@ def test_catching_up_makes_a_message_born_since_as_young_as_the_scenario_says(
         path = queue / sub / "7" / "124"
         path.write_text("x")
         os.utime(path, (when, when))
+    orphan = queue / "local" / "7" / "125"  # a channel file alone, as a crash may leave
+    orphan.write_text("x")
+    os.utime(orphan, (RETRY, RETRY))
     catch_up(home, frame=BIRTH, now=BIRTH + 10)
+    assert orphan.stat().st_mtime == RETRY + 10  # with the frame: its mtime is no birth
     assert (queue / "info" / "7" / "123").stat().st_mtime == BIRTH + 10
     assert (queue / "remote" / "7" / "123").stat().st_mtime == RETRY + 10
     assert (queue / "info" / "7" / "124").stat().st_mtime == BIRTH + 10
