@@ -41,18 +41,12 @@ from delivery_reference import start_send
 from memory_send import build_queue
 from reference_qmail import (
     add_journaled_option,
-    check_reference,
     clean_queue,
-    enter_private_namespace,
     ids,
     load_average,
-    make_ours,
     median,
-    scratch_copy,
-    scratch_dir,
-    scratch_parent,
+    side_by_side,
     stop_group,
-    write_control,
 )
 
 #: The one user every local address goes to, and the home it does not have.
@@ -133,34 +127,26 @@ def main() -> int:
     parser.add_argument("--dir", type=Path, help="where the scratch homes go (default: TMPDIR)")
     add_journaled_option(parser)
     args = parser.parse_args()
-    reference = check_reference(args.reference_qmail)
-    enter_private_namespace(reference)
-    scratch = scratch_dir(scratch_parent(args))
-    try:
-        with scratch_copy(reference, scratch) as real:
-            write_control(real)
-            homes = {"real": real, "ours": make_ours(scratch / "ours")}
-            for home in homes.values():
-                assign_to_nowhere(home, scratch / "nowhere")
-            print(
-                f"one deferring pass over {args.messages} queued messages (a missing home "
-                f"directory): real netqmail ({reference}, a private copy) vs qmail-sim serve "
-                f"--send (a split home); {os.cpu_count()} CPUs, {load_average()}"
-            )
-            seconds: dict[str, list[float]] = {side: [] for side in SIDES}
-            for round_ in range(args.repeat):
-                order = SIDES if round_ % 2 == 0 else SIDES[::-1]
-                for side in order:
-                    elapsed, first = deferring_pass(side, homes[side], args.messages)
-                    seconds[side].append(elapsed)
-                    print(f"  run {round_ + 1}, {side}: {elapsed:.2f} s ({load_average()})")
-                    if round_ == 0:
-                        print(f"    {first}")
-            real_s, ours_s = median(seconds["real"]), median(seconds["ours"])
-            print(f"median: real {real_s:.2f} s, qmail-sim {ours_s:.2f} s; "
+    with side_by_side(args) as (reference, scratch, homes):
+        for home in homes.values():
+            assign_to_nowhere(home, scratch / "nowhere")
+        print(
+            f"one deferring pass over {args.messages} queued messages (a missing home "
+            f"directory): real netqmail ({reference}, a private copy) vs qmail-sim serve "
+            f"--send (a split home); {os.cpu_count()} CPUs, {load_average()}"
+        )
+        seconds: dict[str, list[float]] = {side: [] for side in SIDES}
+        for round_ in range(args.repeat):
+            order = SIDES if round_ % 2 == 0 else SIDES[::-1]
+            for side in order:
+                elapsed, first = deferring_pass(side, homes[side], args.messages)
+                seconds[side].append(elapsed)
+                print(f"  run {round_ + 1}, {side}: {elapsed:.2f} s ({load_average()})")
+                if round_ == 0:
+                    print(f"    {first}")
+        real_s, ours_s = median(seconds["real"]), median(seconds["ours"])
+        print(f"median: real {real_s:.2f} s, qmail-sim {ours_s:.2f} s; "
                   f"ours/real in speed {real_s / ours_s:.2f}")  # fmt: skip
-    finally:
-        subprocess.run(["rm", "-rf", str(scratch)], check=False)
     return 0
 
 

@@ -20,20 +20,14 @@ from typing import IO
 from delivery_floor import floor_line
 from reference_qmail import (
     ME,
-    check_reference,
     clean_queue,
-    enter_private_namespace,
     ids,
     load_average,
-    make_ours,
     median,
     print_ratios,
     queued,
-    scratch_copy,
-    scratch_dir,
-    scratch_parent,
+    side_by_side,
     stop_group,
-    write_control,
 )
 
 BODY = b"From: a@client.example\nTo: someone@bench.example\nSubject: bench\n\nhello\n"
@@ -211,48 +205,40 @@ def deliver_run(
 
 def compare_with_reference(args: argparse.Namespace) -> int:
     """Real qmail (a private copy of --reference-qmail) against ours, interleaved."""
-    reference = check_reference(args.reference_qmail)
-    enter_private_namespace(reference)
     messages = args.messages or 3000
     repeat = args.repeat or 3
-    scratch = scratch_dir(scratch_parent(args))
-    try:
-        with scratch_copy(reference, scratch) as real:
-            write_control(real)
-            homes = {"real": real, "ours": make_ours(scratch / "ours")}
-            print(
-                f"real netqmail ({reference}, a private copy: qmail-start ./Maildir/) vs "
-                f"qmail-sim's qmail-start ./Maildir/ (a split home; {REPO}); "
-                f"a backlog of {messages} messages, "
-                f"median of {repeat}, runs interleaved; {os.cpu_count()} CPUs, {load_average()}",
-                flush=True,
-            )
-            rows = []
-            for users in args.maildirs:
-                rates: dict[str, list[float]] = {side: [] for side in SIDES}
-                firsts: dict[str, float] = {}
-                for run in range(repeat):
-                    for side in SIDES if run % 2 == 0 else SIDES[::-1]:
-                        if args.only not in (None, side):
-                            rates[side].append(1.0)
-                            firsts[side] = 0.0
-                            continue
-                        where = scratch / f"users-{side}"
-                        rate, firsts[side] = deliver_run(side, homes[side], where, messages, users)
-                        rates[side].append(rate)
-                    print(
-                        f"  {users} Maildirs, run {run + 1}: real {rates['real'][-1]:.0f}, "
-                        f"qmail-sim {rates['ours'][-1]:.0f} deliveries/s; first delivery after "
-                        f"{firsts['real']:.2f} s and {firsts['ours']:.2f} s ({load_average()})",
-                        flush=True,
-                    )
-                    if args.floor:
-                        line = floor_line(scratch / "floor", messages, users, BODY)
-                        print(f"  {line} ({load_average()})", flush=True)
-                rows.append((users, median(rates["real"]), median(rates["ours"])))
-            print_ratios("Maildirs", rows)
-    finally:
-        shutil.rmtree(scratch, ignore_errors=True)
+    with side_by_side(args) as (reference, scratch, homes):
+        print(
+            f"real netqmail ({reference}, a private copy: qmail-start ./Maildir/) vs "
+            f"qmail-sim's qmail-start ./Maildir/ (a split home; {REPO}); "
+            f"a backlog of {messages} messages, "
+            f"median of {repeat}, runs interleaved; {os.cpu_count()} CPUs, {load_average()}",
+            flush=True,
+        )
+        rows = []
+        for users in args.maildirs:
+            rates: dict[str, list[float]] = {side: [] for side in SIDES}
+            firsts: dict[str, float] = {}
+            for run in range(repeat):
+                for side in SIDES if run % 2 == 0 else SIDES[::-1]:
+                    if args.only not in (None, side):
+                        rates[side].append(1.0)
+                        firsts[side] = 0.0
+                        continue
+                    where = scratch / f"users-{side}"
+                    rate, firsts[side] = deliver_run(side, homes[side], where, messages, users)
+                    rates[side].append(rate)
+                print(
+                    f"  {users} Maildirs, run {run + 1}: real {rates['real'][-1]:.0f}, "
+                    f"qmail-sim {rates['ours'][-1]:.0f} deliveries/s; first delivery after "
+                    f"{firsts['real']:.2f} s and {firsts['ours']:.2f} s ({load_average()})",
+                    flush=True,
+                )
+                if args.floor:
+                    line = floor_line(scratch / "floor", messages, users, BODY)
+                    print(f"  {line} ({load_average()})", flush=True)
+            rows.append((users, median(rates["real"]), median(rates["ours"])))
+        print_ratios("Maildirs", rows)
     return 0
 
 

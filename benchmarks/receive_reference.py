@@ -12,7 +12,6 @@ import argparse
 import contextlib
 import itertools
 import os
-import shutil
 import subprocess
 import time
 from collections.abc import Callable, Iterator
@@ -34,19 +33,14 @@ from reference_qmail import (
     FLAT_DIRS,
     ME,
     SPLIT_DIRS,
-    check_reference,
     clean_queue,
-    enter_private_namespace,
     ids,
     load_average,
     make_ours,
     median,
     print_ratios,
-    scratch_copy,
-    scratch_dir,
-    scratch_parent,
+    side_by_side,
     stop_group,
-    write_control,
 )
 
 #: The tcprules source both sides follow (qmail's FAQ 5.4 for a relay client).
@@ -133,56 +127,48 @@ def run_side(
 
 def compare_with_reference(args: argparse.Namespace, client: str) -> int:
     """Real qmail (a private copy of --reference-qmail) against ours, interleaved."""
-    reference = check_reference(args.reference_qmail)
-    enter_private_namespace(reference)
     repeat = args.repeat or 3
-    scratch = scratch_dir(scratch_parent(args))
-    try:
-        with scratch_copy(reference, scratch) as real:
-            write_control(real)
-            homes = {"real": real, "ours": make_ours(scratch / "ours")}
-            floor_home = make_ours(scratch / "floor")
-            rules = make_rules(scratch)
-            empty = set_aside if args.set_aside else clean_queue
-            for home in (*homes.values(), floor_home):
-                empty(home)
-            print(
-                f"real netqmail ({reference}, a private copy) under tcpserver vs "
-                f"qmail-sim serve --smtp (a split home); {args.messages} messages of "
-                f"~{MESSAGE_SIZE} bytes, one per connection, via {client}; "
-                f"median of {repeat}, runs interleaved; {os.cpu_count()} CPUs, {load_average()}"
-                + ("; queues emptied by moving their files aside" if args.set_aside else ""),
-                flush=True,
-            )
-            rows, floors, cpus = [], [], []
-            for clients in args.concurrency:
-                rates: dict[str, list[float]] = {side: [] for side in SIDES}
-                cpu: dict[str, list[float]] = {side: [] for side in SIDES}
-                floor: list[float] = []
-                for run in range(repeat):
-                    for side in SIDES if run % 2 == 0 else SIDES[::-1]:
-                        rate, ms = run_side(side, homes[side], rules, args.messages, clients, empty)
-                        rates[side].append(rate)
-                        cpu[side].append(ms)
-                    if args.floor:
-                        floor.append(queue_floor(args.messages, clients, floor_home, empty))
-                    print(
-                        f"  {clients} clients, run {run + 1}: real {rates['real'][-1]:.0f}, "
-                        f"qmail-sim {rates['ours'][-1]:.0f} msg/s"
-                        + (f", floor {floor[-1]:.0f}" if floor else "")
-                        + f"; CPU real {cpu['real'][-1]:.2f}, qmail-sim {cpu['ours'][-1]:.2f}"
-                        + f" ms/msg ({load_average()})",
-                        flush=True,
-                    )
-                rows.append((clients, median(rates["real"]), median(rates["ours"])))
-                cpus.append((clients, median(cpu["real"]), median(cpu["ours"])))
-                if floor:
-                    floors.append((clients, median(floor), median(rates["ours"])))
-            print_ratios("clients", rows)
-            print_cpu(cpus)
-            print_floor(floors)
-    finally:
-        shutil.rmtree(scratch, ignore_errors=True)
+    with side_by_side(args) as (reference, scratch, homes):
+        floor_home = make_ours(scratch / "floor")
+        rules = make_rules(scratch)
+        empty = set_aside if args.set_aside else clean_queue
+        for home in (*homes.values(), floor_home):
+            empty(home)
+        print(
+            f"real netqmail ({reference}, a private copy) under tcpserver vs "
+            f"qmail-sim serve --smtp (a split home); {args.messages} messages of "
+            f"~{MESSAGE_SIZE} bytes, one per connection, via {client}; "
+            f"median of {repeat}, runs interleaved; {os.cpu_count()} CPUs, {load_average()}"
+            + ("; queues emptied by moving their files aside" if args.set_aside else ""),
+            flush=True,
+        )
+        rows, floors, cpus = [], [], []
+        for clients in args.concurrency:
+            rates: dict[str, list[float]] = {side: [] for side in SIDES}
+            cpu: dict[str, list[float]] = {side: [] for side in SIDES}
+            floor: list[float] = []
+            for run in range(repeat):
+                for side in SIDES if run % 2 == 0 else SIDES[::-1]:
+                    rate, ms = run_side(side, homes[side], rules, args.messages, clients, empty)
+                    rates[side].append(rate)
+                    cpu[side].append(ms)
+                if args.floor:
+                    floor.append(queue_floor(args.messages, clients, floor_home, empty))
+                print(
+                    f"  {clients} clients, run {run + 1}: real {rates['real'][-1]:.0f}, "
+                    f"qmail-sim {rates['ours'][-1]:.0f} msg/s"
+                    + (f", floor {floor[-1]:.0f}" if floor else "")
+                    + f"; CPU real {cpu['real'][-1]:.2f}, qmail-sim {cpu['ours'][-1]:.2f}"
+                    + f" ms/msg ({load_average()})",
+                    flush=True,
+                )
+            rows.append((clients, median(rates["real"]), median(rates["ours"])))
+            cpus.append((clients, median(cpu["real"]), median(cpu["ours"])))
+            if floor:
+                floors.append((clients, median(floor), median(rates["ours"])))
+        print_ratios("clients", rows)
+        print_cpu(cpus)
+        print_floor(floors)
     return 0
 
 

@@ -182,7 +182,8 @@ def make_ours(where: Path) -> Path:
     return where
 
 
-def journaled_dir(megabytes: int) -> Path:
+@contextlib.contextmanager
+def journaled_dir(megabytes: int) -> Iterator[Path]:
     """A fresh ext4 with a journal (mkfs.ext4's defaults), loop-mounted in the
     private namespace, for the scratch homes (``--journaled``).
 
@@ -191,21 +192,27 @@ def journaled_dir(megabytes: int) -> Path:
     so what a run measures depends on what else on the machine removed files
     meanwhile, on both sides alike. A journaled ext4, as a mail server's
     queue usually lives on, has no such scan; its fsyncs commit the journal.
-    The image is removed as soon as it is mounted: the loop device holds it,
-    and the mount, made in the benchmark's own namespace, ends with it."""
+    The image is removed as soon as it is mounted (the loop device holds
+    it); the mount and its directory go at the end."""
     import tempfile
 
     where = Path(tempfile.mkdtemp(prefix="qmail-bench-ext4-"))
     os.chmod(where, 0o755)  # qmail's users reach their homes through it
     image, mountpoint = where / "ext4.img", where / "mnt"
-    with open(image, "wb") as out:
-        out.truncate(megabytes << 20)
-    subprocess.run(["mkfs.ext4", "-q", "-F", str(image)], check=True)
-    mountpoint.mkdir()
-    subprocess.run(["mount", "-o", "loop", str(image), str(mountpoint)], check=True)
-    image.unlink()
-    os.chmod(mountpoint, 0o755)
-    return mountpoint
+    try:
+        with open(image, "wb") as out:
+            out.truncate(megabytes << 20)
+        subprocess.run(["mkfs.ext4", "-q", "-F", str(image)], check=True)
+        mountpoint.mkdir()
+        subprocess.run(["mount", "-o", "loop", str(image), str(mountpoint)], check=True)
+        image.unlink()
+        os.chmod(mountpoint, 0o755)
+        print(f"homes on a fresh ext4 with a journal ({megabytes} MB, loop-mounted)")
+        yield mountpoint
+    finally:
+        if _mount_line(mountpoint) is not None:
+            subprocess.run(["umount", str(mountpoint)], check=False)
+        shutil.rmtree(where, ignore_errors=True)
 
 
 def add_journaled_option(parser: argparse.ArgumentParser) -> None:
@@ -218,13 +225,25 @@ def add_journaled_option(parser: argparse.ArgumentParser) -> None:
     )
 
 
-def scratch_parent(args: argparse.Namespace) -> Path | None:
-    """Where the scratch homes go: ``--journaled``'s filesystem, else ``--dir``."""
-    if args.journaled:
-        where = journaled_dir(args.journaled)
-        print(f"homes on a fresh ext4 with a journal ({args.journaled} MB, loop-mounted)")
-        return where
-    return args.dir
+@contextlib.contextmanager
+def side_by_side(args: argparse.Namespace) -> Iterator[tuple[Path, Path, dict[str, Path]]]:
+    """What every ``--reference-qmail`` benchmark runs in: this process
+    re-executed in a private mount namespace, a scratch directory (on
+    ``--journaled``'s filesystem, or under ``--dir``), DIR's copy bound over
+    DIR and one of our split homes beside it, both with the benchmark's
+    controls. Yields (DIR, the scratch directory, {"real": DIR, "ours": home});
+    all of it is removed at the end."""
+    reference = check_reference(args.reference_qmail)
+    enter_private_namespace(reference)
+    with contextlib.ExitStack() as stack:
+        parent: Path | None = args.dir
+        if args.journaled:
+            parent = stack.enter_context(journaled_dir(args.journaled))
+        scratch = scratch_dir(parent)
+        stack.callback(shutil.rmtree, scratch, ignore_errors=True)
+        real = stack.enter_context(scratch_copy(reference, scratch))
+        write_control(real)
+        yield reference, scratch, {"real": real, "ours": make_ours(scratch / "ours")}
 
 
 def scratch_dir(parent: Path | None) -> Path:
