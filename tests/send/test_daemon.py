@@ -70,13 +70,6 @@ class GateChannel:
         return b"Kok\n"
 
 
-@pytest.fixture
-def home(tmp_path: Path) -> Path:
-    home = tmp_path / "qmail"
-    setup(home, me="mx.example.org")
-    return home
-
-
 def make_ctx(home: Path) -> ProgramContext:
     return ProgramContext(home=home, runtime=real_runtime(), stderr=io.BytesIO())
 

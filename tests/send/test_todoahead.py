@@ -24,7 +24,6 @@ from pathlib import Path
 
 import pytest
 
-from server.home import setup
 from server.programs import ProgramContext
 from server.queue.client import queue_message
 from server.runtime import FileOps, real_runtime
@@ -74,13 +73,6 @@ class NotingChannel:
     def deliver(self, job: DeliveryJob) -> bytes:
         self.recorder.note("deliver", f"msg/{job.msgid}")
         return b"Kok\n"
-
-
-@pytest.fixture
-def home(tmp_path: Path) -> Path:
-    home = tmp_path / "qmail"
-    setup(home, me="mx.example.org")
-    return home
 
 
 def backlog(ctx: ProgramContext, count: int) -> list[int]:
