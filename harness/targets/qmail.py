@@ -45,8 +45,8 @@ from harness.targets.agentwire import Setup
 from harness.targets.base import Observation, ProgramResult, StepError
 from harness.targets.live import Agent, LiveTarget, client_ips
 from harness.targets.livepeers import scripted_delays
-from harness.targets.qmailclock import libfaketime
-from harness.targets.qmailserver import alias_home, queue_files
+from harness.targets.qmailclock import libfaketime, queue_files
+from harness.targets.qmailserver import alias_home
 from harness.targets.sim import SimTarget
 from harness.targets.zone import zone_env
 

@@ -39,10 +39,10 @@ from pathlib import Path
 
 from server.send.schedule import SLEEP_FUZZ
 
-#: queue/ subdirectories whose files carry a time qmail-send reads (mess/: the
-#: atime qmail-send's cleanup compares with OSSIFIED; info/: the birth; local/
-#: and remote/: the next retry); the others are aged too so nothing looks newer
-#: than the messages it belongs to.
+#: every queue/ subdirectory that holds a message's files. Those with a time
+#: qmail-send reads: mess/ (the atime its cleanup compares with OSSIFIED),
+#: info/ (the birth), local/ and remote/ (the next retry); the others are aged
+#: too so that nothing looks newer than the message it belongs to.
 AGED = ("mess", "info", "local", "remote", "todo", "intd", "bounce")
 CHANNELS = ("local", "remote")
 #: where a message's birth is read: info/ once qmail-send has taken it in, else
@@ -162,10 +162,22 @@ def earliest_retry(home: Path, now: float) -> float | None:
     bounce/ one it has still to inject, else the earliest channel file's
     mtime; None when nothing waits."""
     queue = home / "queue"
-    if _files(queue, ("todo", "bounce")):
+    if untaken(home):
         return now
     retries = [p.stat().st_mtime for p in _files(queue, CHANNELS)]
     return min(retries) if retries else None
+
+
+def untaken(home: Path) -> bool:
+    """Whether todo/ holds a message qmail-send has not taken in yet, or
+    bounce/ one it has still to inject (qmail-send.c: a failure's bounce is
+    there from addbounce until injectbounce has put it in todo/)."""
+    return bool(_files(home / "queue", ("todo", "bounce")))
+
+
+def queue_files(home: Path) -> list[Path]:
+    """Every message file in a home's queue (what a scenario leaves behind)."""
+    return _files(home / "queue", AGED)
 
 
 def jump_to(due: float, now: float) -> int:
@@ -174,4 +186,12 @@ def jump_to(due: float, now: float) -> int:
     return max(0, math.ceil(due + SLEEP_FUZZ - now))
 
 
-__all__ = ["age_maildirs", "age_queue", "catch_up", "earliest_retry", "jump_to"]
+__all__ = [
+    "age_maildirs",
+    "age_queue",
+    "catch_up",
+    "earliest_retry",
+    "jump_to",
+    "queue_files",
+    "untaken",
+]

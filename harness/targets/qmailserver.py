@@ -174,10 +174,12 @@ class QmailServer:
 
     def _stop_hidden(self) -> None:
         """Stop qmail-send so that its schedule is on disk (pqfinish), its
-        ``status: exiting`` hidden: the harness's doing, not the scenario's."""
+        ``status: exiting`` hidden: the harness's doing, not the scenario's;
+        then bring that schedule to the scenario's clock (:meth:`_sync`)."""
         before = len(self.log.raw())
         self._stop()
         self.log.hide_since(before)
+        self._sync()
 
     def advance(self, seconds: float, passes: int) -> None:
         """The queue-time fudge (harness.targets.qmailclock): jump to each due
@@ -191,7 +193,6 @@ class QmailServer:
             if self.terminated:
                 break
             self._stop_hidden()
-            self._sync()
             now = time.time()
             due = earliest_retry(self.home, now)
             jump = None if due is None else jump_to(due, now)
@@ -200,7 +201,6 @@ class QmailServer:
             self._jump(jump)
             self.run_until_idle()
         self._stop_hidden()
-        self._sync()
         self._jump(target - self.virtual)
         self._run_if_due()
 
@@ -249,14 +249,12 @@ class QmailServer:
         return [home / "Maildir" for home in (*homes, self.home / "alias")]
 
     def _quiet(self) -> bool:
+        from harness.targets.qmailclock import untaken
+
         lines = self.log_lines()[self.since :]  # delivery numbers start at 1 in each run
         started = {m.group(1) for line in lines if (m := STARTING.match(line))}
         done = {m.group(1) for line in lines if (m := RESULT.match(line))}
-        # a bounce to send is in bounce/ from the failure (addbounce) until
-        # injectbounce has put it in todo/ (qmail-send.c): either is work left
-        queue = self.home / "queue"
-        waiting = any(p.is_file() for sub in ("todo", "bounce") for p in (queue / sub).rglob("*"))
-        return not waiting and started <= done
+        return started <= done and not untaken(self.home)
 
     def run_until_idle(self) -> None:
         if self.proc is None:
@@ -281,7 +279,6 @@ class QmailServer:
             # clock jumps as the queue's (harness.targets.qmailclock), and what
             # the wait made due is tried, as it is at once on the simulator
             self._stop_hidden()
-            self._sync()
             self._jump(owed)
             self._run_if_due()
 
@@ -557,19 +554,11 @@ def dilate_remote(home: Path, scratch: Path) -> None:
     netns.bind_over(wrapper, home / "bin" / "qmail-remote")
 
 
-def queue_files(home: Path) -> list[Path]:
-    """Every message file in a home's queue (what a scenario leaves behind)."""
-    queue = home / "queue"
-    subs = ("mess", "info", "local", "remote", "todo", "intd", "bounce")
-    return [p for sub in subs for p in (queue / sub).rglob("*") if p.is_file()]
-
-
 __all__ = [
     "QmailServer",
     "alias_home",
     "bind_alias_home",
     "dilate_remote",
-    "queue_files",
     "smtpd_credentials",
 ]
 
