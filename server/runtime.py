@@ -17,6 +17,7 @@ from __future__ import annotations
 import os
 import random
 import socket
+import sys
 import threading
 import time
 from collections.abc import Callable
@@ -206,9 +207,7 @@ def favour_waiting_threads() -> None:
     only after the switch interval. With Python's 5 ms, qmail-send's loop,
     whose every queue step is a system call, waited behind its own todo/
     threads: one Maildir, 3000 messages on tmpfs, went from 780-800 to
-    920-1070 deliveries a second with 0.2 ms (docs/performance.md)."""
-    import sys
-
+    910-1070 deliveries a second with 0.2 ms (docs/performance.md)."""
     sys.setswitchinterval(SWITCH_INTERVAL)
 
 
