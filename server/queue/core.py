@@ -9,12 +9,23 @@ crash leaves behind are tabled in :mod:`server.queue.states`):
    all nine exist); its inode becomes the message number N;
 2. link it to ``mess/<N % 23>/N`` (64);
 3. unlink the pid file (63);
-4. write the Received line and the message into ``mess/``, fsync (53);
+4. write the Received line and the message into ``mess/`` (53);
 5. create ``intd/N`` exclusively (65);
 6. read the envelope; write ``u<uid>\\0p<pid>\\0`` and the envelope into
-   ``intd/N``, fsync (53; 91 or 11 for a bad envelope, 54 if it ends early);
-7. link ``intd/N`` to ``todo/N`` (66) -- from here on the message is queued;
-8. pull ``lock/trigger`` (failure ignored).
+   ``intd/N`` (53; 91 or 11 for a bad envelope, 54 if it ends early);
+7. fsync ``mess/N``, then ``intd/N`` (53);
+8. link ``intd/N`` to ``todo/N`` (66) -- from here on the message is queued;
+9. pull ``lock/trigger`` (failure ignored).
+
+qmail-queue.c fsyncs ``mess/N`` before it creates ``intd/N``, and so pays
+for two journal commits a message. Here both files are written first and
+then fsync'd in the same order (:meth:`FileOps.fsync_in_order`), which a
+journaling file system commits as one: ``intd/N`` is never durable before
+``mess/N``, ``todo/N`` is linked only after both fsyncs, and the files a
+crash can leave are the ones qmail-queue's can (a message without
+``todo/N`` is qmail-send's to clean up after 36 hours). A bad envelope
+still finds ``mess/N`` fsync'd first, and a failed fsync is 53, as in
+qmail-queue.
 
 Like qmail-queue.c, a write or read failure (53, 54) removes ``intd/N`` and
 ``mess/N`` before exiting, while the other failures leave their files for
@@ -24,8 +35,7 @@ holding what qmail-queue's 256-byte output buffer had flushed.
 qmail-queue writes the message to ``mess/N`` as it reads it from its pipe,
 so a big message is never held whole. :func:`open_message` does the same
 in three parts: steps 1-3 when it is called, step 4 as the pieces come
-(:meth:`MessageWriter.write`: one ``append`` each, no fsync; the last piece,
-possibly empty, is appended with the fsync), steps 5-8 in
+(:meth:`MessageWriter.write`: one ``append`` each), steps 5-9 in
 :meth:`MessageWriter.finish`. :func:`write_queue` is that with the whole
 message as the last piece, one ``append`` as in the table. A message whose
 writer ends in :meth:`MessageWriter.abandon` (the caller gave up: qmail-queue
@@ -138,7 +148,7 @@ def open_message(job: QueueJob, fileops: FileOps, *, fsync: bool = True) -> Mess
 
 @dataclass
 class MessageWriter:
-    """One message being written into ``mess/N`` (steps 4-8), piece by piece.
+    """One message being written into ``mess/N`` (steps 4-9), piece by piece.
 
     A write that fails removes ``mess/N`` at once, as qmail-queue dies on it
     (53); the writer then ignores further pieces and :meth:`finish` raises
@@ -157,17 +167,17 @@ class MessageWriter:
     def messfn(self) -> Path:
         return qfn(self.job.queue, "mess", self.msgid)
 
-    def _append(self, data: bytes, *, fsync: bool) -> None:
+    def _append(self, data: bytes) -> None:
         if not self._started:
             data, self._started = self.job.received + data, True
-        self.fileops.append(self.messfn, data, fsync=fsync)
+        self.fileops.append(self.messfn, data, fsync=False)
 
     def write(self, data: bytes) -> None:
         """Step 4 for one piece: append it, without fsync."""
         if self._done or not data:
             return
         try:
-            self._append(data, fsync=False)
+            self._append(data)
         except OSError:
             self.abandon()
 
@@ -177,8 +187,12 @@ class MessageWriter:
             self._done = True
             _cleanup(self.fileops, self.messfn)
 
+    def _sync(self, *paths: Path) -> None:
+        if self.fsync:
+            self.fileops.fsync_in_order(*paths)
+
     def finish(self, last: bytes, envelope: Callable[[], Envelope]) -> int:
-        """Append ``last`` with the fsync, then steps 5-8; the message's number.
+        """Append ``last``, then steps 5-9; the message's number.
 
         ``envelope`` is called after ``intd/N`` exists, as qmail-queue reads
         fd 1 only then; it may raise :class:`EnvelopeError`.
@@ -187,7 +201,8 @@ class MessageWriter:
             raise QueueFailure(codes.WRITE_ERROR)
         fileops, messfn = self.fileops, self.messfn
         try:
-            self._append(last, fsync=self.fsync)
+            if last or not self._started:
+                self._append(last)
         except OSError as exc:
             self.abandon()
             raise QueueFailure(codes.WRITE_ERROR) from exc
@@ -198,13 +213,21 @@ class MessageWriter:
         try:
             env = envelope()
         except EnvelopeError as exc:
+            # qmail-queue had fsync'd mess/N before it read a byte of the
+            # envelope: a failure there is what it reports (53)
+            try:
+                self._sync(messfn)
+            except OSError as sync_exc:
+                _cleanup(fileops, intdfn, messfn)
+                raise QueueFailure(codes.WRITE_ERROR) from sync_exc
             if exc.code == codes.READ_ERROR:
                 _cleanup(fileops, intdfn, messfn)
             else:
                 _write_partial_intd(fileops, intdfn, header, exc)
             raise QueueFailure(exc.code) from exc
         try:
-            fileops.append(intdfn, header + env.echo, fsync=self.fsync)
+            fileops.append(intdfn, header + env.echo, fsync=False)
+            self._sync(messfn, intdfn)
         except OSError as exc:
             _cleanup(fileops, intdfn, messfn)
             raise QueueFailure(codes.WRITE_ERROR) from exc

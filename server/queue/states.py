@@ -7,10 +7,10 @@ step of :func:`server.queue.core.write_queue` with the exit code a failure
 there gives and the state once it is done, so "crash before step k" must
 leave exactly ``STEPS[k-1].before``'s files on disk (tests/queue check it).
 
-Nothing acknowledged is ever lost: exit 0 comes after step 7, and from step
-7 on the message is in S4, which qmail-send delivers. Nothing half-written
-is ever in todo/: todo/N is a second name for intd/N made only after intd/N
-was written and fsync'd.
+Nothing acknowledged is ever lost: exit 0 comes after step 8 (the link to
+todo/), and from there on the message is in S4, which qmail-send delivers.
+Nothing half-written is ever in todo/: todo/N is a second name for intd/N
+made only after mess/N and intd/N were written and fsync'd, in that order.
 
 Cleanup (INTERNALS section 6) is qmail-send's and qmail-clean's job;
 :func:`stale_cleanup_actions` is its rule as a pure function over a
@@ -109,9 +109,10 @@ STEPS: Final[tuple[Step, ...]] = _steps(
     ("create pid file", "create_new", codes.PID_TROUBLE, "S1", "P1"),
     ("link pid to mess", "link", codes.MESS_TROUBLE, "P1", "P2"),
     ("unlink pid file", "unlink", codes.PID_TROUBLE, "P2", "S2"),
-    ("write message, fsync", "append", codes.WRITE_ERROR, "S2", "S2"),
+    ("write message", "append", codes.WRITE_ERROR, "S2", "S2"),
     ("create intd", "create_new", codes.INTD_TROUBLE, "S2", "S3"),
-    ("write envelope, fsync", "append", codes.WRITE_ERROR, "S3", "S3"),
+    ("write envelope", "append", codes.WRITE_ERROR, "S3", "S3"),
+    ("fsync message, then envelope", "fsync_in_order", codes.WRITE_ERROR, "S3", "S3"),
     ("link intd to todo", "link", codes.TODO_TROUBLE, "S3", "S4"),
     ("pull trigger", "pull_trigger", None, "S4", "S4"),
 )

@@ -57,6 +57,10 @@ class FaultyFileOps(FileOps):
         self._tick("append")
         super().append(path, data, fsync=fsync)
 
+    def fsync_in_order(self, *paths: Path) -> None:
+        self._tick("fsync_in_order")
+        super().fsync_in_order(*paths)
+
     def pull_trigger(self, path: Path) -> None:
         self._tick("pull_trigger")
         super().pull_trigger(path)

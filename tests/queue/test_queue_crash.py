@@ -45,6 +45,7 @@ def test_steps_table_matches_the_writer() -> None:
         "append",
         "create_new",
         "append",
+        "fsync_in_order",
         "link",
         "pull_trigger",
     ]
@@ -82,7 +83,8 @@ def _expected_mess() -> bytes:
 
 # qmail-queue.c on an I/O error at step k: the exit code and what it leaves.
 # Step 1 is retried with the next pid/ name (pidopen), so it succeeds; 53
-# (die_write) cleans up intd/ and mess/; 63-66 leave their files behind.
+# (die_write, also for a failed fsync) cleans up intd/ and mess/; 63-66
+# leave their files behind.
 FAILURES = {
     1: (codes.OK, "S4"),
     2: (codes.MESS_TROUBLE, "P1"),
@@ -90,8 +92,9 @@ FAILURES = {
     4: (codes.WRITE_ERROR, "S1"),
     5: (codes.INTD_TROUBLE, "S2"),
     6: (codes.WRITE_ERROR, "S1"),
-    7: (codes.TODO_TROUBLE, "S3"),
-    8: (codes.OK, "S4"),
+    7: (codes.WRITE_ERROR, "S1"),
+    8: (codes.TODO_TROUBLE, "S3"),
+    9: (codes.OK, "S4"),
 }
 
 

@@ -80,8 +80,8 @@ def test_streamed_steps_keep_qmail_queues_order(home: Path) -> None:
     _stream(stream, [b"a\n", b"b\n", b"c\n"])
     assert ops.calls[3:] == ["append"] * 3
     assert stream.close("a@b", ["c@d"]).ok
-    # the last append (possibly empty) is the one with the fsync; then intd, todo
-    assert ops.calls[6:] == ["append", "create_new", "append", "link", "pull_trigger"]
+    # nothing more of the message; intd, then both fsync'd in order, then todo
+    assert ops.calls[6:] == ["create_new", "append", "fsync_in_order", "link", "pull_trigger"]
 
 
 PIECES = [MESSAGE[:100], MESSAGE[100:1000], MESSAGE[1000:]]
@@ -94,9 +94,9 @@ STREAM_STEPS = [
     ("append", "S2"),
     ("append", "S2"),
     ("append", "S2"),
-    ("append", "S2"),  # the last piece (empty here) with the fsync
     ("create_new", "S2"),
     ("append", "S3"),
+    ("fsync_in_order", "S3"),
     ("link", "S3"),
     ("pull_trigger", "S4"),
 ]

@@ -90,9 +90,10 @@ def test_steps_in_qmail_queue_order(home: Path) -> None:
         "create_new",  # pid/
         "link",  # mess/
         "unlink",  # pid/
-        "append",  # message, fsync
+        "append",  # message
         "create_new",  # intd/
-        "append",  # envelope, fsync
+        "append",  # envelope
+        "fsync_in_order",  # message, then envelope
         "link",  # todo/
         "pull_trigger",
     ]

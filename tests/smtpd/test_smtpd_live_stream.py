@@ -118,9 +118,9 @@ def test_a_big_message_goes_to_mess_in_pieces(home: Path, tmp_path: Path) -> Non
     heard, code = one_connection(context(home, writes), ENV, sender_of(session, 50000))
     assert code == 0
     assert heard.split(b"\r\n")[-3].startswith(b"250 ok ")
-    # Never the whole message in one write: pieces of about PIECE, plus a
-    # read, plus the Received lines on the first.
-    assert len(writes.sizes) >= 4
+    # Never the whole message in one write: pieces of about PIECE, give or
+    # take a read, plus the Received lines on the first.
+    assert len(writes.sizes) >= 3
     assert max(writes.sizes) <= live.PIECE + live.READ_SIZE + 1024
     [streamed] = mess_files(home)
     assert sum(writes.sizes) == len(streamed)
