@@ -156,7 +156,9 @@ async def _listen(
             # tcpserver -D: nothing a client can see changes, and replies are
             # not held back by Nagle's algorithm waiting for an ACK.
             nodelay=True,
-            listening=_inherited(args) if kind == "smtp" else None,
+            listening=_inherited(args, "listen_fd") if kind == "smtp" else None,
+            handoff_to=_inherited(args, "handoff_fd") if kind == "smtp" else None,
+            handoff_from=_inherited(args, "handed_fd") if kind == "smtp" else None,
         )
     except OSError as exc:  # tcpserver: "fatal: unable to bind: address already used"
         why = error_str(exc.errno)
@@ -165,9 +167,11 @@ async def _listen(
     return f"{host}:{server.port}"
 
 
-def _inherited(args: argparse.Namespace) -> socket.socket | None:
-    """--listen-fd: the listening socket a split serve bound and passed on."""
-    fd = getattr(args, "listen_fd", None)
+def _inherited(args: argparse.Namespace, option: str) -> socket.socket | None:
+    """A socket a split serve (serve_split) made and passed on: --listen-fd,
+    the listening socket; --handoff-fd and --handed-fd, the two ends of the
+    pair over which its first qmail-smtpd serve hands sessions to the second."""
+    fd = getattr(args, option, None)
     return None if fd is None else socket.socket(fileno=fd)
 
 

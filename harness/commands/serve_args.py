@@ -119,6 +119,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--queue-socket", type=Path, help=argparse.SUPPRESS)
     # a split serve's qmail-smtpd children share the socket their parent bound
     parser.add_argument("--listen-fd", type=int, help=argparse.SUPPRESS)
+    parser.add_argument("--handoff-fd", type=int, help=argparse.SUPPRESS)
+    parser.add_argument("--handed-fd", type=int, help=argparse.SUPPRESS)
     parser.add_argument(
         "--concurrency",
         type=int,

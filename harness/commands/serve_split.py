@@ -155,11 +155,6 @@ def _smtp_options(args: argparse.Namespace) -> list[str]:
     return options
 
 
-#: qmail-smtpd's serves per --smtp address: they accept on one socket, as
-#: tcpserver's children do, so that both CPUs run SMTP sessions.
-SMTP_PROCESSES = 2
-
-
 def _smtp_group(
     home: Path,
     host: str,
@@ -169,23 +164,30 @@ def _smtp_group(
     args: argparse.Namespace,
     ids: QmailIds,
 ) -> Service:
-    """SMTP_PROCESSES serves as qmaild:nofiles on ``listening``, as one service.
+    """Two serves as qmaild:nofiles for one --smtp address, as one service.
 
-    tcpserver's -c limit is shared out among them: each stops accepting at
-    its share, so that no more than --concurrency sessions run at once.
+    The first accepts on ``listening`` under tcpserver's -c limit and serves
+    the sessions; while it serves more than it has handed over, it hands a
+    new one to the second over a socket pair (server.tcp.listener,
+    Config.handoff_to). A lone client is so always served by one warm
+    process, and many by both, so that both CPUs run SMTP sessions.
     """
-    count = max(1, min(SMTP_PROCESSES, args.concurrency))
     fd = listening.fileno()
+    first_end, second_end = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
+    ends = {"--handoff-fd": first_end.fileno(), "--handed-fd": second_end.fileno()}
     children = []
-    for i in range(count):
-        share = args.concurrency // count + (1 if i < args.concurrency % count else 0)
-        options = [*_smtp_options(args)[2:], "--concurrency", str(share), "--listen-fd", str(fd)]
+    for option, end in ends.items():
+        options = [*_smtp_options(args), "--listen-fd", str(fd), option, str(end)]
         argv = _serve_argv(home, "--smtp", f"{host}:{port}", "--queue-socket", queue, *options)
         ids_ = (ids.qmaild, ids.nofiles)
-        children.append(_Child("smtp", argv, ids_, "listening ", pass_fds=(fd,)))
+        children.append(_Child("smtp", argv, ids_, "listening ", pass_fds=(fd, end)))
 
     async def start() -> str:
-        wheres = [await child.start() for child in children]
+        try:
+            wheres = [await child.start() for child in children]
+        finally:  # the children have their own copies
+            first_end.close()
+            second_end.close()
         return wheres[0]
 
     async def close() -> None:

@@ -130,6 +130,14 @@ class Config:
     #: A socket already bound and listening (tcpserver's bind done by a parent
     #: that passed it on): accept on it instead of binding host:port.
     listening: socket.socket | None = None
+    #: A connected Unix socket to a helper process (a second serve given the
+    #: other end as ``handoff_from``): a connection that arrives while this
+    #: process serves more sessions than it has handed over is passed to
+    #: the helper to serve, and the helper says when it ends (the limit
+    #: counts both processes' sessions).
+    handoff_to: socket.socket | None = None
+    #: The helper's end: serve connections passed here instead of accepting.
+    handoff_from: socket.socket | None = None
     #: -O (default) / -o: clear IP options a client set (socket_ipoptionskill).
     kill_ip_options: bool = True
     print_port: bool = False
@@ -161,6 +169,10 @@ class TcpServer:
             self._sock = listen_on(config.host, config.port, config.backlog)
         self.port: int = self._sock.getsockname()[1]
         self._accepting: asyncio.Task[None] | None = None
+        #: Sessions handed to the helper (Config.handoff_to) and not yet ended.
+        self.handed = 0
+        #: Called as a session served here ends (the helper tells the accepting process).
+        self._freed: Callable[[], None] = lambda: None
 
     @property
     def address(self) -> tuple[str, int]:
@@ -170,7 +182,15 @@ class TcpServer:
     def start(self) -> None:
         if self._verbose:
             self.config.log(status_line(self.active, self.config.limit))
-        self._accepting = asyncio.get_running_loop().create_task(self._accept_loop())
+        loop = asyncio.get_running_loop()
+        helper, helped = self.config.handoff_to, self.config.handoff_from
+        if helper is not None:
+            helper.setblocking(False)
+            loop.add_reader(helper, self._helper_said)
+        if helped is None:
+            self._accepting = loop.create_task(self._accept_loop())
+        else:
+            self._accepting = loop.create_task(self._serve_handed(helped))
 
     @property
     def _verbose(self) -> bool:
@@ -190,13 +210,85 @@ class TcpServer:
             except OSError:  # tcpserver: "if (t == -1) continue;"
                 await asyncio.sleep(0)
                 continue
-            conn.setblocking(False)
             self.active += 1
             if self._verbose:
                 self.config.log(status_line(self.active, self.config.limit))
-            task = loop.create_task(self._connection(conn, peer))
-            self._tasks.add(task)
-            task.add_done_callback(self._tasks.discard)
+            if self._handing_over() and self._hand_over(conn, peer):
+                self.handed += 1
+                continue
+            self._serve(conn, peer)
+
+    def _serve(self, conn: socket.socket, peer: tuple[str, int]) -> None:
+        conn.setblocking(False)
+        task = asyncio.get_running_loop().create_task(self._connection(conn, peer))
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    # --- handing connections to a helper process (Config.handoff_to) -------
+    #
+    # One process serves a session itself while it serves no more than the
+    # helper (not counting one that may be closing): a lone client is always
+    # served by the same, warm process, and a busy server by both, in
+    # nearly equal shares.
+
+    def _handing_over(self) -> bool:
+        # a lone client's last session may still be closing as its next is
+        # accepted: that one does not count
+        own = self.active - 2 - self.handed
+        return self.config.handoff_to is not None and own > self.handed
+
+    def _hand_over(self, conn: socket.socket, peer: tuple[str, int]) -> bool:
+        """Pass ``conn`` to the helper; False (serve it here) if it cannot take it."""
+        helper = self.config.handoff_to
+        assert helper is not None
+        try:
+            socket.send_fds(helper, [f"{peer[0]} {peer[1]}".encode()], [conn.fileno()])
+        except OSError:
+            return False
+        conn.close()
+        return True
+
+    def _helper_said(self) -> None:
+        """The helper's word: a byte for each handed session that ended; end of
+        file if it is gone, with its sessions (then this process serves all)."""
+        helper = self.config.handoff_to
+        assert helper is not None
+        try:
+            ended = len(helper.recv(4096))
+        except BlockingIOError:
+            return
+        except OSError:
+            ended = 0
+        if not ended:
+            asyncio.get_running_loop().remove_reader(helper)
+            self.config.handoff_to = None
+            ended = self.handed
+        self.handed -= ended
+        self._count_ended(ended)
+        asyncio.get_running_loop().create_task(self._make_room())
+
+    async def _serve_handed(self, source: socket.socket) -> None:
+        """The helper's side: serve the connections that come over ``source``."""
+        loop = asyncio.get_running_loop()
+        source.setblocking(False)
+        self._freed = lambda: self._tell(source)
+        while True:
+            await _readable(loop, source)
+            try:
+                data, fds, _flags, _addr = socket.recv_fds(source, 64, 1)
+            except BlockingIOError:
+                continue
+            if not data:  # the accepting process is gone
+                return
+            for fd in fds:
+                host, _, port = data.decode().partition(" ")
+                self.active += 1
+                self._serve(socket.socket(fileno=fd), (host, int(port)))
+
+    @staticmethod
+    def _tell(source: socket.socket) -> None:
+        with contextlib.suppress(OSError):
+            source.send(b"e")
 
     async def _connection(self, conn: socket.socket, peer: tuple[str, int]) -> None:
         wstat = 0
@@ -210,12 +302,21 @@ class TcpServer:
             wstat = EXIT_TEMP << 8
         finally:
             conn.close()
-            self.active -= 1
             if self._verbose:
                 self.config.log(end_line(ident[0], wstat))
+            self._freed()
+            self._count_ended(1)
+            await self._make_room()
+
+    def _count_ended(self, sessions: int) -> None:
+        for _ in range(sessions):
+            self.active -= 1
+            if self._verbose:
                 self.config.log(status_line(self.active, self.config.limit))
-            async with self._room:
-                self._room.notify_all()
+
+    async def _make_room(self) -> None:
+        async with self._room:
+            self._room.notify_all()
 
     async def _endpoints(self, local: tuple[str, int], peer: tuple[str, int]) -> Endpoints:
         local_ip, local_port = local[:2]
@@ -366,6 +467,9 @@ class TcpServer:
         waited for: their processes would outlive a real tcpserver anyway.
         (``asyncio.wait_for(server.close(), t)`` also cancels them at ``t``.)
         """
+        if self.config.handoff_to is not None:
+            asyncio.get_running_loop().remove_reader(self.config.handoff_to)
+            self.config.handoff_to.close()  # the helper reads its end of file
         if self._accepting is not None:
             self._accepting.cancel()
             with contextlib.suppress(asyncio.CancelledError):
@@ -382,6 +486,21 @@ class TcpServer:
     async def serve_forever(self) -> None:
         assert self._accepting is not None
         await self._accepting
+
+
+async def _readable(loop: asyncio.AbstractEventLoop, sock: socket.socket) -> None:
+    """Until ``sock`` has something to read (or its end of file)."""
+    ready: asyncio.Future[None] = loop.create_future()
+
+    def wake() -> None:
+        if not ready.done():
+            ready.set_result(None)
+
+    loop.add_reader(sock, wake)
+    try:
+        await ready
+    finally:
+        loop.remove_reader(sock)
 
 
 def listen_on(host: str, port: int, backlog: int = DEFAULT_BACKLOG) -> socket.socket:

@@ -136,28 +136,49 @@ def test_a_refused_message_then_an_accepted_one_on_one_connection(served: Served
     assert not any((queue / "intd").iterdir())
 
 
-def _cmdlines(pattern: str) -> list[list[str]]:
-    """The argv of every process whose command line contains ``pattern``."""
-    found = []
+def _processes(pattern: str) -> dict[int, list[str]]:
+    """The argv of every process whose command line contains ``pattern``, by pid."""
+    found = {}
     for pid in filter(str.isdigit, os.listdir("/proc")):
         try:
             argv = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
         except OSError:
             continue
         if pattern.encode() in b" ".join(argv):
-            found.append([a.decode() for a in argv if a])
+            found[int(pid)] = [a.decode() for a in argv if a]
     return found
 
 
-def test_two_qmail_smtpd_serves_share_the_listening_socket(served: Served) -> None:
-    """As tcpserver's children accept from one socket, two serves as qmaild do,
-    sharing out tcpserver's -c limit (40 by default)."""
-    smtpds = [argv for argv in _cmdlines("--queue-socket") if f"{served.home}" in argv]
+def _sockets(pid: int) -> int:
+    """How many sockets process ``pid`` holds open."""
+    fds = Path(f"/proc/{pid}/fd")
+    return sum(os.readlink(fd).startswith("socket:") for fd in fds.iterdir())
+
+
+def test_two_qmail_smtpd_serves_one_accepting_one_helping(served: Served) -> None:
+    """As tcpserver's children run SMTP sessions side by side, two serves as
+    qmaild do: the first accepts under tcpserver's -c limit (40 by default)
+    and hands sessions to the second when it is busy."""
+    processes = _processes("--queue-socket")
+    smtpds = [argv for argv in processes.values() if f"{served.home}" in argv]
     assert len(smtpds) == 2
+    [helper] = [pid for pid, argv in processes.items() if "--handed-fd" in argv]
     for argv in smtpds:
         assert "--listen-fd" in argv
-        assert argv[argv.index("--concurrency") + 1] == "20"  # 40 shared out
-    # both take connections: many sessions in a row are all served
-    for i in range(6):
+        assert argv[argv.index("--concurrency") + 1] == "40"
+    assert sorted("--handoff-fd" in argv for argv in smtpds) == [False, True]
+    assert sorted("--handed-fd" in argv for argv in smtpds) == [False, True]
+    # sessions one after another are all served, and so are several at once,
+    # some of them by the helper
+    for i in range(3):
         with smtplib.SMTP("127.0.0.1", served.port, timeout=30) as smtp:
             assert smtp.noop()[0] == 250, i
+    idle = _sockets(helper)
+    at_once = [smtplib.SMTP("127.0.0.1", served.port, timeout=30) for _ in range(4)]
+    try:
+        for i, smtp in enumerate(at_once):
+            assert smtp.noop()[0] == 250, i
+        assert _sockets(helper) > idle  # it serves some of them
+    finally:
+        for smtp in at_once:
+            smtp.quit()
