@@ -182,13 +182,19 @@ class FileOps:
         commits, and the later fsyncs find their data already committed. No
         file is durable before the ones ahead of it, as when each is written
         and fsync'd in turn, for one journal commit where that takes one each.
+
+        A failing fsync raises with the path it was for as ``filename``.
         """
         fds = [os.open(path, os.O_RDONLY) for path in paths]
         try:
             for fd in fds:
                 start_writeback(fd)
-            for fd in fds:
-                os.fsync(fd)
+            for fd, path in zip(fds, paths, strict=True):
+                try:
+                    os.fsync(fd)
+                except OSError as exc:
+                    exc.filename = os.fspath(path)
+                    raise
         finally:
             for fd in fds:
                 os.close(fd)

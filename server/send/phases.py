@@ -143,19 +143,29 @@ def todo_prepare(store: QueueStore, cfg: SendConfig, msgid: int, now: int) -> To
 
 
 def _write_plan(store: QueueStore, msgid: int, plan: Split, now: int) -> str | None:
-    """The info/ and channel files, each written and fsynced (qmail-send.c
-    todo_do); the warning that stops it, or None."""
+    """The info/ and channel files, written, then fsync'd in qmail-send.c
+    todo_do's order (info/, then each channel file); the warning that stops
+    it, or None.
+
+    todo_do flushes and fsyncs info/ before it flushes a channel's buffer;
+    here every file is written first, so that the fsyncs, still in that
+    order, are one journal commit (QueueStore.sync)."""
     for c in plan.chan:
         try:
             store.create_empty(c, msgid)
         except OSError:
             return L.warning("unable to create", rel(c, msgid))
-    for sub, data in (("info", plan.info), *plan.chan.items()):
+    files = [("info", plan.info), *plan.chan.items()]
+    for sub, data in files:
         try:
             store.fill(sub, msgid, data, now)
-        except OSError:
-            # a full disk shows here (qmail: "trouble writing to" or "trouble fsyncing")
+        except OSError:  # a full disk shows here
             return L.warning("trouble writing to", rel(sub, msgid))
+    try:
+        store.sync(msgid, *(sub for sub, _ in files))
+    except OSError as exc:
+        paths = {str(store.path(sub, msgid)): sub for sub, _ in files}
+        return L.warning("trouble fsyncing", rel(paths.get(exc.filename, "info"), msgid))
     return None
 
 

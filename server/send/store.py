@@ -187,10 +187,18 @@ class QueueStore:
         self.runtime.fileops.create_new(self.path(sub, msgid), 0o600)
 
     def fill(self, sub: str, msgid: int, data: bytes, mtime: int) -> None:
-        """Write and fsync a file made by :meth:`create_empty`; stamp the clock's time."""
+        """Write a file made by :meth:`create_empty` (:meth:`sync` fsyncs it);
+        stamp the clock's time."""
         path = self.path(sub, msgid)
-        self.runtime.fileops.append(path, data, fsync=True)
+        self.runtime.fileops.append(path, data, fsync=False)
         os.utime(path, (mtime, mtime))
+
+    def sync(self, msgid: int, *subs: str) -> None:
+        """fsync the message's files in ``subs``, in that order
+        (FileOps.fsync_in_order: one journal commit for them all). A failure
+        names the file in the OSError's ``filename``."""
+        if self.runtime.fsync:
+            self.runtime.fileops.fsync_in_order(*(self.path(sub, msgid) for sub in subs))
 
     def unlink(self, sub: str, msgid: int, missing_ok: bool = True) -> None:
         try:

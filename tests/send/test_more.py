@@ -81,6 +81,29 @@ class FullDisk(FileOps):
         super().append(path, data, fsync=fsync)
 
 
+class FailingFsync(FileOps):
+    """fsync fails (EIO) for files in ``where``; every other step is real."""
+
+    def __init__(self, where: str) -> None:
+        self.where = where
+
+    def fsync_in_order(self, *paths: Path) -> None:
+        for path in paths:
+            if self.where in path.parts:
+                raise OSError(errno.EIO, "Input/output error", str(path))
+
+
+def test_a_failed_fsync_while_preprocessing_is_trouble_fsyncing_that_file(sim: Sim) -> None:
+    send = sim.start()
+    sim.ctx.runtime.fsync = True  # the simulator leaves fsync out; here it fails
+    msgid = sim.queue("a@mx.example.org", ["b@mx.example.org"])
+    sim.ctx.runtime.fileops = FailingFsync("local")
+    send.run_due()
+    assert f"warning: trouble fsyncing local/{msgid % 23}/{msgid}" in sim.lines
+    assert not sim.local.seen
+    assert qfn(sim.home / "queue", "todo", msgid).exists()  # kept for the next scan
+
+
 def test_full_disk_while_preprocessing_keeps_the_message(sim: Sim) -> None:
     send = sim.start()
     msgid = sim.queue("a@mx.example.org", ["b@mx.example.org"])

@@ -59,6 +59,11 @@ class Recorder(FileOps):
         super().append(path, data, fsync=fsync)
         self.note("fsync" if fsync else "write", path)
 
+    def fsync_in_order(self, *paths: Path) -> None:
+        super().fsync_in_order(*paths)
+        for path in paths:
+            self.note("fsync", path)
+
     def unlink(self, path: Path) -> None:
         try:
             super().unlink(path)
@@ -124,6 +129,8 @@ ONE_MESSAGE = [
     "unlink info",
     "create info",
     "create local",
+    "write info",
+    "write local",
     "fsync info",
     "fsync local",
     "unlink intd",
