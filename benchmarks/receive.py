@@ -37,7 +37,12 @@ fills; it is emptied before every run and each run checks that every
 message reached ``todo/``. Runs alternate between the two sides (real first
 in odd rounds, ours first in even ones), each figure is the median of
 ``--repeat`` runs (default 3), and the load average is printed with every
-round, as other work on the machine moves the absolute rates.
+round, as other work on the machine moves the absolute rates. Each run
+first sends ``--warm-up`` messages (default 100) to the server it has just
+started, untimed, and empties the queue: both servers are timed as they run
+once started (ours as a long-running ``serve``, its imports done and its
+queue-service connections open; real qmail with its binaries, the rules
+cdb and the queue's directories in the page cache).
 
 With ``--floor`` each round also times the queue writes alone, on a third
 home in the same scratch directory: the same steps in qmail-queue's order
@@ -280,6 +285,14 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--messages", type=int, default=500)
     parser.add_argument("--concurrency", type=int, nargs="+", default=[1, 10])
+    parser.add_argument(
+        "--warm-up",
+        type=int,
+        default=100,
+        metavar="N",
+        help="with --reference-qmail: N messages to each server before every timed run, "
+        "untimed and emptied away (0: none), so that both are timed as they run once started",
+    )
     parser.add_argument(
         "--repeat",
         type=int,
