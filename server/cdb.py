@@ -28,6 +28,7 @@ from collections.abc import Iterable, Iterator
 from pathlib import Path
 from types import TracebackType
 
+from server import filecache
 from server.fdwrite import write_synced
 
 HEADER_SIZE = 2048
@@ -122,8 +123,9 @@ class Reader:
 
     @classmethod
     def open(cls, path: Path) -> Reader:
-        """Read ``path``; OSError (e.g. FileNotFoundError) passes through."""
-        return cls(Path(path).read_bytes())
+        """Read ``path`` (again only once it has changed: server.filecache);
+        OSError (e.g. FileNotFoundError) passes through."""
+        return cls(filecache.read_bytes(os.fspath(path)))
 
     def _pair(self, pos: int) -> tuple[int, int]:
         if pos + 8 > len(self.data):

@@ -20,11 +20,11 @@ the same table qmail-showctl prints from.
 
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
 
+from server import filecache
 from server.errors import TempFail
 
 _TRAILING = " \t\n"
@@ -120,19 +120,6 @@ def _scan_ulong(text: str) -> int | None:
     return int(text[:digits]) if digits else None
 
 
-def _read_bytes(path: str) -> bytes:
-    """A whole file, with the plain system calls (qmail-smtpd reads its controls
-    at every connection; pathlib's and io's objects cost more than the file)."""
-    fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
-    try:
-        chunks = []
-        while chunk := os.read(fd, 65536):
-            chunks.append(chunk)
-        return b"".join(chunks)
-    finally:
-        os.close(fd)
-
-
 class ControlDir:
     """Reads ``HOME/control`` with qmail's rules. Construct once per program run."""
 
@@ -143,7 +130,7 @@ class ControlDir:
 
     def _read(self, name: str) -> str | None:
         try:
-            data = _read_bytes(f"{self.path}/{name}")
+            data = filecache.read_bytes(f"{self.path}/{name}")
         except FileNotFoundError:
             return None
         except OSError as exc:

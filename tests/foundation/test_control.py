@@ -160,7 +160,7 @@ def test_permission_denied_is_temporary(control: Path, monkeypatch: pytest.Monke
         raise PermissionError(13, "Permission denied", path)
 
     (control / "me").write_text(ME + "\n")
-    monkeypatch.setattr("server.control._read_bytes", denied)
+    monkeypatch.setattr("server.filecache.read_bytes", denied)
     with pytest.raises(TempFail):
         ControlDir(control).get("locals")
 
