@@ -4,6 +4,7 @@ while it is young enough for a change to hide in one tick of the file clock."""
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -41,6 +42,14 @@ class Reads:
         self.offset_ns += int(filecache.RACY * 1e9) + 1_000_000_000
 
 
+def rewrite_in_place(path: Path, data: bytes) -> None:
+    """Write ``data`` over ``path``'s content, its modification time put back:
+    only the change time tells."""
+    before = path.stat()
+    path.write_bytes(data)
+    os.utime(path, ns=(before.st_atime_ns, before.st_mtime_ns))
+
+
 def test_an_old_file_is_read_once(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     reads = Reads(monkeypatch)
     path = tmp_path / "rcpthosts"
@@ -59,31 +68,24 @@ def test_a_young_file_is_read_every_time(tmp_path: Path, monkeypatch: pytest.Mon
     assert reads.count == 3
 
 
-def test_a_change_of_the_same_size_is_seen(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def replace_by_rename(path: Path, data: bytes) -> None:
+    """tcprules' way: a new file renamed over the old one."""
+    new = path.with_suffix(".tmp")
+    new.write_bytes(data)
+    new.rename(path)
+
+
+@pytest.mark.parametrize("change", [rewrite_in_place, replace_by_rename])
+def test_a_change_to_a_kept_file_is_seen(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, change: Callable[[Path, bytes], None]
+) -> None:
     reads = Reads(monkeypatch)
     path = tmp_path / "databytes"
     path.write_bytes(b"1000\n")
     reads.age()
     assert filecache.read_bytes(str(path)) == b"1000\n"
-    # rewritten in place, same size, and its modification time put back
-    before = path.stat()
-    path.write_bytes(b"2000\n")
-    os.utime(path, ns=(before.st_atime_ns, before.st_mtime_ns))
+    change(path, b"2000\n")  # the same size
     assert filecache.read_bytes(str(path)) == b"2000\n"
-
-
-def test_a_file_replaced_by_rename_is_seen(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    """tcprules' way: a new file renamed over the old one."""
-    reads = Reads(monkeypatch)
-    path = tmp_path / "tcp.smtp.cdb"
-    path.write_bytes(b"old")
-    reads.age()
-    assert filecache.read_bytes(str(path)) == b"old"
-    new = tmp_path / "tcp.smtp.tmp"
-    new.write_bytes(b"new")
-    new.rename(path)
-    reads.age()
-    assert filecache.read_bytes(str(path)) == b"new"
 
 
 def test_a_missing_file_is_an_error_until_it_exists(
@@ -123,13 +125,10 @@ def test_what_is_read_is_what_the_file_holds(
         path.write_bytes(b"first")
         aged: set[int] = set()  # change times that have "aged"
         for op, data in ops:
-            if op == "write":  # in place, its modification time kept
-                before = path.stat()
-                path.write_bytes(data)
-                os.utime(path, ns=(before.st_atime_ns, before.st_mtime_ns))
+            if op == "write":
+                rewrite_in_place(path, data)
             elif op == "replace":
-                (where / "new").write_bytes(data)
-                (where / "new").rename(path)
+                replace_by_rename(path, data)
             elif op == "age":
                 reads.age()
                 aged.add(path.stat().st_ctime_ns)
