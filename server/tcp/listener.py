@@ -280,10 +280,10 @@ class TcpServer:
                 continue
             if not data:  # the accepting process is gone
                 return
-            for fd in fds:
-                host, _, port = data.decode().partition(" ")
+            for fd in fds:  # at most one, with "IP PORT" from accept()
+                host, _, port = data.decode("latin-1").partition(" ")
                 self.active += 1
-                self._serve(socket.socket(fileno=fd), (host, int(port)))
+                self._serve(socket.socket(fileno=fd), (host, int(port) if port.isdigit() else 0))
 
     @staticmethod
     def _tell(source: socket.socket) -> None:
