@@ -152,7 +152,7 @@ class Blast:
             at = special.start()
             # a line starting with a dot: the lines before it, through its
             # CR LF; a stray CR or LF: the lines before the one holding it
-            end = at + 1 if buf[at : at + 2] == b"\n." else buf.rfind(b"\n", i, at) + 1
+            end = at + 1 if special.group() == b"\n." else buf.rfind(b"\n", i, at) + 1
             if end <= i:
                 return 0
         block = bytes(buf[i:end])

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import pytest
-from hypothesis import given, settings
+from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
 from server.smtpd import replies
@@ -136,11 +136,12 @@ def _feed_pieces(blast: Blast, pieces: list[bytes]) -> list[tuple[int, str | Non
     return results
 
 
-@settings(max_examples=400, deadline=None)
+@settings(max_examples=1000, deadline=None)
 @given(
     st.lists(st.lists(st.one_of(_pieces, st.binary(max_size=5)), max_size=12), max_size=6),
     st.integers(0, 200),
 )
+@example([[b"\n", b".", b"\r\n"]], 0)  # a LF with no CR before a dot: a stray newline
 def test_line_shortcuts_match_the_byte_loop_read_by_read(
     reads: list[list[bytes]], databytes: int
 ) -> None:
