@@ -111,19 +111,18 @@ _pieces = st.sampled_from(
 )
 
 
+def _state(blast: Blast) -> tuple[bytes, int, int, bool, int]:
+    """All a Blast has gathered: what it stored, counted and where it is."""
+    return bytes(blast.out), blast.size, blast.hops, blast.in_header, blast.state
+
+
 @settings(max_examples=400, deadline=None)
 @given(st.lists(st.one_of(_pieces, st.binary(max_size=5)), max_size=30), st.integers(0, 40))
 def test_line_shortcuts_match_the_byte_loop(parts: list[bytes], databytes: int) -> None:
     data = b"".join(parts)
     fast, slow = Blast(databytes), Blast(databytes, fast=False)
     assert fast.feed(data, 0) == slow.feed(data, 0)
-    assert (fast.out, fast.size, fast.hops, fast.in_header, fast.state) == (
-        slow.out,
-        slow.size,
-        slow.hops,
-        slow.in_header,
-        slow.state,
-    )
+    assert _state(fast) == _state(slow)
 
 
 def _feed_pieces(blast: Blast, pieces: list[bytes]) -> list[tuple[int, str | None]]:
@@ -150,10 +149,4 @@ def test_line_shortcuts_match_the_byte_loop_read_by_read(
     pieces.insert(0, b"Subject: x\r\n\r\nline one\r\nline two\r\n")
     fast, slow = Blast(databytes), Blast(databytes, fast=False)
     assert _feed_pieces(fast, pieces) == _feed_pieces(slow, pieces)
-    assert (fast.out, fast.size, fast.hops, fast.in_header, fast.state) == (
-        slow.out,
-        slow.size,
-        slow.hops,
-        slow.in_header,
-        slow.state,
-    )
+    assert _state(fast) == _state(slow)
