@@ -24,6 +24,7 @@ from typing import Any
 from harness.mailboxes import dated_on_purpose
 from harness.targets.agentwire import Setup
 from harness.targets.liveagent import World
+from harness.targets.simhome import user_home
 from server.programs import ProgramContext
 from server.send.schedule import SLEEP_FUZZ
 
@@ -181,8 +182,8 @@ class GatedSend:
         runs ahead of the file system's after a whole-second start or an
         ``advance``. A file whose date was set on purpose keeps it."""
         now = self.ctx.runtime.now()
-        for name, user in self.setup.scenario.users.items():
-            home = self.setup.workdir / (user.home or f"homes/{name}")
+        for user in self.setup.scenario.users.values():
+            home = user_home(self.setup.workdir, user)
             for sub in ("new", "cur"):
                 folder = home / "Maildir" / sub
                 if not folder.is_dir():

@@ -45,6 +45,7 @@ from harness.converse import Turn, converse
 from harness.targets.agentwire import Setup
 from harness.targets.liveagent import Loop, World, write_resolv_conf
 from harness.targets.qmaillog import STARTING, QmailLog
+from harness.targets.simhome import user_home
 from server.privsep import QmailIds
 from server.send.schedule import SLEEP_FUZZ
 
@@ -244,8 +245,8 @@ class QmailServer:
 
     def _maildirs(self) -> list[Path]:
         """The scenario's users' Maildirs, and the alias user's."""
-        workdir, users = self.setup.workdir, self.setup.scenario.users
-        homes = [workdir / (user.home or f"homes/{name}") for name, user in users.items()]
+        users = self.setup.scenario.users.values()
+        homes = [user_home(self.setup.workdir, user) for user in users]
         return [home / "Maildir" for home in (*homes, self.home / "alias")]
 
     def _quiet(self) -> bool:

@@ -52,9 +52,15 @@ def assigned_owners(assign: Path) -> dict[str, tuple[int, int]]:
     return owners
 
 
+def user_home(workdir: Path, user: User) -> Path:
+    """Where a scenario's user lives: its ``home`` below ``workdir``, else
+    ``homes/NAME``."""
+    return workdir / (user.home or f"homes/{user.name}")
+
+
 def make_user(workdir: Path, user: User) -> Path:
     """The user's home below ``workdir``, with what the scenario puts in it."""
-    home = (workdir / (user.home or f"homes/{user.name}")).resolve()
+    home = user_home(workdir, user).resolve()
     home.mkdir(parents=True, exist_ok=True)
     if user.maildir:
         for sub in ("tmp", "new", "cur"):
