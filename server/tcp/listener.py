@@ -14,7 +14,7 @@ import asyncio
 import contextlib
 import itertools
 import socket
-from collections.abc import Awaitable, Callable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Coroutine, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -220,7 +220,11 @@ class TcpServer:
 
     def _serve(self, conn: socket.socket, peer: tuple[str, int]) -> None:
         conn.setblocking(False)
-        task = asyncio.get_running_loop().create_task(self._connection(conn, peer))
+        self._keep(self._connection(conn, peer))
+
+    def _keep(self, work: Coroutine[object, object, None]) -> None:
+        """Run ``work`` as a task held until it ends (close() waits for it)."""
+        task = asyncio.get_running_loop().create_task(work)
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
 
@@ -265,7 +269,7 @@ class TcpServer:
             ended = self.handed
         self.handed -= ended
         self._count_ended(ended)
-        asyncio.get_running_loop().create_task(self._make_room())
+        self._keep(self._make_room())
 
     async def _serve_handed(self, source: socket.socket) -> None:
         """The helper's side: serve the connections that come over ``source``."""
