@@ -2,12 +2,20 @@
 
 from __future__ import annotations
 
+import os
+import pickle
 from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 
-from server.runtime import OffsetClock, VirtualClock, virtual_runtime
+from server.runtime import (
+    PROCESS_RANDOM,
+    OffsetClock,
+    VirtualClock,
+    real_runtime,
+    virtual_runtime,
+)
 
 
 @dataclass
@@ -68,3 +76,27 @@ def test_virtual_runtime_is_deterministic() -> None:
     assert [a.next_pid() for _ in range(3)] == [1000, 1001, 1002]
     assert [b.next_pid() for _ in range(3)] == [1000, 1001, 1002]
     assert a.hostname == "sim.example" and a.uid == 1000
+
+
+def test_a_real_runtime_pickles_its_random_source_by_name() -> None:
+    # a job for a warm worker (server.privsep) carries the name, not the state:
+    # the receiving process draws from its own source
+    runtime = real_runtime()
+    data = pickle.dumps(runtime.rng)
+    assert len(data) < 100
+    assert pickle.loads(data) is PROCESS_RANDOM
+    assert len(pickle.dumps(runtime)) < 400
+
+
+def test_a_forked_child_draws_other_numbers_than_its_parent() -> None:
+    read, write = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # the child: its first draws, then out
+        os.write(write, PROCESS_RANDOM.getrandbits(64).to_bytes(8, "big"))
+        os._exit(0)
+    os.close(write)
+    _, status = os.waitpid(pid, 0)
+    theirs = int.from_bytes(os.read(read, 8), "big")
+    os.close(read)
+    assert os.WIFEXITED(status) and os.WEXITSTATUS(status) == 0
+    assert theirs != PROCESS_RANDOM.getrandbits(64)
