@@ -43,6 +43,9 @@ DROP = "tcpserver: warning: dropping connection, "
 DEFAULT_LIMIT = 40  # tcpserver.c: limit = 40
 DEFAULT_BACKLOG = 20  # tcpserver.c: backlog = 20
 DEFAULT_IDENT_TIMEOUT = 26  # tcpserver.c: timeout = 26
+#: The most ended sessions a helper tells in one packet (a byte each), and
+#: what the accepting process reads at once (Config.handoff_to).
+ENDED_MAX = 4096
 
 
 class _Drop(Exception):
@@ -173,6 +176,10 @@ class TcpServer:
         self.handed = 0
         #: Called as a session served here ends (the helper tells the accepting process).
         self._freed: Callable[[], None] = lambda: None
+        #: The helper's ended sessions not yet told (the accepting process's
+        #: buffer was full), and whether it waits for room to tell them.
+        self._untold = 0
+        self._waiting_to_tell = False
 
     @property
     def address(self) -> tuple[str, int]:
@@ -258,7 +265,7 @@ class TcpServer:
         helper = self.config.handoff_to
         assert helper is not None
         try:
-            ended = len(helper.recv(4096))
+            ended = len(helper.recv(ENDED_MAX))
         except BlockingIOError:
             return
         except OSError:
@@ -275,7 +282,7 @@ class TcpServer:
         """The helper's side: serve the connections that come over ``source``."""
         loop = asyncio.get_running_loop()
         source.setblocking(False)
-        self._freed = lambda: self._tell(source)
+        self._freed = lambda: self._tell(source, 1)
         while True:
             await _readable(loop, source)
             try:
@@ -289,10 +296,27 @@ class TcpServer:
                 self.active += 1
                 self._serve(socket.socket(fileno=fd), (host, int(port) if port.isdigit() else 0))
 
-    @staticmethod
-    def _tell(source: socket.socket) -> None:
-        with contextlib.suppress(OSError):
-            source.send(b"e")
+    def _tell(self, source: socket.socket, ended: int = 0) -> None:
+        """The helper's side: tell the accepting process that ``ended`` more
+        sessions ended, a byte each, with any not told yet in the same packet.
+        When its buffer is full they wait for room (a word lost would hold a
+        place of its -c limit for good); when it is gone, nobody is told."""
+        self._untold += ended
+        while self._untold:
+            said = min(self._untold, ENDED_MAX)
+            try:
+                source.send(b"e" * said)
+            except BlockingIOError:
+                if not self._waiting_to_tell:
+                    asyncio.get_running_loop().add_writer(source, self._tell, source)
+                    self._waiting_to_tell = True
+                return
+            except OSError:
+                said = self._untold
+            self._untold -= said
+        if self._waiting_to_tell:
+            asyncio.get_running_loop().remove_writer(source)
+            self._waiting_to_tell = False
 
     async def _connection(self, conn: socket.socket, peer: tuple[str, int]) -> None:
         wstat = 0
@@ -474,6 +498,9 @@ class TcpServer:
         if self.config.handoff_to is not None:
             asyncio.get_running_loop().remove_reader(self.config.handoff_to)
             self.config.handoff_to.close()  # the helper reads its end of file
+        if self._waiting_to_tell and self.config.handoff_from is not None:
+            asyncio.get_running_loop().remove_writer(self.config.handoff_from)
+            self._waiting_to_tell = False
         if self._accepting is not None:
             self._accepting.cancel()
             with contextlib.suppress(asyncio.CancelledError):

@@ -14,7 +14,7 @@ import socket
 from collections.abc import Awaitable, Callable
 from typing import TypeVar
 
-from server.tcp.listener import TcpServer, listen_on, serve
+from server.tcp.listener import ENDED_MAX, TcpServer, listen_on, serve
 
 T = TypeVar("T")
 LOOPBACK = "127.0.0.1"
@@ -179,3 +179,50 @@ def test_without_its_helper_the_first_serves_everything() -> None:
     later, handed, active = run(main)
     assert later == ["first"] * 3
     assert (handed, active) == (0, 2)
+
+
+def test_a_helper_tells_every_end_though_the_first_is_slow_to_hear() -> None:
+    async def main() -> tuple[int, int, int]:
+        first_end, second_end = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
+        first_end.setblocking(False)
+        second_end.setblocking(False)
+        filled = 0  # the first's buffer full, as if its loop had not read for a while
+        while True:
+            try:
+                second_end.send(b"x")
+            except BlockingIOError:
+                break
+            filled += 1
+        sessions = Sessions(hold=False)
+        idle = listen_on(LOOPBACK, 0)
+        helper = await serve(
+            LOOPBACK, 0, sessions.handler("second"), None, 40,
+            listening=idle, handoff_from=second_end,
+        )  # fmt: skip
+        outside = listen_on(LOOPBACK, 0)  # stands for the first's listening socket
+        loop = asyncio.get_running_loop()
+        for i in range(3):
+            reader, writer = await asyncio.open_connection(LOOPBACK, outside.getsockname()[1])
+            conn, peer = await loop.sock_accept(outside)
+            socket.send_fds(first_end, [f"{peer[0]} {peer[1]}".encode()], [conn.fileno()])
+            conn.close()
+            writer.write(f"c{i}\n".encode())
+            assert (await reader.readline()) == b"second 127.0.0.1\n"
+            writer.close()
+            await writer.wait_closed()
+        while helper.active:
+            await turns(1)
+        untold = helper._untold
+        heard = 0  # now the first reads: the filling, then the three ends
+        while heard < filled + 3:
+            try:
+                heard += len(first_end.recv(ENDED_MAX))
+            except BlockingIOError:
+                await turns(1)
+        await helper.close(grace=0)
+        for sock in (first_end, second_end, outside):
+            sock.close()
+        return untold, heard - filled, helper._untold
+
+    untold, ends, left = run(main)
+    assert (untold, ends, left) == (3, 3, 0)
