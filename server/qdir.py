@@ -18,8 +18,9 @@ ALL_DIRS = ("pid", "intd", "todo", "bounce", *SPLIT_DIRS, "lock")
 
 def qfn(queue: Path, sub: str, msgid: int) -> Path:
     """``queue/sub/[id % 23/]id`` — fmtqfn with the split qmail uses for ``sub``."""
+    # one string, one Path: each ``/`` would parse a Path of its own
     if sub in SPLIT_DIRS:
-        return queue / sub / str(msgid % SPLIT) / str(msgid)
+        return Path(f"{queue}/{sub}/{msgid % SPLIT}/{msgid}")
     if sub in FLAT_DIRS:
-        return queue / sub / str(msgid)
+        return Path(f"{queue}/{sub}/{msgid}")
     raise ValueError(f"no message files live in queue/{sub}")

@@ -162,10 +162,11 @@ class MessageWriter:
     #: Whether anything is in mess/N yet (qmail-queue's Received line goes first).
     _started: bool = dataclasses.field(default=False, init=False)
     _done: bool = dataclasses.field(default=False, init=False)
+    #: ``mess/N``, named once (each piece of the message is appended to it).
+    messfn: Path = dataclasses.field(init=False)
 
-    @property
-    def messfn(self) -> Path:
-        return qfn(self.job.queue, "mess", self.msgid)
+    def __post_init__(self) -> None:
+        self.messfn = qfn(self.job.queue, "mess", self.msgid)
 
     def _append(self, data: bytes) -> None:
         if not self._started:
