@@ -173,6 +173,20 @@ class FileOps:
         finally:
             os.close(fd)
 
+    def start_writeback(self, *paths: Path) -> None:
+        """Ask the kernel to start writing each of ``paths``' dirty pages
+        (:func:`start_writeback`): makes nothing durable, so a file that
+        cannot be opened is skipped (its fsync will say what is wrong)."""
+        for path in paths:
+            try:
+                fd = os.open(path, os.O_RDONLY)
+            except OSError:
+                continue
+            try:
+                start_writeback(fd)
+            finally:
+                os.close(fd)
+
     def fsync_in_order(self, *paths: Path) -> None:
         """fsync each of ``paths``, in order, each call returning before the next.
 

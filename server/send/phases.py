@@ -103,6 +103,38 @@ def todo_commit(sched: Scheduler, done: TodoDone, now: int) -> None:
 def todo_prepare(store: QueueStore, cfg: SendConfig, msgid: int, now: int) -> TodoDone:
     """todo_do's file steps for one entry, in its order, touching no schedule:
     safe in another thread (server.send.todoahead runs several at once)."""
+    written = todo_write(store, cfg, msgid, now)
+    return written if isinstance(written, TodoDone) else todo_finish(store, written)
+
+
+def todo_prepare_batch(
+    store: QueueStore, cfg: SendConfig, msgids: list[int], now: int
+) -> list[TodoDone]:
+    """:func:`todo_prepare` for several entries, their fsyncs one journal
+    commit: every entry's files are written, the kernel is asked to start
+    writing all of them, and only then is each entry's info/ and channel
+    files fsync'd, in todo_do's order, and its todo/ cleaned. Each entry's
+    own steps keep their order; only different entries' steps interleave."""
+    written = [todo_write(store, cfg, msgid, now) for msgid in msgids]
+    store.start_writeback(
+        [(w.msgid, sub) for w in written if isinstance(w, Written) for sub in w.files]
+    )
+    return [w if isinstance(w, TodoDone) else todo_finish(store, w) for w in written]
+
+
+@dataclass(frozen=True, kw_only=True)
+class Written:
+    """An entry whose info/ and channel files are written, not yet fsync'd."""
+
+    msgid: int
+    lines: list[str]
+    #: what is fsync'd, in todo_do's order: info/, then each channel file
+    files: list[str]
+    chan: list[ChannelName]
+
+
+def todo_write(store: QueueStore, cfg: SendConfig, msgid: int, now: int) -> TodoDone | Written:
+    """todo_do's steps up to its fsyncs; a :class:`TodoDone` when one failed."""
     lines: list[str] = []
 
     def failed(line: str) -> TodoDone:
@@ -137,35 +169,46 @@ def todo_prepare(store: QueueStore, cfg: SendConfig, msgid: int, now: int) -> To
     trouble = _write_plan(store, msgid, plan, now)
     if trouble is not None:
         return failed(trouble)
+    files = ["info", *plan.chan]
+    return Written(msgid=msgid, lines=lines, files=files, chan=list(plan.chan))
+
+
+def todo_finish(store: QueueStore, written: Written) -> TodoDone:
+    """todo_do's fsyncs (info/, then each channel file: one journal commit,
+    QueueStore.sync), then qmail-clean's ``todo/N``."""
+    msgid, lines = written.msgid, written.lines
+
+    def failed(line: str) -> TodoDone:
+        lines.append(line)
+        return TodoDone(msgid=msgid, lines=lines, chan=None)
+
+    try:
+        store.sync(msgid, *written.files)
+    except OSError as exc:
+        paths = {str(store.path(sub, msgid)): sub for sub in written.files}
+        return failed(L.warning("trouble fsyncing", rel(paths.get(exc.filename, "info"), msgid)))
     if not store.clean("todo", msgid):
         return failed(L.clean_failed(rel("todo", msgid)))
-    return TodoDone(msgid=msgid, lines=lines, chan=list(plan.chan))
+    return TodoDone(msgid=msgid, lines=lines, chan=written.chan)
 
 
 def _write_plan(store: QueueStore, msgid: int, plan: Split, now: int) -> str | None:
-    """The info/ and channel files, written, then fsync'd in qmail-send.c
-    todo_do's order (info/, then each channel file); the warning that stops
-    it, or None.
+    """The info/ and channel files, created and written (not fsync'd); the
+    warning that stops it, or None.
 
     todo_do flushes and fsyncs info/ before it flushes a channel's buffer;
-    here every file is written first, so that the fsyncs, still in that
-    order, are one journal commit (QueueStore.sync)."""
+    here every file is written first, so that the fsyncs that follow
+    (:func:`todo_finish`), still in that order, are one journal commit."""
     for c in plan.chan:
         try:
             store.create_empty(c, msgid)
         except OSError:
             return L.warning("unable to create", rel(c, msgid))
-    files = [("info", plan.info), *plan.chan.items()]
-    for sub, data in files:
+    for sub, data in [("info", plan.info), *plan.chan.items()]:
         try:
             store.fill(sub, msgid, data, now)
         except OSError:  # a full disk shows here
             return L.warning("trouble writing to", rel(sub, msgid))
-    try:
-        store.sync(msgid, *(sub for sub, _ in files))
-    except OSError as exc:
-        paths = {str(store.path(sub, msgid)): sub for sub, _ in files}
-        return L.warning("trouble fsyncing", rel(paths.get(exc.filename, "info"), msgid))
     return None
 
 

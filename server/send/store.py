@@ -193,6 +193,13 @@ class QueueStore:
         self.runtime.fileops.append(path, data, fsync=False)
         os.utime(path, (mtime, mtime))
 
+    def start_writeback(self, files: list[tuple[int, str]]) -> None:
+        """Ask the kernel to start writing these (msgid, sub) files, none of
+        them made durable (FileOps.start_writeback): the :meth:`sync` of the
+        first then commits them all in one journal transaction."""
+        if self.runtime.fsync and files:
+            self.runtime.fileops.start_writeback(*(self.path(sub, m) for m, sub in files))
+
     def sync(self, msgid: int, *subs: str) -> None:
         """fsync the message's files in ``subs``, in that order
         (FileOps.fsync_in_order: one journal commit for them all). A failure

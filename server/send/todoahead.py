@@ -2,13 +2,22 @@
 
 qmail-send does one todo/ entry per pass of its loop, every step in that one
 process: two fsyncs (info/, then local/ or remote/) and a round trip to
-qmail-clean, one message after another. A disk commits fsyncs that come at
-the same time together (ext4's journal), so :class:`TodoAhead` runs
-:func:`~server.send.phases.todo_prepare` for up to ``depth`` entries of the
-open scan at once in a pool of ``THREADS`` threads. Each entry's own steps
-keep todo_do's order (unlink, create info/, create the channel files, write
-and fsync info/, then each channel file, then qmail-clean's ``todo/N``);
-only different messages' steps overlap.
+qmail-clean, one message after another. A disk commits fsyncs together when
+the files are written before the first of them (ext4's journal), so
+:class:`TodoAhead` prepares up to ``depth`` entries of the open scan ahead,
+in batches (:func:`~server.send.phases.todo_prepare_batch`): every entry of
+a batch is written, then each is fsync'd and cleaned in turn, the first
+fsync committing the whole batch. Each entry's own steps keep todo_do's
+order (unlink, create info/, create the channel files, write and fsync
+info/, then each channel file, then qmail-clean's ``todo/N``); only
+different messages' steps interleave. A new batch starts once at most half
+the depth is under way, so a batch is many entries, not one a pass.
+
+The batches run in a pool of ``THREADS`` threads, two: while one waits for
+a commit, the other writes the next batch. Ten threads, one entry each,
+committed together as well, but every system call of every thread then
+handed the GIL over: 2.9 ms of the machine's CPU a delivered message
+against 2.3 (docs/performance.md, session 8).
 
 What the schedule sees is still qmail's: one entry is committed per pass
 (:func:`~server.send.phases.todo_commit`: its ``new msg`` and ``info msg``
@@ -43,14 +52,14 @@ from server.send.phases import (
     after_removal,
     removal_steps,
     todo_commit,
-    todo_prepare,
+    todo_prepare_batch,
 )
 from server.send.scheduler import FileDone, Scheduler, file_done_steps
 
-#: threads for the file steps; ext4 commits their fsyncs together
-THREADS = 10
+#: threads for the file steps (one writes a batch while another's commits)
+THREADS = 2
 #: todo entries in preparation at once
-DEPTH = 20
+DEPTH = 40
 
 
 class Offload:
@@ -104,10 +113,16 @@ class TodoAhead(TodoScan):
         super().__init__(nextrun=nextrun)
         self.offload = offload
         self.depth = depth
-        self.ahead: deque[tuple[int, Future[TodoDone]]] = deque()
+        #: each entry under way: its id, the batch preparing it, its place in that batch
+        self.ahead: deque[tuple[int, Future[list[TodoDone]], int]] = deque()
 
     def busy(self) -> bool:
         return bool(self.ahead)
+
+    def _room(self) -> bool:
+        """Whether to start another batch: at most half the depth is under way
+        (so that a batch is that many entries, not one a pass)."""
+        return len(self.ahead) <= self.depth // 2
 
     def wakeup(self, wakeup: int, exitasap: bool) -> int:
         if self.ahead and self.ahead[0][1].done():
@@ -116,7 +131,7 @@ class TodoAhead(TodoScan):
             return wakeup
         if self.pending is not None and not self.ahead:
             return 0  # the scan is open: go on (todo_selprep)
-        if self.pending and len(self.ahead) < self.depth:
+        if self.pending and self._room():
             return 0
         if self.pending is not None:
             return wakeup  # woken when the first entry ahead is done
@@ -126,20 +141,23 @@ class TodoAhead(TodoScan):
         # entries already under way are committed even once exiting: their
         # files are written, and pqfinish then stamps their channel files
         if self.ahead and self.ahead[0][1].done():
-            _msgid, future = self.ahead.popleft()
-            todo_commit(sched, future.result(), recent)
+            _msgid, batch, place = self.ahead.popleft()
+            todo_commit(sched, batch.result()[place], recent)
         if sched.exitasap:
             return
         if self.pending is None:
             listed = self.opened(sched, recent, triggered)
             if listed is None:
                 return
-            under_way = {msgid for msgid, _ in self.ahead}
+            under_way = {msgid for msgid, _, _ in self.ahead}
             self.pending = [msgid for msgid in listed if msgid not in under_way]
-        while self.pending and len(self.ahead) < self.depth:
-            msgid = self.pending.pop(0)
-            job = self.offload.submit(partial(todo_prepare, sched.store, sched.cfg, msgid, recent))
-            self.ahead.append((msgid, job))
+        if self.pending and self._room():
+            take = self.depth - len(self.ahead)
+            msgids, self.pending = self.pending[:take], self.pending[take:]
+            batch = self.offload.submit(
+                partial(todo_prepare_batch, sched.store, sched.cfg, msgids, recent)
+            )
+            self.ahead.extend((msgid, batch, place) for place, msgid in enumerate(msgids))
         if not self.pending and not self.ahead:
             self.pending = None
 

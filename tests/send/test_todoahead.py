@@ -28,15 +28,19 @@ from server.programs import ProgramContext
 from server.queue.client import queue_message
 from server.runtime import FileOps, real_runtime
 from server.send import clean
+from server.send.config import SendConfig
 from server.send.daemon import Daemon
+from server.send.phases import todo_prepare_batch
 from server.send.pipes import CleanPipe
 from server.send.program import LineWriter
+from server.send.store import QueueStore
 from server.send.todoahead import TodoAhead
 from server.spawn import Channel, ChannelName, DeliveryJob
 
 from .test_daemon import WAIT, Watch
 
 MESSAGES = 24
+NOW = 1_700_000_000
 
 
 class Recorder(FileOps):
@@ -202,6 +206,41 @@ def test_terminate_waits_for_the_steps_under_way(home: Path) -> None:
     left = [i for i in ids if f"end msg {i}" not in watch.lines]
     run_until_done(ctx, Recorder(), Watch(), left)
     assert not [p for p in (home / "queue" / "mess").rglob("*") if p.is_file()]
+
+
+class Hinting(Recorder):
+    """A Recorder that notes the writeback hint of a batch as well."""
+
+    def start_writeback(self, *paths: Path) -> None:
+        super().start_writeback(*paths)
+        for path in paths:
+            self.note("hint", path)
+
+
+def test_a_batch_writes_every_entry_before_its_first_fsync(home: Path) -> None:
+    """todo_prepare_batch: one journal commit for the batch, each entry's
+    steps still in todo_do's order; an entry that fails fails alone."""
+    recorder = Hinting()
+    runtime = dataclasses.replace(real_runtime(), fileops=recorder)
+    ctx = ProgramContext(home=home, runtime=runtime, stderr=io.BytesIO())
+    ids = backlog(ctx, 5)
+    (home / "queue" / "todo" / str(ids[2])).write_bytes(b"Fa@x.example\0Xbad\0")
+    recorder.steps.clear()
+    store = QueueStore(home / "queue", runtime)
+    done = todo_prepare_batch(store, SendConfig.read(home / "control"), ids, NOW)
+
+    assert [d.msgid for d in done] == ids
+    assert [d.chan for d in done] == [["local"], ["local"], None, ["local"], ["local"]]
+    assert done[2].lines[-1] == f"warning: unknown record type in todo/{ids[2]}"
+    ops = [op for op, _ in recorder.steps]
+    first_fsync = ops.index("fsync")
+    assert "write" not in ops[first_fsync:]  # every entry written before the first fsync
+    steps = per_message(recorder.steps)
+    good = ONE_MESSAGE[:11]  # todo_do's part, with the batch's hint before the fsyncs
+    good[7:7] = ["hint info", "hint local"]
+    for msgid in ids[:2] + ids[3:]:
+        assert steps[msgid] == good, msgid
+    assert steps[ids[2]] == ["unlink local", "unlink remote", "unlink info", "create info"]
 
 
 # --- qmail-clean from several threads ---------------------------------------
