@@ -28,9 +28,12 @@ steps are done, so a message is never scheduled before its info/ and
 channel files are on disk and todo/ is cleaned.
 
 :class:`Offload` runs the other file steps that end a message in the same
-threads (job_close's unlink of a finished ``local/N``; messdone's unlink of
+pool (job_close's unlink of a finished ``local/N``; messdone's unlink of
 ``info/N`` and ``foop/N`` to qmail-clean, after its ``end msg``), each
-message's in qmail's order, and hands their outcome back to the loop, which
+message's in qmail's order: one after another, in the order they came, by
+one thread at a time, so that steps that come while it works are taken by
+the same thread without another hand-over. It hands their outcome back to
+the loop, which
 logs a failure and reschedules as qmail-send does at that step. A finished
 job writes to the loop's self-pipe (``wake``), so a loop asleep in select()
 sees it at once.
@@ -39,6 +42,7 @@ sees it at once.
 from __future__ import annotations
 
 import queue
+import threading
 from collections import deque
 from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -72,6 +76,9 @@ class Offload:
         self._done: queue.SimpleQueue[tuple[Callable[[Any], None], Future[Any]]] = (
             queue.SimpleQueue()
         )
+        self._lock = threading.Lock()
+        self._queued: deque[tuple[Callable[[], Any], Callable[[Any], None]]] = deque()
+        self._draining = False
 
     def submit(self, work: Callable[[], Any]) -> Future[Any]:
         """``work`` in a thread; the loop is woken when it ends."""
@@ -82,13 +89,27 @@ class Offload:
     def run(self, work: Callable[[], Any], then: Callable[[Any], None]) -> None:
         """``work`` in a thread, then ``then(result)`` in the loop (:meth:`apply`)."""
         self.busy += 1
-        future = self.pool.submit(work)
+        with self._lock:
+            self._queued.append((work, then))
+            if self._draining:
+                return
+            self._draining = True
+        self.pool.submit(self._drain)
 
-        def ended(f: Future[Any]) -> None:
-            self._done.put((then, f))
+    def _drain(self) -> None:
+        while True:
+            with self._lock:
+                if not self._queued:
+                    self._draining = False
+                    return
+                work, then = self._queued.popleft()
+            future: Future[Any] = Future()
+            try:
+                future.set_result(work())
+            except Exception as exc:
+                future.set_exception(exc)
+            self._done.put((then, future))
             self.wake()
-
-        future.add_done_callback(ended)
 
     def ready(self) -> bool:
         """A job has ended whose ``then`` has not run yet."""

@@ -34,7 +34,7 @@ from server.send.phases import todo_prepare_batch
 from server.send.pipes import CleanPipe
 from server.send.program import LineWriter
 from server.send.store import QueueStore
-from server.send.todoahead import TodoAhead
+from server.send.todoahead import Offload, TodoAhead
 from server.spawn import Channel, ChannelName, DeliveryJob
 
 from .test_daemon import WAIT, Watch
@@ -241,6 +241,33 @@ def test_a_batch_writes_every_entry_before_its_first_fsync(home: Path) -> None:
     for msgid in ids[:2] + ids[3:]:
         assert steps[msgid] == good, msgid
     assert steps[ids[2]] == ["unlink local", "unlink remote", "unlink info", "create info"]
+
+
+def test_small_steps_run_in_their_order_by_one_thread() -> None:
+    """Offload.run: steps that come while one runs are taken, in order, by
+    the same thread; each outcome reaches the loop's ``then``."""
+    offload = Offload(lambda: None)
+    first_may_end = threading.Event()
+    ran: list[tuple[int, str]] = []
+    got: list[int] = []
+
+    def step(i: int) -> Callable[[], int]:
+        def work() -> int:
+            if i == 0:
+                first_may_end.wait(WAIT)
+            ran.append((i, threading.current_thread().name))
+            return i
+
+        return work
+
+    for i in range(5):
+        offload.run(step(i), got.append)
+    first_may_end.set()
+    offload.shutdown()  # waits for the pool, then applies every outcome
+    assert got == [0, 1, 2, 3, 4]
+    assert [i for i, _ in ran] == [0, 1, 2, 3, 4]
+    assert len({name for _, name in ran}) == 1
+    assert offload.busy == 0
 
 
 # --- qmail-clean from several threads ---------------------------------------
