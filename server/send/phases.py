@@ -128,9 +128,12 @@ class Written:
 
     msgid: int
     lines: list[str]
-    #: what is fsync'd, in todo_do's order: info/, then each channel file
-    files: list[str]
     chan: list[ChannelName]
+
+    @property
+    def files(self) -> list[str]:
+        """What is fsync'd, in todo_do's order: info/, then each channel file."""
+        return ["info", *self.chan]
 
 
 def todo_write(store: QueueStore, cfg: SendConfig, msgid: int, now: int) -> TodoDone | Written:
@@ -138,8 +141,7 @@ def todo_write(store: QueueStore, cfg: SendConfig, msgid: int, now: int) -> Todo
     lines: list[str] = []
 
     def failed(line: str) -> TodoDone:
-        lines.append(line)
-        return TodoDone(msgid=msgid, lines=lines, chan=None)
+        return _failed(msgid, lines, line)
 
     try:
         data = store.read("todo", msgid)
@@ -169,27 +171,28 @@ def todo_write(store: QueueStore, cfg: SendConfig, msgid: int, now: int) -> Todo
     trouble = _write_plan(store, msgid, plan, now)
     if trouble is not None:
         return failed(trouble)
-    files = ["info", *plan.chan]
-    return Written(msgid=msgid, lines=lines, files=files, chan=list(plan.chan))
+    return Written(msgid=msgid, lines=lines, chan=list(plan.chan))
 
 
 def todo_finish(store: QueueStore, written: Written) -> TodoDone:
     """todo_do's fsyncs (info/, then each channel file: one journal commit,
     QueueStore.sync), then qmail-clean's ``todo/N``."""
-    msgid, lines = written.msgid, written.lines
-
-    def failed(line: str) -> TodoDone:
-        lines.append(line)
-        return TodoDone(msgid=msgid, lines=lines, chan=None)
-
+    msgid, lines, files = written.msgid, written.lines, written.files
     try:
-        store.sync(msgid, *written.files)
+        store.sync(msgid, *files)
     except OSError as exc:
-        paths = {str(store.path(sub, msgid)): sub for sub in written.files}
-        return failed(L.warning("trouble fsyncing", rel(paths.get(exc.filename, "info"), msgid)))
+        paths = {str(store.path(sub, msgid)): sub for sub in files}
+        where = rel(paths.get(exc.filename, "info"), msgid)
+        return _failed(msgid, lines, L.warning("trouble fsyncing", where))
     if not store.clean("todo", msgid):
-        return failed(L.clean_failed(rel("todo", msgid)))
+        return _failed(msgid, lines, L.clean_failed(rel("todo", msgid)))
     return TodoDone(msgid=msgid, lines=lines, chan=written.chan)
+
+
+def _failed(msgid: int, lines: list[str], line: str) -> TodoDone:
+    """An entry whose step failed with the warning ``line``: it stays in todo/."""
+    lines.append(line)
+    return TodoDone(msgid=msgid, lines=lines, chan=None)
 
 
 def _write_plan(store: QueueStore, msgid: int, plan: Split, now: int) -> str | None:
