@@ -308,6 +308,7 @@ def run_as(
 # the user may not open.
 
 _JOB = b"J"  # parent to worker: a pickled job, with at most one descriptor
+_FIRST_READ = 1 << 16  # a worker's first read of a job
 _FAILED = b"F"  # worker to parent: it could not become the user (payload: exit code)
 
 
@@ -320,12 +321,16 @@ def _worker_loop(sock: socket.socket, uid: int, gid: int) -> None:
         _send_frame(sock, _FAILED, str(failed).encode())
         return
     while True:
-        header, fds, _flags, _addr = socket.recv_fds(sock, _HEADER, 1)
-        if len(header) < _HEADER or header[:1] != _JOB:
+        # the header and as much of the job as has come, in one call (the
+        # parent sends nothing more until this job's result)
+        got, fds, _flags, _addr = socket.recv_fds(sock, _FIRST_READ, 1)
+        if len(got) < _HEADER or got[:1] != _JOB:
             return  # the parent has gone
-        payload = _recv_exact(sock, int.from_bytes(header[1:], "big"))
-        if payload is None:
+        size = int.from_bytes(got[1:_HEADER], "big")
+        rest = _recv_exact(sock, size - (len(got) - _HEADER))
+        if rest is None:
             return
+        payload = got[_HEADER:] + rest
         entry, job = pickle.loads(payload)  # from our parent, root: trusted
         module, _, name = entry.partition(":")
         work = getattr(importlib.import_module(module), name)
@@ -359,6 +364,20 @@ class Worker:
         self.pid = pid
         self.dead = False
 
+    def send(self, payload: bytes, fd: int | None) -> bool:
+        """Hand the worker a job (a ``payload`` made by :func:`pickle_job`) and
+        ``fd``, in one call where the socket takes it all. False: the worker
+        is gone (and now dead for good)."""
+        data = _JOB + len(payload).to_bytes(4, "big") + payload
+        try:
+            sent = socket.send_fds(self._sock, [data], [] if fd is None else [fd])
+            if sent < len(data):
+                self._sock.sendall(memoryview(data)[sent:])
+        except OSError:
+            self.close()
+            return False
+        return True
+
     def run(
         self, payload: bytes, fd: int | None, serve: Callable[[bytes], bytes]
     ) -> tuple[bytes | None, int]:
@@ -366,17 +385,26 @@ class Worker:
         entry is called in the worker with (job, the descriptor or None, a
         ChildEnd) and returns the result bytes. A worker that dies or
         misbehaves is dead for good."""
-        try:
-            header = _JOB + len(payload).to_bytes(4, "big")
-            socket.send_fds(self._sock, [header], [] if fd is None else [fd])
-            self._sock.sendall(payload)
-        except OSError:
-            self.close()
+        if not self.send(payload, fd):
             return None, 9  # as waitpid: killed; the caller reports a crash
         result, status = _parent_side(self._sock, serve)
         if result is None:
             self.close()
         return result, status
+
+    def fileno(self) -> int:
+        return self._sock.fileno()
+
+    def answer(self, payload: bytes) -> None:
+        """Answer the worker's request (its ChildEnd's ``ask``)."""
+        _send_frame(self._sock, _ANSWER, payload)
+
+    def recv(self) -> bytes:
+        """What the worker has sent (call when its socket is readable); b"" at its end."""
+        try:
+            return self._sock.recv(_FIRST_READ)
+        except OSError:
+            return b""
 
     def close(self) -> None:
         if self.dead:
@@ -390,15 +418,20 @@ class Worker:
 class WorkerPool:
     """Warm workers by (uid, gid), each running one job at a time; as many
     per user as jobs for that user run at once. One idle longer than IDLE
-    seconds is closed when the pool is next used, so a user's worker does not
-    outlive its mail by long (the pool's own timing: real monotonic time, as
-    server.local.locking's, not a runtime's clock)."""
+    seconds is closed when the pool is next used (looked for at most once a
+    second: a pool of a hundred users' workers is not walked per delivery),
+    so a user's worker does not outlive its mail by long (the pool's own
+    timing: real monotonic time, as server.local.locking's, not a runtime's
+    clock)."""
 
     IDLE = 60.0
+    #: how often, at most, the idle workers are looked over
+    SWEEP = 1.0
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
         self._idle: dict[tuple[int, int], list[tuple[Worker, float]]] = {}
+        self._swept = time.monotonic()
 
     def run(
         self,
@@ -412,21 +445,41 @@ class WorkerPool:
         try:
             return worker.run(payload, fd, serve)
         finally:
-            self._give(worker)
+            self.give(worker)
 
     def _take(self, uid: int, gid: int) -> Worker:
         now = time.monotonic()
         with self._lock:
-            for key, idle in list(self._idle.items()):
-                for worker, since in [w for w in idle if now - w[1] > self.IDLE]:
-                    idle.remove((worker, since))
-                    worker.close()
-                if not idle:
-                    del self._idle[key]
+            if now - self._swept >= self.SWEEP:
+                self._swept = now
+                self._close_idle(now)
             ready = self._idle.get((uid, gid))
             if ready:
                 return ready.pop()[0]
         return Worker(uid, gid)
+
+    def _close_idle(self, now: float) -> None:
+        """Close each worker idle longer than IDLE (the lock held)."""
+        for key, idle in list(self._idle.items()):
+            for worker, since in [w for w in idle if now - w[1] > self.IDLE]:
+                idle.remove((worker, since))
+                worker.close()
+            if not idle:
+                del self._idle[key]
+
+    def start(
+        self,
+        uid: int,
+        gid: int,
+        payload: bytes,
+        fd: int | None,
+        serve: Callable[[bytes], bytes],
+    ) -> WorkerJob:
+        """Like :meth:`run`, without waiting: the job is sent, and the
+        :class:`WorkerJob` returned is read from as its worker answers (a
+        selector's loop; bin/qmail-lspawn, server.spawnpipe.serve)."""
+        worker = self._take(uid, gid)
+        return WorkerJob(self, worker, serve, started=worker.send(payload, fd))
 
     def close_all(self) -> None:
         """At exit: each idle worker is told to go (its socket closed) and reaped."""
@@ -436,12 +489,76 @@ class WorkerPool:
             for worker, _since in workers:
                 worker.close()
 
-    def _give(self, worker: Worker) -> None:
+    def give(self, worker: Worker) -> None:
+        """A worker whose job has ended goes back among the idle (unless dead)."""
         if worker.dead:
             return
         with self._lock:
             key = (worker.uid, worker.gid)
             self._idle.setdefault(key, []).append((worker, time.monotonic()))
+
+
+class WorkerJob:
+    """A job sent to a worker whose outcome is read a piece at a time.
+
+    :meth:`readable` is called each time the worker's socket is readable; it
+    returns None until the worker's result has come, then (the result or
+    None, a wait status) as :meth:`Worker.run` does. The worker's requests
+    (:class:`ChildEnd`'s ``ask``) are answered with ``serve`` as they come.
+    The worker runs as the user, who may take it over: whatever it sends is
+    only ever frames, read as they arrive, so one that stops half-way holds
+    up its own delivery and nothing else.
+    """
+
+    def __init__(
+        self, pool: WorkerPool, worker: Worker, serve: Callable[[bytes], bytes], *, started: bool
+    ) -> None:
+        self._pool = pool
+        self.worker = worker
+        self._serve = serve
+        self._buffer = bytearray()
+        #: the outcome, once there is one; a job that could not be sent has its outcome already
+        self.outcome: tuple[bytes | None, int] | None = None if started else (None, 9)
+
+    def fileno(self) -> int:
+        return self.worker.fileno()
+
+    def readable(self) -> tuple[bytes | None, int] | None:
+        if self.outcome is not None:
+            return self.outcome
+        data = self.worker.recv()
+        if not data:
+            return self._end(None, 9)  # as waitpid: killed; the caller reports a crash
+        self._buffer += data
+        while len(self._buffer) >= _HEADER:
+            kind = bytes(self._buffer[:1])
+            if kind not in (_ASK, _RESULT, _FAILED):
+                return self._end(None, 9)  # not the protocol: the worker is not trusted again
+            size = int.from_bytes(self._buffer[1:_HEADER], "big")
+            if len(self._buffer) < _HEADER + size:
+                break
+            payload = bytes(self._buffer[_HEADER : _HEADER + size])
+            del self._buffer[: _HEADER + size]
+            if kind == _ASK:
+                try:
+                    self.worker.answer(self._serve(payload))
+                except OSError:
+                    return self._end(None, 9)
+            elif kind == _RESULT and not self._buffer:
+                return self._end(payload, 0)
+            elif kind == _FAILED and payload.isdigit() and not self._buffer:
+                return self._end(None, int(payload) << 8)  # as waitpid: exited with that code
+            else:
+                return self._end(None, 9)  # not the protocol: the worker is not trusted again
+        return None
+
+    def _end(self, result: bytes | None, status: int) -> tuple[bytes | None, int]:
+        self.outcome = (result, status)
+        if result is None:
+            self.worker.close()
+        else:
+            self._pool.give(self.worker)
+        return self.outcome
 
 
 def pickle_job(entry: str, job: object) -> bytes | None:

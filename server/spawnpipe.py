@@ -15,11 +15,14 @@ The texts are spawn.c's ``err()`` reports, letter first and newline last.
 
 from __future__ import annotations
 
+import functools
+import os
+import selectors
 import threading
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from typing import BinaryIO
+from typing import BinaryIO, Protocol
 
 #: conf-spawn: at most this many deliveries at once, and delivery numbers below it.
 AUTO_SPAWN = 120
@@ -96,35 +99,103 @@ def check_command(cmd: Command, in_use: set[int]) -> str | None:
     return None
 
 
+class Pending(Protocol):
+    """A delivery under way outside this process (server.local.asuser.Started):
+    :func:`serve_selecting` watches its descriptor and calls :meth:`readable`
+    when it is, until that returns the report."""
+
+    def fileno(self) -> int: ...
+
+    def readable(self) -> bytes | None: ...
+
+
+#: what :func:`serve_selecting`'s ``begin`` returns for a command: the report
+#: now, a delivery under way, or a delivery to run in a thread of this process
+Begun = bytes | Pending | Callable[[], bytes]
+
+
+class _Answers:
+    """What both loops share: docmd()'s checks, the delivery numbers in use,
+    and the reports written back (from the loop and from delivery threads)."""
+
+    def __init__(self, stdout: BinaryIO) -> None:
+        self.stdout = stdout
+        self.lock = threading.Lock()
+        self.in_use: set[int] = set()
+
+    def check(self, cmd: Command) -> bool:
+        """docmd(): True when the delivery may start (its number is now in
+        use); else its error report has been written."""
+        with self.lock:
+            error = check_command(cmd, self.in_use)
+            if error is None:
+                self.in_use.add(cmd.delnum)
+        if error is not None:
+            self.answer(cmd.delnum, error.encode())
+        return error is None
+
+    def answer(self, delnum: int, report: bytes, *, done: bool = False) -> None:
+        with self.lock:
+            if done:  # the delivery number is free again
+                self.in_use.discard(delnum)
+            self.stdout.write(bytes([delnum]) + report + b"\0")
+            self.stdout.flush()
+
+    def run(self, delnum: int, deliver: Callable[[], bytes]) -> None:
+        """In a delivery thread: the delivery, then its report."""
+        self.answer(delnum, deliver(), done=True)
+
+
 def serve(stdin: BinaryIO, stdout: BinaryIO, deliver: Callable[[Command], bytes]) -> None:
     """Answer qmail-send's commands until end of input, then wait for the deliveries.
 
     ``deliver`` runs one checked command in a worker thread and returns its
     report (letter first, no NUL); it must not raise.
     """
-    lock = threading.Lock()
-    in_use: set[int] = set()
-
-    def answer(delnum: int, report: bytes, *, done: bool = False) -> None:
-        with lock:
-            if done:  # the delivery number is free again
-                in_use.discard(delnum)
-            stdout.write(bytes([delnum]) + report + b"\0")
-            stdout.flush()
-
-    def start(cmd: Command) -> None:
-        with lock:
-            error = check_command(cmd, in_use)
-            if error is None:
-                in_use.add(cmd.delnum)
-        if error is not None:
-            answer(cmd.delnum, error.encode())
-        else:
-            pool.submit(lambda: answer(cmd.delnum, deliver(cmd), done=True))
-
+    answers = _Answers(stdout)
     parser = CommandParser()
     read = getattr(stdin, "read1", stdin.read)  # whatever has arrived, up to 1024
     with ThreadPoolExecutor(max_workers=AUTO_SPAWN) as pool:
         while chunk := read(1024):
             for cmd in parser.feed(chunk):
-                start(cmd)
+                if answers.check(cmd):
+                    pool.submit(answers.run, cmd.delnum, functools.partial(deliver, cmd))
+
+
+def serve_selecting(stdin: BinaryIO, stdout: BinaryIO, begin: Callable[[Command], Begun]) -> None:
+    """:func:`serve` from one thread: each command is begun in the loop, and
+    what is under way elsewhere (a warm worker's job) is watched with a
+    selector, as spawn.c's main loop select()s on its children's pipes. No
+    thread is woken per delivery. Only a delivery that must run in this
+    process (``begin`` returns a callable) gets a thread.
+
+    ``begin`` and the :class:`Pending` it returns must not raise. ``stdin``
+    must be a real descriptor (qmail-send's pipe).
+    """
+    answers = _Answers(stdout)
+    parser = CommandParser()
+    fd = stdin.fileno()
+    with selectors.DefaultSelector() as selector, ThreadPoolExecutor(AUTO_SPAWN) as pool:
+        selector.register(fd, selectors.EVENT_READ)
+        while selector.get_map():
+            for key, _events in selector.select():
+                if key.fd == fd:
+                    chunk = os.read(fd, 1024)
+                    if not chunk:  # end of input: the deliveries under way still finish
+                        selector.unregister(fd)
+                    for cmd in parser.feed(chunk):
+                        if not answers.check(cmd):
+                            continue
+                        begun = begin(cmd)
+                        if isinstance(begun, bytes):
+                            answers.answer(cmd.delnum, begun, done=True)
+                        elif callable(begun):
+                            pool.submit(answers.run, cmd.delnum, begun)
+                        else:
+                            selector.register(begun, selectors.EVENT_READ, cmd.delnum)
+                    continue
+                pending: Pending = key.fileobj  # type: ignore[assignment]
+                report = pending.readable()
+                if report is not None:
+                    selector.unregister(pending)
+                    answers.answer(key.data, report, done=True)

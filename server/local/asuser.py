@@ -27,7 +27,7 @@ import atexit
 import dataclasses
 import io
 import os
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 
 from server import privsep
@@ -46,15 +46,72 @@ _SWITCH_CODES = {
 }
 
 
-def deliver(delivery: Delivery, uid: int, gid: int, *, split_home: Path | None) -> bytes:
+def deliver(
+    delivery: Delivery, uid: int, gid: int, *, message_fd: int, split_home: Path | None
+) -> bytes:
     """Run ``delivery`` as ``uid``/``gid`` in a child; qmail-lspawn's report of it.
 
+    ``message_fd`` is the queue file, opened while still root, as
+    qmail-lspawn opens it for qmail-local's fd 0: the child reads the message
+    from it (``delivery.message`` is not used) and hands it to programs.
     ``split_home`` is the qmail home when it is a split home (forwards then go
     through its setuid ``bin/qmail-queue``). It goes to a warm worker of that
     user (server.privsep.WorkerPool), so that no delivery pays for a fork of this
     big process; the simulator's deliveries too, one at a time, its counted
     pids kept in step by the count each job reports. A job that cannot be
     pickled runs in a child forked for it (:func:`server.privsep.run_as`)."""
+    serve, finish = _parent_of(delivery)
+    payload = _worker_payload(delivery, split_home)
+    if payload is not None:
+        return finish(*_WORKERS.run(uid, gid, payload, message_fd, serve))
+
+    def work(end: privsep.ChildEnd) -> bytes:
+        return _run_in_child(delivery, end, split_home, message_fd)
+
+    return finish(*privsep.run_as(uid, gid, work, serve, keep_fds=frozenset({message_fd})))
+
+
+class Started:
+    """A delivery under way in a warm worker (:func:`begin`), for a selector's
+    loop: :meth:`readable` when the worker's socket is, which returns
+    qmail-lspawn's report once the worker has finished, else None."""
+
+    def __init__(
+        self, job: privsep.WorkerJob, finish: Callable[[bytes | None, int], bytes]
+    ) -> None:
+        self._job = job
+        self._finish = finish
+
+    def fileno(self) -> int:
+        return self._job.fileno()
+
+    def readable(self) -> bytes | None:
+        outcome = self._job.readable()
+        return None if outcome is None else self._finish(*outcome)
+
+
+def begin(
+    delivery: Delivery, uid: int, gid: int, *, message_fd: int, split_home: Path | None
+) -> Started | bytes:
+    """:func:`deliver` without waiting: the job is handed to a warm worker and
+    a :class:`Started` returned (``message_fd`` may be closed once this
+    returns: the worker has its own). A job that cannot be pickled is
+    delivered before this returns, in a child of its own, and its report is
+    returned."""
+    payload = _worker_payload(delivery, split_home)
+    if payload is None:
+        return deliver(delivery, uid, gid, message_fd=message_fd, split_home=split_home)
+    serve, finish = _parent_of(delivery)
+    job = _WORKERS.start(uid, gid, payload, message_fd, serve)
+    return Started(job, finish)
+
+
+def _parent_of(
+    delivery: Delivery,
+) -> tuple[Callable[[bytes], bytes], Callable[[bytes | None, int], bytes]]:
+    """The parent's two parts in a delivery: ``serve`` answers the child's
+    requests (a forward to queue), ``finish`` turns the child's result or
+    wait status into qmail-lspawn's report."""
     from server.local.lspawn import report
 
     runtime = delivery.runtime
@@ -69,28 +126,16 @@ def deliver(delivery: Delivery, uid: int, gid: int, *, split_home: Path | None) 
         result = delivery.forwarder(delivery.env, fields[2], sender, recipients, invoker)
         return privsep.pack_fields([result.error.encode("latin-1"), str(result.qp).encode()])
 
-    message_fd = _open_message(delivery)
-    try:
-        payload = _worker_payload(delivery, split_home)
-        if payload is not None:
-            result, status = _WORKERS.run(uid, gid, payload, message_fd, serve)
-        else:
+    def finish(result: bytes | None, status: int) -> bytes:
+        if result is None:
+            if os.WIFEXITED(status) and os.WEXITSTATUS(status) in _SWITCH_CODES:
+                return report(_SWITCH_CODES[os.WEXITSTATUS(status)], b"")
+            return report(None, b"")  # qmail-lspawn: "qmail-local crashed"
+        outcome, pids = _outcome(result)
+        _catch_up(runtime, taken, pids)
+        return report(outcome.code, outcome.output)
 
-            def work(end: privsep.ChildEnd) -> bytes:
-                return _run_in_child(delivery, end, split_home, message_fd)
-
-            keep = frozenset() if message_fd is None else frozenset({message_fd})
-            result, status = privsep.run_as(uid, gid, work, serve, keep_fds=keep)
-    finally:
-        if message_fd is not None:
-            os.close(message_fd)
-    if result is None:
-        if os.WIFEXITED(status) and os.WEXITSTATUS(status) in _SWITCH_CODES:
-            return report(_SWITCH_CODES[os.WEXITSTATUS(status)], b"")
-        return report(None, b"")  # qmail-lspawn: "qmail-local crashed"
-    outcome, pids = _outcome(result)
-    _catch_up(runtime, taken, pids)
-    return report(outcome.code, outcome.output)
+    return serve, finish
 
 
 def _worker_payload(delivery: Delivery, split_home: Path | None) -> bytes | None:
@@ -105,7 +150,12 @@ def _worker_payload(delivery: Delivery, split_home: Path | None) -> bytes | None
     if real_pids(runtime):
         runtime = dataclasses.replace(runtime, next_pid=os.getpid)
     job = dataclasses.replace(
-        delivery, runtime=runtime, forwarder=_unset_forwarder, env=dict(delivery.env)
+        delivery,
+        runtime=runtime,
+        forwarder=_unset_forwarder,
+        env=dict(delivery.env),
+        message=b"",  # read from the queue file in the worker
+        message_path=None,
     )
     return privsep.pickle_job(_WORK, (job, split_home))
 
@@ -121,6 +171,8 @@ def work_in_worker(
 ) -> bytes:
     """In a worker, as the user: one qmail-local run; every Maildir name gets a
     fresh pid (the worker's own would repeat)."""
+    if message_fd is None:  # pragma: no cover - the parent always sends the queue file
+        raise ValueError("a delivery job comes with its queue file")
     delivery, split_home = job
     return _run_in_child(delivery, end, split_home, message_fd, own_pid_first=False)
 
@@ -133,7 +185,7 @@ def _run_in_child(
     delivery: Delivery,
     end: privsep.ChildEnd,
     split_home: Path | None,
-    message_fd: int | None,
+    message_fd: int,
     *,
     own_pid_first: bool = True,
 ) -> bytes:
@@ -150,8 +202,14 @@ def _run_in_child(
         # line gets another fresh one, as qmail-local forks again
         return os.getpid() if count[0] == 1 and own_pid_first else fresh_pid()
 
+    try:
+        message = read_message(message_fd)
+    except OSError as exc:  # qmail-local: reading fd 0 failed
+        text = replies.read_failed(exc.errno or 0).encode() + b"\n"
+        return privsep.pack_fields([b"111", text, b"", text, b"0"])
     child = dataclasses.replace(
         delivery,
+        message=message,
         runtime=dataclasses.replace(runtime, next_pid=next_pid),
         forwarder=_child_forwarder(end, count, split_home, runtime),
         message_path=None,
@@ -163,14 +221,16 @@ def _run_in_child(
     return privsep.pack_fields([code, outcome.output, outcome.stdout, outcome.stderr, pids])
 
 
-def _open_message(delivery: Delivery) -> int | None:
-    """The queue file, opened while still root, as qmail-lspawn opens it for fd 0."""
-    if delivery.message_path is None:
-        return None
-    try:
-        return os.open(delivery.message_path, os.O_RDONLY)
-    except OSError:
-        return None  # the child pipes the bytes it already has
+def read_message(fd: int) -> bytes:
+    """The whole queue file behind ``fd``, from its start; the descriptor's
+    offset is left where it was (a ``|program`` reads it from there)."""
+    chunks: list[bytes] = []
+    offset = 0
+    want = max(os.fstat(fd).st_size, 1)
+    while chunk := os.pread(fd, want, offset):
+        chunks.append(chunk)
+        offset += len(chunk)
+    return b"".join(chunks)
 
 
 def _catch_up(runtime: Runtime, taken: list[int], count: int) -> None:

@@ -32,7 +32,9 @@ running deliveries and exits 0.
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Mapping
+import functools
+import os
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import BinaryIO
@@ -140,14 +142,36 @@ class LocalChannel:
         return self.deliver_path(job.message, job.sender, job.recipient)
 
     def deliver_path(self, message: Path, sender: str, recipient: str) -> bytes:
+        begun = self.begin_path(message, sender, recipient, wait=True)
+        if isinstance(begun, bytes):
+            return begun
+        assert callable(begun)  # with wait, a worker's delivery has ended already
+        return begun()
+
+    def begin_path(
+        self, message: Path, sender: str, recipient: str, *, wait: bool = False
+    ) -> spawnpipe.Begun:
+        """:meth:`deliver_path` in the parts a selector's loop wants
+        (spawnpipe.serve_selecting): the report when it is known at once, a
+        delivery under way in a warm worker (``asuser.Started``), or, for a
+        delivery in this process, a callable that runs it. With ``wait`` a
+        worker's delivery is waited for here (the report comes back)."""
         at = recipient.rfind("@")
         if at < 0:
             return spawnpipe.NO_HOST.encode()
-        local, host = recipient[:at], recipient[at + 1 :]
-        try:
-            data = message.read_bytes()
+        try:  # spawn.c: the queue file, opened before the child, becomes its fd 0
+            fd = os.open(message, os.O_RDONLY)
         except OSError:
             return spawnpipe.OPEN.encode()
+        try:
+            local, host = recipient[:at], recipient[at + 1 :]
+            return self._begin_open(fd, message, sender, local, host, wait=wait)
+        finally:
+            os.close(fd)  # a worker has its own (sent with the job)
+
+    def _begin_open(
+        self, fd: int, message: Path, sender: str, local: str, host: str, *, wait: bool
+    ) -> spawnpipe.Begun:
         if not local:  # spawn.c: "<>" — nothing to deliver, success
             return report(0, b"")
         try:
@@ -174,7 +198,7 @@ class LocalChannel:
             runtime = dataclasses.replace(runtime, next_pid=fresh_pid)
         delivery = Delivery(
             args=args,
-            message=data,
+            message=b"" if ids is not None else asuser.read_message(fd),
             message_path=message,
             runtime=runtime,
             env=self.env if self.env is not None else default_env(self.ctx.home),
@@ -183,23 +207,66 @@ class LocalChannel:
             program_timeout=self.program_timeout,
         )
         if ids is not None:
+            # the child reads the message from the descriptor, as qmail-local from fd 0
             split_home = self.ctx.home if self._split else None
-            return asuser.deliver(delivery, *ids, split_home=split_home)
-        outcome = delivery.run()
-        return report(outcome.code, outcome.output)
+            start = asuser.deliver if wait else asuser.begin
+            return start(delivery, *ids, message_fd=fd, split_home=split_home)
+
+        def run() -> bytes:
+            outcome = delivery.run()
+            return report(outcome.code, outcome.output)
+
+        return run
 
 
 # --- bin/qmail-lspawn: qmail-send's pipe protocol ------------------------------
 
 
 def _deliver_command(channel: LocalChannel, cmd: spawnpipe.Command) -> bytes:
-    mess = channel.ctx.home / "queue" / "mess" / cmd.messid.decode("latin-1")
     try:
-        return channel.deliver_path(
-            mess, cmd.sender.decode("latin-1"), cmd.recipient.decode("latin-1")
-        )
+        return channel.deliver_path(*_command_args(channel, cmd))
     except Exception:  # a bug of ours must not leave qmail-send waiting
         return replies.REPORT_FIXED[replies.QLX_SYS].encode()
+
+
+def _begin_command(channel: LocalChannel, cmd: spawnpipe.Command) -> spawnpipe.Begun:
+    try:
+        begun = channel.begin_path(*_command_args(channel, cmd))
+    except Exception:  # a bug of ours must not leave qmail-send waiting
+        return replies.REPORT_FIXED[replies.QLX_SYS].encode()
+    if isinstance(begun, bytes):
+        return begun
+    if callable(begun):
+        return functools.partial(_guarded, begun)
+    return _Guarded(begun)
+
+
+def _command_args(channel: LocalChannel, cmd: spawnpipe.Command) -> tuple[Path, str, str]:
+    mess = channel.ctx.home / "queue" / "mess" / cmd.messid.decode("latin-1")
+    return mess, cmd.sender.decode("latin-1"), cmd.recipient.decode("latin-1")
+
+
+def _guarded(run: Callable[[], bytes]) -> bytes:
+    try:
+        return run()
+    except Exception:  # a bug of ours must not leave qmail-send waiting
+        return replies.REPORT_FIXED[replies.QLX_SYS].encode()
+
+
+@dataclass(frozen=True)
+class _Guarded:
+    """A delivery under way whose every step turns a bug of ours into a report."""
+
+    pending: spawnpipe.Pending
+
+    def fileno(self) -> int:
+        return self.pending.fileno()
+
+    def readable(self) -> bytes | None:
+        try:
+            return self.pending.readable()
+        except Exception:  # a bug of ours must not leave qmail-send waiting
+            return replies.REPORT_FIXED[replies.QLX_SYS].encode()
 
 
 def main(
@@ -218,5 +285,8 @@ def main(
     channel = LocalChannel(with_counting_pids(ctx), argv[1], env=env, switch_uid=privileged())
     stdout.write(bytes([spawnpipe.AUTO_SPAWN]))  # spawn.c: the concurrency limit, first
     stdout.flush()
-    spawnpipe.serve(stdin, stdout, lambda cmd: _deliver_command(channel, cmd))
+    if channel.switch_uid:  # the deliveries run in warm workers: one thread watches them all
+        spawnpipe.serve_selecting(stdin, stdout, functools.partial(_begin_command, channel))
+    else:
+        spawnpipe.serve(stdin, stdout, functools.partial(_deliver_command, channel))
     return 0

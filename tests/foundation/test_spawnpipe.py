@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import io
+import os
+import socket
 import threading
 
 from server import spawnpipe
@@ -55,3 +57,61 @@ def test_serve_answers_each_command_and_keeps_a_busy_number_busy() -> None:
         b"\x04" + spawnpipe.NO_HOST.encode(),
     ]
     assert answers[2:] == [b"\x03Kx@h"]
+
+
+class _Later:
+    """A delivery under way elsewhere: readable once a byte comes on its socket."""
+
+    def __init__(self, report: bytes, then: _Later | None = None) -> None:
+        self.ours, self.theirs = socket.socketpair()
+        self.report = report
+        self.then = then  # ended when this one ends
+        self.calls = 0
+
+    def fileno(self) -> int:
+        return self.ours.fileno()
+
+    def readable(self) -> bytes | None:
+        self.calls += 1
+        if self.ours.recv(1) != b"!":
+            return None  # "." is news without an end
+        if self.then is not None:
+            self.then.theirs.send(b"!")
+        return self.report
+
+
+def test_serve_selecting_begins_in_the_loop_and_answers_as_each_ends() -> None:
+    """spawnpipe.serve_selecting: a report known at once goes back at once; a
+    delivery under way is answered when it ends, however many times its
+    descriptor was readable before; one to run in this process gets a thread;
+    the loop waits for every one after the end of input."""
+    first = _Later(b"Kfirst")
+    second = _Later(b"Ksecond", then=first)
+    begun: dict[bytes, spawnpipe.Begun] = {
+        b"a@h": first,
+        b"b@h": second,
+        b"c@h": b"Dat once",
+        b"d@h": lambda: b"Kin a thread",
+    }
+    r, w = os.pipe()
+    os.write(w, b"\x011\0s\0a@h\0\x021\0s\0b@h\0\x031\0s\0c@h\0")
+    os.write(w, b"\x041\0s\0d@h\0\x011\0s\0x@h\0")  # 1 is busy still
+    os.close(w)
+    second.theirs.send(b".!")  # news, then the end: the second ends before the first
+    try:
+        with open(r, "rb", buffering=0) as stdin, io.BytesIO() as stdout:
+            spawnpipe.serve_selecting(stdin, stdout, lambda cmd: begun[cmd.recipient])
+            answers = stdout.getvalue().split(b"\0")[:-1]
+    finally:
+        for later in (first, second):
+            later.ours.close()
+            later.theirs.close()
+    assert answers[0] == b"\x03Dat once"
+    assert sorted(answers[1:]) == [
+        b"\x01Kfirst",
+        b"\x01" + spawnpipe.DELNUM_USED.encode(),
+        b"\x02Ksecond",
+        b"\x04Kin a thread",
+    ]
+    assert answers.index(b"\x02Ksecond") < answers.index(b"\x01Kfirst")
+    assert second.calls == 2 and first.calls == 1

@@ -10,11 +10,13 @@ from __future__ import annotations
 
 import dataclasses
 import os
+import selectors
 from pathlib import Path
 
 import pytest
 
-from server.local import newu, replies
+from server import privsep
+from server.local import asuser, newu, replies
 from server.local.lspawn import LocalChannel
 from server.programs import ProgramContext
 from server.runtime import real_runtime
@@ -162,3 +164,94 @@ def test_a_runtime_that_cannot_be_pickled_forks_a_child(
     assert deliver(ctx, channel(ctx, home, default_delivery="./Maildir/")) == b"Kdid 1+0+0\n"
     (name,) = [p.name for p in (home / "Maildir" / "new").iterdir()]
     assert name.split(".")[1] == "5000"
+
+
+def _asks_then_answers(_job: object, _fd: int | None, end: privsep.ChildEnd) -> bytes:
+    return b"got " + end.ask(b"how?")
+
+
+def _speaks_out_of_turn(_job: object, _fd: int | None, end: privsep.ChildEnd) -> bytes:
+    end.sock.sendall(b"Zjunk")  # no frame the parent knows
+    return b"never read"
+
+
+def _until_ended(job: privsep.WorkerJob) -> tuple[bytes | None, int]:
+    with selectors.DefaultSelector() as selector:
+        selector.register(job, selectors.EVENT_READ)
+        while True:
+            assert selector.select(timeout=30), "the worker never answered"
+            outcome = job.readable()
+            if outcome is not None:
+                return outcome
+
+
+def test_a_worker_job_is_read_as_it_answers() -> None:
+    """privsep.WorkerJob (bin/qmail-lspawn's loop): the worker's question is
+    answered with ``serve``, its result ends the job and the worker goes back
+    to the pool; a worker that sends what is not a frame is closed for good."""
+    pool = privsep.WorkerPool()
+    try:
+        ask = privsep.pickle_job(f"{__name__}:_asks_then_answers", None)
+        assert ask is not None
+        job = pool.start(UID, GID, ask, None, lambda q: b"so" if q == b"how?" else b"?")
+        assert _until_ended(job) == (b"got so", 0)
+        again = pool.start(UID, GID, ask, None, lambda q: b"again")
+        assert again.worker is job.worker  # warm: no new fork
+        assert _until_ended(again) == (b"got again", 0)
+        rogue = privsep.pickle_job(f"{__name__}:_speaks_out_of_turn", None)
+        assert rogue is not None
+        bad = pool.start(UID, GID, rogue, None, lambda q: b"")
+        assert _until_ended(bad) == (None, 9)
+        assert bad.worker.dead
+    finally:
+        pool.close_all()
+
+
+def test_a_delivery_begun_ends_with_its_report(ctx: ProgramContext, tmp_path: Path) -> None:
+    """LocalChannel.begin_path: the queue file goes to the worker with the job
+    (the parent's copy is closed at once), and the report comes once the
+    worker has delivered."""
+    home = user_home(tmp_path)
+    ch = channel(ctx, home, default_delivery="./Maildir/")
+    path = ctx.home / "queue" / "mess" / "0" / "23"
+    path.write_bytes(MESSAGE)
+    os.chmod(path, 0o600)
+    begun = ch.begin_path(path, "a@far.example", "bob@x")
+    assert isinstance(begun, asuser.Started)
+    with selectors.DefaultSelector() as selector:
+        selector.register(begun, selectors.EVENT_READ)
+        report = None
+        while report is None:
+            assert selector.select(timeout=30), "the worker never answered"
+            report = begun.readable()
+    assert report == b"Kdid 1+0+0\n"
+    (new,) = (home / "Maildir" / "new").iterdir()
+    assert new.read_bytes().endswith(MESSAGE)
+    assert (
+        ch.begin_path(path, "a@far.example", "nohost")
+        == b"DSorry, address must include host name. (#5.1.3)\n"
+    )
+
+
+def test_idle_workers_are_looked_over_at_most_once_a_sweep() -> None:
+    """privsep.WorkerPool: a worker idle longer than IDLE is closed when the
+    pool is next used, but the idle ones are only looked over once SWEEP has
+    passed since the last look (a pool of many users' workers is not walked
+    for every delivery)."""
+    pool = privsep.WorkerPool()
+    pool.IDLE = 0.0  # any idle worker is stale
+    pool.SWEEP = 3600.0
+    try:
+        ask = privsep.pickle_job(f"{__name__}:_asks_then_answers", None)
+        assert ask is not None
+        first = pool.start(UID, GID, ask, None, lambda q: b"")
+        assert _until_ended(first) == (b"got ", 0)
+        kept = pool.start(UID, GID, ask, None, lambda q: b"")
+        assert kept.worker is first.worker  # no look yet: still warm
+        assert _until_ended(kept) == (b"got ", 0)
+        pool.SWEEP = 0.0
+        fresh = pool.start(UID, GID, ask, None, lambda q: b"")
+        assert fresh.worker is not first.worker and first.worker.dead
+        assert _until_ended(fresh) == (b"got ", 0)
+    finally:
+        pool.close_all()
