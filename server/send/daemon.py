@@ -6,10 +6,12 @@ next wake-up, then wait in ``select()`` for the earliest of that wake-up
 qmail-queue writes a byte to), a finished delivery, or a signal. Deliveries
 run in worker threads (:mod:`server.send.workers`), at most
 concurrencylocal/concurrencyremote at a time (the scheduler never starts
-more); a spawn program's pipe instead takes the command from the loop and
-hands the report back from its reader thread (``SpawnPipe.begin``). Reports
-come back through a queue, with a byte on a self-pipe when the loop may be
-asleep in select(), and only the loop thread touches the scheduler.
+more); a spawn program's pipe instead takes the command from the loop
+(``SpawnPipe.begin``, comm_write), and the loop select()s on its reports
+with its other descriptors and reads them (``SpawnPipe.readable``,
+del_dochan), as qmail-send.c does. A worker thread's report comes back
+through a queue, with a byte on a self-pipe when the loop may be asleep in
+select(), and only the loop thread touches the scheduler.
 
 The queue file steps of todo_do, job_close and messdone run in a few
 threads (:mod:`server.send.todoahead`), several messages' at once, each
@@ -47,8 +49,9 @@ from pathlib import Path
 from server.programs import ProgramContext
 from server.send.config import SendConfig
 from server.send.core import Engine, default_date, default_inject, deliver_safely
+from server.send.log import REPORT_OUT_OF_RANGE
 from server.send.phases import Inject
-from server.send.pipes import CleanPipe
+from server.send.pipes import CleanPipe, SpawnPipe
 from server.send.schedule import SLEEP_FUZZ
 from server.send.scheduler import Start
 from server.send.todoahead import DEPTH as TODO_AHEAD
@@ -130,6 +133,9 @@ class Daemon:
         #: todo_do's and messdone's queue file steps, several messages' at once
         #: (``ahead`` 0: one entry at a time in the loop, as qmail-send.c)
         self.offload = Offload(self._poke)
+        for channel in channels.values():
+            if isinstance(channel, SpawnPipe):  # del_dochan's warning
+                channel.on_stray = partial(self.engine.log, REPORT_OUT_OF_RANGE)
         if ahead:
             self.engine.todo = TodoAhead(self.engine.todo.nextrun, self.offload, ahead)
             self.engine.remove = remove_later(self.offload)
@@ -233,6 +239,8 @@ class Daemon:
         timeout = self._timeout(recent)
         watched = self._watched_trigger()
         fds = [self.wake_r] + ([watched] if watched is not None else [])
+        spawns = self._watched_spawns()
+        fds += [pipe.fileno() for pipe in spawns]
         if self.flush_log is not None and timeout:
             self.flush_log()  # before sleeping; a busy loop's lines go out as the buffer fills
         readable = wait_readable(fds, timeout)
@@ -244,6 +252,9 @@ class Daemon:
             return
         pulled = watched is not None and watched in readable
         recent = runtime.now()
+        for pipe in spawns:
+            if pipe.fileno() in readable:
+                pipe.readable()  # del_dochan: each report to its delivery
         sched = self.engine.sched
         if self.cleaner is not None and self.cleaner.dead and not sched.exitasap:
             self.engine.log(CLEAN_DIED)
@@ -263,6 +274,11 @@ class Daemon:
                 begin(start.job, partial(self._reported, start))
             else:
                 self.pool.submit(start)
+
+    def _watched_spawns(self) -> list[SpawnPipe]:
+        """The spawn programs' pipes whose reports select() waits for
+        (del_selprep: each while its program is alive)."""
+        return [c for c in self.channels.values() if isinstance(c, SpawnPipe) and c.alive]
 
     def _watched_trigger(self) -> int | None:
         """The trigger's descriptor for select(), or None while exiting (todo_selprep)."""

@@ -10,9 +10,9 @@ delivery number as one byte, then ``split/id`` (the message, relative to
 ``queue/mess``), the sender and the recipient, each ending in NUL. A report
 is the delivery number, the ``K``/``Z``/``D`` text, and a NUL.
 
-:class:`SpawnPipe` is a :class:`~server.spawn.Channel`: ``deliver`` is called
-from the daemon's worker threads, takes a free delivery number, writes the
-command and waits for the report that a reader thread hands it.
+:class:`SpawnPipe` is a :class:`~server.spawn.Channel` that the daemon's loop
+drives as qmail-send.c's does: it writes each command and select()s on the
+reports with its other descriptors.
 :class:`CleanPipe` asks qmail-clean to remove files (``foop/N``, ``todo/N``)
 and reads its one-byte answer.
 """
@@ -25,6 +25,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from server.qdir import SPLIT
+from server.send.schedule import REPORTMAX
 from server.spawn import DeliveryJob
 
 SPAWN_DIED = b"Zqmail-send lost its connection to the spawn program. (#4.3.0)\n"
@@ -74,12 +75,21 @@ class ReportSplitter:
             if byte == 0 and len(self.line) > 1:
                 done.append((self.line[0], bytes(self.line[1:])))
                 self.line.clear()
-            else:
+            elif len(self.line) < REPORTMAX:  # del_dochan keeps no more of a line
                 self.line.append(byte)
         return done
 
 
 class SpawnPipe:
+    """One spawn program's two pipes, driven from qmail-send's loop.
+
+    As qmail-send.c does: the loop writes each command (:meth:`begin`,
+    comm_write), select()s on the report descriptor with its others
+    (:meth:`fileno`), and reads what has come when it is readable
+    (:meth:`readable`, del_dochan), which hands each report to its
+    delivery's callback. No thread reads on the loop's behalf.
+    """
+
     def __init__(self, fd_out: int, fd_in: int) -> None:
         self.fd_out = fd_out
         self.fd_in = fd_in
@@ -88,91 +98,70 @@ class SpawnPipe:
             raise OSError("hath the daemon spawn no fire?")
         #: the spawn program's concurrency (conf-spawn), announced in its first byte
         self.limit = first[0]
-        self.cond = threading.Condition()
         self.free = list(range(self.limit))
-        self.reports: dict[int, bytes] = {}
         #: deliveries started with :meth:`begin`: who gets each one's report
         self.waiting: dict[int, Callable[[bytes], None]] = {}
         self.alive = True
-        self.write_lock = threading.Lock()
-        self.reader = threading.Thread(target=self._read, name="spawn-reports", daemon=True)
-        self.reader.start()
+        self.splitter = ReportSplitter()
+        #: called for a report of no delivery under way (the daemon logs
+        #: qmail-send's "delivery report out of range" warning)
+        self.on_stray: Callable[[], None] | None = None
 
-    def _read(self) -> None:
-        splitter = ReportSplitter()
-        while True:
-            try:
-                data = os.read(self.fd_in, 4096)
-            except OSError:
-                data = b""
-            calls: list[tuple[Callable[[bytes], None], bytes]] = []
-            with self.cond:
-                if not data:
-                    self.alive = False
-                    calls = [(done, SPAWN_DIED) for done in self.waiting.values()]
-                    self.waiting.clear()
-                    self.cond.notify_all()
-                for delnum, report in splitter.feed(data):
-                    done = self.waiting.pop(delnum, None)
-                    if done is None:
-                        self.reports[delnum] = report
-                    else:
-                        calls.append((done, report))
-                        self.free.append(delnum)
-                self.cond.notify_all()
-            for done, report in calls:
-                done(report)
-            if not data:
-                return
+    def fileno(self) -> int:
+        """The descriptor the reports come on, for the loop's select()."""
+        return self.fd_in
 
-    def _send(self, delnum: int, job: DeliveryJob) -> bool:
-        """comm_write: delivery ``delnum``'s command. False when the pipe is
-        gone (then it counts as dead and the number is free again)."""
+    def readable(self) -> None:
+        """del_dochan: read what has come (the descriptor is readable) and
+        hand each whole report to its delivery; at the end of the pipe every
+        delivery still under way gets :data:`SPAWN_DIED`."""
         try:
-            with self.write_lock:
-                _write_all(self.fd_out, command(delnum, job))
+            data = os.read(self.fd_in, 4096)
+        except (BlockingIOError, InterruptedError):
+            return  # del_dochan: a failed read is tried again at the next select
         except OSError:
-            with self.cond:
-                self.alive = False
-                self.free.append(delnum)
-            return False
-        return True
+            data = b""  # no pipe to read any more: as its end
+        if not data:
+            self._died()
+            return
+        for delnum, report in self.splitter.feed(data):
+            done = self.waiting.pop(delnum, None)
+            if done is None:
+                if self.on_stray is not None:
+                    self.on_stray()
+                continue
+            self.free.append(delnum)
+            done(report)
+
+    def _died(self) -> None:
+        self.alive = False
+        lost, self.waiting = self.waiting, {}
+        for done in lost.values():
+            done(SPAWN_DIED)
 
     def begin(self, job: DeliveryJob, done: Callable[[bytes], None]) -> None:
-        """Start a delivery without waiting for it: the command is written now
-        (qmail-send's comm_write, from its loop) and ``done`` gets the report
-        in the reader thread. A thread per delivery that only waits is saved.
-        """
-        with self.cond:
-            self.cond.wait_for(lambda: bool(self.free) or not self.alive)
-            if not self.alive:
-                delnum = None
-            else:
-                delnum = self.free.pop(0)
-                self.waiting[delnum] = done
-        if delnum is None:
+        """comm_write: the delivery's command is written now, and ``done`` gets
+        its report from :meth:`readable`. The scheduler never starts more
+        deliveries at once than the spawn program's limit, so a delivery
+        number is free."""
+        if not self.alive:
             done(SPAWN_DIED)
             return
-        if not self._send(delnum, job):
-            with self.cond:
-                lost = self.waiting.pop(delnum, None)  # unless the reader saw the end first
-            if lost is not None:
-                lost(SPAWN_DIED)
+        delnum = self.free.pop(0)
+        self.waiting[delnum] = done
+        try:
+            _write_all(self.fd_out, command(delnum, job))
+        except OSError:
+            self._died()
 
     def deliver(self, job: DeliveryJob) -> bytes:
-        with self.cond:
-            self.cond.wait_for(lambda: bool(self.free) or not self.alive)
-            if not self.alive:
-                return SPAWN_DIED
-            delnum = self.free.pop(0)
-        if not self._send(delnum, job):
-            return SPAWN_DIED
-        with self.cond:
-            self.cond.wait_for(lambda: delnum in self.reports or not self.alive)
-            report = self.reports.pop(delnum, SPAWN_DIED)
-            self.free.append(delnum)
-            self.cond.notify_all()
-        return report
+        """One delivery, waited for: :meth:`begin`, then the reports read
+        until its own. Only where no loop reads this pipe."""
+        got: list[bytes] = []
+        self.begin(job, got.append)
+        while not got:
+            self.readable()
+        return got[0]
 
 
 class CleanPipe:

@@ -126,6 +126,7 @@ def test_spawn_pipe_matches_reports_to_deliveries_out_of_order() -> None:
     """SpawnPipe over real pipes to a fake spawn program that answers in reverse."""
     import os
     import threading
+    from functools import partial
 
     from server.send.pipes import SpawnPipe
     from server.spawn import DeliveryJob
@@ -154,20 +155,13 @@ def test_spawn_pipe_matches_reports_to_deliveries_out_of_order() -> None:
     pipe = SpawnPipe(to_spawn_w, from_spawn_r)
     assert pipe.limit == 2
     results: dict[str, bytes] = {}
-
-    def deliver(rcpt: str) -> None:
+    for rcpt in ("a@x", "b@x"):
         job = DeliveryJob(msgid=50, message=Path("/q/mess/4/50"), sender="s@x", recipient=rcpt)
-        results[rcpt] = pipe.deliver(job)
-
-    workers = [threading.Thread(target=deliver, args=(r,)) for r in ("a@x", "b@x")]
-    for w in workers:
-        w.start()
-    for w in workers:
-        w.join(10)
+        pipe.begin(job, partial(results.__setitem__, rcpt))
+    while len(results) < 2:  # as qmail-send's loop, when the descriptor is readable
+        pipe.readable()
     spawn.join(10)
     assert results == {"a@x": b"Kdone a@x\n", "b@x": b"Kdone b@x\n"}
     assert commands == [b"4/50", b"4/50"]
-    for fd in (to_spawn_r, to_spawn_w, from_spawn_w):
+    for fd in (to_spawn_r, to_spawn_w, from_spawn_w, from_spawn_r):
         os.close(fd)
-    pipe.reader.join(10)
-    os.close(from_spawn_r)

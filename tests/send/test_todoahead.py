@@ -20,6 +20,7 @@ import threading
 from collections import defaultdict
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
+from functools import partial
 from pathlib import Path
 
 import pytest
@@ -33,6 +34,7 @@ from server.send.daemon import Daemon
 from server.send.phases import todo_prepare_batch
 from server.send.pipes import CleanPipe
 from server.send.program import LineWriter
+from server.send.schedule import REPORTMAX
 from server.send.store import QueueStore
 from server.send.todoahead import Offload, TodoAhead
 from server.spawn import Channel, ChannelName, DeliveryJob
@@ -363,28 +365,25 @@ def test_held_log_lines_go_out_when_the_loop_sleeps(home: Path) -> None:
 
 
 def test_spawn_pipe_begin_hands_each_report_to_its_delivery() -> None:
-    """server.send.pipes.SpawnPipe.begin: commands written at once, reports in
-    any order back to the right callback; the pipe closing fails the rest."""
+    """server.send.pipes.SpawnPipe, driven as qmail-send.c's loop drives it:
+    commands written at once (begin, comm_write), the reports read when the
+    descriptor is readable (readable, del_dochan) and handed in any order to
+    the right callback; a report for no delivery under way is a stray (the
+    daemon's "delivery report out of range"); the pipe closing fails the rest."""
     from server.send.pipes import SPAWN_DIED, SpawnPipe
 
     cmd_r, cmd_w = os.pipe()
     rep_r, rep_w = os.pipe()
     os.write(rep_w, bytes([4]))  # the spawn program's concurrency, first
     pipe = SpawnPipe(cmd_w, rep_r)
+    assert pipe.fileno() == rep_r
     got: dict[str, bytes] = {}
-    done = threading.Event()
-
-    def catch(name: str) -> Callable[[bytes], None]:
-        def store(report: bytes) -> None:
-            got[name] = report
-            if len(got) == 3:
-                done.set()
-
-        return store
+    strays: list[None] = []
+    pipe.on_stray = lambda: strays.append(None)
 
     for name in ("a", "b", "c"):
         job = DeliveryJob(msgid=1, message=Path("/nonexistent"), sender="s", recipient=name)
-        pipe.begin(job, catch(name))
+        pipe.begin(job, partial(got.__setitem__, name))
     commands = b""
     by_rcpt: dict[str, int] = {}
     while len(by_rcpt) < 3:
@@ -394,11 +393,14 @@ def test_spawn_pipe_begin_hands_each_report_to_its_delivery() -> None:
             delnum, rest = commands[0], commands[1:]
             _mess, _sender, rcpt, commands = rest.split(b"\0", 3)
             by_rcpt[rcpt.decode()] = delnum
-    os.write(rep_w, bytes([by_rcpt["c"]]) + b"Kc\0" + bytes([by_rcpt["a"]]) + b"Za\0")
+    stray = next(n for n in range(4) if n not in by_rcpt.values())
+    os.write(rep_w, bytes([by_rcpt["c"]]) + b"Kc\0" + bytes([stray]) + b"Kx\0")
+    os.write(rep_w, bytes([by_rcpt["a"]]) + b"Z" + b"a" * 20000 + b"\0")
     os.close(rep_w)  # b's report never comes: the spawn program died
-    assert done.wait(WAIT)
-    assert got == {"a": b"Za", "b": SPAWN_DIED, "c": b"Kc"}
-    assert not pipe.alive
+    while pipe.alive:
+        pipe.readable()
+    assert got == {"a": b"Z" + b"a" * (REPORTMAX - 2), "b": SPAWN_DIED, "c": b"Kc"}
+    assert strays == [None]
     os.close(cmd_r)
     os.close(cmd_w)
     os.close(rep_r)
