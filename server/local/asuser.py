@@ -36,7 +36,7 @@ from server.local.forwarding import Forwarder, ForwardResult, Invoker, queue_for
 from server.local.getpw import ALIAS_USER
 from server.local.program import Delivery, Outcome
 from server.programs import ProgramContext, real_pids
-from server.runtime import Runtime, fresh_pid
+from server.runtime import PIDS_AHEAD, Runtime
 
 #: qmail-lspawn's child exit codes for a failed switch (qlx.h): prot_gid or
 #: prot_uid failing is QLX_USAGE, still being root is QLX_ROOT.
@@ -200,7 +200,7 @@ def _run_in_child(
             return runtime.next_pid()  # the simulator's count, caught up by the parent
         # a real child: its own pid first, as qmail-local's; a second Maildir
         # line gets another fresh one, as qmail-local forks again
-        return os.getpid() if count[0] == 1 and own_pid_first else fresh_pid()
+        return os.getpid() if count[0] == 1 and own_pid_first else PIDS_AHEAD.take()
 
     try:
         message = read_message(message_fd)

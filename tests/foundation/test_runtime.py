@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import pickle
+import threading
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -12,6 +13,7 @@ import pytest
 from server.runtime import (
     PROCESS_RANDOM,
     OffsetClock,
+    PidsAhead,
     VirtualClock,
     real_runtime,
     virtual_runtime,
@@ -100,3 +102,40 @@ def test_a_forked_child_draws_other_numbers_than_its_parent() -> None:
     os.close(read)
     assert os.WIFEXITED(status) and os.WEXITSTATUS(status) == 0
     assert theirs != PROCESS_RANDOM.getrandbits(64)
+
+
+def test_pids_taken_ahead_are_each_handed_out_once() -> None:
+    """server.runtime.PidsAhead: ids of threads, never this process's, never twice."""
+    ahead = PidsAhead()
+    pids = [ahead.take() for _ in range(50)]
+    assert len(set(pids)) == 50
+    assert os.getpid() not in pids
+
+
+def test_a_pid_ready_is_used_only_while_fresh(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The id a thread put ready is the next one handed out, unless it is
+    MAX_AGE old or more: then one is made while the caller waits."""
+    import server.runtime as rt
+
+    made: list[int] = []
+    real_fresh = rt.fresh_pid
+    monkeypatch.setattr(rt, "fresh_pid", lambda: made.append(1) or real_fresh())
+    ahead = PidsAhead()
+    ahead._put_own_id()  # as the thread a take starts does, here from this thread
+    assert ahead.take() == threading.get_native_id()
+    assert made == []
+    ahead.MAX_AGE = 0.0  # whatever is ready is too old
+    ahead._put_own_id()
+    assert ahead.take() != threading.get_native_id()
+    assert made == [1]
+
+
+def test_a_forked_child_has_no_pid_ready_of_its_parents() -> None:
+    ahead = PidsAhead()
+    ahead._put_own_id()
+    pid = os.fork()
+    if pid == 0:  # the child: 0 when nothing is ready, then out
+        os._exit(0 if ahead._ready is None else 1)
+    _, status = os.waitpid(pid, 0)
+    assert os.WIFEXITED(status) and os.WEXITSTATUS(status) == 0
+    assert ahead._ready is not None  # the parent's is still there for the parent
