@@ -50,7 +50,7 @@ from collections.abc import Callable
 from contextlib import suppress
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Final
+from typing import Final, NoReturn
 
 from server.qdir import SPLIT, qfn
 from server.queue import codes
@@ -198,9 +198,22 @@ class MessageWriter:
         ``envelope`` is called after ``intd/N`` exists, as qmail-queue reads
         fd 1 only then; it may raise :class:`EnvelopeError`.
         """
+        intdfn = self.end(last)
+        try:
+            env = envelope()
+        except EnvelopeError as exc:
+            self.reject(intdfn, exc)
+        self.write_envelope(intdfn, env)
+        return self.commit(intdfn)
+
+    # finish() in its parts, for a caller that ends several messages together
+    # (server.queue.service's loop): end(), then write_envelope() or reject()
+    # once the envelope is read, then commit(), each message's in this order.
+
+    def end(self, last: bytes = b"") -> Path:
+        """Append ``last`` (the Received line at least), then step 5: ``intd/N``."""
         if self._done:
             raise QueueFailure(codes.WRITE_ERROR)
-        fileops, messfn = self.fileops, self.messfn
         try:
             if last or not self._started:
                 self._append(last)
@@ -209,33 +222,45 @@ class MessageWriter:
             raise QueueFailure(codes.WRITE_ERROR) from exc
         self._done = True  # from here on a failure cleans up as qmail-queue's exit does
         intdfn = qfn(self.job.queue, "intd", self.msgid)
-        _step(codes.INTD_TROUBLE, lambda: fileops.create_new(intdfn))
-        header = intd_header(self.job.uid, self.job.pid)
+        _step(codes.INTD_TROUBLE, lambda: self.fileops.create_new(intdfn))
+        return intdfn
+
+    def reject(self, intdfn: Path, exc: EnvelopeError) -> NoReturn:
+        """A bad or cut-off envelope: qmail-queue had fsync'd ``mess/N`` before
+        it read a byte of the envelope, so a failure there is what it reports
+        (53); else its exit code, what it leaves in ``intd/N`` depending on it."""
         try:
-            env = envelope()
-        except EnvelopeError as exc:
-            # qmail-queue had fsync'd mess/N before it read a byte of the
-            # envelope: a failure there is what it reports (53)
-            try:
-                self._sync(messfn)
-            except OSError as sync_exc:
-                _cleanup(fileops, intdfn, messfn)
-                raise QueueFailure(codes.WRITE_ERROR) from sync_exc
-            if exc.code == codes.READ_ERROR:
-                _cleanup(fileops, intdfn, messfn)
-            else:
-                _write_partial_intd(fileops, intdfn, header, exc)
-            raise QueueFailure(exc.code) from exc
+            self._sync(self.messfn)
+        except OSError as sync_exc:
+            _cleanup(self.fileops, intdfn, self.messfn)
+            raise QueueFailure(codes.WRITE_ERROR) from sync_exc
+        if exc.code == codes.READ_ERROR:
+            _cleanup(self.fileops, intdfn, self.messfn)
+        else:
+            header = intd_header(self.job.uid, self.job.pid)
+            _write_partial_intd(self.fileops, intdfn, header, exc)
+        raise QueueFailure(exc.code) from exc
+
+    def write_envelope(self, intdfn: Path, env: Envelope) -> None:
+        """Step 6: the ``u`` and ``p`` records and the envelope into ``intd/N``."""
         try:
-            fileops.append(intdfn, header + env.echo, fsync=False)
-            self._sync(messfn, intdfn)
+            header = intd_header(self.job.uid, self.job.pid)
+            self.fileops.append(intdfn, header + env.echo, fsync=False)
         except OSError as exc:
-            _cleanup(fileops, intdfn, messfn)
+            _cleanup(self.fileops, intdfn, self.messfn)
+            raise QueueFailure(codes.WRITE_ERROR) from exc
+
+    def commit(self, intdfn: Path) -> int:
+        """Steps 7-9: fsync ``mess/N`` then ``intd/N``, link ``todo/N``, pull the trigger."""
+        try:
+            self._sync(self.messfn, intdfn)
+        except OSError as exc:
+            _cleanup(self.fileops, intdfn, self.messfn)
             raise QueueFailure(codes.WRITE_ERROR) from exc
         todofn = qfn(self.job.queue, "todo", self.msgid)
-        _step(codes.TODO_TROUBLE, lambda: fileops.link(intdfn, todofn))
+        _step(codes.TODO_TROUBLE, lambda: self.fileops.link(intdfn, todofn))
         with suppress(OSError):  # triggerpull.c: "if it fails, bummer"
-            fileops.pull_trigger(self.job.queue / "lock" / "trigger")
+            self.fileops.pull_trigger(self.job.queue / "lock" / "trigger")
         return self.msgid
 
 
