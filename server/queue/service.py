@@ -23,8 +23,12 @@ A connection may carry one request after another: after an answer of exit
 same for all of them, the kernel's record of who connected), and after any
 other answer it hangs up, as the request may not have been read to its
 end. A caller that hangs up between requests ends nothing. Reusing a
-connection spares a connect, an accept and a thread per message
+connection spares a connect and an accept per message
 (server.queue.service_async keeps such connections for qmail-smtpd).
+
+One thread serves every caller (:class:`_Loop`): the requests read to
+their end together are ended together, so that one journal commit makes
+all of them durable, each message's files still in qmail-queue's order.
 
 The service starts the run (pid file, link to mess/) when the request's
 first length arrives and writes each frame of the message into ``mess/N``
@@ -41,9 +45,9 @@ from __future__ import annotations
 
 import dataclasses
 import os
+import selectors
 import socket
 import struct
-import threading
 from collections.abc import Iterator
 from contextlib import suppress
 from pathlib import Path
@@ -54,7 +58,7 @@ from server.errors import EXIT_TEMP
 from server.privsep import QmailIds
 from server.programs import ProgramContext
 from server.queue import codes
-from server.queue.core import QueueFailure, open_message
+from server.queue.core import MessageWriter, QueueFailure, open_message
 from server.queue.envelope import Envelope, EnvelopeError, parse_envelope
 from server.queue.invoker import invoker_from_uid, make_job
 
@@ -140,35 +144,31 @@ class QueueService:
     env: dict[str, str] = dataclasses.field(default_factory=dict)
 
     def serve_forever(self, sock: socket.socket) -> None:
-        while True:
-            conn, _ = sock.accept()
-            threading.Thread(target=self._one, args=(conn,), daemon=True).start()
+        """Every caller from one thread (:class:`_Loop`)."""
+        _Loop(self, sock).run()
 
-    def _one(self, conn: socket.socket) -> None:
-        with conn:
-            uid = peer_uid(conn)
-            code = codes.OK
-            while code == codes.OK and (first := _next_request(conn)) is not None:
-                code, qp = self.queue(uid, conn, first)
-                try:
-                    conn.sendall(answer(code, qp))
-                except OSError:  # a caller that went away learns nothing
-                    return
-
-    def queue(self, uid: int, conn: socket.socket, first: int | None = None) -> tuple[int, int]:
-        """One qmail-queue run for a caller of ``uid`` reading ``conn``: (exit code, qp).
-
-        ``first`` is the request's first length when it has been read already.
-        """
+    def open(self, uid: int) -> tuple[int, MessageWriter | int]:
+        """Start one qmail-queue run for a caller of ``uid``: (its pid, which is
+        the qp, and the writer of its message, or the exit code that ended it)."""
         runtime = dataclasses.replace(self.ctx.runtime, uid=uid)
         pid = runtime.next_pid()
         ctx = dataclasses.replace(self.ctx, runtime=runtime)
         try:
             job = make_job(ctx, self.env, pid, invoker_from_uid(uid, self.ids))
-            writer = open_message(job, runtime.fileops, fsync=runtime.fsync)
+            return pid, open_message(job, runtime.fileops, fsync=runtime.fsync)
         except QueueFailure as failure:
+            return pid, failure.code
+
+    def queue(self, uid: int, conn: socket.socket, first: int | None = None) -> tuple[int, int]:
+        """One qmail-queue run for a caller of ``uid`` reading ``conn``: (exit code, qp).
+
+        ``first`` is the request's first length when it has been read already.
+        (The simulator's service, one caller at a time, server.simqueue.)
+        """
+        pid, writer = self.open(uid)
+        if isinstance(writer, int):
             _drain(conn, first)  # so that the caller, still sending, reads the answer
-            return failure.code, pid
+            return writer, pid
         try:
             for frame in read_frames(conn, first):
                 writer.write(frame)
@@ -180,6 +180,256 @@ class QueueService:
         except QueueFailure as failure:
             return failure.code, pid
         return codes.OK, pid
+
+
+class _Frames:
+    """:func:`read_frames` without waiting: the bytes of a connection as they
+    come, given back as ("length", n) for each frame's length, then that
+    frame's bytes in pieces ("piece", bytes); None when more must come."""
+
+    def __init__(self) -> None:
+        self._buffer = bytearray()
+        self._left = 0  # bytes of the current frame still to come
+
+    def add(self, data: bytes) -> None:
+        self._buffer += data
+
+    def waiting(self) -> bool:
+        """Whether bytes have come that were not given back yet."""
+        return bool(self._buffer)
+
+    def next(self) -> tuple[str, int | bytes] | None:
+        if self._left:
+            if not self._buffer:
+                return None
+            piece = bytes(self._buffer[: self._left])
+            del self._buffer[: len(piece)]
+            self._left -= len(piece)
+            return "piece", piece
+        if len(self._buffer) < FRAME_LENGTH.size:
+            return None
+        (length,) = FRAME_LENGTH.unpack_from(self._buffer)
+        del self._buffer[: FRAME_LENGTH.size]
+        self._left = length if length <= MAX_FRAME else 0
+        return "length", int(length)
+
+
+@dataclasses.dataclass
+class _Caller:
+    """One connection, and the request on it being read."""
+
+    conn: socket.socket
+    uid: int
+    frames: _Frames = dataclasses.field(default_factory=_Frames)
+    #: 0 before the request's first length, 1 reading the message, 2 the envelope
+    part: int = 0
+    qp: int = 0
+    writer: MessageWriter | None = None
+    intdfn: Path | None = None
+    envelope: bytearray = dataclasses.field(default_factory=bytearray)
+    #: the envelope once read whole (or what was wrong with it)
+    env: Envelope | EnvelopeError | None = None
+    #: the request's exit code once known: a failure, or 0 once committed
+    code: int | None = None
+    #: read to its end: the request waits for its batch to be ended
+    ready: bool = False
+
+
+class _Loop:
+    """The service's callers, from one thread.
+
+    A selector reads each connection's bytes as they come, and each piece of
+    a message goes into ``mess/N`` at once (a connection holds about one
+    read). The requests read to their end in one pass of the loop are then
+    ended together: each one's envelope written into ``intd/N``, the kernel
+    asked to start writing all their files, and each message fsync'd
+    (``mess/N``, then ``intd/N``) and linked into ``todo/`` in turn, so that
+    the first fsync commits the whole batch to the journal. Each message's
+    steps keep qmail-queue's order (server.queue.core), and no thread hands
+    the interpreter to another at each system call, as one thread per
+    caller did.
+
+    A caller that stops half-way holds up only its own request; one that
+    sends a next request before its answer waits for the answer; one that
+    does not read its answers is hung up on.
+    """
+
+    def __init__(self, service: QueueService, sock: socket.socket) -> None:
+        self.service = service
+        self.sock = sock
+        self.selector = selectors.DefaultSelector()
+
+    def run(self) -> None:
+        self.sock.setblocking(False)
+        self.selector.register(self.sock, selectors.EVENT_READ)
+        again: list[_Caller] = []  # answered, with bytes of their next request already read
+        while True:
+            ready: list[_Caller] = []
+            for caller in again:
+                self._advance(caller, ready)
+            for key, _events in self.selector.select(0 if ready else None):
+                if key.data is None:
+                    self._accept()
+                else:
+                    self._read(key.data, ready)
+            self._end(ready)
+            again = [nxt for caller in ready if (nxt := self._answer(caller)) is not None]
+
+    def _accept(self) -> None:
+        while True:
+            try:
+                conn, _ = self.sock.accept()
+            except OSError:  # none waiting (or no descriptor left: that caller is refused)
+                return
+            conn.setblocking(False)
+            try:
+                caller = _Caller(conn, peer_uid(conn))
+            except OSError:
+                conn.close()
+                continue
+            self.selector.register(conn, selectors.EVENT_READ, caller)
+
+    def _read(self, caller: _Caller, ready: list[_Caller]) -> None:
+        try:
+            data = caller.conn.recv(MAX_FRAME)
+        except (BlockingIOError, InterruptedError):
+            return
+        except OSError:
+            data = b""
+        if not data:
+            self._gone(caller, hung_up=True)
+            return
+        caller.frames.add(data)
+        self._advance(caller, ready)
+
+    def _advance(self, caller: _Caller, ready: list[_Caller]) -> None:
+        """Take the caller's bytes as far as they go; a request read to its end
+        joins ``ready``, and nothing more is read from its caller until it is answered."""
+        try:
+            while not caller.ready and (token := caller.frames.next()) is not None:
+                value = token[1]
+                if isinstance(value, bytes):
+                    self._piece(caller, value)
+                else:
+                    self._length(caller, value)
+        except Exception:  # a bug of ours costs this caller its request, not the service
+            self._gone(caller)
+            return
+        if caller.ready:
+            self.selector.unregister(caller.conn)
+            ready.append(caller)
+
+    def _length(self, caller: _Caller, length: int) -> None:
+        if caller.part == 0:  # the request's first length: qmail-queue starts
+            caller.qp, writer = self.service.open(caller.uid)
+            if isinstance(writer, int):
+                caller.code = writer  # the rest is read and dropped, then answered
+            else:
+                caller.writer = writer
+            caller.part = 1
+        if length > MAX_FRAME:
+            self._cut_off(caller)
+        elif length == 0:  # the end of the message, then of the envelope
+            self._part_ends(caller)
+
+    def _piece(self, caller: _Caller, piece: bytes) -> None:
+        if caller.code is not None:
+            return  # a request that has failed is read to its end and dropped
+        if caller.part == 1 and caller.writer is not None:
+            caller.writer.write(piece)
+        elif caller.part == 2:
+            caller.envelope += piece
+            if len(caller.envelope) > MAX_ENVELOPE:
+                self._cut_off(caller)
+
+    def _part_ends(self, caller: _Caller) -> None:
+        if caller.part == 1:
+            caller.part = 2
+            if caller.writer is not None and caller.code is None:
+                try:
+                    caller.intdfn = caller.writer.end()
+                except QueueFailure as failure:
+                    caller.code = failure.code
+            return
+        if caller.code is None:
+            try:
+                caller.env = parse_envelope(bytes(caller.envelope))
+            except EnvelopeError as exc:
+                caller.env = exc
+        caller.ready = True
+
+    def _cut_off(self, caller: _Caller) -> None:
+        """A frame longer than any: as qmail-queue reading its pipe's end (54).
+        The request ends here, and is answered; the connection ends after it."""
+        if caller.code is None and caller.writer is not None:
+            if caller.part == 1:
+                caller.writer.abandon()
+                caller.code = codes.READ_ERROR
+            else:  # mess/N fsync'd, then both files removed, with the batch
+                caller.env = EnvelopeError(codes.READ_ERROR, b"")
+        caller.ready = True
+
+    def _gone(self, caller: _Caller, *, hung_up: bool = False) -> None:
+        """The caller's end of input (``hung_up``), or a bug of ours that failed
+        its request: what the request wrote is removed, as on qmail-queue's
+        read error (54), and the connection closed. A caller that hung up in
+        the middle of a request is answered first, if it still reads."""
+        with suppress(KeyError, ValueError):
+            self.selector.unregister(caller.conn)
+        writer, caller.writer = caller.writer, None
+        if writer is not None and caller.code is None:
+            caller.code = codes.READ_ERROR
+            if caller.intdfn is None:
+                writer.abandon()
+            else:
+                with suppress(QueueFailure):
+                    writer.reject(caller.intdfn, EnvelopeError(codes.READ_ERROR, b""))
+        if hung_up and caller.part and caller.code is not None:
+            with suppress(OSError):
+                caller.conn.send(answer(caller.code, caller.qp))
+        caller.conn.close()
+
+    def _end(self, ready: list[_Caller]) -> None:
+        """Steps 6-9 for the batch's requests, each message's in order."""
+        writing: list[tuple[_Caller, MessageWriter, Path]] = []
+        for caller in ready:
+            writer, intdfn, env = caller.writer, caller.intdfn, caller.env
+            if caller.code is not None or writer is None or intdfn is None or env is None:
+                continue
+            try:
+                if isinstance(env, EnvelopeError):
+                    writer.reject(intdfn, env)
+                writer.write_envelope(intdfn, env)
+                writing.append((caller, writer, intdfn))
+            except QueueFailure as failure:
+                caller.code = failure.code
+        runtime = self.service.ctx.runtime
+        if runtime.fsync and len(writing) > 1:  # the first fsync commits them all
+            runtime.fileops.start_writeback(*(p for _c, w, i in writing for p in (w.messfn, i)))
+        for caller, writer, intdfn in writing:
+            try:
+                writer.commit(intdfn)
+                caller.code = codes.OK
+            except QueueFailure as failure:
+                caller.code = failure.code
+
+    def _answer(self, caller: _Caller) -> _Caller | None:
+        """Send the request's answer. After exit 0 the connection goes on (a
+        new request on it, returned if bytes of it have come already); after
+        any other answer it is hung up on, as is a caller not reading answers."""
+        code = codes.READ_ERROR if caller.code is None else caller.code
+        data = answer(code, caller.qp)
+        try:  # a few bytes: a socket whose buffer cannot take them has a caller not reading
+            if caller.conn.send(data) != len(data):
+                code = -1
+        except OSError:
+            code = -1
+        if code != codes.OK:
+            caller.conn.close()
+            return None
+        nxt = _Caller(caller.conn, caller.uid, caller.frames)
+        self.selector.register(nxt.conn, selectors.EVENT_READ, nxt)
+        return nxt if nxt.frames.waiting() else None
 
 
 def answer(code: int, qp: int) -> bytes:

@@ -8,8 +8,8 @@ the loop itself: a message's frames are written as its pieces come (each
 write waits for the socket to drain, so a connection holds about one piece),
 and the answer is read with the loop's reader. After an answer of exit 0 the
 service waits for another request on the same connection, so the pool keeps
-the connection for the next message instead of connecting again (the service
-would start a thread for each new connection). A connection that failed, or
+the connection for the next message instead of connecting again (a connect
+and an accept each). A connection that failed, or
 whose answer was not 0, or whose message was abandoned, is closed: the
 service hangs up on it too, and a message abandoned half sent is removed by
 the service as qmail-queue's read error (54).
@@ -75,7 +75,7 @@ class ServicePool:
             conn[1].close()
 
     def close(self) -> None:
-        """Close every idle connection (the service's threads for them end)."""
+        """Close every idle connection (the service forgets them)."""
         idle, self._idle = self._idle, []
         for _reader, writer in idle:
             writer.close()

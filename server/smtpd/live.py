@@ -7,7 +7,7 @@ waits ``timeoutsmtpd`` seconds for each buffer, and runs qmail-queue in a
 worker thread so that one connection's fsyncs do not stall the others (and
 concurrent fsyncs share the file system's journal commits). On a split
 home, where the queue service (running as qmailq) does the queue's file
-steps in a thread of its own per connection, the loop itself talks to the
+steps for every connection from one loop of its own, the loop itself talks to the
 service (server.queue.service_async): no worker thread, a connection kept
 for the next message, and the run opened at DATA, before the 354, as
 qmail-smtpd's qmail_open() starts qmail-queue there.

@@ -139,3 +139,43 @@ def test_the_pool_without_a_service_is_a_temporary_failure(public_dir: Path) -> 
         return await run.close(ENVELOPE)
 
     assert asyncio.run(attempt()) == (111, 0)
+
+
+def _connect(service: Path) -> socket.socket:
+    conn = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    conn.connect(os.fspath(service))
+    conn.settimeout(30)  # an upper bound only: a hung service fails the test
+    return conn
+
+
+def test_a_request_sent_before_the_answer_waits_for_it(split: SplitHome, service: Path) -> None:
+    """The service reads a caller's next request only once it has answered the
+    one before: both are queued, and answered in order."""
+    with _connect(service) as conn:
+        conn.sendall(request(b"Subject: one\n\n1\n") + request(b"Subject: two\n\n2\n"))
+        answers = [read_answer(conn), read_answer(conn)]
+    assert [a and a[0] for a in answers] == [codes.OK, codes.OK]
+    assert len(files(split, "todo")) == 2
+
+
+def test_a_caller_half_way_holds_up_no_other(split: SplitHome, service: Path) -> None:
+    """One thread serves every caller: one stopped inside its message waits
+    alone, while requests of others are read, queued and answered, several
+    ended together (each message its own files, in qmail-queue's order)."""
+    whole = request(b"Subject: half\n\n" + b"x" * 1000 + b"\n")
+    with _connect(service) as slow:
+        slow.sendall(whole[:500])
+        others = [_connect(service) for _ in range(5)]
+        try:
+            for n, conn in enumerate(others):
+                conn.sendall(request(b"Subject: %d\n\nbody\n" % n))
+            answers = [read_answer(conn) for conn in others]
+        finally:
+            for conn in others:
+                conn.close()
+        assert [a and a[0] for a in answers] == [codes.OK] * 5
+        assert len(files(split, "todo")) == 5
+        slow.sendall(whole[500:])
+        assert (read_answer(slow) or (None,))[0] == codes.OK
+    assert len(files(split, "todo")) == 6 and files(split, "pid") == []
+    assert len(files(split, "intd")) == 6  # each todo/N a link of its intd/N
