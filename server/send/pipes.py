@@ -69,14 +69,24 @@ class ReportSplitter:
 
     def feed(self, data: bytes) -> list[tuple[int, bytes]]:
         done = []
-        for byte in data:
-            # the first byte is the delivery number and may itself be 0: only
-            # a NUL after it ends a report (qmail-send.c del_dochan)
-            if byte == 0 and len(self.line) > 1:
-                done.append((self.line[0], bytes(self.line[1:])))
-                self.line.clear()
-            elif len(self.line) < REPORTMAX:  # del_dochan keeps no more of a line
-                self.line.append(byte)
+        pos = 0
+        while pos < len(data):
+            if len(self.line) < 2:
+                # the delivery number, then the report's first byte: either
+                # may be 0; only a NUL after them ends a report (del_dochan)
+                self.line.append(data[pos])
+                pos += 1
+                continue
+            end = data.find(b"\0", pos)
+            stop = len(data) if end < 0 else end
+            room = REPORTMAX - len(self.line)  # del_dochan keeps no more of a line
+            if room > 0:
+                self.line += data[pos : min(stop, pos + room)]
+            if end < 0:
+                break
+            done.append((self.line[0], bytes(self.line[1:])))
+            self.line.clear()
+            pos = end + 1
         return done
 
 

@@ -72,6 +72,39 @@ def test_report_splitter_whole_bytewise_and_trailing(
     assert trailing.feed(wire + tail) == reports
 
 
+def _splitter_bytewise(data: bytes, limit: int) -> list[tuple[int, bytes]]:
+    """del_dochan's loop as qmail-send.c writes it, one byte at a time."""
+    line = bytearray()
+    done = []
+    for byte in data:
+        if byte == 0 and len(line) > 1:
+            done.append((line[0], bytes(line[1:])))
+            line.clear()
+        elif len(line) < limit:
+            line.append(byte)
+    return done
+
+
+@given(st.binary(max_size=300), st.lists(st.integers(1, 40), max_size=20), st.integers(2, 40))
+def test_report_splitter_is_del_dochans_byte_loop(wire: bytes, cuts: list[int], limit: int) -> None:
+    """Any bytes, in any chunks, with NULs anywhere (after the number too) and
+    lines past REPORTMAX: the same reports as del_dochan's byte-at-a-time loop."""
+    import server.send.pipes as pipes
+
+    splitter = ReportSplitter()
+    got: list[tuple[int, bytes]] = []
+    pos = 0
+    original = pipes.REPORTMAX
+    pipes.REPORTMAX = limit  # a small limit, for short examples
+    try:
+        for cut in [*cuts, len(wire)]:
+            got += splitter.feed(wire[pos : pos + cut])
+            pos += cut
+    finally:
+        pipes.REPORTMAX = original
+    assert got == _splitter_bytewise(wire, limit)
+
+
 class FullDisk(FileOps):
     full = True
 
