@@ -119,7 +119,10 @@ def todo_prepare_batch(
     store.start_writeback(
         [(w.msgid, sub) for w in written if isinstance(w, Written) for sub in w.files]
     )
-    return [w if isinstance(w, TodoDone) else todo_finish(store, w) for w in written]
+    synced = [w if isinstance(w, TodoDone) else todo_sync(store, w) for w in written]
+    ready = [w.msgid for w in synced if isinstance(w, Written)]
+    cleaned = dict(zip(ready, store.clean_all("todo", ready), strict=True))
+    return [w if isinstance(w, TodoDone) else _cleaned(w, cleaned[w.msgid]) for w in synced]
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -177,16 +180,30 @@ def todo_write(store: QueueStore, cfg: SendConfig, msgid: int, now: int) -> Todo
 def todo_finish(store: QueueStore, written: Written) -> TodoDone:
     """todo_do's fsyncs (info/, then each channel file: one journal commit,
     QueueStore.sync), then qmail-clean's ``todo/N``."""
-    msgid, lines, files = written.msgid, written.lines, written.files
+    synced = todo_sync(store, written)
+    if isinstance(synced, TodoDone):
+        return synced
+    return _cleaned(synced, store.clean("todo", synced.msgid))
+
+
+def todo_sync(store: QueueStore, written: Written) -> Written | TodoDone:
+    """todo_do's fsyncs: info/, then each channel file (QueueStore.sync); a
+    :class:`TodoDone` when one failed."""
+    msgid, files = written.msgid, written.files
     try:
         store.sync(msgid, *files)
     except OSError as exc:
         paths = {str(store.path(sub, msgid)): sub for sub in files}
         where = rel(paths.get(exc.filename, "info"), msgid)
-        return _failed(msgid, lines, L.warning("trouble fsyncing", where))
-    if not store.clean("todo", msgid):
-        return _failed(msgid, lines, L.clean_failed(rel("todo", msgid)))
-    return TodoDone(msgid=msgid, lines=lines, chan=written.chan)
+        return _failed(msgid, written.lines, L.warning("trouble fsyncing", where))
+    return written
+
+
+def _cleaned(written: Written, ok: bool) -> TodoDone:
+    """The entry once qmail-clean has answered its ``todo/N``."""
+    if not ok:
+        return _failed(written.msgid, written.lines, L.clean_failed(rel("todo", written.msgid)))
+    return TodoDone(msgid=written.msgid, lines=written.lines, chan=written.chan)
 
 
 def _failed(msgid: int, lines: list[str], line: str) -> TodoDone:

@@ -196,14 +196,26 @@ class CleanPipe:
         self.dead = False
 
     def __call__(self, kind: str, msgid: int) -> bool:
+        return self.many(kind, [msgid])[0]
+
+    def many(self, kind: str, msgids: list[int]) -> list[bool]:
+        """Several commands written at once, then each one's answer read
+        (qmail-clean answers in the order the commands came): one round trip
+        where one each took as many."""
+        if not msgids:
+            return []
         with self.write_lock:
             try:
-                _write_all(self.fd_out, f"{kind}/{msgid}\0".encode())
+                _write_all(self.fd_out, b"".join(f"{kind}/{m}\0".encode() for m in msgids))
             except OSError:
                 self.dead = True
-                return False
-            ticket = self.sent
-            self.sent += 1
+                return [False] * len(msgids)
+            first = self.sent
+            self.sent += len(msgids)
+        return [self._answer(ticket) for ticket in range(first, first + len(msgids))]
+
+    def _answer(self, ticket: int) -> bool:
+        """The answer to command number ``ticket``, read (with any before it) if not yet in."""
         with self.read_lock:
             while ticket not in self.answers and not self.dead:
                 try:

@@ -264,6 +264,13 @@ class QueueStore:
                     return False
         return True
 
+    def clean_all(self, kind: str, msgids: list[int]) -> list[bool]:
+        """:meth:`clean` for several messages; to qmail-clean, in one round trip."""
+        many = getattr(self.cleaner, "many", None)
+        if many is not None:
+            return list(many(kind, msgids))
+        return [self.clean(kind, msgid) for msgid in msgids]
+
     def atime(self, path: Path) -> int | None:
         try:
             return int(os.stat(path).st_atime)

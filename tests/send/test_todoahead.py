@@ -316,6 +316,30 @@ def test_clean_commands_from_many_threads_get_their_own_answers(
     assert (queue / "mess" / str(bad % 23) / str(bad)).is_dir()
 
 
+def test_clean_commands_written_together_get_their_answers_in_order(
+    home: Path, cleaner: CleanPipe
+) -> None:
+    """CleanPipe.many (a todo/ batch's cleans): the commands in one write, each
+    answer to its own command, a threaded caller's single command among them."""
+    queue = home / "queue"
+    ids = list(range(200, 220))
+    for msgid in ids:
+        (queue / "intd" / str(msgid)).write_bytes(b"x")
+        (queue / "todo" / str(msgid)).write_bytes(b"x")
+    bad = ids[7]
+    (queue / "todo" / str(bad)).unlink()
+    (queue / "todo" / str(bad)).mkdir()  # qmail-clean cannot remove it: "!"
+    with ThreadPoolExecutor(2) as pool:
+        alone = pool.submit(cleaner, "todo", 999)  # nothing there: removed already, "+"
+        together = pool.submit(cleaner.many, "todo", ids)
+        assert alone.result(WAIT) is True
+        answers = together.result(WAIT)
+    assert answers == [msgid != bad for msgid in ids]
+    assert cleaner.many("todo", []) == []
+    for msgid in ids:
+        assert (queue / "todo" / str(msgid)).exists() == (msgid == bad)
+
+
 def test_a_clean_pipe_that_closes_is_dead(home: Path) -> None:
     to_clean_r, to_clean_w = os.pipe()
     from_clean_r, from_clean_w = os.pipe()
