@@ -114,10 +114,16 @@ def start_writeback(fd: int) -> None:
         call(fd, 0, 0, _SYNC_FILE_RANGE_WRITE)
 
 
+#: a file's name as the durable steps take it: a Path, or a str where the
+#: caller builds many (server.local.maildir: pathlib costs a delivery more
+#: than its own system calls)
+StrPath = str | os.PathLike[str]
+
+
 class FileOps:
     """The durable file steps, done for real. Subclass to inject faults."""
 
-    def write_new(self, path: Path, data: bytes, mode: int = 0o644) -> int:
+    def write_new(self, path: StrPath, data: bytes, mode: int = 0o644) -> int:
         """Create ``path`` exclusively, write ``data``, fsync; return its inode."""
         fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, mode)
         try:
@@ -137,13 +143,13 @@ class FileOps:
         finally:
             os.close(fd)
 
-    def link(self, src: Path, dst: Path) -> None:
+    def link(self, src: StrPath, dst: StrPath) -> None:
         os.link(src, dst)
 
     def rename(self, src: Path, dst: Path) -> None:
         os.rename(src, dst)
 
-    def unlink(self, path: Path) -> None:
+    def unlink(self, path: StrPath) -> None:
         os.unlink(path)
 
     def mkdir(self, path: Path, mode: int = 0o700) -> None:

@@ -157,7 +157,8 @@ def _worker_payload(delivery: Delivery, split_home: Path | None) -> bytes | None
         message=b"",  # read from the queue file in the worker
         message_path=None,
     )
-    return privsep.pickle_job(_WORK, (job, split_home))
+    # the home as a str: a Path costs more to unpickle than the rest of the job
+    return privsep.pickle_job(_WORK, (job, None if split_home is None else str(split_home)))
 
 
 _WORKERS = privsep.WorkerPool()
@@ -167,7 +168,7 @@ _WORK = "server.local.asuser:work_in_worker"
 
 
 def work_in_worker(
-    job: tuple[Delivery, Path | None], message_fd: int | None, end: privsep.ChildEnd
+    job: tuple[Delivery, str | None], message_fd: int | None, end: privsep.ChildEnd
 ) -> bytes:
     """In a worker, as the user: one qmail-local run; every Maildir name gets a
     fresh pid (the worker's own would repeat)."""
@@ -184,7 +185,7 @@ def _unset_forwarder(*_args: object) -> ForwardResult:
 def _run_in_child(
     delivery: Delivery,
     end: privsep.ChildEnd,
-    split_home: Path | None,
+    split_home: str | Path | None,
     message_fd: int,
     *,
     own_pid_first: bool = True,
@@ -207,15 +208,13 @@ def _run_in_child(
     except OSError as exc:  # qmail-local: reading fd 0 failed
         text = replies.read_failed(exc.errno or 0).encode() + b"\n"
         return privsep.pack_fields([b"111", text, b"", text, b"0"])
-    child = dataclasses.replace(
-        delivery,
-        message=message,
-        runtime=dataclasses.replace(runtime, next_pid=next_pid),
-        forwarder=_child_forwarder(end, count, split_home, runtime),
-        message_path=None,
-        message_fd=message_fd,
-    )
-    outcome = child.run()
+    # the child's own copy (unpickled, or forked): set in place, not copied again
+    delivery.message = message
+    delivery.runtime = dataclasses.replace(runtime, next_pid=next_pid)
+    delivery.forwarder = _child_forwarder(end, count, split_home, runtime)
+    delivery.message_path = None
+    delivery.message_fd = message_fd
+    outcome = delivery.run()
     code = str(outcome.code).encode()
     pids = str(count[0]).encode()
     return privsep.pack_fields([code, outcome.output, outcome.stdout, outcome.stderr, pids])
@@ -249,12 +248,26 @@ def _outcome(result: bytes) -> tuple[Outcome, int]:
 
 
 def _child_forwarder(
-    end: privsep.ChildEnd, count: list[int], split_home: Path | None, runtime: Runtime
+    end: privsep.ChildEnd, count: list[int], split_home: str | Path | None, runtime: Runtime
 ) -> Forwarder:
     """In a split home, qmail-queue as a process (setuid qmailq); else ask the parent."""
     if split_home is not None:
-        ctx = ProgramContext(home=split_home, runtime=runtime, stderr=io.BytesIO(), inprocess=False)
-        return queue_forwarder(ctx)
+        home = split_home
+
+        def queue_it(
+            env: Mapping[str, str],
+            message: bytes,
+            sender: str,
+            recipients: Sequence[str],
+            invoker: Invoker,
+        ) -> ForwardResult:
+            # made only when a forward is queued (most deliveries have none)
+            ctx = ProgramContext(
+                home=Path(home), runtime=runtime, stderr=io.BytesIO(), inprocess=False
+            )
+            return queue_forwarder(ctx)(env, message, sender, recipients, invoker)
+
+        return queue_it
 
     def forward(
         env: Mapping[str, str],

@@ -63,7 +63,7 @@ def run(
     command: bytes,
     *,
     env: Mapping[str, str],
-    cwd: Path,
+    cwd: str | Path,
     message: bytes,
     message_path: Path | None = None,
     message_fd: int | None = None,

@@ -27,7 +27,6 @@ from __future__ import annotations
 import contextlib
 import os
 import stat
-from pathlib import Path
 
 from server.errors import TempFail
 from server.local import replies
@@ -45,7 +44,7 @@ def unique_name(runtime: Runtime, pid: int) -> str:
     return f"{runtime.now()}.{pid}.{host}"
 
 
-def _enter(maildir: Path) -> None:
+def _enter(maildir: str) -> None:
     """Stand-in for chdir(maildir): the same errors, no change of cwd."""
     try:
         st = os.stat(maildir)
@@ -63,8 +62,11 @@ def _chdir_failure(err: int) -> TempFail:
     return TempFail(replies.MAILDIR_CHDIR)
 
 
-def deliver(maildir: Path, header: bytes, message: bytes, runtime: Runtime) -> str:
+def deliver(maildir: str, header: bytes, message: bytes, runtime: Runtime) -> str:
     """Deliver ``header`` + ``message`` into ``maildir``; return the file's name.
+
+    Names are strings, joined as qmail-local's relative names are (``tmp/``,
+    ``new/``): pathlib would cost a delivery more than its system calls.
 
     Raises :class:`TempFail` with qmail-local's text on any failure.
     """
@@ -72,7 +74,7 @@ def deliver(maildir: Path, header: bytes, message: bytes, runtime: Runtime) -> s
     pid = runtime.next_pid()
     for _ in range(NAME_TRIES):
         name = unique_name(runtime, pid)
-        tmp = maildir / "tmp" / name
+        tmp = os.path.join(maildir, "tmp", name)
         try:
             os.stat(tmp)
         except FileNotFoundError:
@@ -81,7 +83,7 @@ def deliver(maildir: Path, header: bytes, message: bytes, runtime: Runtime) -> s
             pass
     else:
         raise TempFail(replies.MAILDIR_TEMP)
-    new = maildir / "new" / name
+    new = os.path.join(maildir, "new", name)
     ops = runtime.fileops
     try:
         ops.write_new(tmp, header + message, 0o600)
@@ -97,6 +99,6 @@ def deliver(maildir: Path, header: bytes, message: bytes, runtime: Runtime) -> s
     return name
 
 
-def _try_unlink(runtime: Runtime, path: Path) -> None:
+def _try_unlink(runtime: Runtime, path: str) -> None:
     with contextlib.suppress(OSError):
         runtime.fileops.unlink(path)

@@ -71,7 +71,7 @@ def quote_message(message: bytes) -> bytes:
 
 
 def deliver(
-    path: Path, display: str, header: bytes, message: bytes, locker: Locker = lock_ex
+    path: str | Path, display: str, header: bytes, message: bytes, locker: Locker = lock_ex
 ) -> None:
     """Append to the mbox at ``path`` (``display`` is the name as the .qmail wrote it)."""
     try:

@@ -165,7 +165,7 @@ class Delivery:
         a = self.args
         if not a.homedir.startswith("/"):
             raise _Exit(EXIT_PERM, replies.USAGE)
-        self.home = Path(a.homedir)
+        self.home = a.homedir  # a str: every name below is joined to it (no pathlib)
         self._check_home()
         self.newenv: dict[str, str] = dict(self.env)
         self._set_env()
@@ -246,7 +246,7 @@ class Delivery:
 
     def _open_qmail(self, name: str) -> bytes | None:
         """qmeexists(): the file's bytes, None when there is no usable file."""
-        path = self.home / name
+        path = os.path.join(self.home, name)
         try:
             fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK)
         except OSError as exc:
@@ -282,7 +282,7 @@ class Delivery:
     def _exists(self, name: str) -> bool:
         """qmeox(): stat() succeeds; a temporary error defers."""
         try:
-            os.stat(self.home / name)
+            os.stat(os.path.join(self.home, name))
         except OSError as exc:
             if replies.error_temp(_errno(exc)):
                 raise TempFail(replies.open_qmail_failed(name, _errno(exc))) from exc
@@ -332,7 +332,7 @@ class Delivery:
         if not self.args.flagdoit:
             self.say(f"{kind} {arg}")
             return
-        path = self.home / os.fsdecode(arg.encode("latin-1"))
+        path = os.path.join(self.home, os.fsdecode(arg.encode("latin-1")))
         if kind == "maildir":
             header = (self.rpline + self.dtline).encode("latin-1", "replace")
             maildir.deliver(path, header, self.message, self.runtime)
