@@ -186,3 +186,43 @@ def test_a_connection_reset_mid_message_leaves_nothing(home: Path) -> None:
     assert code == 1
     assert writes.sizes
     assert mess_files(home) == []  # the worker threads are done once it returns
+
+
+def test_no_command_within_timeoutsmtpd_is_451_and_the_end(home: Path) -> None:
+    """live.ReadLimit: a read that gets nothing within timeoutsmtpd (0 here:
+    the connection's timer fires at the loop's next turn) is die_alarm()."""
+    (home / "control" / "timeoutsmtpd").write_text("0\n")
+
+    async def silent(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> bytes:
+        return await reader.read()  # sends nothing, hears all until the server hangs up
+
+    heard, code = one_connection(context(home, FileOps()), ENV, silent)
+    assert heard.startswith(b"220 ") and heard.endswith(replies.TIMEOUT)
+    assert code == 1
+
+
+def test_a_read_limit_lets_another_cancel_through() -> None:
+    """A cancel that is not the limit's (the server stopping) goes on up."""
+
+    async def main() -> None:
+        reader = asyncio.StreamReader()
+
+        async def reading() -> bytes | None:
+            return await live.ReadLimit(1200).read(reader, 10)
+
+        task = asyncio.create_task(reading())
+        await asyncio.sleep(0)  # the read is under way
+        task.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await task
+
+        async def fed() -> bytes | None:
+            limit = live.ReadLimit(1200)
+            reader.feed_data(b"HELO x\r\n")
+            got = await limit.read(reader, 10)
+            limit.close()
+            return got
+
+        assert await fed() == b"HELO x\r\n"
+
+    asyncio.run(main())
