@@ -31,6 +31,7 @@ from pathlib import Path
 from typing import BinaryIO
 
 from server.local import replies
+from server.runtime import StrPath
 
 #: mailprogram(): the exit codes qmail-local turns into a permanent failure.
 PERMANENT_CODES = frozenset({100, 64, 65, 70, 76, 77, 78, 112})
@@ -65,7 +66,7 @@ def run(
     env: Mapping[str, str],
     cwd: str | Path,
     message: bytes,
-    message_path: Path | None = None,
+    message_path: StrPath | None = None,
     message_fd: int | None = None,
     timeout: float | None = None,
     outputs: tuple[int, int] | None = None,

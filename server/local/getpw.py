@@ -25,7 +25,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO, Protocol
 
-from server import cdb
+from server import cdb, filecache
 from server.local import replies
 from server.programs import ProgramContext
 from server.scan import scan_ulong
@@ -112,18 +112,37 @@ def _chars(data: bytes) -> set[bytes]:
     return {data[i : i + 1] for i in range(len(data))}
 
 
+#: The last users/cdb bytes read, and what each local part looked up in them
+#: found: qmail-lspawn looks up every delivery's address, and the answer is
+#: a function of the file's bytes (server.filecache hands back the same
+#: object while the file is unchanged; a changed file is a new object).
+_found: tuple[bytes, dict[str, Nughde | None]] = (b"", {})
+#: local parts remembered at most for one users/cdb
+FOUND_MAX = 4096
+
+
 def users_cdb_lookup(home: Path, local: str) -> Nughde | None:
     """The users/cdb step: missing file is no match, an unreadable one QLX_CDB."""
+    global _found
     try:
-        reader = cdb.Reader.open(home / "users" / "cdb")
+        data = filecache.read_bytes(os.path.join(home, "users", "cdb"))
     except FileNotFoundError:
         return None
-    except (OSError, cdb.CdbError) as exc:
+    except OSError as exc:
         raise LspawnExit(replies.QLX_CDB) from exc
+    of, found = _found
+    if of is not data:
+        found = {}
+        _found = (data, found)
+    if local in found:
+        return found[local]
     try:
-        return cdb_lookup(reader, local)
+        nughde = cdb_lookup(cdb.Reader(data), local)
     except cdb.CdbError as exc:
         raise LspawnExit(replies.QLX_CDB) from exc
+    if len(found) < FOUND_MAX:
+        found[local] = nughde
+    return nughde
 
 
 # --- the passwd database ----------------------------------------------------

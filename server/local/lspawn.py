@@ -54,7 +54,7 @@ from server.local.getpw import (
 from server.local.program import Delivery, LocalArgs
 from server.privsep import QmailIds, privileged
 from server.programs import ProgramContext, real_pids, with_counting_pids
-from server.runtime import fresh_pid
+from server.runtime import StrPath, fresh_pid
 from server.spawn import DeliveryJob
 
 #: Our limit on one ``|command`` (qmail has none); the caller may change it.
@@ -141,7 +141,7 @@ class LocalChannel:
     def deliver(self, job: DeliveryJob) -> bytes:
         return self.deliver_path(job.message, job.sender, job.recipient)
 
-    def deliver_path(self, message: Path, sender: str, recipient: str) -> bytes:
+    def deliver_path(self, message: StrPath, sender: str, recipient: str) -> bytes:
         begun = self.begin_path(message, sender, recipient, wait=True)
         if isinstance(begun, bytes):
             return begun
@@ -149,7 +149,7 @@ class LocalChannel:
         return begun()
 
     def begin_path(
-        self, message: Path, sender: str, recipient: str, *, wait: bool = False
+        self, message: StrPath, sender: str, recipient: str, *, wait: bool = False
     ) -> spawnpipe.Begun:
         """:meth:`deliver_path` in the parts a selector's loop wants
         (spawnpipe.serve_selecting): the report when it is known at once, a
@@ -170,7 +170,7 @@ class LocalChannel:
             os.close(fd)  # a worker has its own (sent with the job)
 
     def _begin_open(
-        self, fd: int, message: Path, sender: str, local: str, host: str, *, wait: bool
+        self, fd: int, message: StrPath, sender: str, local: str, host: str, *, wait: bool
     ) -> spawnpipe.Begun:
         if not local:  # spawn.c: "<>" — nothing to deliver, success
             return report(0, b"")
@@ -241,8 +241,8 @@ def _begin_command(channel: LocalChannel, cmd: spawnpipe.Command) -> spawnpipe.B
     return _Guarded(begun)
 
 
-def _command_args(channel: LocalChannel, cmd: spawnpipe.Command) -> tuple[Path, str, str]:
-    mess = channel.ctx.home / "queue" / "mess" / cmd.messid.decode("latin-1")
+def _command_args(channel: LocalChannel, cmd: spawnpipe.Command) -> tuple[str, str, str]:
+    mess = os.path.join(channel.ctx.home, "queue", "mess", cmd.messid.decode("latin-1"))
     return mess, cmd.sender.decode("latin-1"), cmd.recipient.decode("latin-1")
 
 

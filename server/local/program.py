@@ -25,7 +25,6 @@ import os
 import stat
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import BinaryIO
 
 from server.errors import EXIT_OK, EXIT_PERM, EXIT_TEMP, PermFail, QmailFailure, TempFail
@@ -35,7 +34,7 @@ from server.local.forwarding import Forwarder, Invoker, new_sender, queue_forwar
 from server.local.getpw import ALIAS_USER
 from server.local.locking import Locker, lock_ex
 from server.programs import ProgramContext
-from server.runtime import Runtime
+from server.runtime import Runtime, StrPath
 
 #: conf-patrn: these mode bits are not allowed on ~ and ~/.qmail files.
 AUTO_PATRN = 0o002
@@ -120,7 +119,7 @@ class Delivery:
     env: Mapping[str, str]
     forwarder: Forwarder
     uid: int = 0
-    message_path: Path | None = None
+    message_path: StrPath | None = None
     message_fd: int | None = None  # a seekable stdin holding the message
     program_timeout: float | None = None
     locker: Locker = lock_ex

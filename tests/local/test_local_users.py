@@ -128,6 +128,30 @@ def test_qmail_newu_program_writes_users_cdb(ctx: ProgramContext) -> None:
     assert found is not None and found.user == "joe"
 
 
+def test_a_lookup_is_remembered_until_users_cdb_changes(
+    ctx: ProgramContext, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """getpw.users_cdb_lookup: the same address in the same users/cdb is looked
+    up once; qmail-newu's new users/cdb is seen by the next delivery."""
+    import time
+
+    from server import filecache
+
+    def newu_with(uid: int) -> None:
+        (ctx.home / "users" / "assign").write_text(f"=joe:joe:{uid}:{uid}:/home/joe:::\n.\n")
+        assert newu.main(["qmail-newu"], {}, io.BytesIO(), io.BytesIO(), ctx) == 0
+
+    newu_with(1001)
+    # the file looks older than filecache.RACY: its bytes are kept, not read again
+    monkeypatch.setattr(filecache, "_now_ns", lambda: time.time_ns() + 10**10)
+    first = getpw.users_cdb_lookup(ctx.home, "joe")
+    assert first is not None and first.uid == 1001
+    assert getpw.users_cdb_lookup(ctx.home, "joe") is first
+    newu_with(1002)  # a new file (qmail-newu renames cdb.tmp over it)
+    again = getpw.users_cdb_lookup(ctx.home, "joe")
+    assert again is not None and again.uid == 1002
+
+
 def test_qmail_newu_bad_format_message(ctx: ProgramContext) -> None:
     (ctx.home / "users" / "assign").write_bytes(b"=joe\n.\n")
     assert newu.main(["qmail-newu"], {}, io.BytesIO(), io.BytesIO(), ctx) == 111
