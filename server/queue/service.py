@@ -67,6 +67,9 @@ MAX_FRAME: Final = 1 << 20
 #: The largest envelope the service reads (it parses an envelope whole);
 #: this only stops a runaway caller.
 MAX_ENVELOPE: Final = 1 << 31
+#: What the service's loop reads at a time: small enough to come from the
+#: heap (a MAX_FRAME buffer is mapped and unmapped again for every read).
+READ_SIZE: Final = 1 << 16
 #: A frame's length, before its bytes.
 FRAME_LENGTH = struct.Struct(">Q")
 _PEERCRED = struct.Struct("3i")  # pid, uid, gid
@@ -291,7 +294,7 @@ class _Loop:
 
     def _read(self, caller: _Caller, ready: list[_Caller]) -> None:
         try:
-            data = caller.conn.recv(MAX_FRAME)
+            data = caller.conn.recv(READ_SIZE)
         except (BlockingIOError, InterruptedError):
             return
         except OSError:
