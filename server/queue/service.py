@@ -217,7 +217,7 @@ class _Frames:
         return "length", int(length)
 
 
-@dataclasses.dataclass
+@dataclasses.dataclass(eq=False)
 class _Caller:
     """One connection, and the request on it being read."""
 
@@ -261,6 +261,8 @@ class _Loop:
         self.service = service
         self.sock = sock
         self.selector = selectors.DefaultSelector()
+        #: no new caller is accepted until a connection closes (out of descriptors)
+        self.full = False
 
     def run(self) -> None:
         self.sock.setblocking(False)
@@ -275,14 +277,18 @@ class _Loop:
                     self._accept()
                 else:
                     self._read(key.data, ready)
-            self._end(ready)
-            again = [nxt for caller in ready if (nxt := self._answer(caller)) is not None]
+            ended = self._end(ready)
+            again = [nxt for caller in ended if (nxt := self._answer(caller)) is not None]
 
     def _accept(self) -> None:
         while True:
             try:
                 conn, _ = self.sock.accept()
-            except OSError:  # none waiting (or no descriptor left: that caller is refused)
+            except (BlockingIOError, InterruptedError):
+                return  # none waiting
+            except OSError:  # no descriptor left: accept again once a connection closes
+                self.full = True
+                self.selector.unregister(self.sock)
                 return
             conn.setblocking(False)
             try:
@@ -372,6 +378,12 @@ class _Loop:
                 caller.env = EnvelopeError(codes.READ_ERROR, b"")
         caller.ready = True
 
+    def _close(self, caller: _Caller) -> None:
+        caller.conn.close()
+        if self.full:  # a descriptor is free again: callers waiting are accepted
+            self.full = False
+            self.selector.register(self.sock, selectors.EVENT_READ)
+
     def _gone(self, caller: _Caller, *, hung_up: bool = False) -> None:
         """The caller's end of input (``hung_up``), or a bug of ours that failed
         its request: what the request wrote is removed, as on qmail-queue's
@@ -390,11 +402,14 @@ class _Loop:
         if hung_up and caller.part and caller.code is not None:
             with suppress(OSError):
                 caller.conn.send(answer(caller.code, caller.qp))
-        caller.conn.close()
+        self._close(caller)
 
-    def _end(self, ready: list[_Caller]) -> None:
-        """Steps 6-9 for the batch's requests, each message's in order."""
+    def _end(self, ready: list[_Caller]) -> list[_Caller]:
+        """Steps 6-9 for the batch's requests, each message's in order; the
+        callers to answer (one that a bug of ours failed is hung up on, as a
+        crashed qmail-queue leaves its caller without an exit code of its own)."""
         writing: list[tuple[_Caller, MessageWriter, Path]] = []
+        failed: list[_Caller] = []
         for caller in ready:
             writer, intdfn, env = caller.writer, caller.intdfn, caller.env
             if caller.code is not None or writer is None or intdfn is None or env is None:
@@ -406,6 +421,8 @@ class _Loop:
                 writing.append((caller, writer, intdfn))
             except QueueFailure as failure:
                 caller.code = failure.code
+            except Exception:
+                failed.append(caller)
         runtime = self.service.ctx.runtime
         if runtime.fsync and len(writing) > 1:  # the first fsync commits them all
             runtime.fileops.start_writeback(*(p for _c, w, i in writing for p in (w.messfn, i)))
@@ -415,6 +432,11 @@ class _Loop:
                 caller.code = codes.OK
             except QueueFailure as failure:
                 caller.code = failure.code
+            except Exception:
+                failed.append(caller)
+        for caller in failed:
+            self._gone(caller)
+        return [caller for caller in ready if caller not in failed]  # (by identity)
 
     def _answer(self, caller: _Caller) -> _Caller | None:
         """Send the request's answer. After exit 0 the connection goes on (a
@@ -428,7 +450,7 @@ class _Loop:
         except OSError:
             code = -1
         if code != codes.OK:
-            caller.conn.close()
+            self._close(caller)
             return None
         nxt = _Caller(caller.conn, caller.uid, caller.frames)
         self.selector.register(nxt.conn, selectors.EVENT_READ, nxt)

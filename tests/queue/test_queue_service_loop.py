@@ -1,0 +1,71 @@
+"""The queue service's loop (server.queue.service._Loop) in this process: a
+bug of ours while ending one caller's request costs that caller alone.
+
+Needs no root: the service runs in a thread as whoever runs the tests, on a
+home of theirs; its callers' uid only words the Received line.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import io
+import socket
+import threading
+from pathlib import Path
+
+from server.errors import EXIT_TEMP
+from server.privsep import QmailIds
+from server.programs import ProgramContext
+from server.queue import codes
+from server.queue.envelope import encode_envelope
+from server.queue.service import QueueService, queue_via
+from server.runtime import FileOps, StrPath, real_runtime
+
+ENVELOPE = encode_envelope("a@example.org", ["b@example.org"])
+IDS = QmailIds(
+    alias=7790,
+    qmaild=7791,
+    qmaill=7792,
+    qmailp=7793,
+    qmailq=7794,
+    qmailr=7795,
+    qmails=7796,
+    nofiles=7797,
+    qmail=7798,
+)
+
+
+class BrokenOnce(FileOps):
+    """The real steps, but the first envelope written into intd/ hits a bug of ours."""
+
+    def __init__(self) -> None:
+        self.broke = False
+
+    def append(self, path: StrPath, data: bytes, *, fsync: bool = True) -> None:
+        if "intd" in str(path) and not self.broke:
+            self.broke = True
+            raise RuntimeError("a bug")
+        super().append(path, data, fsync=fsync)
+
+
+def test_a_bug_ending_one_request_hangs_up_on_that_caller_alone(home: Path, tmp_path: Path) -> None:
+    runtime = dataclasses.replace(real_runtime(), fileops=BrokenOnce())
+    ctx = ProgramContext(home=home, runtime=runtime, stderr=io.BytesIO(), inprocess=False)
+    path = tmp_path / "queue.sock"
+    sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    sock.bind(str(path))
+    sock.listen(8)
+    service = threading.Thread(
+        target=QueueService(ctx, IDS).serve_forever, args=(sock,), daemon=True
+    )
+    service.start()
+    try:
+        first = queue_via(path, b"Subject: one\n\n1\n", ENVELOPE)
+        second = queue_via(path, b"Subject: two\n\n2\n", ENVELOPE)
+    finally:
+        sock.close()  # the loop's thread is left waiting on it (a daemon)
+    assert first[0] == EXIT_TEMP  # no answer: as a crashed qmail-queue, 111 for the caller
+    assert second[0] == codes.OK
+    queue = home / "queue"
+    assert len(list((queue / "todo").iterdir())) == 1
+    assert sum(1 for p in (queue / "mess").rglob("*") if p.is_file()) == 1  # the first removed
