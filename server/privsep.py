@@ -378,20 +378,6 @@ class Worker:
             return False
         return True
 
-    def run(
-        self, payload: bytes, fd: int | None, serve: Callable[[bytes], bytes]
-    ) -> tuple[bytes | None, int]:
-        """Like :func:`run_as`, for a ``payload`` made by :func:`pickle_job`: its
-        entry is called in the worker with (job, the descriptor or None, a
-        ChildEnd) and returns the result bytes. A worker that dies or
-        misbehaves is dead for good."""
-        if not self.send(payload, fd):
-            return None, 9  # as waitpid: killed; the caller reports a crash
-        result, status = _parent_side(self._sock, serve)
-        if result is None:
-            self.close()
-        return result, status
-
     def fileno(self) -> int:
         return self._sock.fileno()
 
@@ -433,20 +419,6 @@ class WorkerPool:
         self._idle: dict[tuple[int, int], list[tuple[Worker, float]]] = {}
         self._swept = time.monotonic()
 
-    def run(
-        self,
-        uid: int,
-        gid: int,
-        payload: bytes,
-        fd: int | None,
-        serve: Callable[[bytes], bytes],
-    ) -> tuple[bytes | None, int]:
-        worker = self._take(uid, gid)
-        try:
-            return worker.run(payload, fd, serve)
-        finally:
-            self.give(worker)
-
     def _take(self, uid: int, gid: int) -> Worker:
         now = time.monotonic()
         with self._lock:
@@ -475,9 +447,12 @@ class WorkerPool:
         fd: int | None,
         serve: Callable[[bytes], bytes],
     ) -> WorkerJob:
-        """Like :meth:`run`, without waiting: the job is sent, and the
-        :class:`WorkerJob` returned is read from as its worker answers (a
-        selector's loop; bin/qmail-lspawn, server.spawnpipe.serve)."""
+        """A job for a warm worker of ``uid``/``gid`` (one forked if none is
+        idle): ``payload`` (made by :func:`pickle_job`) and ``fd`` are sent,
+        and the :class:`WorkerJob` returned is read as the worker answers, by
+        a selector's loop (bin/qmail-lspawn) or by :meth:`WorkerJob.wait`.
+        Its entry is called in the worker with (job, the descriptor or None,
+        a ChildEnd) and returns the result bytes."""
         worker = self._take(uid, gid)
         return WorkerJob(self, worker, serve, started=worker.send(payload, fd))
 
@@ -503,7 +478,9 @@ class WorkerJob:
 
     :meth:`readable` is called each time the worker's socket is readable; it
     returns None until the worker's result has come, then (the result or
-    None, a wait status) as :meth:`Worker.run` does. The worker's requests
+    None, a wait status) as :func:`run_as` gives its child's: a worker that
+    dies or misbehaves is closed for good, one that answers goes back to the
+    pool. The worker's requests
     (:class:`ChildEnd`'s ``ask``) are answered with ``serve`` as they come.
     The worker runs as the user, who may take it over: whatever it sends is
     only ever frames, read as they arrive, so one that stops half-way holds
@@ -551,6 +528,13 @@ class WorkerJob:
             else:
                 return self._end(None, 9)  # not the protocol: the worker is not trusted again
         return None
+
+    def wait(self) -> tuple[bytes | None, int]:
+        """The outcome, read here (each read waits for the worker), as
+        :func:`run_as` gives its child's."""
+        while (outcome := self.readable()) is None:
+            pass
+        return outcome
 
     def _end(self, result: bytes | None, status: int) -> tuple[bytes | None, int]:
         self.outcome = (result, status)

@@ -63,7 +63,7 @@ def deliver(
     serve, finish = _parent_of(delivery)
     payload = _worker_payload(delivery, split_home)
     if payload is not None:
-        return finish(*_WORKERS.run(uid, gid, payload, message_fd, serve))
+        return finish(*_WORKERS.start(uid, gid, payload, message_fd, serve).wait())
 
     def work(end: privsep.ChildEnd) -> bytes:
         return _run_in_child(delivery, end, split_home, message_fd)
@@ -252,22 +252,9 @@ def _child_forwarder(
 ) -> Forwarder:
     """In a split home, qmail-queue as a process (setuid qmailq); else ask the parent."""
     if split_home is not None:
-        home = split_home
-
-        def queue_it(
-            env: Mapping[str, str],
-            message: bytes,
-            sender: str,
-            recipients: Sequence[str],
-            invoker: Invoker,
-        ) -> ForwardResult:
-            # made only when a forward is queued (most deliveries have none)
-            ctx = ProgramContext(
-                home=Path(home), runtime=runtime, stderr=io.BytesIO(), inprocess=False
-            )
-            return queue_forwarder(ctx)(env, message, sender, recipients, invoker)
-
-        return queue_it
+        home = Path(split_home)
+        ctx = ProgramContext(home=home, runtime=runtime, stderr=io.BytesIO(), inprocess=False)
+        return queue_forwarder(ctx)
 
     def forward(
         env: Mapping[str, str],
