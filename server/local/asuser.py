@@ -60,15 +60,8 @@ def deliver(
     big process; the simulator's deliveries too, one at a time, its counted
     pids kept in step by the count each job reports. A job that cannot be
     pickled runs in a child forked for it (:func:`server.privsep.run_as`)."""
-    serve, finish = _parent_of(delivery)
-    payload = _worker_payload(delivery, split_home)
-    if payload is not None:
-        return finish(*_WORKERS.start(uid, gid, payload, message_fd, serve).wait())
-
-    def work(end: privsep.ChildEnd) -> bytes:
-        return _run_in_child(delivery, end, split_home, message_fd)
-
-    return finish(*privsep.run_as(uid, gid, work, serve, keep_fds=frozenset({message_fd})))
+    begun = begin(delivery, uid, gid, message_fd=message_fd, split_home=split_home)
+    return begun if isinstance(begun, bytes) else begun.wait()
 
 
 class Started:
@@ -89,6 +82,10 @@ class Started:
         outcome = self._job.readable()
         return None if outcome is None else self._finish(*outcome)
 
+    def wait(self) -> bytes:
+        """The report, the worker's answers read here (each read waits)."""
+        return self._finish(*self._job.wait())
+
 
 def begin(
     delivery: Delivery, uid: int, gid: int, *, message_fd: int, split_home: Path | None
@@ -98,12 +95,15 @@ def begin(
     returns: the worker has its own). A job that cannot be pickled is
     delivered before this returns, in a child of its own, and its report is
     returned."""
+    serve, finish = _parent_of(delivery)
     payload = _worker_payload(delivery, split_home)
     if payload is None:
-        return deliver(delivery, uid, gid, message_fd=message_fd, split_home=split_home)
-    serve, finish = _parent_of(delivery)
-    job = _WORKERS.start(uid, gid, payload, message_fd, serve)
-    return Started(job, finish)
+
+        def work(end: privsep.ChildEnd) -> bytes:
+            return _run_in_child(delivery, end, split_home, message_fd)
+
+        return finish(*privsep.run_as(uid, gid, work, serve, keep_fds=frozenset({message_fd})))
+    return Started(_WORKERS.start(uid, gid, payload, message_fd, serve), finish)
 
 
 def _parent_of(
@@ -157,7 +157,8 @@ def _worker_payload(delivery: Delivery, split_home: Path | None) -> bytes | None
         message=b"",  # read from the queue file in the worker
         message_path=None,
     )
-    # the home as a str: a Path costs more to unpickle than the rest of the job
+    # the home as a str (the worker makes a Path of it): a pickled Path is
+    # rebuilt from its parts, which costs more than one parse
     return privsep.pickle_job(_WORK, (job, None if split_home is None else str(split_home)))
 
 

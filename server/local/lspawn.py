@@ -223,10 +223,7 @@ class LocalChannel:
 
 
 def _deliver_command(channel: LocalChannel, cmd: spawnpipe.Command) -> bytes:
-    try:
-        return channel.deliver_path(*_command_args(channel, cmd))
-    except Exception:  # a bug of ours must not leave qmail-send waiting
-        return replies.REPORT_FIXED[replies.QLX_SYS].encode()
+    return _guarded(lambda: channel.deliver_path(*_command_args(channel, cmd)))
 
 
 def _begin_command(channel: LocalChannel, cmd: spawnpipe.Command) -> spawnpipe.Begun:
