@@ -170,6 +170,9 @@ EXIT_CANNOT_SWITCH: Final = 112
 EXIT_STILL_ROOT: Final = 114
 
 _ASK, _ANSWER, _RESULT = b"Q", b"A", b"R"
+#: a child's outcome when it ended without a result (as waitpid's status of a
+#: child killed): the caller reports a crash
+KILLED: Final[tuple[bytes | None, int]] = (None, 9)
 _HEADER = 5
 
 
@@ -495,7 +498,7 @@ class WorkerJob:
         self._serve = serve
         self._buffer = bytearray()
         #: the outcome, once there is one; a job that could not be sent has its outcome already
-        self.outcome: tuple[bytes | None, int] | None = None if started else (None, 9)
+        self.outcome: tuple[bytes | None, int] | None = None if started else KILLED
 
     def fileno(self) -> int:
         return self.worker.fileno()
@@ -505,28 +508,24 @@ class WorkerJob:
             return self.outcome
         data = self.worker.recv()
         if not data:
-            return self._end(None, 9)  # as waitpid: killed; the caller reports a crash
+            return self._end(*KILLED)
         self._buffer += data
         while len(self._buffer) >= _HEADER:
             kind = bytes(self._buffer[:1])
             if kind not in (_ASK, _RESULT, _FAILED):
-                return self._end(None, 9)  # not the protocol: the worker is not trusted again
+                return self._end(*KILLED)  # not the protocol: the worker is not trusted again
             size = int.from_bytes(self._buffer[1:_HEADER], "big")
             if len(self._buffer) < _HEADER + size:
                 break
             payload = bytes(self._buffer[_HEADER : _HEADER + size])
             del self._buffer[: _HEADER + size]
-            if kind == _ASK:
-                try:
-                    self.worker.answer(self._serve(payload))
-                except OSError:
-                    return self._end(None, 9)
-            elif kind == _RESULT and not self._buffer:
-                return self._end(payload, 0)
-            elif kind == _FAILED and payload.isdigit() and not self._buffer:
-                return self._end(None, int(payload) << 8)  # as waitpid: exited with that code
-            else:
-                return self._end(None, 9)  # not the protocol: the worker is not trusted again
+            try:
+                outcome = _child_said(kind, payload, self._serve, self.worker.answer)
+            except OSError:
+                return self._end(*KILLED)
+            if outcome is not None:
+                # anything after the end is not the protocol: not trusted again
+                return self._end(*(KILLED if self._buffer else outcome))
         return None
 
     def wait(self) -> tuple[bytes | None, int]:
@@ -560,15 +559,26 @@ def _parent_side(sock: socket.socket, serve: Callable[[bytes], bytes]) -> tuple[
     """Answer the child's requests until its result: (result or None, a wait status)."""
     try:
         while (frame := _recv_frame(sock)) is not None:
-            kind, payload = frame
-            if kind == _ASK:
-                _send_frame(sock, _ANSWER, serve(payload))
-            elif kind == _RESULT:
-                return payload, 0
-            elif kind == _FAILED and payload.isdigit():
-                return None, int(payload) << 8  # as waitpid: exited with that code
-            else:
-                break
+            outcome = _child_said(*frame, serve, lambda data: _send_frame(sock, _ANSWER, data))
+            if outcome is not None:
+                return outcome
     except OSError:
         pass
-    return None, 9  # as waitpid: killed; the caller reports a crash
+    return KILLED
+
+
+def _child_said(
+    kind: bytes, payload: bytes, serve: Callable[[bytes], bytes], answer: Callable[[bytes], None]
+) -> tuple[bytes | None, int] | None:
+    """One frame from a child (run_as's, or a worker's job): a request is
+    answered with ``serve`` and None returned (more is to come); else the
+    child's outcome: its result, the exit code it could not switch users
+    with (as waitpid's status), or, for anything else, :data:`KILLED`."""
+    if kind == _ASK:
+        answer(serve(payload))
+        return None
+    if kind == _RESULT:
+        return payload, 0
+    if kind == _FAILED and payload.isdigit():
+        return None, int(payload) << 8  # as waitpid: exited with that code
+    return KILLED
