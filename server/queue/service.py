@@ -96,33 +96,15 @@ def _read_exact(conn: socket.socket, n: int) -> bytes:
     return bytes(chunks)
 
 
-def read_frames(conn: socket.socket, first: int | None = None) -> Iterator[bytes]:
-    """One part of a request (message or envelope): its frames, up to the empty
-    one; ``first`` is the first frame's length when it has been read already."""
-    length = first
+def read_frames(conn: socket.socket) -> Iterator[bytes]:
+    """One part of a request (message or envelope): its frames, up to the empty one."""
     while True:
-        if length is None:
-            (length,) = FRAME_LENGTH.unpack(_read_exact(conn, FRAME_LENGTH.size))
+        (length,) = FRAME_LENGTH.unpack(_read_exact(conn, FRAME_LENGTH.size))
         if length == 0:
             return
         if length > MAX_FRAME:
             raise CutOff
         yield _read_exact(conn, length)
-        length = None
-
-
-def _next_request(conn: socket.socket) -> int | None:
-    """The first length of the next request on ``conn``; None if the caller hung up."""
-    try:
-        head = conn.recv(FRAME_LENGTH.size)
-        if head and len(head) < FRAME_LENGTH.size:
-            head += _read_exact(conn, FRAME_LENGTH.size - len(head))
-    except (CutOff, OSError):
-        return None
-    if not head:
-        return None
-    (length,) = FRAME_LENGTH.unpack(head)
-    return int(length)
 
 
 def _read_envelope(conn: socket.socket) -> Envelope:
@@ -162,18 +144,16 @@ class QueueService:
         except QueueFailure as failure:
             return pid, failure.code
 
-    def queue(self, uid: int, conn: socket.socket, first: int | None = None) -> tuple[int, int]:
-        """One qmail-queue run for a caller of ``uid`` reading ``conn``: (exit code, qp).
-
-        ``first`` is the request's first length when it has been read already.
-        (The simulator's service, one caller at a time, server.simqueue.)
-        """
+    def queue(self, uid: int, conn: socket.socket) -> tuple[int, int]:
+        """One qmail-queue run for a caller of ``uid`` reading ``conn``: (exit
+        code, qp). (The simulator's service, one caller at a time,
+        server.simqueue.)"""
         pid, writer = self.open(uid)
         if isinstance(writer, int):
-            _drain(conn, first)  # so that the caller, still sending, reads the answer
+            _drain(conn)  # so that the caller, still sending, reads the answer
             return writer, pid
         try:
-            for frame in read_frames(conn, first):
+            for frame in read_frames(conn):
                 writer.write(frame)
         except (CutOff, OSError):
             writer.abandon()
@@ -462,11 +442,11 @@ def answer(code: int, qp: int) -> bytes:
     return privsep.pack_fields([str(code).encode(), str(qp).encode()])
 
 
-def _drain(conn: socket.socket, first: int | None = None) -> None:
+def _drain(conn: socket.socket) -> None:
     """Read the rest of a request (message and envelope) and drop it."""
     with suppress(CutOff, OSError):
-        for part in range(2):
-            for _frame in read_frames(conn, first if part == 0 else None):
+        for _part in range(2):
+            for _frame in read_frames(conn):
                 pass
 
 
