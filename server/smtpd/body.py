@@ -38,6 +38,16 @@ _LINE_BREAK = re.compile(rb"[\r\n]")
 #: is bare is that).
 _SPECIAL = re.compile(rb"(?<!\r)\n|\r(?!\n)|\n\.")
 
+
+def _plain(lines: bytes) -> bool:
+    """Whether ``_SPECIAL`` finds nothing in ``lines`` (whole lines, each
+    ending in CR LF): every LF has its CR and every CR its LF when the three
+    counts agree. Counting runs at memory speed; the pattern, with no fixed
+    first byte to skip ahead on, costs about 25 ns a byte (50 µs for a
+    message of 2 KB), so it only looks for the place of what is there."""
+    pairs = lines.count(b"\r\n")
+    return lines.count(b"\n") == pairs == lines.count(b"\r") and b"\n." not in lines
+
 _HEADER_X = (b"received", b"RECEIVED")
 _HEADER_Z = (b"delivered", b"DELIVERED")
 
@@ -147,7 +157,8 @@ class Blast:
         end = buf.rfind(b"\r\n", i) + 2  # after the last whole line
         if end < 2:
             return 0
-        special = _SPECIAL.search(buf, i, end)
+        block = bytes(buf[i:end])
+        special = None if _plain(block) else _SPECIAL.search(buf, i, end)
         if special is not None:
             at = special.start()
             # a line starting with a dot: the lines before it, through its
@@ -155,7 +166,7 @@ class Blast:
             end = at + 1 if special.group() == b"\n." else buf.rfind(b"\n", i, at) + 1
             if end <= i:
                 return 0
-        block = bytes(buf[i:end])
+            block = block[: end - i]
         self.put(block.replace(b"\r\n", b"\n"))
         return len(block)
 

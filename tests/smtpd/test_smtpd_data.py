@@ -150,3 +150,12 @@ def test_line_shortcuts_match_the_byte_loop_read_by_read(
     fast, slow = Blast(databytes), Blast(databytes, fast=False)
     assert _feed_pieces(fast, pieces) == _feed_pieces(slow, pieces)
     assert _state(fast) == _state(slow)
+
+
+@settings(max_examples=1000, deadline=None)
+@given(st.lists(st.one_of(_pieces, st.binary(max_size=5)), max_size=30))
+def test_plain_says_what_the_special_pattern_finds(parts: list[bytes]) -> None:
+    from server.smtpd.body import _SPECIAL, _plain
+
+    lines = b"".join(parts) + b"\r\n"  # _plain_block gives it whole lines only
+    assert _plain(lines) == (_SPECIAL.search(lines) is None)
