@@ -148,14 +148,16 @@ def _read_at_most(transport: asyncio.BaseTransport, size: int) -> None:
 async def _write(writer: asyncio.StreamWriter, data: bytes, timeout: int) -> bool:
     """safewrite(): False when the write took ``timeout`` seconds (the program ends).
 
-    drain() waits only while the transport has paused writing, which it does
-    only with more than its low-water mark held: below that (a reply the
+    drain() waits only while the transport has paused writing, which it
+    does once more than its high-water mark is held: up to that (a reply the
     kernel took whole, or uvloop's loop holding it to the end of the loop's
-    turn) there is nothing to wait for, and no timer is set.
+    turn) no timer is set. uvloop 0.21 gives its low-water mark as 16 bytes, so waiting
+    from there would set one for most replies. A connection that reads
+    nothing still has its buffer pass the mark and its write timed.
     """
     writer.write(data)
     transport = writer.transport
-    if transport.get_write_buffer_size() <= transport.get_write_buffer_limits()[0]:
+    if transport.get_write_buffer_size() <= transport.get_write_buffer_limits()[1]:
         return True
     try:
         async with asyncio.timeout(timeout):
