@@ -151,9 +151,9 @@ async def _write(writer: asyncio.StreamWriter, data: bytes, timeout: int) -> boo
     drain() waits only while the transport has paused writing, which it
     does once more than its high-water mark is held: up to that (a reply the
     kernel took whole, or uvloop's loop holding it to the end of the loop's
-    turn) no timer is set. uvloop 0.21 gives its low-water mark as 16 bytes, so waiting
-    from there would set one for most replies. A connection that reads
-    nothing still has its buffer pass the mark and its write timed.
+    turn) no timer is set. uvloop 0.21 gives its low-water mark as 16 bytes,
+    so waiting from there would set one for most replies. A connection that
+    reads nothing still has its buffer pass the mark and its write timed.
     """
     writer.write(data)
     transport = writer.transport
