@@ -48,6 +48,7 @@ def _plain(lines: bytes) -> bool:
     pairs = lines.count(b"\r\n")
     return lines.count(b"\n") == pairs == lines.count(b"\r") and b"\n." not in lines
 
+
 _HEADER_X = (b"received", b"RECEIVED")
 _HEADER_Z = (b"delivered", b"DELIVERED")
 
