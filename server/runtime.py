@@ -22,7 +22,7 @@ import socket
 import sys
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Protocol, cast
@@ -120,6 +120,21 @@ def start_writeback(fd: int) -> None:
 StrPath = str | os.PathLike[str]
 
 
+def _fsync_all(files: Sequence[tuple[int, StrPath]], *, hinted: bool) -> None:
+    """fsync each descriptor in turn (FileOps.fsync_in_order), unless
+    ``hinted`` first asking the kernel to start writing all of them; a failing
+    fsync raises with its file's name as ``filename``."""
+    if not hinted:
+        for fd, _path in files:
+            start_writeback(fd)
+    for fd, path in files:
+        try:
+            os.fsync(fd)
+        except OSError as exc:
+            exc.filename = os.fspath(path)
+            raise
+
+
 class FileOps:
     """The durable file steps, done for real. Subclass to inject faults."""
 
@@ -155,9 +170,7 @@ class FileOps:
     def mkdir(self, path: Path, mode: int = 0o700) -> None:
         os.mkdir(path, mode)
 
-    # Added for the queue writer (server/queue/core.py), which follows
-    # qmail-queue.c's order: create an empty file, learn its inode, link it
-    # elsewhere, and only then write into it.
+    # A file created empty, then written by name (server/send/store.py).
 
     def create_new(self, path: Path, mode: int = 0o644) -> int:
         """Create ``path`` exclusively and empty (no fsync); return its inode."""
@@ -206,19 +219,46 @@ class FileOps:
 
         A failing fsync raises with the path it was for as ``filename``.
         """
-        fds = [os.open(path, os.O_RDONLY) for path in paths]
+        fds: list[int] = []
         try:
-            for fd in fds:
-                start_writeback(fd)
-            for fd, path in zip(fds, paths, strict=True):
-                try:
-                    os.fsync(fd)
-                except OSError as exc:
-                    exc.filename = os.fspath(path)
-                    raise
+            for path in paths:
+                fds.append(os.open(path, os.O_RDONLY))
+            _fsync_all(list(zip(fds, paths, strict=True)), hinted=False)
         finally:
             for fd in fds:
                 os.close(fd)
+
+    # Files written through one descriptor from their creation to their
+    # fsync, as qmail-queue.c and qmail-send.c keep theirs (server.queue.core,
+    # server.send.store): no open and close around each write, hint and fsync.
+
+    def open_new(self, path: StrPath, mode: int = 0o644) -> int:
+        """Create ``path`` exclusively and empty, open for writing; its descriptor."""
+        return os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, mode)
+
+    def inode(self, fd: int, path: StrPath) -> int:
+        """The inode number of ``fd``, the file :meth:`open_new` made at ``path``."""
+        return os.fstat(fd).st_ino
+
+    def write(self, fd: int, data: bytes) -> None:
+        """Write all of ``data`` at ``fd``'s offset (no fsync)."""
+        view = memoryview(data)
+        while view:
+            view = view[os.write(fd, view) :]
+
+    def start_writeback_open(self, *fds: int) -> None:
+        """:meth:`start_writeback` for files already open."""
+        for fd in fds:
+            start_writeback(fd)
+
+    def fsync_open_in_order(self, *files: tuple[int, StrPath], hinted: bool = False) -> None:
+        """:meth:`fsync_in_order` for files already open, each given with its
+        name for the error. ``hinted``: :meth:`start_writeback_open` has
+        already been asked for every one of them since they were written."""
+        _fsync_all(files, hinted=hinted)
+
+    def close(self, fd: int) -> None:
+        os.close(fd)
 
     def pull_trigger(self, path: Path) -> None:
         """Write one byte to a named pipe without blocking; ignore every failure.

@@ -20,7 +20,7 @@ from harness.scenario.model import User
 from harness.targets.base import StepError
 from server import programs
 from server.privsep import closed_to
-from server.runtime import FileOps
+from server.runtime import FileOps, StrPath
 
 
 def control_text(value: str) -> str:
@@ -174,14 +174,14 @@ class SimFileOps(FileOps):
 
     def __init__(self) -> None:
         self.pulled = False
-        self.inode = self.FIRST_INODE
+        self.last_inode = self.FIRST_INODE
 
     def pull_trigger(self, path: Path) -> None:
         self.pulled = True
 
-    def create_new(self, path: Path, mode: int = 0o644) -> int:
-        real = super().create_new(path, mode)
-        if path.parent.name != "pid":
+    def inode(self, fd: int, path: StrPath) -> int:
+        real = super().inode(fd, path)
+        if os.path.basename(os.path.dirname(path)) != "pid":
             return real
-        self.inode += 1
-        return self.inode
+        self.last_inode += 1
+        return self.last_inode

@@ -35,9 +35,11 @@ holding what qmail-queue's 256-byte output buffer had flushed.
 qmail-queue writes the message to ``mess/N`` as it reads it from its pipe,
 so a big message is never held whole. :func:`open_message` does the same
 in three parts: steps 1-3 when it is called, step 4 as the pieces come
-(:meth:`MessageWriter.write`: one ``append`` each), steps 5-9 in
+(:meth:`MessageWriter.write`: one ``write`` each), steps 5-9 in
 :meth:`MessageWriter.finish`. :func:`write_queue` is that with the whole
-message as the last piece, one ``append`` as in the table. A message whose
+message as the last piece, one ``write`` as in the table. As in
+qmail-queue.c, ``mess/N`` is written through the descriptor that created
+the pid file, and ``intd/N`` through the one that created it. A message whose
 writer ends in :meth:`MessageWriter.abandon` (the caller gave up: qmail-queue
 reads the end of its envelope pipe first, exit 54) leaves nothing behind.
 """
@@ -96,13 +98,19 @@ def _flushed(data: bytes) -> bytes:
     return data[: max(0, (len(data) - 1) // OUTBUF * OUTBUF)]
 
 
-def _make_pid(job: QueueJob, fileops: FileOps) -> tuple[Path, int]:
+def _make_pid(job: QueueJob, fileops: FileOps) -> tuple[Path, int, int]:
+    """pidopen() and the fstat: the pid file, its descriptor and its inode."""
     for seq in range(1, PID_TRIES + 1):
         path = job.queue / "pid" / f"{job.pid}.{job.starttime}.{seq}"
         try:
-            return path, fileops.create_new(path)
+            fd = fileops.open_new(path)
         except OSError:
             continue
+        try:
+            return path, fd, fileops.inode(fd, path)
+        except OSError as exc:
+            fileops.close(fd)
+            raise QueueFailure(codes.PID_TROUBLE) from exc
     raise QueueFailure(codes.PID_TROUBLE)
 
 
@@ -139,11 +147,15 @@ def open_message(job: QueueJob, fileops: FileOps, *, fsync: bool = True) -> Mess
 
     Raises :class:`QueueFailure` (63, 64) as :func:`write_queue` does.
     """
-    pidfn, msgid = _make_pid(job, fileops)
+    pidfn, fd, msgid = _make_pid(job, fileops)
     messfn = qfn(job.queue, "mess", msgid)
-    _step(codes.MESS_TROUBLE, lambda: fileops.link(pidfn, messfn))
-    _step(codes.PID_TROUBLE, lambda: fileops.unlink(pidfn))
-    return MessageWriter(job=job, fileops=fileops, fsync=fsync, msgid=msgid)
+    try:
+        _step(codes.MESS_TROUBLE, lambda: fileops.link(pidfn, messfn))
+        _step(codes.PID_TROUBLE, lambda: fileops.unlink(pidfn))
+    except QueueFailure:
+        fileops.close(fd)
+        raise
+    return MessageWriter(job=job, fileops=fileops, fsync=fsync, msgid=msgid, messfd=fd)
 
 
 @dataclass
@@ -153,25 +165,43 @@ class MessageWriter:
     A write that fails removes ``mess/N`` at once, as qmail-queue dies on it
     (53); the writer then ignores further pieces and :meth:`finish` raises
     53, as the caller learns qmail-queue's exit code only at qmail_close().
+
+    As qmail-queue, it writes ``mess/N`` through the descriptor it created
+    the pid file with, and ``intd/N`` through the one it created it with,
+    both kept until the message is queued or given up.
     """
 
     job: QueueJob
     fileops: FileOps
     fsync: bool
     msgid: int
+    #: the pid file's descriptor, which is ``mess/N``'s after step 2 (-1 once closed)
+    messfd: int
+    #: ``intd/N``'s descriptor from step 5 (-1 before it and once closed)
+    intdfd: int = dataclasses.field(default=-1, init=False)
     #: Whether anything is in mess/N yet (qmail-queue's Received line goes first).
     _started: bool = dataclasses.field(default=False, init=False)
     _done: bool = dataclasses.field(default=False, init=False)
-    #: ``mess/N``, named once (each piece of the message is appended to it).
+    #: Whether the kernel was asked to start writing both files (:meth:`hint`).
+    _hinted: bool = dataclasses.field(default=False, init=False)
+    #: ``mess/N``, named once.
     messfn: Path = dataclasses.field(init=False)
 
     def __post_init__(self) -> None:
         self.messfn = qfn(self.job.queue, "mess", self.msgid)
 
+    def _close(self) -> None:
+        """qmail-queue's exit: both descriptors closed (once)."""
+        for fd in (self.messfd, self.intdfd):
+            if fd >= 0:
+                with suppress(OSError):
+                    self.fileops.close(fd)
+        self.messfd = self.intdfd = -1
+
     def _append(self, data: bytes) -> None:
         if not self._started:
             data, self._started = self.job.received + data, True
-        self.fileops.append(self.messfn, data, fsync=False)
+        self.fileops.write(self.messfd, data)
 
     def write(self, data: bytes) -> None:
         """Step 4 for one piece: append it, without fsync."""
@@ -186,11 +216,18 @@ class MessageWriter:
         """Nothing will be queued: remove ``mess/N``, as qmail-queue's cleanup()."""
         if not self._done:
             self._done = True
+            self._close()
             _cleanup(self.fileops, self.messfn)
 
-    def _sync(self, *paths: Path) -> None:
+    def _sync(self, *files: tuple[int, Path]) -> None:
         if self.fsync:
-            self.fileops.fsync_in_order(*paths)
+            self.fileops.fsync_open_in_order(*files, hinted=self._hinted)
+
+    def _fail(self, code: int, intdfn: Path, cause: BaseException) -> NoReturn:
+        """qmail-queue's die_write() or die_read(): both files removed, exit ``code``."""
+        self._close()
+        _cleanup(self.fileops, intdfn, self.messfn)
+        raise QueueFailure(code) from cause
 
     def finish(self, last: bytes, envelope: Callable[[], Envelope]) -> int:
         """Append ``last``, then steps 5-9; the message's number.
@@ -200,15 +237,19 @@ class MessageWriter:
         """
         intdfn = self.end(last)
         try:
-            env = envelope()
-        except EnvelopeError as exc:
-            self.reject(intdfn, exc)
-        self.write_envelope(intdfn, env)
-        return self.commit(intdfn)
+            try:
+                env = envelope()
+            except EnvelopeError as exc:
+                self.reject(intdfn, exc)
+            self.write_envelope(intdfn, env)
+            return self.commit(intdfn)
+        finally:
+            self._close()  # whatever ended it (each step closes them on its way out)
 
     # finish() in its parts, for a caller that ends several messages together
     # (server.queue.service's loop): end(), then write_envelope() or reject()
-    # once the envelope is read, then commit(), each message's in this order.
+    # once the envelope is read, then commit(), each message's in this order;
+    # hint() between write_envelope() and commit() starts the kernel writing.
 
     def end(self, last: bytes = b"") -> Path:
         """Append ``last`` (the Received line at least), then step 5: ``intd/N``."""
@@ -222,7 +263,11 @@ class MessageWriter:
             raise QueueFailure(codes.WRITE_ERROR) from exc
         self._done = True  # from here on a failure cleans up as qmail-queue's exit does
         intdfn = qfn(self.job.queue, "intd", self.msgid)
-        _step(codes.INTD_TROUBLE, lambda: self.fileops.create_new(intdfn))
+        try:
+            self.intdfd = self.fileops.open_new(intdfn)
+        except OSError as exc:
+            self._close()
+            raise QueueFailure(codes.INTD_TROUBLE) from exc
         return intdfn
 
     def reject(self, intdfn: Path, exc: EnvelopeError) -> NoReturn:
@@ -230,46 +275,44 @@ class MessageWriter:
         it read a byte of the envelope, so a failure there is what it reports
         (53); else its exit code, what it leaves in ``intd/N`` depending on it."""
         try:
-            self._sync(self.messfn)
+            self._sync((self.messfd, self.messfn))
         except OSError as sync_exc:
-            _cleanup(self.fileops, intdfn, self.messfn)
-            raise QueueFailure(codes.WRITE_ERROR) from sync_exc
+            self._fail(codes.WRITE_ERROR, intdfn, sync_exc)
         if exc.code == codes.READ_ERROR:
-            _cleanup(self.fileops, intdfn, self.messfn)
-        else:
-            header = intd_header(self.job.uid, self.job.pid)
-            _write_partial_intd(self.fileops, intdfn, header, exc)
+            self._fail(codes.READ_ERROR, intdfn, exc)
+        partial = _flushed(intd_header(self.job.uid, self.job.pid) + exc.echo)
+        if partial:  # what qmail-queue's buffer had flushed into intd/N when it died
+            with suppress(OSError):
+                self.fileops.write(self.intdfd, partial)
+        self._close()
         raise QueueFailure(exc.code) from exc
 
     def write_envelope(self, intdfn: Path, env: Envelope) -> None:
         """Step 6: the ``u`` and ``p`` records and the envelope into ``intd/N``."""
         try:
-            header = intd_header(self.job.uid, self.job.pid)
-            self.fileops.append(intdfn, header + env.echo, fsync=False)
+            self.fileops.write(self.intdfd, intd_header(self.job.uid, self.job.pid) + env.echo)
         except OSError as exc:
-            _cleanup(self.fileops, intdfn, self.messfn)
-            raise QueueFailure(codes.WRITE_ERROR) from exc
+            self._fail(codes.WRITE_ERROR, intdfn, exc)
+
+    def hint(self) -> None:
+        """Ask the kernel to start writing both files (FileOps.start_writeback_open):
+        nothing is durable before :meth:`commit`, whose fsyncs then need not ask."""
+        if self.fsync and not self._hinted:
+            self.fileops.start_writeback_open(self.messfd, self.intdfd)
+            self._hinted = True
 
     def commit(self, intdfn: Path) -> int:
         """Steps 7-9: fsync ``mess/N`` then ``intd/N``, link ``todo/N``, pull the trigger."""
         try:
-            self._sync(self.messfn, intdfn)
+            self._sync((self.messfd, self.messfn), (self.intdfd, intdfn))
         except OSError as exc:
-            _cleanup(self.fileops, intdfn, self.messfn)
-            raise QueueFailure(codes.WRITE_ERROR) from exc
+            self._fail(codes.WRITE_ERROR, intdfn, exc)
+        self._close()
         todofn = qfn(self.job.queue, "todo", self.msgid)
         _step(codes.TODO_TROUBLE, lambda: self.fileops.link(intdfn, todofn))
         with suppress(OSError):  # triggerpull.c: "if it fails, bummer"
             self.fileops.pull_trigger(self.job.queue / "lock" / "trigger")
         return self.msgid
-
-
-def _write_partial_intd(fileops: FileOps, intdfn: Path, header: bytes, exc: EnvelopeError) -> None:
-    """What a bad envelope leaves in intd/: the flushed part of the echo."""
-    partial = _flushed(header + exc.echo)
-    if partial:
-        with suppress(OSError):
-            fileops.append(intdfn, partial, fsync=False)
 
 
 def check_home(home: Path) -> Path:

@@ -403,9 +403,9 @@ class _Loop:
                 caller.code = failure.code
             except Exception:
                 failed.append(caller)
-        runtime = self.service.ctx.runtime
-        if runtime.fsync and len(writing) > 1:  # the first fsync commits them all
-            runtime.fileops.start_writeback(*(p for _c, w, i in writing for p in (w.messfn, i)))
+        if len(writing) > 1:  # the first fsync commits them all
+            for _caller, writer, _intdfn in writing:
+                writer.hint()
         for caller, writer, intdfn in writing:
             try:
                 writer.commit(intdfn)

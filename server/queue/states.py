@@ -106,13 +106,13 @@ def _steps(*rows: tuple[str, str, int | None, str, str]) -> tuple[Step, ...]:
 #: write_queue's durable steps, in order (qmail-queue.c main()):
 #: (what, FileOps call, exit code if it fails, state before, state after).
 STEPS: Final[tuple[Step, ...]] = _steps(
-    ("create pid file", "create_new", codes.PID_TROUBLE, "S1", "P1"),
+    ("create pid file", "open_new", codes.PID_TROUBLE, "S1", "P1"),
     ("link pid to mess", "link", codes.MESS_TROUBLE, "P1", "P2"),
     ("unlink pid file", "unlink", codes.PID_TROUBLE, "P2", "S2"),
-    ("write message", "append", codes.WRITE_ERROR, "S2", "S2"),
-    ("create intd", "create_new", codes.INTD_TROUBLE, "S2", "S3"),
-    ("write envelope", "append", codes.WRITE_ERROR, "S3", "S3"),
-    ("fsync message, then envelope", "fsync_in_order", codes.WRITE_ERROR, "S3", "S3"),
+    ("write message", "write", codes.WRITE_ERROR, "S2", "S2"),
+    ("create intd", "open_new", codes.INTD_TROUBLE, "S2", "S3"),
+    ("write envelope", "write", codes.WRITE_ERROR, "S3", "S3"),
+    ("fsync message, then envelope", "fsync_open_in_order", codes.WRITE_ERROR, "S3", "S3"),
     ("link intd to todo", "link", codes.TODO_TROUBLE, "S3", "S4"),
     ("pull trigger", "pull_trigger", None, "S4", "S4"),
 )

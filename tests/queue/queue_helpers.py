@@ -7,7 +7,7 @@ import io
 from pathlib import Path
 
 from server.programs import ProgramContext
-from server.runtime import Crash, FileOps, virtual_runtime
+from server.runtime import Crash, FileOps, StrPath, virtual_runtime
 
 QUEUE_DIRS = ("pid", "mess", "intd", "todo", "info", "local", "remote", "bounce")
 
@@ -41,9 +41,9 @@ class FaultyFileOps(FileOps):
                 raise Crash(name)
             raise OSError(errno.EIO, f"injected failure in {name}")
 
-    def create_new(self, path: Path, mode: int = 0o644) -> int:
-        self._tick("create_new")
-        return super().create_new(path, mode)
+    def open_new(self, path: StrPath, mode: int = 0o644) -> int:
+        self._tick("open_new")
+        return super().open_new(path, mode)
 
     def link(self, src: Path, dst: Path) -> None:
         self._tick("link")
@@ -53,13 +53,13 @@ class FaultyFileOps(FileOps):
         self._tick("unlink")
         super().unlink(path)
 
-    def append(self, path: Path, data: bytes, *, fsync: bool = True) -> None:
-        self._tick("append")
-        super().append(path, data, fsync=fsync)
+    def write(self, fd: int, data: bytes) -> None:
+        self._tick("write")
+        super().write(fd, data)
 
-    def fsync_in_order(self, *paths: Path) -> None:
-        self._tick("fsync_in_order")
-        super().fsync_in_order(*paths)
+    def fsync_open_in_order(self, *files: tuple[int, StrPath], hinted: bool = False) -> None:
+        self._tick("fsync_open_in_order")
+        super().fsync_open_in_order(*files, hinted=hinted)
 
     def pull_trigger(self, path: Path) -> None:
         self._tick("pull_trigger")

@@ -39,13 +39,13 @@ def _clean_after_36_hours(queue: Path) -> None:
 
 def test_steps_table_matches_the_writer() -> None:
     assert [s.op for s in STEPS] == [
-        "create_new",
+        "open_new",
         "link",
         "unlink",
-        "append",
-        "create_new",
-        "append",
-        "fsync_in_order",
+        "write",
+        "open_new",
+        "write",
+        "fsync_open_in_order",
         "link",
         "pull_trigger",
     ]

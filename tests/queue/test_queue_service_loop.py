@@ -40,12 +40,19 @@ class BrokenOnce(FileOps):
 
     def __init__(self) -> None:
         self.broke = False
+        self.intd = -1
 
-    def append(self, path: StrPath, data: bytes, *, fsync: bool = True) -> None:
-        if "intd" in str(path) and not self.broke:
+    def open_new(self, path: StrPath, mode: int = 0o644) -> int:
+        fd = super().open_new(path, mode)
+        if "intd" in str(path):
+            self.intd = fd
+        return fd
+
+    def write(self, fd: int, data: bytes) -> None:
+        if fd == self.intd and not self.broke:
             self.broke = True
             raise RuntimeError("a bug")
-        super().append(path, data, fsync=fsync)
+        super().write(fd, data)
 
 
 def test_a_bug_ending_one_request_hangs_up_on_that_caller_alone(home: Path, tmp_path: Path) -> None:

@@ -76,27 +76,27 @@ def test_pieces_of_any_size_queue_what_the_whole_message_queues(
 def test_streamed_steps_keep_qmail_queues_order(home: Path) -> None:
     ops = RecordingFileOps()
     stream = open_queue(make_ctx(home, fileops=ops), {}, invoker="network")
-    assert ops.calls == ["create_new", "link", "unlink"]  # before any of the message
+    assert ops.calls == ["open_new", "link", "unlink"]  # before any of the message
     _stream(stream, [b"a\n", b"b\n", b"c\n"])
-    assert ops.calls[3:] == ["append"] * 3
+    assert ops.calls[3:] == ["write"] * 3
     assert stream.close("a@b", ["c@d"]).ok
     # nothing more of the message; intd, then both fsync'd in order, then todo
-    assert ops.calls[6:] == ["create_new", "append", "fsync_in_order", "link", "pull_trigger"]
+    assert ops.calls[6:] == ["open_new", "write", "fsync_open_in_order", "link", "pull_trigger"]
 
 
 PIECES = [MESSAGE[:100], MESSAGE[100:1000], MESSAGE[1000:]]
 #: The FileOps calls of a message in three pieces, and the state (STATES)
 #: each call finds the queue in.
 STREAM_STEPS = [
-    ("create_new", "S1"),
+    ("open_new", "S1"),
     ("link", "P1"),
     ("unlink", "P2"),
-    ("append", "S2"),
-    ("append", "S2"),
-    ("append", "S2"),
-    ("create_new", "S2"),
-    ("append", "S3"),
-    ("fsync_in_order", "S3"),
+    ("write", "S2"),
+    ("write", "S2"),
+    ("write", "S2"),
+    ("open_new", "S2"),
+    ("write", "S3"),
+    ("fsync_open_in_order", "S3"),
     ("link", "S3"),
     ("pull_trigger", "S4"),
 ]
@@ -150,7 +150,7 @@ def test_a_write_error_while_streaming_is_53_and_leaves_nothing(home: Path) -> N
     ops = FaultyFileOps(at=5, crash=False)  # the second piece
     stream = open_queue(make_ctx(home, fileops=ops), {}, invoker="network")
     _stream(stream, PIECES)
-    assert ops.calls.count("append") == 2  # qmail-queue died: nothing more is written
+    assert ops.calls.count("write") == 2  # qmail-queue died: nothing more is written
     result = stream.close("a@b", ["c@d"])
     assert result.error == codes.close_text(codes.WRITE_ERROR)
     assert result.msgid is None

@@ -87,13 +87,13 @@ def test_steps_in_qmail_queue_order(home: Path) -> None:
     result = queue_message(make_ctx(home, fileops=ops), {}, MESSAGE, "a@b", ["c@d"], invoker=1)
     assert result.error == ""
     assert ops.calls == [
-        "create_new",  # pid/
+        "open_new",  # pid/
         "link",  # mess/
         "unlink",  # pid/
-        "append",  # message
-        "create_new",  # intd/
-        "append",  # envelope
-        "fsync_in_order",  # message, then envelope
+        "write",  # message
+        "open_new",  # intd/
+        "write",  # envelope
+        "fsync_open_in_order",  # message, then envelope
         "link",  # todo/
         "pull_trigger",
     ]

@@ -23,7 +23,7 @@ import pytest
 
 from server.home import setup
 from server.programs import ProgramContext
-from server.runtime import FileOps, virtual_runtime
+from server.runtime import FileOps, StrPath, virtual_runtime
 from server.smtpd import live, replies
 from server.smtpd import program as smtpd_program
 
@@ -51,11 +51,19 @@ class MessWrites(FileOps):
     def __init__(self) -> None:
         self.sizes: list[int] = []
         self.started = threading.Event()
+        #: whether each descriptor open_new gave last is a message's (the pid
+        #: file becomes mess/N) or its intd/N
+        self.mess: dict[int, bool] = {}
 
-    def append(self, path: Path, data: bytes, *, fsync: bool = True) -> None:
-        if "mess" in path.parts:
+    def open_new(self, path: StrPath, mode: int = 0o644) -> int:
+        fd = super().open_new(path, mode)
+        self.mess[fd] = "pid" in Path(path).parts
+        return fd
+
+    def write(self, fd: int, data: bytes) -> None:
+        if self.mess.get(fd):
             self.sizes.append(len(data))
-        super().append(path, data, fsync=fsync)
+        super().write(fd, data)
         self.started.set()
 
 
