@@ -116,10 +116,8 @@ def todo_prepare_batch(
     files fsync'd, in todo_do's order, and its todo/ cleaned. Each entry's
     own steps keep their order; only different entries' steps interleave."""
     written = [todo_write(store, cfg, msgid, now) for msgid in msgids]
-    store.start_writeback(
-        [(w.msgid, sub) for w in written if isinstance(w, Written) for sub in w.files]
-    )
-    synced = [w if isinstance(w, TodoDone) else todo_sync(store, w) for w in written]
+    store.start_writeback([fd for w in written if isinstance(w, Written) for fd in w.fds])
+    synced = [w if isinstance(w, TodoDone) else todo_sync(store, w, hinted=True) for w in written]
     ready = [w.msgid for w in synced if isinstance(w, Written)]
     cleaned = dict(zip(ready, store.clean_all("todo", ready), strict=True))
     return [w if isinstance(w, TodoDone) else _cleaned(w, cleaned[w.msgid]) for w in synced]
@@ -132,6 +130,8 @@ class Written:
     msgid: int
     lines: list[str]
     chan: list[ChannelName]
+    #: the files' descriptors (QueueStore.create), in :attr:`files`' order
+    fds: tuple[int, ...]
 
     @property
     def files(self) -> list[str]:
@@ -160,21 +160,27 @@ def todo_write(store: QueueStore, cfg: SendConfig, msgid: int, now: int) -> Todo
         what = "unable to stat" if fn.startswith("mess") else "unable to unlink"
         return failed(L.warning(what, fn))
     try:
-        store.create_empty("info", msgid)
+        fds = [store.create("info", msgid)]
     except OSError:
         return failed(L.warning("unable to create", rel("info", msgid)))
-    lines.append(L.new_msg(msgid))
     try:
-        env = parse_envelope(data)
-    except BadEnvelope as exc:
-        lines += _info_lines(msgid, size, exc.partial)
-        return failed(L.unknown_record(rel("todo", msgid), bang=False))
-    lines += _info_lines(msgid, size, env)
-    plan = split(env, cfg)
-    trouble = _write_plan(store, msgid, plan, now)
+        lines.append(L.new_msg(msgid))
+        try:
+            env = parse_envelope(data)
+        except BadEnvelope as exc:
+            lines += _info_lines(msgid, size, exc.partial)
+            trouble: str | None = L.unknown_record(rel("todo", msgid), bang=False)
+        else:
+            lines += _info_lines(msgid, size, env)
+            plan = split(env, cfg)
+            trouble = _write_plan(store, msgid, plan, now, fds)
+    except BaseException:
+        store.close(*fds)
+        raise
     if trouble is not None:
+        store.close(*fds)  # todo_do's fail: each file closed
         return failed(trouble)
-    return Written(msgid=msgid, lines=lines, chan=list(plan.chan))
+    return Written(msgid=msgid, lines=lines, chan=list(plan.chan), fds=tuple(fds))
 
 
 def todo_finish(store: QueueStore, written: Written) -> TodoDone:
@@ -186,16 +192,19 @@ def todo_finish(store: QueueStore, written: Written) -> TodoDone:
     return _cleaned(synced, store.clean("todo", synced.msgid))
 
 
-def todo_sync(store: QueueStore, written: Written) -> Written | TodoDone:
-    """todo_do's fsyncs: info/, then each channel file (QueueStore.sync); a
-    :class:`TodoDone` when one failed."""
+def todo_sync(store: QueueStore, written: Written, *, hinted: bool = False) -> Written | TodoDone:
+    """todo_do's fsyncs: info/, then each channel file (QueueStore.sync),
+    and the files closed; a :class:`TodoDone` when one failed. ``hinted``:
+    the kernel was asked to start writing them (QueueStore.start_writeback)."""
     msgid, files = written.msgid, written.files
     try:
-        store.sync(msgid, *files)
+        store.sync(msgid, list(zip(written.fds, files, strict=True)), hinted=hinted)
     except OSError as exc:
-        paths = {str(store.path(sub, msgid)): sub for sub in files}
+        paths = {store.path_str(sub, msgid): sub for sub in files}
         where = rel(paths.get(exc.filename, "info"), msgid)
         return _failed(msgid, written.lines, L.warning("trouble fsyncing", where))
+    finally:
+        store.close(*written.fds)
     return written
 
 
@@ -212,21 +221,24 @@ def _failed(msgid: int, lines: list[str], line: str) -> TodoDone:
     return TodoDone(msgid=msgid, lines=lines, chan=None)
 
 
-def _write_plan(store: QueueStore, msgid: int, plan: Split, now: int) -> str | None:
-    """The info/ and channel files, created and written (not fsync'd); the
-    warning that stops it, or None.
+def _write_plan(
+    store: QueueStore, msgid: int, plan: Split, now: int, fds: list[int]
+) -> str | None:
+    """The channel files created, then info/ (``fds[0]``) and each of them
+    written (not fsync'd); each new descriptor goes into ``fds``. The warning
+    that stops it, or None.
 
     todo_do flushes and fsyncs info/ before it flushes a channel's buffer;
     here every file is written first, so that the fsyncs that follow
     (:func:`todo_finish`), still in that order, are one journal commit."""
     for c in plan.chan:
         try:
-            store.create_empty(c, msgid)
+            fds.append(store.create(c, msgid))
         except OSError:
             return L.warning("unable to create", rel(c, msgid))
-    for sub, data in [("info", plan.info), *plan.chan.items()]:
+    for fd, (sub, data) in zip(fds, [("info", plan.info), *plan.chan.items()], strict=True):
         try:
-            store.fill(sub, msgid, data, now)
+            store.fill(fd, data, now)
         except OSError:  # a full disk shows here
             return L.warning("trouble writing to", rel(sub, msgid))
     return None

@@ -24,6 +24,7 @@ mess only, 36 hours old      cleanup: qmail-clean removes it (foop/)
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import os
 from collections.abc import Callable, Iterator
@@ -182,30 +183,39 @@ class QueueStore:
         return Info(sender=record[1:].decode("latin-1"), birth=birth)
 
     # -- writing -------------------------------------------------------------
-    def create_empty(self, sub: str, msgid: int) -> None:
-        """open_excl: the file exists, empty, before anything is written to it."""
-        self.runtime.fileops.create_new(self.path(sub, msgid), 0o600)
+    def create(self, sub: str, msgid: int) -> int:
+        """open_excl: the file exists, empty, before anything is written to
+        it; its descriptor, which qmail-send.c keeps to the file's fsync
+        (fdinfo, fdchan): :meth:`fill`, :meth:`sync`, then :meth:`close`."""
+        return self.runtime.fileops.open_new(self._p(sub, msgid), 0o600)
 
-    def fill(self, sub: str, msgid: int, data: bytes, mtime: int) -> None:
-        """Write a file made by :meth:`create_empty` (:meth:`sync` fsyncs it);
-        stamp the clock's time."""
-        path = self.path(sub, msgid)
-        self.runtime.fileops.append(path, data, fsync=False)
-        os.utime(path, (mtime, mtime))
+    def fill(self, fd: int, data: bytes, mtime: int) -> None:
+        """Write a file made by :meth:`create` (:meth:`sync` fsyncs it); stamp
+        the clock's time."""
+        self.runtime.fileops.write(fd, data)
+        os.utime(fd, (mtime, mtime))
 
-    def start_writeback(self, files: list[tuple[int, str]]) -> None:
-        """Ask the kernel to start writing these (msgid, sub) files, none of
-        them made durable (FileOps.start_writeback): the :meth:`sync` of the
-        first then commits them all in one journal transaction."""
-        if self.runtime.fsync and files:
-            self.runtime.fileops.start_writeback(*(self.path(sub, m) for m, sub in files))
+    def start_writeback(self, fds: list[int]) -> None:
+        """Ask the kernel to start writing these files, none of them made
+        durable (FileOps.start_writeback_open): the :meth:`sync` of the first
+        then commits them all in one journal transaction."""
+        if self.runtime.fsync and fds:
+            self.runtime.fileops.start_writeback_open(*fds)
 
-    def sync(self, msgid: int, *subs: str) -> None:
-        """fsync the message's files in ``subs``, in that order
-        (FileOps.fsync_in_order: one journal commit for them all). A failure
+    def sync(self, msgid: int, files: list[tuple[int, str]], *, hinted: bool = False) -> None:
+        """fsync the message's files, each (descriptor, sub), in that order
+        (FileOps.fsync_open_in_order: one journal commit for them all;
+        ``hinted`` after :meth:`start_writeback` for all of them). A failure
         names the file in the OSError's ``filename``."""
         if self.runtime.fsync:
-            self.runtime.fileops.fsync_in_order(*(self.path(sub, msgid) for sub in subs))
+            named = [(fd, self._p(sub, msgid)) for fd, sub in files]
+            self.runtime.fileops.fsync_open_in_order(*named, hinted=hinted)
+
+    def close(self, *fds: int) -> None:
+        """Close descriptors from :meth:`create` (a failure to close changes nothing)."""
+        for fd in fds:
+            with contextlib.suppress(OSError):
+                self.runtime.fileops.close(fd)
 
     def unlink(self, sub: str, msgid: int, missing_ok: bool = True) -> None:
         try:

@@ -46,6 +46,18 @@ class CrashAt(FileOps):
         self._tick()
         super().append(*a, **k)
 
+    def open_new(self, *a: Any, **k: Any) -> int:
+        self._tick()
+        return super().open_new(*a, **k)
+
+    def write(self, *a: Any, **k: Any) -> None:
+        self._tick()
+        super().write(*a, **k)
+
+    def fsync_open_in_order(self, *a: Any, **k: Any) -> None:
+        self._tick()
+        super().fsync_open_in_order(*a, **k)
+
     def link(self, *a: Any, **k: Any) -> None:
         self._tick()
         super().link(*a, **k)

@@ -5,13 +5,14 @@ from __future__ import annotations
 
 import dataclasses
 import errno
+import os
 from pathlib import Path
 
 from hypothesis import given
 from hypothesis import strategies as st
 
 from server.qdir import qfn
-from server.runtime import FileOps
+from server.runtime import FileOps, StrPath
 from server.send.core import QmailSend
 from server.send.pipes import ReportSplitter
 
@@ -108,10 +109,10 @@ def test_report_splitter_is_del_dochans_byte_loop(wire: bytes, cuts: list[int], 
 class FullDisk(FileOps):
     full = True
 
-    def append(self, path: Path, data: bytes, *, fsync: bool = True) -> None:
+    def write(self, fd: int, data: bytes) -> None:
         if self.full:
             raise OSError(errno.ENOSPC, "No space left on device")
-        super().append(path, data, fsync=fsync)
+        super().write(fd, data)
 
 
 class FailingFsync(FileOps):
@@ -120,10 +121,10 @@ class FailingFsync(FileOps):
     def __init__(self, where: str) -> None:
         self.where = where
 
-    def fsync_in_order(self, *paths: Path) -> None:
-        for path in paths:
-            if self.where in path.parts:
-                raise OSError(errno.EIO, "Input/output error", str(path))
+    def fsync_open_in_order(self, *files: tuple[int, StrPath], hinted: bool = False) -> None:
+        for _fd, path in files:
+            if self.where in Path(path).parts:
+                raise OSError(errno.EIO, "Input/output error", os.fspath(path))
 
 
 def test_a_failed_fsync_while_preprocessing_is_trouble_fsyncing_that_file(sim: Sim) -> None:

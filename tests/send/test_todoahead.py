@@ -27,7 +27,7 @@ import pytest
 
 from server.programs import ProgramContext
 from server.queue.client import queue_message
-from server.runtime import FileOps, real_runtime
+from server.runtime import FileOps, StrPath, real_runtime
 from server.send import clean
 from server.send.config import SendConfig
 from server.send.daemon import Daemon
@@ -51,23 +51,26 @@ class Recorder(FileOps):
     def __init__(self) -> None:
         self.steps: list[tuple[str, str]] = []
         self.lock = threading.Lock()
+        #: the file each descriptor from open_new is (until it is closed)
+        self.names: dict[int, str] = {}
 
-    def note(self, op: str, path: Path | str) -> None:
+    def note(self, op: str, path: StrPath) -> None:
         with self.lock:
-            self.steps.append((op, str(path)))
+            self.steps.append((op, os.fspath(path)))
 
-    def create_new(self, path: Path, mode: int = 0o644) -> int:
-        ino = super().create_new(path, mode)
+    def open_new(self, path: StrPath, mode: int = 0o644) -> int:
+        fd = super().open_new(path, mode)
+        self.names[fd] = os.fspath(path)
         self.note("create", path)
-        return ino
+        return fd
 
-    def append(self, path: Path, data: bytes, *, fsync: bool = True) -> None:
-        super().append(path, data, fsync=fsync)
-        self.note("fsync" if fsync else "write", path)
+    def write(self, fd: int, data: bytes) -> None:
+        super().write(fd, data)
+        self.note("write", self.names[fd])
 
-    def fsync_in_order(self, *paths: Path) -> None:
-        super().fsync_in_order(*paths)
-        for path in paths:
+    def fsync_open_in_order(self, *files: tuple[int, StrPath], hinted: bool = False) -> None:
+        super().fsync_open_in_order(*files, hinted=hinted)
+        for _fd, path in files:
             self.note("fsync", path)
 
     def unlink(self, path: Path) -> None:
@@ -213,10 +216,10 @@ def test_terminate_waits_for_the_steps_under_way(home: Path) -> None:
 class Hinting(Recorder):
     """A Recorder that notes the writeback hint of a batch as well."""
 
-    def start_writeback(self, *paths: Path) -> None:
-        super().start_writeback(*paths)
-        for path in paths:
-            self.note("hint", path)
+    def start_writeback_open(self, *fds: int) -> None:
+        super().start_writeback_open(*fds)
+        for fd in fds:
+            self.note("hint", self.names[fd])
 
 
 def test_a_batch_writes_every_entry_before_its_first_fsync(home: Path) -> None:
