@@ -221,9 +221,7 @@ def _failed(msgid: int, lines: list[str], line: str) -> TodoDone:
     return TodoDone(msgid=msgid, lines=lines, chan=None)
 
 
-def _write_plan(
-    store: QueueStore, msgid: int, plan: Split, now: int, fds: list[int]
-) -> str | None:
+def _write_plan(store: QueueStore, msgid: int, plan: Split, now: int, fds: list[int]) -> str | None:
     """The channel files created, then info/ (``fds[0]``) and each of them
     written (not fsync'd); each new descriptor goes into ``fds``. The warning
     that stops it, or None.
