@@ -22,7 +22,7 @@ import socket
 import sys
 import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Protocol, cast
@@ -120,21 +120,6 @@ def start_writeback(fd: int) -> None:
 StrPath = str | os.PathLike[str]
 
 
-def _fsync_all(files: Sequence[tuple[int, StrPath]], *, hinted: bool) -> None:
-    """fsync each descriptor in turn (FileOps.fsync_in_order), unless
-    ``hinted`` first asking the kernel to start writing all of them; a failing
-    fsync raises with its file's name as ``filename``."""
-    if not hinted:
-        for fd, _path in files:
-            start_writeback(fd)
-    for fd, path in files:
-        try:
-            os.fsync(fd)
-        except OSError as exc:
-            exc.filename = os.fspath(path)
-            raise
-
-
 class FileOps:
     """The durable file steps, done for real. Subclass to inject faults."""
 
@@ -151,82 +136,11 @@ class FileOps:
         finally:
             os.close(fd)
 
-    def fsync_path(self, path: Path) -> None:
-        fd = os.open(path, os.O_RDONLY)
-        try:
-            os.fsync(fd)
-        finally:
-            os.close(fd)
-
     def link(self, src: StrPath, dst: StrPath) -> None:
         os.link(src, dst)
 
-    def rename(self, src: Path, dst: Path) -> None:
-        os.rename(src, dst)
-
     def unlink(self, path: StrPath) -> None:
         os.unlink(path)
-
-    def mkdir(self, path: Path, mode: int = 0o700) -> None:
-        os.mkdir(path, mode)
-
-    # A file created empty, then written by name (server/send/store.py).
-
-    def create_new(self, path: Path, mode: int = 0o644) -> int:
-        """Create ``path`` exclusively and empty (no fsync); return its inode."""
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, mode)
-        try:
-            return os.fstat(fd).st_ino
-        finally:
-            os.close(fd)
-
-    def append(self, path: Path, data: bytes, *, fsync: bool = True) -> None:
-        """Write ``data`` at the end of the existing ``path``, then fsync it."""
-        fd = os.open(path, os.O_WRONLY | os.O_APPEND)
-        try:
-            view = memoryview(data)
-            while view:
-                n = os.write(fd, view)
-                view = view[n:]
-            if fsync:
-                os.fsync(fd)
-        finally:
-            os.close(fd)
-
-    def start_writeback(self, *paths: Path) -> None:
-        """Ask the kernel to start writing each of ``paths``' dirty pages
-        (:func:`start_writeback`): makes nothing durable, so a file that
-        cannot be opened is skipped (its fsync will say what is wrong)."""
-        for path in paths:
-            try:
-                fd = os.open(path, os.O_RDONLY)
-            except OSError:
-                continue
-            try:
-                start_writeback(fd)
-            finally:
-                os.close(fd)
-
-    def fsync_in_order(self, *paths: Path) -> None:
-        """fsync each of ``paths``, in order, each call returning before the next.
-
-        Before the first fsync the kernel is asked to start writing every one
-        of them (:func:`start_writeback`): a journaling file system then
-        allocates their blocks in the transaction that the first fsync
-        commits, and the later fsyncs find their data already committed. No
-        file is durable before the ones ahead of it, as when each is written
-        and fsync'd in turn, for one journal commit where that takes one each.
-
-        A failing fsync raises with the path it was for as ``filename``.
-        """
-        fds: list[int] = []
-        try:
-            for path in paths:
-                fds.append(os.open(path, os.O_RDONLY))
-            _fsync_all(list(zip(fds, paths, strict=True)), hinted=False)
-        finally:
-            for fd in fds:
-                os.close(fd)
 
     # Files written through one descriptor from their creation to their
     # fsync, as qmail-queue.c and qmail-send.c keep theirs (server.queue.core,
@@ -247,15 +161,33 @@ class FileOps:
             view = view[os.write(fd, view) :]
 
     def start_writeback_open(self, *fds: int) -> None:
-        """:meth:`start_writeback` for files already open."""
+        """Ask the kernel to start writing each file's dirty pages
+        (:func:`start_writeback`): makes nothing durable."""
         for fd in fds:
             start_writeback(fd)
 
     def fsync_open_in_order(self, *files: tuple[int, StrPath], hinted: bool = False) -> None:
-        """:meth:`fsync_in_order` for files already open, each given with its
-        name for the error. ``hinted``: :meth:`start_writeback_open` has
-        already been asked for every one of them since they were written."""
-        _fsync_all(files, hinted=hinted)
+        """fsync each file, given as (descriptor, name), in order, each call
+        returning before the next; a failing fsync raises with its name as
+        ``filename``.
+
+        Before the first fsync the kernel is asked to start writing every one
+        of them (:func:`start_writeback`; ``hinted``: :meth:`start_writeback_open`
+        has already asked, since they were written): a journaling file system
+        then allocates their blocks in the transaction that the first fsync
+        commits, and the later fsyncs find their data already committed. No
+        file is durable before the ones ahead of it, as when each is written
+        and fsync'd in turn, for one journal commit where that takes one each.
+        """
+        if not hinted:
+            for fd, _path in files:
+                start_writeback(fd)
+        for fd, path in files:
+            try:
+                os.fsync(fd)
+            except OSError as exc:
+                exc.filename = os.fspath(path)
+                raise
 
     def close(self, fd: int) -> None:
         os.close(fd)

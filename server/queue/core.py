@@ -19,7 +19,7 @@ crash leaves behind are tabled in :mod:`server.queue.states`):
 
 qmail-queue.c fsyncs ``mess/N`` before it creates ``intd/N``, and so pays
 for two journal commits a message. Here both files are written first and
-then fsync'd in the same order (:meth:`FileOps.fsync_in_order`), which a
+then fsync'd in the same order (:meth:`FileOps.fsync_open_in_order`), which a
 journaling file system commits as one: ``intd/N`` is never durable before
 ``mess/N``, ``todo/N`` is linked only after both fsyncs, and the files a
 crash can leave are the ones qmail-queue's can (a message without

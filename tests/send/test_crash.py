@@ -38,14 +38,6 @@ class CrashAt(FileOps):
         self._tick()
         return super().write_new(*a, **k)
 
-    def create_new(self, *a: Any, **k: Any) -> int:
-        self._tick()
-        return super().create_new(*a, **k)
-
-    def append(self, *a: Any, **k: Any) -> None:
-        self._tick()
-        super().append(*a, **k)
-
     def open_new(self, *a: Any, **k: Any) -> int:
         self._tick()
         return super().open_new(*a, **k)
@@ -61,10 +53,6 @@ class CrashAt(FileOps):
     def link(self, *a: Any, **k: Any) -> None:
         self._tick()
         super().link(*a, **k)
-
-    def rename(self, *a: Any, **k: Any) -> None:
-        self._tick()
-        super().rename(*a, **k)
 
     def unlink(self, *a: Any, **k: Any) -> None:
         self._tick()
