@@ -49,6 +49,7 @@ import selectors
 import socket
 import struct
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import suppress
 from pathlib import Path
 from typing import Final
@@ -224,13 +225,17 @@ class _Loop:
     A selector reads each connection's bytes as they come, and each piece of
     a message goes into ``mess/N`` at once (a connection holds about one
     read). The requests read to their end in one pass of the loop are then
-    ended together: each one's envelope written into ``intd/N``, the kernel
-    asked to start writing all their files, and each message fsync'd
-    (``mess/N``, then ``intd/N``) and linked into ``todo/`` in turn, so that
-    the first fsync commits the whole batch to the journal. Each message's
-    steps keep qmail-queue's order (server.queue.core), and no thread hands
-    the interpreter to another at each system call, as one thread per
-    caller did.
+    ended together: each one's envelope written into ``intd/N`` and the
+    kernel asked to start writing all their files. Then each message is
+    fsync'd (``mess/N``, then ``intd/N``) and linked into ``todo/`` in a
+    thread of its own (:class:`_Committer`), all at once, as qmail-queue
+    processes of their own would: their first fsyncs wait for the same
+    journal commit, and the cache flushes of their second fsyncs come
+    together, where one message after the other each fsync of a file
+    already committed took a flush of its own. Each message's steps keep
+    qmail-queue's order (server.queue.core). Reading and writing take no
+    thread: the interpreter is not handed between threads at each system
+    call, as with one thread per caller.
 
     A caller that stops half-way holds up only its own request; one that
     sends a next request before its answer waits for the answer; one that
@@ -243,6 +248,7 @@ class _Loop:
         self.selector = selectors.DefaultSelector()
         #: no new caller is accepted until a connection closes (out of descriptors)
         self.full = False
+        self.committer = _Committer()
 
     def run(self) -> None:
         self.sock.setblocking(False)
@@ -406,14 +412,7 @@ class _Loop:
         if len(writing) > 1:  # the first fsync commits them all
             for _caller, writer, _intdfn in writing:
                 writer.hint()
-        for caller, writer, intdfn in writing:
-            try:
-                writer.commit(intdfn)
-                caller.code = codes.OK
-            except QueueFailure as failure:
-                caller.code = failure.code
-            except Exception:
-                failed.append(caller)
+        failed += self.committer.commit_all(writing)
         for caller in failed:
             self._gone(caller)
         return [caller for caller in ready if caller not in failed]  # (by identity)
@@ -435,6 +434,43 @@ class _Loop:
         nxt = _Caller(caller.conn, caller.uid, caller.frames)
         self.selector.register(nxt.conn, selectors.EVENT_READ, nxt)
         return nxt if nxt.frames.waiting() else None
+
+
+class _Committer:
+    """Steps 7-9 of a batch's messages, each message's in a thread of its own
+    (the first in the loop's own thread), all at once."""
+
+    #: threads at most; a bigger batch's messages wait for one of them
+    THREADS: Final = 16
+
+    def __init__(self) -> None:
+        self.pool: ThreadPoolExecutor | None = None
+
+    def commit_all(self, writing: list[tuple[_Caller, MessageWriter, Path]]) -> list[_Caller]:
+        """Commit each; each caller's exit code set. The callers that a bug of
+        ours failed."""
+        if not writing:
+            return []
+        first, rest = writing[0], writing[1:]
+        others = []
+        if rest:
+            if self.pool is None:
+                self.pool = ThreadPoolExecutor(self.THREADS, "qmail-queue commit")
+            others = [self.pool.submit(_commit, *each) for each in rest]
+        outcomes = [_commit(*first), *(other.result() for other in others)]
+        return [caller for caller in outcomes if caller is not None]
+
+
+def _commit(caller: _Caller, writer: MessageWriter, intdfn: Path) -> _Caller | None:
+    """One message's steps 7-9; its caller when a bug of ours failed it."""
+    try:
+        writer.commit(intdfn)
+        caller.code = codes.OK
+    except QueueFailure as failure:
+        caller.code = failure.code
+    except Exception:
+        return caller
+    return None
 
 
 def answer(code: int, qp: int) -> bytes:

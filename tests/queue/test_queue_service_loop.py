@@ -1,5 +1,6 @@
 """The queue service's loop (server.queue.service._Loop) in this process: a
-bug of ours while ending one caller's request costs that caller alone.
+bug of ours while ending one caller's request costs that caller alone, and
+a batch's messages are committed at once (_Committer).
 
 Needs no root: the service runs in a thread as whoever runs the tests, on a
 home of theirs; its callers' uid only words the Received line.
@@ -12,13 +13,15 @@ import io
 import socket
 import threading
 from pathlib import Path
+from typing import cast
 
 from server.errors import EXIT_TEMP
 from server.privsep import QmailIds
 from server.programs import ProgramContext
 from server.queue import codes
+from server.queue.core import MessageWriter, QueueFailure
 from server.queue.envelope import encode_envelope
-from server.queue.service import QueueService, queue_via
+from server.queue.service import QueueService, _Caller, _Committer, queue_via
 from server.runtime import FileOps, StrPath, real_runtime
 
 ENVELOPE = encode_envelope("a@example.org", ["b@example.org"])
@@ -76,3 +79,41 @@ def test_a_bug_ending_one_request_hangs_up_on_that_caller_alone(home: Path, tmp_
     queue = home / "queue"
     assert len(list((queue / "todo").iterdir())) == 1
     assert sum(1 for p in (queue / "mess").rglob("*") if p.is_file()) == 1  # the first removed
+
+
+class Meeting:
+    """A MessageWriter's commit() that waits until every message of the batch
+    is being committed (so only commits run at once get through), then ends
+    as told: queued, a qmail-queue exit code, or a bug of ours."""
+
+    def __init__(self, barrier: threading.Barrier, outcome: int | None = codes.OK) -> None:
+        self.barrier = barrier
+        self.outcome = outcome
+
+    def commit(self, intdfn: Path) -> int:
+        self.barrier.wait()
+        if self.outcome is None:
+            raise RuntimeError("a bug")
+        if self.outcome != codes.OK:
+            raise QueueFailure(self.outcome)
+        return 1
+
+
+def test_a_batch_commits_its_messages_at_once_each_failing_alone() -> None:
+    outcomes = [codes.OK, codes.WRITE_ERROR, None, codes.OK]
+    barrier = threading.Barrier(len(outcomes), timeout=30)
+    pairs = [socket.socketpair() for _ in outcomes]
+    try:
+        callers = [_Caller(conn, 0) for conn, _peer in pairs]
+        writing = [
+            (caller, cast(MessageWriter, Meeting(barrier, outcome)), Path("intd/1"))
+            for caller, outcome in zip(callers, outcomes, strict=True)
+        ]
+        failed = _Committer().commit_all(writing)
+    finally:
+        for conn, peer in pairs:
+            conn.close()
+            peer.close()
+    assert not barrier.broken  # all four were under way together
+    assert failed == [callers[2]]  # the bug costs its caller alone
+    assert [callers[i].code for i in (0, 1, 3)] == [codes.OK, codes.WRITE_ERROR, codes.OK]
