@@ -154,8 +154,8 @@ def test_line_shortcuts_match_the_byte_loop_read_by_read(
 
 @settings(max_examples=1000, deadline=None)
 @given(st.lists(st.one_of(_pieces, st.binary(max_size=5)), max_size=30))
-def test_plain_says_what_the_special_pattern_finds(parts: list[bytes]) -> None:
-    from server.smtpd.body import _SPECIAL, _plain
+def test_paired_says_whether_a_stray_cr_or_lf_is_there(parts: list[bytes]) -> None:
+    from server.smtpd.body import _STRAY, _paired
 
-    lines = b"".join(parts) + b"\r\n"  # _plain_block gives it whole lines only
-    assert _plain(lines) == (_SPECIAL.search(lines) is None)
+    lines = b"".join(parts)
+    assert _paired(lines) == (_STRAY.search(lines) is None)
