@@ -122,7 +122,7 @@ class Reader:
         self.data = data
 
     @classmethod
-    def open(cls, path: Path) -> Reader:
+    def open(cls, path: str | os.PathLike[str]) -> Reader:
         """Read ``path`` (again only once it has changed: server.filecache);
         OSError (e.g. FileNotFoundError) passes through."""
         return cls(filecache.read_bytes(os.fspath(path)))

@@ -113,8 +113,9 @@ def home_date(
 def session_date(
     localtime: bool, env: Mapping[str, str], home: Path | None = None
 ) -> Callable[[int], bytes]:
-    """date822fmt with the zone found once, as a server's core stamps its Received: lines."""
-    tz = zone_of(env, home)
+    """date822fmt with the zone found once, as a server's core stamps its
+    Received: lines (none without ``localtime``: GMT is shown)."""
+    tz = zone_of(env, home) if localtime else None
 
     def date(t: int) -> bytes:
         return date822fmt(t, localtime=localtime, tz=tz).encode()

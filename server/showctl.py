@@ -154,7 +154,7 @@ def controls_report(ctl: ControlDir, me: str | None) -> str:
             else:  # rcpthosts missing or unreadable: qmail-showctl's other wording
                 text, _ = do_lst(ctl, spec.name, NO_RCPTHOSTS_DEFAULT, NO_RCPTHOSTS_PRE, ".")
                 parts.append(text)
-            parts.append(morercpthosts_cdb(ctl.path))
+            parts.append(morercpthosts_cdb(Path(ctl.path)))
         elif spec.kind == "int":
             parts.append(do_int(ctl, spec))
         elif spec.kind == "str":

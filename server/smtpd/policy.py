@@ -77,7 +77,7 @@ def load_rcpthosts(ctrl: ControlDir) -> Rcpthosts:
         return Rcpthosts(hosts=None)
     hosts = frozenset(_lower_ascii(_latin1(line)) for line in lines)
     try:
-        more: Reader | None = Reader.open(ctrl.path / "morercpthosts.cdb")
+        more: Reader | None = Reader.open(f"{ctrl.path}/morercpthosts.cdb")
     except FileNotFoundError:
         more = None
     except (OSError, CdbError) as exc:
@@ -145,7 +145,7 @@ def load_config(
     patches: frozenset[str] = frozenset(),
 ) -> SmtpdConfig:
     """setup(): raises :class:`TempFail` where qmail says "unable to read controls"."""
-    ctrl = ControlDir(home / "control")
+    ctrl = ControlDir(f"{home}/control")
     greeting = ctrl.rldef("smtpgreeting", True, None)
     if greeting is None:
         raise TempFail("no control/smtpgreeting and no control/me")
