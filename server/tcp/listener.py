@@ -164,6 +164,9 @@ class TcpServer:
         self.active = 0
         self._serial = itertools.count(1)
         self._room = asyncio.Condition()
+        #: the accept loop waits for room (-c sessions under way): an ended
+        #: session then wakes it
+        self._full = False
         self._tasks: set[asyncio.Task[None]] = set()
         if config.listening is not None:
             self._sock = config.listening
@@ -210,8 +213,11 @@ class TcpServer:
     async def _accept_loop(self) -> None:
         loop = asyncio.get_running_loop()
         while True:
-            async with self._room:
-                await self._room.wait_for(lambda: self.active < self.config.limit)
+            if self.active >= self.config.limit:  # tcpserver's -c: wait for room
+                self._full = True
+                async with self._room:
+                    await self._room.wait_for(lambda: self.active < self.config.limit)
+                self._full = False
             try:
                 conn, peer = await loop.sock_accept(self._sock)
             except OSError:  # tcpserver: "if (t == -1) continue;"
@@ -276,7 +282,8 @@ class TcpServer:
             ended = self.handed
         self.handed -= ended
         self._count_ended(ended)
-        self._keep(self._make_room())
+        if self._full:
+            self._keep(self._make_room())
 
     async def _serve_handed(self, source: socket.socket) -> None:
         """The helper's side: serve the connections that come over ``source``."""
@@ -334,7 +341,8 @@ class TcpServer:
                 self.config.log(end_line(ident[0], wstat))
             self._freed()
             self._count_ended(1)
-            await self._make_room()
+            if self._full:
+                await self._make_room()
 
     def _count_ended(self, sessions: int) -> None:
         for _ in range(sessions):
@@ -454,7 +462,8 @@ class TcpServer:
 
     async def _handle(self, conn: socket.socket, env: dict[str, str]) -> int:
         assert callable(self.target)
-        reader, writer = await asyncio.open_connection(sock=conn.dup())
+        # the transport takes the socket over and closes it (then conn.close() does nothing)
+        reader, writer = await asyncio.open_connection(sock=conn)
         try:
             await self.target(reader, writer, env)
         finally:
