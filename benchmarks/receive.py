@@ -143,10 +143,11 @@ def smtp_sink() -> Iterator[int]:
 
 
 def _body() -> bytes:
+    """A message of MESSAGE_SIZE bytes in whole CR LF lines (header, then lines of x)."""
     head = f"From: {SENDER}\r\nTo: {RECIPIENT}\r\nSubject: benchmark\r\n\r\n".encode()
     line = b"x" * 70 + b"\r\n"
     body = (line * (MESSAGE_SIZE // len(line) + 1))[: MESSAGE_SIZE - len(head) - 2]
-    return head + body.rstrip(b"x\r\n") + b"\r\n"
+    return head + body.rstrip(b"\r\n") + b"\r\n"
 
 
 async def _one(port: int, body: bytes) -> bool:
