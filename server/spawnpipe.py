@@ -62,22 +62,29 @@ class CommandParser:
         self.fields: list[bytearray] = [bytearray(), bytearray(), bytearray()]
 
     def feed(self, data: bytes) -> list[Command]:
+        """The commands ``data`` completes: a byte for the delivery number,
+        then three fields each ended by a NUL (each field's bytes found with
+        find(), not taken a byte at a time)."""
         done: list[Command] = []
-        for byte in data:
+        i, n = 0, len(data)
+        while i < n:
             if self.stage == 0:
-                self.delnum = byte
+                self.delnum = data[i]
                 self.fields = [bytearray(), bytearray(), bytearray()]
                 self.stage = 1
-            elif byte:
-                self.fields[self.stage - 1].append(byte)
-            elif self.stage < 3:
+                i += 1
+                continue
+            nul = data.find(b"\0", i)
+            self.fields[self.stage - 1] += data[i : n if nul < 0 else nul]
+            if nul < 0:
+                break
+            i = nul + 1
+            if self.stage < 3:
                 self.stage += 1
-            else:
-                messid, sender, recip = (bytes(f) for f in self.fields)
-                done.append(
-                    Command(delnum=self.delnum, messid=messid, sender=sender, recipient=recip)
-                )
-                self.stage = 0
+                continue
+            messid, sender, recip = (bytes(f) for f in self.fields)
+            done.append(Command(delnum=self.delnum, messid=messid, sender=sender, recipient=recip))
+            self.stage = 0
         return done
 
 

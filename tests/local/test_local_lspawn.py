@@ -164,6 +164,36 @@ def test_parser_whole_and_byte_at_a_time(cmds: list[Command]) -> None:
     assert got == cmds
 
 
+def _bytewise(reads: list[bytes]) -> list[Command]:
+    """spawn.c getcmd() a byte at a time: what CommandParser.feed must agree with."""
+    done: list[Command] = []
+    stage, delnum, fields = 0, 0, [bytearray(), bytearray(), bytearray()]
+    for byte in b"".join(reads):
+        if stage == 0:
+            delnum, fields, stage = byte, [bytearray(), bytearray(), bytearray()], 1
+        elif byte:
+            fields[stage - 1].append(byte)
+        elif stage < 3:
+            stage += 1
+        else:
+            messid, sender, recip = (bytes(f) for f in fields)
+            done.append(Command(delnum=delnum, messid=messid, sender=sender, recipient=recip))
+            stage = 0
+    return done
+
+
+@given(st.binary(max_size=80), st.lists(st.integers(1, 12), max_size=20))
+def test_parser_agrees_with_the_byte_loop_however_the_reads_fall(
+    data: bytes, cuts: list[int]
+) -> None:
+    reads, pos = [], 0
+    for cut in [*cuts, len(data)]:
+        reads.append(data[pos : pos + cut])
+        pos += cut
+    parser = CommandParser()
+    assert [c for read in reads for c in parser.feed(read)] == _bytewise(reads)
+
+
 @given(_commands, st.binary(max_size=30))
 def test_parser_keeps_trailing_partial_command(cmds: list[Command], rest: bytes) -> None:
     data = b"".join(encode(c) for c in cmds)
