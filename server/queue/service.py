@@ -49,12 +49,12 @@ import selectors
 import socket
 import struct
 from collections.abc import Iterator
-from concurrent.futures import ThreadPoolExecutor
 from contextlib import suppress
 from pathlib import Path
 from typing import Final
 
 from server import privsep
+from server.atonce import THREADS, AtOnce
 from server.errors import EXIT_TEMP
 from server.privsep import QmailIds
 from server.programs import ProgramContext
@@ -228,7 +228,7 @@ class _Loop:
     ended together: each one's envelope written into ``intd/N`` and the
     kernel asked to start writing all their files. Then each message is
     fsync'd (``mess/N``, then ``intd/N``) and linked into ``todo/`` in a
-    thread of its own (:class:`_Committer`), all at once, as qmail-queue
+    thread of its own (server.atonce), all at once, as qmail-queue
     processes of their own would: their first fsyncs wait for the same
     journal commit, and the cache flushes of their second fsyncs come
     together, where one message after the other each fsync of a file
@@ -248,7 +248,7 @@ class _Loop:
         self.selector = selectors.DefaultSelector()
         #: no new caller is accepted until a connection closes (out of descriptors)
         self.full = False
-        self.committer = _Committer()
+        self.commits = AtOnce(THREADS, "qmail-queue commit")
 
     def run(self) -> None:
         self.sock.setblocking(False)
@@ -412,7 +412,8 @@ class _Loop:
         if len(writing) > 1:  # the first fsync commits them all
             for _caller, writer, _intdfn in writing:
                 writer.hint()
-        failed += self.committer.commit_all(writing)
+        outcomes = self.commits.map(_commit_one, writing)
+        failed += [caller for caller in outcomes if caller is not None]
         for caller in failed:
             self._gone(caller)
         return [caller for caller in ready if caller not in failed]  # (by identity)
@@ -436,33 +437,9 @@ class _Loop:
         return nxt if nxt.frames.waiting() else None
 
 
-class _Committer:
-    """Steps 7-9 of a batch's messages, each message's in a thread of its own
-    (the first in the loop's own thread), all at once."""
-
-    #: threads at most; a bigger batch's messages wait for one of them
-    THREADS: Final = 16
-
-    def __init__(self) -> None:
-        self.pool: ThreadPoolExecutor | None = None
-
-    def commit_all(self, writing: list[tuple[_Caller, MessageWriter, Path]]) -> list[_Caller]:
-        """Commit each; each caller's exit code set. The callers that a bug of
-        ours failed."""
-        if not writing:
-            return []
-        first, rest = writing[0], writing[1:]
-        others = []
-        if rest:
-            if self.pool is None:
-                self.pool = ThreadPoolExecutor(self.THREADS, "qmail-queue commit")
-            others = [self.pool.submit(_commit, *each) for each in rest]
-        outcomes = [_commit(*first), *(other.result() for other in others)]
-        return [caller for caller in outcomes if caller is not None]
-
-
-def _commit(caller: _Caller, writer: MessageWriter, intdfn: Path) -> _Caller | None:
+def _commit_one(each: tuple[_Caller, MessageWriter, Path]) -> _Caller | None:
     """One message's steps 7-9; its caller when a bug of ours failed it."""
+    caller, writer, intdfn = each
     try:
         writer.commit(intdfn)
         caller.code = codes.OK

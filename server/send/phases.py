@@ -12,7 +12,9 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
+from functools import partial
 
+from server.atonce import THREADS, AtOnce
 from server.queue.core import apply_cleanup, scan_pids
 from server.queue.states import CleanMessage, QueueListing, stale_cleanup_actions
 from server.send import log as L
@@ -107,17 +109,29 @@ def todo_prepare(store: QueueStore, cfg: SendConfig, msgid: int, now: int) -> To
     return written if isinstance(written, TodoDone) else todo_finish(store, written)
 
 
+#: the threads a todo/ batch's entries are fsync'd in, at once
+_SYNCS = AtOnce(THREADS, "todo fsync")
+
+
 def todo_prepare_batch(
     store: QueueStore, cfg: SendConfig, msgids: list[int], now: int
 ) -> list[TodoDone]:
     """:func:`todo_prepare` for several entries, their fsyncs one journal
     commit: every entry's files are written, the kernel is asked to start
     writing all of them, and only then is each entry's info/ and channel
-    files fsync'd, in todo_do's order, and its todo/ cleaned. Each entry's
-    own steps keep their order; only different entries' steps interleave."""
+    files fsync'd, in todo_do's order, the entries at once (server.atonce:
+    one after the other, each fsync after the commit waited for a cache
+    flush of its own), and their todo/ cleaned. Each entry's own steps keep
+    their order; only different entries' steps interleave."""
     written = [todo_write(store, cfg, msgid, now) for msgid in msgids]
     store.start_writeback([fd for w in written if isinstance(w, Written) for fd in w.fds])
-    synced = [w if isinstance(w, TodoDone) else todo_sync(store, w, hinted=True) for w in written]
+    to_sync = [w for w in written if isinstance(w, Written)]
+    if store.runtime.fsync:
+        synced_each = _SYNCS.map(partial(todo_sync, store, hinted=True), to_sync)
+    else:  # nothing to wait for: no thread
+        synced_each = [todo_sync(store, w, hinted=True) for w in to_sync]
+    each_synced = iter(synced_each)
+    synced = [w if isinstance(w, TodoDone) else next(each_synced) for w in written]
     ready = [w.msgid for w in synced if isinstance(w, Written)]
     cleaned = dict(zip(ready, store.clean_all("todo", ready), strict=True))
     return [w if isinstance(w, TodoDone) else _cleaned(w, cleaned[w.msgid]) for w in synced]

@@ -6,18 +6,21 @@ qmail-clean, one message after another. A disk commits fsyncs together when
 the files are written before the first of them (ext4's journal), so
 :class:`TodoAhead` prepares up to ``depth`` entries of the open scan ahead,
 in batches (:func:`~server.send.phases.todo_prepare_batch`): every entry of
-a batch is written, then each is fsync'd and cleaned in turn, the first
-fsync committing the whole batch. Each entry's own steps keep todo_do's
+a batch is written, then the entries are fsync'd at once (server.atonce:
+the first fsyncs commit the whole batch, and the cache flushes of the
+others come together), then cleaned. Each entry's own steps keep todo_do's
 order (unlink, create info/, create the channel files, write and fsync
 info/, then each channel file, then qmail-clean's ``todo/N``); only
 different messages' steps interleave. A new batch starts once at most half
 the depth is under way, so a batch is many entries, not one a pass.
 
 The batches run in a pool of ``THREADS`` threads, two: while one waits for
-a commit, the other writes the next batch. Ten threads, one entry each,
-committed together as well, but every system call of every thread then
-handed the GIL over: 2.9 ms of the machine's CPU a delivered message
-against 2.3 (docs/performance.md, session 8).
+a commit, the other writes the next batch. Ten threads, one entry each for
+all its steps, committed together as well, but every system call of every
+thread then handed the GIL over: 2.9 ms of the machine's CPU a delivered
+message against 2.3 (docs/performance.md, session 8). Only the fsyncs run
+in threads of their own: one entry after the other, a batch of twenty
+waited 37 ms for forty cache flushes in a row (session 10).
 
 What the schedule sees is still qmail's: one entry is committed per pass
 (:func:`~server.send.phases.todo_commit`: its ``new msg`` and ``info msg``

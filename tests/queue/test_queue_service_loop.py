@@ -1,6 +1,6 @@
 """The queue service's loop (server.queue.service._Loop) in this process: a
 bug of ours while ending one caller's request costs that caller alone, and
-a batch's messages are committed at once (_Committer).
+a batch's messages are committed at once (server.atonce).
 
 Needs no root: the service runs in a thread as whoever runs the tests, on a
 home of theirs; its callers' uid only words the Received line.
@@ -15,13 +15,14 @@ import threading
 from pathlib import Path
 from typing import cast
 
+from server.atonce import THREADS, AtOnce
 from server.errors import EXIT_TEMP
 from server.privsep import QmailIds
 from server.programs import ProgramContext
 from server.queue import codes
 from server.queue.core import MessageWriter, QueueFailure
 from server.queue.envelope import encode_envelope
-from server.queue.service import QueueService, _Caller, _Committer, queue_via
+from server.queue.service import QueueService, _Caller, _commit_one, queue_via
 from server.runtime import FileOps, StrPath, real_runtime
 
 ENVELOPE = encode_envelope("a@example.org", ["b@example.org"])
@@ -109,11 +110,11 @@ def test_a_batch_commits_its_messages_at_once_each_failing_alone() -> None:
             (caller, cast(MessageWriter, Meeting(barrier, outcome)), Path("intd/1"))
             for caller, outcome in zip(callers, outcomes, strict=True)
         ]
-        failed = _Committer().commit_all(writing)
+        failed = AtOnce(THREADS, "test commit").map(_commit_one, writing)
     finally:
         for conn, peer in pairs:
             conn.close()
             peer.close()
     assert not barrier.broken  # all four were under way together
-    assert failed == [callers[2]]  # the bug costs its caller alone
+    assert failed == [None, None, callers[2], None]  # the bug costs its caller alone
     assert [callers[i].code for i in (0, 1, 3)] == [codes.OK, codes.WRITE_ERROR, codes.OK]
