@@ -37,6 +37,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TypeAlias
 
+from server.fdwrite import write_all
 from server.privsep import GROUPS, IDS_FILE, USERS, QmailIds, privileged
 from server.programs import PATCHES, PATCHES_FILE, PROGRAMS
 from server.qdir import SPLIT
@@ -322,9 +323,7 @@ def _write_new(path: str, data: bytes, mode: int, owner: tuple[int, int] | None)
     chown and chmod."""
     fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600)
     try:
-        view = memoryview(data)
-        while view:
-            view = view[os.write(fd, view) :]
+        write_all(fd, data)
         if owner is not None:
             os.fchown(fd, *owner)
         os.fchmod(fd, mode)

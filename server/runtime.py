@@ -27,6 +27,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Protocol, cast
 
+from server.fdwrite import write_all
+
 
 class Clock(Protocol):
     """Seconds since the epoch, as a float (qmail's ``now()`` is whole seconds)."""
@@ -127,10 +129,7 @@ class FileOps:
         """Create ``path`` exclusively, write ``data``, fsync; return its inode."""
         fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, mode)
         try:
-            view = memoryview(data)
-            while view:
-                n = os.write(fd, view)
-                view = view[n:]
+            write_all(fd, data)
             os.fsync(fd)
             return os.fstat(fd).st_ino
         finally:
@@ -156,9 +155,7 @@ class FileOps:
 
     def write(self, fd: int, data: bytes) -> None:
         """Write all of ``data`` at ``fd``'s offset (no fsync)."""
-        view = memoryview(data)
-        while view:
-            view = view[os.write(fd, view) :]
+        write_all(fd, data)
 
     def start_writeback_open(self, *fds: int) -> None:
         """Ask the kernel to start writing each file's dirty pages

@@ -24,6 +24,7 @@ import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
+from server.fdwrite import write_all
 from server.qdir import SPLIT
 from server.send.schedule import REPORTMAX
 from server.spawn import DeliveryJob
@@ -39,12 +40,6 @@ def _read_exact(fd: int, n: int) -> bytes:
             break
         data += chunk
     return data
-
-
-def _write_all(fd: int, data: bytes) -> None:
-    view = memoryview(data)
-    while view:
-        view = view[os.write(fd, view) :]
 
 
 def command(delnum: int, job: DeliveryJob) -> bytes:
@@ -160,7 +155,7 @@ class SpawnPipe:
         delnum = self.free.pop(0)
         self.waiting[delnum] = done
         try:
-            _write_all(self.fd_out, command(delnum, job))
+            write_all(self.fd_out, command(delnum, job))
         except OSError:
             self._died()
 
@@ -206,7 +201,7 @@ class CleanPipe:
             return []
         with self.write_lock:
             try:
-                _write_all(self.fd_out, b"".join(f"{kind}/{m}\0".encode() for m in msgids))
+                write_all(self.fd_out, b"".join(f"{kind}/{m}\0".encode() for m in msgids))
             except OSError:
                 self.dead = True
                 return [False] * len(msgids)

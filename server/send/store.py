@@ -31,6 +31,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
+from server.fdwrite import write_all
 from server.qdir import SPLIT
 from server.queue.states import QueueListing
 from server.runtime import Runtime
@@ -251,9 +252,7 @@ class QueueStore:
     def append_bounce(self, msgid: int, entry: bytes) -> None:
         fd = os.open(self.path("bounce", msgid), os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
         try:
-            view = memoryview(entry)
-            while view:
-                view = view[os.write(fd, view) :]
+            write_all(fd, entry)
         finally:
             os.close(fd)
 
