@@ -16,6 +16,7 @@ find everything that runs privileged by searching for them.
 
 from __future__ import annotations
 
+import atexit
 import contextlib
 import gc
 import grp
@@ -542,6 +543,12 @@ class WorkerJob:
         else:
             self._pool.give(self.worker)
         return self.outcome
+
+
+#: This process's warm workers, for every kind of job: server.local.asuser's
+#: deliveries and server.pop3.checkpassword's POP3 sessions share a user's.
+WORKERS = WorkerPool()
+atexit.register(WORKERS.close_all)
 
 
 def pickle_job(entry: str, job: object) -> bytes | None:

@@ -23,7 +23,6 @@ took, so the parent's counter moves on as if the delivery had run in it.
 
 from __future__ import annotations
 
-import atexit
 import dataclasses
 import io
 import os
@@ -56,7 +55,7 @@ def deliver(
     from it (``delivery.message`` is not used) and hands it to programs.
     ``split_home`` is the qmail home when it is a split home (forwards then go
     through its setuid ``bin/qmail-queue``). It goes to a warm worker of that
-    user (server.privsep.WorkerPool), so that no delivery pays for a fork of this
+    user (server.privsep.WORKERS), so that no delivery pays for a fork of this
     big process; the simulator's deliveries too, one at a time, its counted
     pids kept in step by the count each job reports. A job that cannot be
     pickled runs in a child forked for it (:func:`server.privsep.run_as`)."""
@@ -103,7 +102,7 @@ def begin(
             return _run_in_child(delivery, end, split_home, message_fd)
 
         return finish(*privsep.run_as(uid, gid, work, serve, keep_fds=frozenset({message_fd})))
-    return Started(_WORKERS.start(uid, gid, payload, message_fd, serve), finish)
+    return Started(privsep.WORKERS.start(uid, gid, payload, message_fd, serve), finish)
 
 
 def _parent_of(
@@ -162,8 +161,6 @@ def _worker_payload(delivery: Delivery, split_home: Path | None) -> bytes | None
     return privsep.pickle_job(_WORK, (job, None if split_home is None else str(split_home)))
 
 
-_WORKERS = privsep.WorkerPool()
-atexit.register(_WORKERS.close_all)
 #: what a worker calls with each job
 _WORK = "server.local.asuser:work_in_worker"
 

@@ -19,8 +19,8 @@ checkpassword does not; it is here so APOP can be tested).
 In-process (``ctx.inprocess``) PROG is one of our programs called with
 ``ctx.cwd`` set to the home instead of a real chdir; as a process it is a
 real chdir and exec. Run as root, PROG runs as the owner of the user's home
-(uid and gid), in a forked child in-process: qmail-pop3d then reads only
-what that user may read.
+(uid and gid), in a warm worker of that user or a forked child: qmail-pop3d
+then reads only what that user may read.
 """
 
 from __future__ import annotations
@@ -203,22 +203,19 @@ class _Prog:
 
 
 def _run_as_owner(owner: tuple[int, int], prog: _Prog, stdin: BinaryIO, stdout: BinaryIO) -> int:
-    """PROG (qmail-pop3d) in a forked child as the mailbox's owner, so that it
-    reads only what that user may. The child gets the session three ways:
-    real descriptors are kept in it; the simulator's input (all of it in
-    memory) is the child's copy, and its output comes back as bytes; anything
-    else (the live server's streams, served by an event loop the child does
-    not have) is relayed through a socket pair."""
+    """PROG (qmail-pop3d) as the mailbox's owner, so that it reads only what
+    that user may. It gets the session three ways: the simulator's (all of
+    it in memory) goes to a warm worker of that user as bytes and its output
+    comes back as bytes (:func:`_session`); real descriptors are kept in a
+    forked child; anything else (the live server's streams, served by an
+    event loop the child does not have) is relayed to a forked child through
+    a socket pair."""
     if owner[0] == 0:
         return prog.run(stdin, stdout)
+    if isinstance(stdin, io.BytesIO):
+        return _in_memory(owner, prog, stdin, stdout)
     if _fileno(stdin) is not None and _fileno(stdout) is not None:
         return _in_child(owner, prog, stdin, stdout, frozenset())
-    if isinstance(stdin, io.BytesIO):
-        out = io.BytesIO()
-        code = _in_child(owner, prog, stdin, out, frozenset(), capture=True)
-        stdout.write(out.getvalue())
-        stdout.flush()
-        return code
     ours, theirs = socket.socketpair()
     with ours, theirs:
         inward = threading.Thread(target=_pump_in, args=(stdin, ours), daemon=True)
@@ -239,28 +236,63 @@ def _in_child(
     stdin: BinaryIO,
     stdout: BinaryIO,
     keep: frozenset[int],
-    *,
-    capture: bool = False,
 ) -> int:
-    """Run PROG as ``owner`` in a forked child; with ``capture``, its output
-    (an in-memory ``stdout``) is copied back into ``stdout`` here."""
+    """Run PROG as ``owner`` in a forked child on the session's streams."""
     fds = {fd for fd in (_fileno(stdin), _fileno(stdout)) if fd is not None}
 
     def work(_end: privsep.ChildEnd) -> bytes:
         code = prog.run(stdin, stdout)
         stdout.flush()
-        data = stdout.getvalue() if capture and isinstance(stdout, io.BytesIO) else b""
-        return privsep.pack_fields([str(code).encode(), data])
+        return str(code).encode()
 
-    result, _status = privsep.run_as(*owner, work, lambda _q: b"", keep_fds=keep | fds)
+    result, _status = privsep.run_as(*owner, work, _no_requests, keep_fds=keep | fds)
+    return EXIT_TEMP if result is None else int(result)
+
+
+def _in_memory(owner: tuple[int, int], prog: _Prog, stdin: io.BytesIO, stdout: BinaryIO) -> int:
+    """Run PROG as ``owner`` on a session held in memory: the client's input
+    (a copy, read on from where qmail-popup stopped, in the same turns) goes
+    to a warm worker of that user (server.privsep.WORKERS), as a delivery
+    does; a job that cannot be pickled goes to a forked child. What PROG
+    wrote to stdout and stderr comes back and is written here."""
+    job = (replace(prog, ctx=replace(prog.ctx, stderr=io.BytesIO())), stdin)
+    payload = privsep.pickle_job(_SESSION, job)
+    if payload is None:
+        result, _status = privsep.run_as(*owner, lambda _end: _session(job), _no_requests)
+    else:
+        result, _status = privsep.WORKERS.start(*owner, payload, None, _no_requests).wait()
     if result is None:
         return EXIT_TEMP
-    code, data = privsep.unpack_fields(result)
-    if capture:
-        stdout.seek(0)
-        stdout.truncate()
-        stdout.write(data)
+    code, out, err = privsep.unpack_fields(result)
+    stdout.write(out)
+    stdout.flush()
+    prog.ctx.stderr.write(err)
     return int(code)
+
+
+#: what a worker calls with a POP3 session
+_SESSION = "server.pop3.checkpassword:session_in_worker"
+
+
+def session_in_worker(
+    job: tuple[_Prog, io.BytesIO], _fd: int | None, _end: privsep.ChildEnd
+) -> bytes:
+    """In a warm worker, as the mailbox's owner: one session (:func:`_in_memory`)."""
+    return _session(job)
+
+
+def _session(job: tuple[_Prog, io.BytesIO]) -> bytes:
+    """PROG on the client's input; its exit code, its output, its stderr."""
+    prog, stdin = job
+    out = io.BytesIO()
+    code = prog.run(stdin, out)
+    err = prog.ctx.stderr
+    errors = err.getvalue() if isinstance(err, io.BytesIO) else b""
+    return privsep.pack_fields([str(code).encode(), out.getvalue(), errors])
+
+
+def _no_requests(_request: bytes) -> bytes:
+    return b""  # PROG asks its parent nothing
 
 
 def _pump_in(source: BinaryIO, sock: socket.socket) -> None:

@@ -2,20 +2,28 @@
 
 Run as root, DJB's checkpassword sets the user's gid and uid before it execs
 qmail-pop3d, so a user reads only what the user may. Ours does the same for
-a process, and in process forks a child that switches (server.privsep). Bob
+a process; in process the simulator's session goes to a warm worker of the
+user (server.privsep.WORKERS), or a child forked for it when the session
+cannot be pickled, and a live session to a forked child. Bob
 plants a link to Alice's message in his Maildir: as Bob, qmail-pop3d cannot
 open it; as root it could.
 """
 
 from __future__ import annotations
 
+import dataclasses
+import io
 import os
 from pathlib import Path
 
 import pytest
 
+from harness.converse import PacedInput
+from server import privsep
+from server.programs import ProgramContext, run
+from server.runtime import virtual_runtime
 from tests.local.conftest import hand_over
-from tests.pop3.test_pop3_programs import NOW, deliver, make_maildir, session
+from tests.pop3.test_pop3_programs import ARGV, NOW, deliver, make_maildir, session
 
 pytestmark = pytest.mark.skipif(os.geteuid() != 0, reason="changing uids needs root")
 
@@ -59,3 +67,46 @@ def test_qmail_pop3d_moves_mail_as_the_user(homes: tuple[Path, Path, Path]) -> N
     session(home, b"USER alice\r\nPASS sesame\r\nSTAT\r\nQUIT\r\n")
     (moved,) = (alice / "Maildir" / "cur").iterdir()
     assert moved.stat().st_uid == ALICE[0]
+
+
+def test_a_session_goes_to_the_users_warm_worker(
+    homes: tuple[Path, Path, Path], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    home, _alice, _bob = homes
+
+    def no_fork(*_args: object, **_kwargs: object) -> object:
+        raise AssertionError("a picklable session needs no fork")
+
+    monkeypatch.setattr(privsep, "run_as", no_fork)
+    first = session(home, b"USER alice\r\nPASS sesame\r\nRETR 1\r\nQUIT\r\n")
+    again = session(home, b"USER alice\r\nPASS sesame\r\nRETR 1\r\nQUIT\r\n")
+    assert b"the secret" in first
+    assert again == first  # the worker keeps nothing of the first session
+
+
+def popup(home: Path, client: bytes, *, picklable: bool) -> tuple[bytes, bytes]:
+    """qmail-popup's chain in process, the client paced a line at a time;
+    its output and stderr. Not ``picklable``: the runtime holds a closure."""
+    runtime, _ = virtual_runtime(start=NOW, first_pid=777)
+    if not picklable:
+        runtime = dataclasses.replace(runtime, next_pid=lambda: 777)
+    err, out = io.BytesIO(), io.BytesIO()
+    ctx = ProgramContext(home=home, runtime=runtime, stderr=err)
+    run("qmail-popup", list(ARGV), {}, PacedInput(client), out, ctx)
+    return out.getvalue(), err.getvalue()
+
+
+def test_a_session_that_cannot_be_pickled_runs_in_a_forked_child(
+    homes: tuple[Path, Path, Path], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    home, _alice, _bob = homes
+    client = b"USER bob\r\nPASS hunter2\r\nLIST\r\nRETR 1\r\nQUIT\r\n"
+    in_worker = popup(home, client, picklable=True)
+
+    def no_worker(*_args: object, **_kwargs: object) -> object:
+        raise AssertionError("a session that cannot be pickled is forked")
+
+    monkeypatch.setattr(privsep.WORKERS, "start", no_worker)
+    forked = popup(home, client, picklable=False)
+    assert forked == in_worker
+    assert b"the secret" not in forked[0]
