@@ -12,12 +12,17 @@ program of the home run as a process queues through it
 from the kernel, so the Received line says ``invoked by uid N`` as
 qmail-queue would for that user.
 
-The socket lives in a short directory of its own (a Unix socket's path has
-at most 107 bytes; a work directory may be deeper), open to every user.
+The socket lives in a short directory (a Unix socket's path has at most 107
+bytes; a work directory may be deeper), open to every user: one directory a
+process, made at its first service and removed at its exit, each service's
+socket in it under a name of its own, so a program left over from one
+scenario never reaches the next one's queue.
 """
 
 from __future__ import annotations
 
+import atexit
+import itertools
 import os
 import shutil
 import socket
@@ -38,9 +43,7 @@ class SimQueueService:
 
     def __init__(self, ctx: ProgramContext, ids: privsep.QmailIds) -> None:
         self.service = QueueService(ctx, ids)
-        self.dir = Path(tempfile.mkdtemp(prefix="qs-queue-"))
-        os.chmod(self.dir, 0o711)
-        path = self.dir / "socket"
+        self.path = path = _socket_dir() / f"socket.{next(_NAMES)}"
         self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
         self.sock.bind(str(path))
         os.chmod(path, 0o666)
@@ -67,7 +70,24 @@ class SimQueueService:
             self.sock.shutdown(socket.SHUT_RDWR)
         self.sock.close()
         self.thread.join(timeout=10)
-        shutil.rmtree(self.dir, ignore_errors=True)
+        self.path.unlink(missing_ok=True)
+
+
+_NAMES = itertools.count(1)
+_dir: Path | None = None
+_dir_lock = threading.Lock()
+
+
+def _socket_dir() -> Path:
+    """This process's directory for the services' sockets (mkdtemp's and its
+    removal cost more than the rest of a service's start and close)."""
+    global _dir
+    with _dir_lock:
+        if _dir is None or not _dir.is_dir():
+            _dir = Path(tempfile.mkdtemp(prefix="qs-queue-"))
+            os.chmod(_dir, 0o711)
+            atexit.register(shutil.rmtree, _dir, ignore_errors=True)
+        return _dir
 
 
 def start(ctx: ProgramContext) -> SimQueueService | None:

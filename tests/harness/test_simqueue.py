@@ -48,3 +48,20 @@ def test_queues_through_the_named_socket_until_closed(tmp_path: Path) -> None:
     assert rest == b"Subject: via\n\nbody\n"
     assert not (home / QUEUE_SOCKET_FILE).exists() and read_queue_socket(home) is None
     assert not service.thread.is_alive() and not path.exists()
+
+
+def test_each_service_has_a_socket_of_its_own_in_one_directory(tmp_path: Path) -> None:
+    runtime, _clock = virtual_runtime(hostname="mx.example.org")
+    paths = []
+    for name in ("one", "two"):
+        home = tmp_path / name
+        setup(home, me="mx.example.org")
+        service = simqueue.start(ProgramContext(home=home, runtime=runtime, stderr=io.BytesIO()))
+        assert service is not None
+        path = read_queue_socket(home)
+        service.close()
+        assert path is not None and not path.exists()  # a straggler finds no queue
+        paths.append(path)
+    first, second = paths
+    assert first != second and first.parent == second.parent
+    assert first.parent.stat().st_mode & 0o777 == 0o711
