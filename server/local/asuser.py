@@ -35,7 +35,7 @@ from server.local.forwarding import Forwarder, ForwardResult, Invoker, queue_for
 from server.local.getpw import ALIAS_USER
 from server.local.program import Delivery, Outcome
 from server.programs import ProgramContext, real_pids
-from server.runtime import PIDS_AHEAD, Runtime
+from server.runtime import PIDS_AHEAD, Runtime, for_worker
 
 #: qmail-lspawn's child exit codes for a failed switch (qlx.h): prot_gid or
 #: prot_uid failing is QLX_USAGE, still being root is QLX_ROOT.
@@ -145,7 +145,7 @@ def _worker_payload(delivery: Delivery, split_home: Path | None) -> bytes | None
     pickled runtime carries a copy of its pid counter (server.runtime.PidCounter)
     and of its virtual clock, as a forked child's would: the worker counts
     on from the same pid and the parent catches up (:func:`_catch_up`)."""
-    runtime = delivery.runtime
+    runtime = for_worker(delivery.runtime)
     if real_pids(runtime):
         runtime = dataclasses.replace(runtime, next_pid=os.getpid)
     job = dataclasses.replace(

@@ -39,6 +39,7 @@ from typing import BinaryIO
 
 from server import privsep, programs
 from server.privsep import become, privileged
+from server.runtime import for_worker
 
 ENV_FILE = "QMAILSIM_PASSWORDS"
 DEFAULT_FILE = ".qmail-sim/passwords"
@@ -255,7 +256,8 @@ def _in_memory(owner: tuple[int, int], prog: _Prog, stdin: io.BytesIO, stdout: B
     to a warm worker of that user (server.privsep.WORKERS), as a delivery
     does; a job that cannot be pickled goes to a forked child. What PROG
     wrote to stdout and stderr comes back and is written here."""
-    job = (replace(prog, ctx=replace(prog.ctx, stderr=io.BytesIO())), stdin)
+    ctx = replace(prog.ctx, runtime=for_worker(prog.ctx.runtime), stderr=io.BytesIO())
+    job = (replace(prog, ctx=ctx), stdin)
     payload = privsep.pickle_job(_SESSION, job)
     if payload is None:
         result, _status = privsep.run_as(*owner, lambda _end: _session(job), _no_requests)

@@ -15,6 +15,7 @@ from server.runtime import (
     OffsetClock,
     PidsAhead,
     VirtualClock,
+    for_worker,
     real_runtime,
     virtual_runtime,
 )
@@ -88,6 +89,20 @@ def test_a_real_runtime_pickles_its_random_source_by_name() -> None:
     assert len(data) < 100
     assert pickle.loads(data) is PROCESS_RANDOM
     assert len(pickle.dumps(runtime)) < 400
+
+
+def test_a_simulator_runtime_goes_to_a_worker_without_its_generator() -> None:
+    # qmail-local and qmail-pop3d draw no random numbers: the job carries the
+    # worker's own source by name, and the simulator's draws go on unchanged
+    runtime, _clock = virtual_runtime(seed=7)
+    twin, _ = virtual_runtime(seed=7)
+    shipped = pickle.loads(pickle.dumps(for_worker(runtime)))
+    assert shipped.rng is PROCESS_RANDOM and runtime.rng is not PROCESS_RANDOM
+    assert (shipped.clock.now(), shipped.hostname) == (runtime.clock.now(), runtime.hostname)
+    assert len(pickle.dumps(for_worker(runtime))) < 600
+    assert runtime.rng.getrandbits(64) == twin.rng.getrandbits(64)
+    real = real_runtime()
+    assert for_worker(real) is real
 
 
 def test_a_forked_child_draws_other_numbers_than_its_parent() -> None:
