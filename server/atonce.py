@@ -19,8 +19,10 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Callable, Sequence
-from concurrent.futures import ThreadPoolExecutor, wait
-from typing import Final, TypeVar
+from typing import TYPE_CHECKING, Final, TypeVar
+
+if TYPE_CHECKING:
+    from concurrent.futures import ThreadPoolExecutor
 
 _T = TypeVar("_T")
 _R = TypeVar("_R")
@@ -42,6 +44,8 @@ class AtOnce:
         call has returned (each caller decides what its own failures are)."""
         if len(items) < 2:
             return [fn(item) for item in items]
+        from concurrent.futures import wait
+
         pool = self._started()
         others = [pool.submit(fn, item) for item in items[1:]]
         try:
@@ -51,6 +55,11 @@ class AtOnce:
         return [first, *(other.result() for other in others)]
 
     def _started(self) -> ThreadPoolExecutor:
+        # imported here: concurrent.futures (and the logging it imports) is
+        # about 5 ms of every start of a program that imports this module
+        # (qmail-queue's client, in forward, condredirect, qreceipt)
+        from concurrent.futures import ThreadPoolExecutor
+
         with self._lock:
             if self._pool is None:
                 self._pool = ThreadPoolExecutor(self.threads, self.name)
