@@ -206,11 +206,11 @@ class _Prog:
 def _run_as_owner(owner: tuple[int, int], prog: _Prog, stdin: BinaryIO, stdout: BinaryIO) -> int:
     """PROG (qmail-pop3d) as the mailbox's owner, so that it reads only what
     that user may. It gets the session three ways: the simulator's (all of
-    it in memory) goes to a warm worker of that user as bytes and its output
-    comes back as bytes (:func:`_session`); real descriptors are kept in a
-    forked child; anything else (the live server's streams, served by an
-    event loop the child does not have) is relayed to a forked child through
-    a socket pair."""
+    it in memory) goes to a warm worker of that user, and its output comes
+    back as bytes (:func:`_in_memory`); real descriptors are kept in a forked
+    child; anything else (the live server's streams, served by an event loop
+    the child does not have) is relayed to a forked child through a socket
+    pair."""
     if owner[0] == 0:
         return prog.run(stdin, stdout)
     if isinstance(stdin, io.BytesIO):
@@ -263,13 +263,15 @@ def _in_memory(owner: tuple[int, int], prog: _Prog, stdin: io.BytesIO, stdout: B
         result, _status = privsep.run_as(*owner, lambda _end: _session(job), _no_requests)
     else:
         result, _status = privsep.WORKERS.start(*owner, payload, None, _no_requests).wait()
-    if result is None:
+    try:  # from a process the user may have taken over: only ever bytes
+        code, out, err = privsep.unpack_fields(result or b"")
+        status = int(code)
+    except ValueError:
         return EXIT_TEMP
-    code, out, err = privsep.unpack_fields(result)
     stdout.write(out)
     stdout.flush()
     prog.ctx.stderr.write(err)
-    return int(code)
+    return status
 
 
 #: what a worker calls with a POP3 session

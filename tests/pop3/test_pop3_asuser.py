@@ -20,6 +20,7 @@ import pytest
 
 from harness.converse import PacedInput
 from server import privsep
+from server.pop3 import checkpassword
 from server.programs import ProgramContext, run
 from server.runtime import virtual_runtime
 from tests.local.conftest import hand_over
@@ -110,3 +111,24 @@ def test_a_session_that_cannot_be_pickled_runs_in_a_forked_child(
     forked = popup(home, client, picklable=False)
     assert forked == in_worker
     assert b"the secret" not in forked[0]
+
+
+@pytest.mark.parametrize("outcome", [(b"not fields", 0), (None, 9)])
+def test_a_worker_that_dies_or_answers_nonsense_is_a_temporary_failure(
+    homes: tuple[Path, Path, Path],
+    monkeypatch: pytest.MonkeyPatch,
+    outcome: tuple[bytes | None, int],
+) -> None:
+    home, alice, _bob = homes
+
+    class Answered:
+        def wait(self) -> tuple[bytes | None, int]:
+            return outcome
+
+    monkeypatch.setattr(privsep.WORKERS, "start", lambda *_args: Answered())
+    runtime, _ = virtual_runtime(start=NOW)
+    ctx = ProgramContext(home=home, runtime=runtime, stderr=io.BytesIO(), cwd=alice)
+    prog = checkpassword._Prog("qmail-pop3d", ["qmail-pop3d", "Maildir"], {}, ctx)
+    out = io.BytesIO()
+    assert checkpassword._in_memory(ALICE, prog, io.BytesIO(b"QUIT\r\n"), out) == 111
+    assert out.getvalue() == b""
