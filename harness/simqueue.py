@@ -5,8 +5,8 @@ its home is a one-user home: root's queue, a ``bin/qmail-queue`` script
 that is not setuid. A ``|command`` that queues (condredirect, forward,
 qreceipt) could not write the queue, where qmail's setuid qmail-queue would.
 So the simulator serves qmail-queue runs on a Unix socket
-(server.queue.service, in a thread of its own process, with its virtual clock
-and file steps) and names the socket in ``HOME/.qmail-sim/queue-socket``; a
+(server.queue.service, in a thread of the simulator's process, with its
+virtual clock and file steps) and names the socket in ``HOME/.qmail-sim/queue-socket``; a
 program of the home run as a process queues through it
 (server.programs.read_queue_socket). The service learns the caller's uid
 from the kernel, so the Received line says ``invoked by uid N`` as
@@ -24,10 +24,12 @@ from __future__ import annotations
 import atexit
 import itertools
 import os
+import selectors
 import shutil
 import socket
 import tempfile
 import threading
+import traceback
 from contextlib import suppress
 from pathlib import Path
 
@@ -39,7 +41,8 @@ BACKLOG = 16
 
 
 class SimQueueService:
-    """A QueueService on a socket, answering one caller at a time until closed."""
+    """A QueueService on a socket, answering one caller at a time until closed
+    (by this process's :class:`_Acceptor`)."""
 
     def __init__(self, ctx: ProgramContext, ids: privsep.QmailIds) -> None:
         self.service = QueueService(ctx, ids)
@@ -50,44 +53,117 @@ class SimQueueService:
         self.sock.listen(BACKLOG)
         self.named_in = ctx.home / QUEUE_SOCKET_FILE
         self.named_in.write_text(f"{path}\n")
-        self.thread = threading.Thread(target=self._serve, daemon=True)
-        self.thread.start()
-
-    def _serve(self) -> None:
-        while True:
-            try:
-                conn, _ = self.sock.accept()
-            except OSError:  # closed: the scenario is over
-                return
-            with conn:
-                code, qp = self.service.queue(peer_uid(conn), conn)
-                with suppress(OSError):  # a caller that went away learns nothing
-                    conn.sendall(privsep.pack_fields([str(code).encode(), str(qp).encode()]))
+        _acceptor().add(self.sock, self.service)
 
     def close(self) -> None:
+        """No new caller is served once this returns; one being served is
+        waited for (up to :data:`CLOSE_WAIT` seconds)."""
         self.named_in.unlink(missing_ok=True)
-        with suppress(OSError):
-            self.sock.shutdown(socket.SHUT_RDWR)
+        _acceptor().remove(self.sock)
         self.sock.close()
-        self.thread.join(timeout=10)
         self.path.unlink(missing_ok=True)
+
+
+#: How long a service's close waits for a caller it is serving (real seconds:
+#: a bound that only a program stuck half-way through its message reaches).
+CLOSE_WAIT = 10.0
+
+
+class _Acceptor:
+    """One thread a process that answers the callers of every open service,
+    one at a time. A thread of each service's own cost more to start and to
+    join than the rest of the service's start and close; a scenario's
+    programs run one after another, so one thread serves them all."""
+
+    def __init__(self) -> None:
+        self._selector = selectors.DefaultSelector()
+        #: by descriptor: each open service's listening socket (non-blocking)
+        self._open: dict[int, tuple[socket.socket, QueueService]] = {}
+        #: the listening socket whose caller is being served, if any
+        self._serving: socket.socket | None = None
+        self._changed = threading.Condition()
+        self._wake, self._woken = socket.socketpair()
+        self._selector.register(self._woken, selectors.EVENT_READ)
+        threading.Thread(target=self._run, name="simqueue", daemon=True).start()
+
+    def add(self, sock: socket.socket, service: QueueService) -> None:
+        sock.setblocking(False)  # a descriptor reused since a select has no caller yet
+        with self._changed:
+            self._open[sock.fileno()] = (sock, service)
+            self._selector.register(sock, selectors.EVENT_READ)
+        self._wake.send(b"+")  # the thread selects again, with this socket
+
+    def remove(self, sock: socket.socket) -> None:
+        with self._changed:
+            del self._open[sock.fileno()]
+            self._selector.unregister(sock)
+            self._changed.wait_for(lambda: self._serving is not sock, CLOSE_WAIT)
+
+    def _run(self) -> None:
+        while True:
+            for key, _events in self._selector.select():
+                if key.fileobj is self._woken:
+                    self._woken.recv(4096)
+                elif (accepted := self._accept(key.fd)) is not None:
+                    self._serve(*accepted)
+
+    def _accept(self, fd: int) -> tuple[socket.socket, QueueService] | None:
+        """The caller waiting on ``fd``'s service, now marked as being served."""
+        with self._changed:
+            if (served := self._open.get(fd)) is None:
+                return None  # removed since the select
+            sock, service = served
+            try:
+                conn, _ = sock.accept()
+            except OSError:  # BlockingIOError: not the socket selected
+                return None
+            self._serving = sock
+        conn.setblocking(True)
+        return conn, service
+
+    def _serve(self, conn: socket.socket, service: QueueService) -> None:
+        try:
+            with conn:
+                _answer(service, conn)
+        except Exception:  # a bug in one run: said, and the caller sees its end
+            traceback.print_exc()
+        finally:
+            with self._changed:
+                self._serving = None
+                self._changed.notify_all()
+
+
+def _answer(service: QueueService, conn: socket.socket) -> None:
+    """One qmail-queue run for the caller on ``conn``."""
+    code, qp = service.queue(peer_uid(conn), conn)
+    with suppress(OSError):  # a caller that went away learns nothing
+        conn.sendall(privsep.pack_fields([str(code).encode(), str(qp).encode()]))
 
 
 _NAMES = itertools.count(1)
 _dir: Path | None = None
-_dir_lock = threading.Lock()
+_the_acceptor: _Acceptor | None = None
+_lock = threading.Lock()
 
 
 def _socket_dir() -> Path:
     """This process's directory for the services' sockets (mkdtemp's and its
     removal cost more than the rest of a service's start and close)."""
     global _dir
-    with _dir_lock:
+    with _lock:
         if _dir is None or not _dir.is_dir():
             _dir = Path(tempfile.mkdtemp(prefix="qs-queue-"))
             os.chmod(_dir, 0o711)
             atexit.register(shutil.rmtree, _dir, ignore_errors=True)
         return _dir
+
+
+def _acceptor() -> _Acceptor:
+    global _the_acceptor
+    with _lock:
+        if _the_acceptor is None:
+            _the_acceptor = _Acceptor()
+        return _the_acceptor
 
 
 def start(ctx: ProgramContext) -> SimQueueService | None:
