@@ -4,7 +4,8 @@ DIR is a home built by the user from netqmail-1.06 (``make setup check``),
 given over to the harness while it runs: for each scenario its control/
 files, users/assign (then ``DIR/bin/qmail-newu``) and alias/.qmail-* files
 are replaced by the scenario's, and whatever the scenario left in queue/ is
-removed when it ends (qmail-send is stopped by then). The users' homes and
+removed when it ends (qmail-send is stopped by then); one scenario at a
+time has DIR, the others wait (an flock on DIR). The users' homes and
 Maildirs are made in the scenario's work directory, as for the simulator
 (a scratch simulator home beside them provides our checkpassword and its
 password table for qmail-popup), and given to the uid and gid in
@@ -30,6 +31,7 @@ queue (alias/Maildir, queue/lock/tcpto) is cleared before the next.
 
 from __future__ import annotations
 
+import fcntl
 import os
 import shutil
 import subprocess
@@ -74,11 +76,13 @@ class QmailTarget(LiveTarget):
         self.built_patches: frozenset[str] = frozenset()
         self.ran = False  # qmail-send has been started (a run or advance step)
         self.control_changed = False  # a control file changed since then
+        self._hold: int | None = None  # DIR, flocked while a scenario has it
 
     def start(self, scenario: Scenario, workdir: Path, seed: int | None = None) -> None:
         reason = self.unusable()
         if reason is not None:
             raise StepError(reason)
+        self._hold = _hold_home(self.reference)
         _peers_comparable(scenario, self.reference)
         SimTarget.start(self, scenario, workdir, seed)  # users, Maildirs, scratch home
         self.scratch = self.home
@@ -95,12 +99,7 @@ class QmailTarget(LiveTarget):
             self.ran = True
 
     def unusable(self) -> str | None:
-        if not (self.reference / "bin" / "qmail-send").exists():
-            return f"qmail:{self.reference}: no qmail home there (no bin/qmail-send)"
-        why = netns.why_unavailable()
-        if why is not None:
-            return f"the qmail target needs private namespaces for its resolver: {why}"
-        return _alias_home_problem(self.reference)
+        return unusable(self.reference)
 
     def setup_for(self, scenario: Scenario, workdir: Path) -> Setup:
         cpw = workdir / "checkpassword"
@@ -228,6 +227,9 @@ class QmailTarget(LiveTarget):
         if hasattr(self, "scratch"):
             for path in queue_files(self.reference):
                 path.unlink(missing_ok=True)
+        if self._hold is not None:
+            os.close(self._hold)  # the next scenario on DIR may start
+            self._hold = None
 
 
 def _terminates_first(scenario: Scenario) -> bool:
@@ -268,7 +270,32 @@ def _replace(folder: Path, sources: list[Path], pattern: str) -> None:
             shutil.copyfile(src, folder / src.name)
 
 
-__all__ = ["QmailTarget"]
+__all__ = ["QmailTarget", "unusable"]
+
+
+def unusable(reference: Path) -> str | None:
+    """Why ``qmail:DIR`` cannot play a scenario on this machine, or None."""
+    if not (reference / "bin" / "qmail-send").exists():
+        return f"qmail:{reference}: no qmail home there (no bin/qmail-send)"
+    why = netns.why_unavailable()
+    if why is not None:
+        return f"the qmail target needs private namespaces for its resolver: {why}"
+    return _alias_home_problem(reference)
+
+
+def _hold_home(reference: Path) -> int:
+    """DIR given to one scenario at a time: its control files, users, alias
+    files and queue are the scenario's until :meth:`QmailTarget.close`. Another
+    run on DIR (a second ``qmail-sim run``, a pytest-xdist worker) waits here
+    for it, where it would otherwise overwrite them mid-scenario or find
+    qmail-send "already running". An flock on DIR itself: nothing is written."""
+    fd = os.open(reference, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+    except BaseException:  # the scenario's wall-clock alarm while waiting
+        os.close(fd)
+        raise
+    return fd
 
 
 def _alias_home_problem(reference: Path) -> str | None:

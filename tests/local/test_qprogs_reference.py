@@ -35,12 +35,24 @@ pytestmark = pytest.mark.skipif(
 
 
 def both(
-    name: str, args: Sequence[str], env: Mapping[str, str], stdin: bytes, cwd: Path
+    name: str,
+    args: Sequence[str],
+    env: Mapping[str, str],
+    stdin: bytes,
+    cwd: Path,
+    sides: tuple[Mapping[str, str], Mapping[str, str]] = ({}, {}),
 ) -> tuple[subprocess.CompletedProcess[bytes], subprocess.CompletedProcess[bytes]]:
+    """The reference's ``name``, then ours, on the same input; ``sides`` adds to
+    the environment of each."""
     ours = [sys.executable, "-m", "server", name]
-    pythonpath = {"PYTHONPATH": os.environ.get("PYTHONPATH", "")}
+    # ours has the reference's home as its auto_qmail (qmail.c chdirs there
+    # before it runs $QMAILQUEUE), as if built with the same conf-qmail
+    ours_env = {"PYTHONPATH": os.environ.get("PYTHONPATH", ""), "QMAILSIM_HOME": str(REFERENCE)}
     runs = []
-    for argv, extra in (([str(REFERENCE / "bin" / name)], {}), (ours, pythonpath)):
+    for argv, extra in (
+        ([str(REFERENCE / "bin" / name)], sides[0]),
+        (ours, {**ours_env, **sides[1]}),
+    ):
         runs.append(
             subprocess.run(
                 [*argv, *args],
@@ -97,17 +109,22 @@ def test_qreceipt(tmp_path: Path, args: list[str], env: dict[str, str], message:
     fake = tmp_path / "fakeq"
     fake.write_text(FAKE_QUEUE)
     fake.chmod(0o755)
-    got = []
-    for which in ("ref", "ours"):
-        out = tmp_path / which
-        full = {"PATH": "/usr/bin:/bin", "QMAILQUEUE": str(fake), "OUT": str(out), **env}
-        ran = both("qreceipt", args, full, message, tmp_path)[0 if which == "ref" else 1]
-        files = [
-            p.read_bytes() if p.exists() else None
-            for p in (out.with_suffix(".msg"), out.with_suffix(".env"))
-        ]
-        got.append((ran.returncode, ran.stdout, ran.stderr, files))
+    outs = (tmp_path / "ref", tmp_path / "ours")
+    full = {"PATH": "/usr/bin:/bin", "QMAILQUEUE": str(fake), **env}
+    runs = both(
+        "qreceipt", args, full, message, tmp_path, ({"OUT": str(outs[0])}, {"OUT": str(outs[1])})
+    )
+    got = [
+        (ran.returncode, ran.stdout, ran.stderr, [_kept(out, ".msg"), _kept(out, ".env")])
+        for ran, out in zip(runs, outs, strict=True)
+    ]
     assert got[1] == got[0]
+
+
+def _kept(out: Path, suffix: str) -> bytes | None:
+    """What the fake queue program wrote to OUT.msg or OUT.env, if it ran."""
+    path = out.with_suffix(suffix)
+    return path.read_bytes() if path.exists() else None
 
 
 def _first_screen(argv: list[str], env: Mapping[str, str], size: int) -> bytes:

@@ -23,8 +23,17 @@ import pytest
 from server.home import setup
 
 REFERENCE = Path(os.environ.get("QMAILSIM_REFERENCE_QMAIL", "/var/qmail-ref"))
-SERVER_IP = "127.0.62.12"
-SILENT_IP = "127.0.62.13"  # nothing listens there
+
+
+def _addresses() -> tuple[str, str]:
+    """The scripted server's address and one where nothing listens: a pair for
+    each pytest-xdist worker, since each worker that runs a test of this module
+    binds its own server on port 628 (the port qmail-qmqpc dials)."""
+    worker = int(os.environ.get("PYTEST_XDIST_WORKER", "gw0").removeprefix("gw") or 0)
+    return f"127.0.62.{12 + 2 * worker}", f"127.0.62.{13 + 2 * worker}"
+
+
+SERVER_IP, SILENT_IP = _addresses()
 
 pytestmark = [
     pytest.mark.external,
@@ -104,7 +113,8 @@ def _both(
 ) -> tuple[tuple[int, list[bytes]], tuple[int, list[bytes]]]:
     control = ours / "control"
     (control / "qmqpservers").unlink(missing_ok=True)
-    if servers is not None:
+    if servers is not None:  # the parameters name SERVER and SILENT, the same on every worker
+        servers = servers.replace("SERVER", SERVER_IP).replace("SILENT", SILENT_IP)
         (control / "qmqpservers").write_text(servers)
     server.answer = answer
     message = b"Subject: q\n\nhello\n"
@@ -124,18 +134,18 @@ ENVELOPE = b"Fa@b\0Tbob@example.org\0Tc@d\0\0"
 @pytest.mark.parametrize(
     ("servers", "envelope", "answer", "code"),
     [
-        (f"{SERVER_IP}\n", ENVELOPE, b"23:Kok 1700000000 qp 42,", 0),
-        (f"{SERVER_IP}\n", ENVELOPE, b"12:Ztry later,", 71),
-        (f"{SERVER_IP}\n", ENVELOPE, b"6:Dnope!,", 31),
-        (f"{SERVER_IP}\n", ENVELOPE, b"", 74),
-        (f"{SERVER_IP}\n", ENVELOPE, b"3:xyz,", 74),
-        (f"{SILENT_IP}\n", ENVELOPE, b"", 73),
-        (f"hub.example\n{SILENT_IP}\n{SERVER_IP}\n", ENVELOPE, b"3:Kok,", 0),
+        ("SERVER\n", ENVELOPE, b"23:Kok 1700000000 qp 42,", 0),
+        ("SERVER\n", ENVELOPE, b"12:Ztry later,", 71),
+        ("SERVER\n", ENVELOPE, b"6:Dnope!,", 31),
+        ("SERVER\n", ENVELOPE, b"", 74),
+        ("SERVER\n", ENVELOPE, b"3:xyz,", 74),
+        ("SILENT\n", ENVELOPE, b"", 73),
+        ("hub.example\nSILENT\nSERVER\n", ENVELOPE, b"3:Kok,", 0),
         ("", ENVELOPE, b"", 55),
         (None, ENVELOPE, b"", 55),
-        (f"{SERVER_IP}\n", b"Fa@b\0Tb\0", b"", 91),
-        (f"{SERVER_IP}\n", b"Xa@b\0\0", b"", 91),
-        (f"{SERVER_IP}\n", b"F\0\0", b"3:Kok,", 0),
+        ("SERVER\n", b"Fa@b\0Tb\0", b"", 91),
+        ("SERVER\n", b"Xa@b\0\0", b"", 91),
+        ("SERVER\n", b"F\0\0", b"3:Kok,", 0),
     ],
 )
 def test_same_request_and_exit_as_netqmail(

@@ -20,6 +20,7 @@ from harness import capture
 from harness.runner import run_scenario
 from harness.scenario import load_text
 from harness.scenario.model import DnsSpec
+from harness.targets.qmail import unusable
 from tests.record.reproducing import capture_from, reproduce
 
 SUITE = Path(__file__).resolve().parents[2] / "scenarios" / "reproduce"
@@ -28,13 +29,12 @@ pytestmark = pytest.mark.live
 
 
 REFERENCE = Path("/var/qmail-ref")
+UNUSABLE = unusable(REFERENCE)
 TARGETS = [
     "live",
     pytest.param(
         f"qmail:{REFERENCE}",
-        marks=pytest.mark.skipif(
-            not (REFERENCE / "bin" / "qmail-send").exists(), reason="no netqmail-1.06 installed"
-        ),
+        marks=pytest.mark.skipif(UNUSABLE is not None, reason=f"no netqmail-1.06: {UNUSABLE}"),
     ),
 ]
 
