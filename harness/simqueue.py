@@ -46,7 +46,7 @@ class SimQueueService:
 
     def __init__(self, ctx: ProgramContext, ids: privsep.QmailIds) -> None:
         self.service = QueueService(ctx, ids)
-        self.path = path = _socket_dir() / f"socket.{next(_NAMES)}"
+        self.path = path = _acceptor().new_path()
         self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
         self.sock.bind(str(path))
         os.chmod(path, 0o666)
@@ -76,6 +76,8 @@ class _Acceptor:
     programs run one after another, so one thread serves them all."""
 
     def __init__(self) -> None:
+        self._dir: Path | None = None  # the services' sockets (see new_path)
+        self._names = itertools.count(1)
         self._selector = selectors.DefaultSelector()
         #: by descriptor: each open service's listening socket (non-blocking)
         self._open: dict[int, tuple[socket.socket, QueueService]] = {}
@@ -85,6 +87,17 @@ class _Acceptor:
         self._wake, self._woken = socket.socketpair()
         self._selector.register(self._woken, selectors.EVENT_READ)
         threading.Thread(target=self._run, name="simqueue", daemon=True).start()
+
+    def new_path(self) -> Path:
+        """A name for a new service's socket, in this process's directory for
+        them (mkdtemp's and its removal cost more than the rest of a service's
+        start and close), made again if something removed it."""
+        with self._changed:
+            if self._dir is None or not self._dir.is_dir():
+                self._dir = Path(tempfile.mkdtemp(prefix="qs-queue-"))
+                os.chmod(self._dir, 0o711)
+                atexit.register(shutil.rmtree, self._dir, ignore_errors=True)
+            return self._dir / f"socket.{next(self._names)}"
 
     def add(self, sock: socket.socket, service: QueueService) -> None:
         sock.setblocking(False)  # a descriptor reused since a select has no caller yet
@@ -140,22 +153,8 @@ def _answer(service: QueueService, conn: socket.socket) -> None:
         conn.sendall(privsep.pack_fields([str(code).encode(), str(qp).encode()]))
 
 
-_NAMES = itertools.count(1)
-_dir: Path | None = None
 _the_acceptor: _Acceptor | None = None
 _lock = threading.Lock()
-
-
-def _socket_dir() -> Path:
-    """This process's directory for the services' sockets (mkdtemp's and its
-    removal cost more than the rest of a service's start and close)."""
-    global _dir
-    with _lock:
-        if _dir is None or not _dir.is_dir():
-            _dir = Path(tempfile.mkdtemp(prefix="qs-queue-"))
-            os.chmod(_dir, 0o711)
-            atexit.register(shutil.rmtree, _dir, ignore_errors=True)
-        return _dir
 
 
 def _acceptor() -> _Acceptor:
