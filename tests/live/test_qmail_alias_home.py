@@ -1,8 +1,10 @@
-"""qmail:DIR and the alias user: DIR/alias over the passwd home, and what one
-scenario leaves in DIR (the alias Maildir, queue/lock/tcpto) cleared."""
+"""qmail:DIR and the alias user: DIR/alias over the passwd home, what one
+scenario leaves in DIR (the alias Maildir, queue/lock/tcpto) cleared, and DIR
+held by one scenario at a time."""
 
 from __future__ import annotations
 
+import fcntl
 import os
 import subprocess
 import sys
@@ -11,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from harness import netns
-from harness.targets.qmail import TCPTO_SIZE, _clear_alias_and_lock
+from harness.targets.qmail import TCPTO_SIZE, QmailTarget, _clear_alias_and_lock, _hold_home
 from harness.targets.qmailserver import alias_home
 
 pytestmark = pytest.mark.live
@@ -66,3 +68,24 @@ def test_dir_alias_is_the_alias_users_home_in_the_namespace_only(tmp_path: Path)
     )
     assert done.stdout.strip() == "['.qmail-marker-for-test']"
     assert not (HOME / ".qmail-marker-for-test").exists()  # outside: untouched
+
+
+def _free(directory: Path) -> bool:
+    """Whether another run could take ``directory`` now."""
+    fd = os.open(directory, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        return False
+    finally:
+        os.close(fd)
+    return True
+
+
+def test_dir_is_held_by_one_scenario_until_its_target_closes(tmp_path: Path) -> None:
+    target = QmailTarget(str(tmp_path))
+    target._hold = _hold_home(tmp_path)  # as start() takes it, before the home is touched
+    assert not _free(tmp_path)
+    target.close()
+    assert _free(tmp_path) and target._hold is None
+    target.close()  # twice, or after a start that failed: nothing held, nothing to do
