@@ -52,9 +52,13 @@ class Server:
 
     def __init__(self) -> None:
         self.sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-        self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        self.sock.bind((SERVER_IP, 628))
-        self.sock.listen(5)
+        try:
+            self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            self.sock.bind((SERVER_IP, 628))
+            self.sock.listen(5)
+        except OSError:  # closed here, not by a later test's garbage collection
+            self.sock.close()
+            raise
         self.answer = b""
         self.requests: list[bytes] = []
         self.thread = threading.Thread(target=self._serve, daemon=True)
