@@ -36,7 +36,8 @@ import os
 import shutil
 import subprocess
 import sys
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from pathlib import Path
 
 from harness import netns
@@ -270,7 +271,7 @@ def _replace(folder: Path, sources: list[Path], pattern: str) -> None:
             shutil.copyfile(src, folder / src.name)
 
 
-__all__ = ["QmailTarget", "unusable"]
+__all__ = ["QmailTarget", "holding", "unusable"]
 
 
 def unusable(reference: Path) -> str | None:
@@ -296,6 +297,17 @@ def _hold_home(reference: Path) -> int:
         os.close(fd)
         raise
     return fd
+
+
+@contextmanager
+def holding(reference: Path) -> Iterator[None]:
+    """DIR held as a scenario holds it, for a test that reads its control
+    files while scenarios on other workers rewrite them."""
+    fd = _hold_home(reference)
+    try:
+        yield
+    finally:
+        os.close(fd)
 
 
 def _alias_home_problem(reference: Path) -> str | None:

@@ -8,7 +8,8 @@ queue run is handed; replies, exit codes, messages and envelopes must agree
 byte for byte, after masking the clock (``Kok <time> qp <pid>``, the Received
 line's date). Nothing is queued in the reference home. qmail-qmtpd reads
 control/rcpthosts there, which scenario runs rewrite: ours is given a copy
-just before each run, and DATABYTES is always set.
+just before each run, with DIR held as a scenario holds it
+(harness.targets.qmail.holding), and DATABYTES is always set.
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from harness.targets.qmail import holding
 from server.home import make_mini, setup
 from server.programs import ProgramContext, run
 from server.runtime import real_runtime
@@ -93,10 +95,11 @@ def _compare(
         "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
         **extra,
     }
-    _same_rcpthosts(ours)
-    done = subprocess.run(
-        [str(REFERENCE / "bin" / program)], input=data, env=env, capture_output=True, timeout=30
-    )
+    with holding(REFERENCE):  # no scenario on qmail:DIR rewrites them meanwhile
+        _same_rcpthosts(ours)
+        done = subprocess.run(
+            [str(REFERENCE / "bin" / program)], input=data, env=env, capture_output=True, timeout=30
+        )
     theirs = (done.returncode, _masked(done.stdout), _spooled(spool))
     out = io.BytesIO()
     ctx = ProgramContext(home=ours, runtime=real_runtime(), stderr=io.BytesIO(), inprocess=False)
