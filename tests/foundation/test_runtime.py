@@ -134,7 +134,12 @@ def test_a_pid_ready_is_used_only_while_fresh(monkeypatch: pytest.MonkeyPatch) -
 
     made: list[int] = []
     real_fresh = rt.fresh_pid
-    monkeypatch.setattr(rt, "fresh_pid", lambda: made.append(1) or real_fresh())
+
+    def counted() -> int:
+        made.append(1)
+        return real_fresh()
+
+    monkeypatch.setattr(rt, "fresh_pid", counted)
     ahead = PidsAhead()
     ahead._put_own_id()  # as the thread a take starts does, here from this thread
     assert ahead.take() == threading.get_native_id()
