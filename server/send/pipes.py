@@ -58,9 +58,11 @@ def command(delnum: int, job: DeliveryJob) -> bytes:
 
 @dataclass
 class ReportSplitter:
-    """del_dochan's reassembly: bytes in, (delnum, report) pairs out."""
+    """del_dochan's reassembly: bytes in, (delnum, report) pairs out; a line
+    keeps at most ``limit`` bytes, its delivery number included."""
 
     line: bytearray = field(default_factory=bytearray)
+    limit: int = REPORTMAX
 
     def feed(self, data: bytes) -> list[tuple[int, bytes]]:
         done = []
@@ -74,7 +76,7 @@ class ReportSplitter:
                 continue
             end = data.find(b"\0", pos)
             stop = len(data) if end < 0 else end
-            room = REPORTMAX - len(self.line)  # del_dochan keeps no more of a line
+            room = self.limit - len(self.line)  # del_dochan keeps no more of a line
             if room > 0:
                 self.line += data[pos : min(stop, pos + room)]
             if end < 0:

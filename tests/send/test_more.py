@@ -90,19 +90,12 @@ def _splitter_bytewise(data: bytes, limit: int) -> list[tuple[int, bytes]]:
 def test_report_splitter_is_del_dochans_byte_loop(wire: bytes, cuts: list[int], limit: int) -> None:
     """Any bytes, in any chunks, with NULs anywhere (after the number too) and
     lines past REPORTMAX: the same reports as del_dochan's byte-at-a-time loop."""
-    import server.send.pipes as pipes
-
-    splitter = ReportSplitter()
+    splitter = ReportSplitter(limit=limit)  # a small limit, for short examples
     got: list[tuple[int, bytes]] = []
     pos = 0
-    original = pipes.REPORTMAX
-    pipes.REPORTMAX = limit  # a small limit, for short examples
-    try:
-        for cut in [*cuts, len(wire)]:
-            got += splitter.feed(wire[pos : pos + cut])
-            pos += cut
-    finally:
-        pipes.REPORTMAX = original
+    for cut in [*cuts, len(wire)]:
+        got += splitter.feed(wire[pos : pos + cut])
+        pos += cut
     assert got == _splitter_bytewise(wire, limit)
 
 
