@@ -4,6 +4,7 @@ while it is young enough for a change to hide in one tick of the file clock."""
 from __future__ import annotations
 
 import os
+import time
 from collections.abc import Callable
 from pathlib import Path
 
@@ -32,7 +33,7 @@ class Reads:
 
     @staticmethod
     def real_now_ns() -> int:
-        return filecache.time.time_ns()
+        return time.time_ns()
 
     def now_ns(self) -> int:
         return self.real_now_ns() + self.offset_ns

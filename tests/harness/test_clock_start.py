@@ -153,7 +153,7 @@ def test_the_live_target_starts_its_offset_clock_at_clock_start(
     monkeypatch.setattr(live, "RealClock", _FixedClock)
     monkeypatch.setattr(LiveTarget, "use_netns", lambda self: False)
     [sc] = load_text("name: t\nsteps: []\n")
-    offsets = []
+    offsets: list[float] = []
     for start in (None, parse_instant(DAY_1), 1_900_000_000.0):
         target = LiveTarget()
         target.clock_start = start

@@ -27,6 +27,7 @@ import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from email import message_from_bytes
+from functools import partial
 from pathlib import Path
 
 import pytest
@@ -80,8 +81,8 @@ def running(public_dir: Path) -> Iterator[Running]:  # noqa: F811 - the fixture 
     bob = public_dir / "bob"
     for sub in ("tmp", "new", "cur"):
         (bob / "Maildir" / sub).mkdir(parents=True)
-    for path in [bob, *bob.rglob("*")]:
-        os.chown(path, *USER_IDS)
+    for owned in [bob, *bob.rglob("*")]:
+        os.chown(owned, *USER_IDS)
     (home / "users" / "assign").write_text(f"=bob:bob:{USER_IDS[0]}:{USER_IDS[1]}:{bob}:::\n.\n")
     newu.build(home)
     (home / ".qmail-sim" / "passwords").write_text(f"bob:hunter2:{bob}\n")
@@ -111,7 +112,7 @@ def running(public_dir: Path) -> Iterator[Running]:  # noqa: F811 - the fixture 
     ]
     try:
         for port in (smtp_port, pop3_port):
-            until(f"a listener on {port}", lambda p=port: connects(p))
+            until(f"a listener on {port}", partial(connects, port))
         yield Running(home, bob, smtp_port, pop3_port, procs)
     finally:
         for proc in procs:
@@ -187,5 +188,5 @@ def test_each_daemon_runs_as_qmail_start_makes_it(running: Running) -> None:
             until("splogger", lambda: uids_of("splogger qmail"))
             assert uids_of("splogger qmail") == uids
         else:
-            until(name, lambda n=name: uids_of(bin_dir + n))
+            until(name, partial(uids_of, bin_dir + name))
             assert uids_of(bin_dir + name) == uids, name

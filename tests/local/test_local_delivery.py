@@ -12,7 +12,7 @@ from hypothesis import strategies as st
 
 from server.local import replies
 from server.local.program import Delivery, LocalArgs, Outcome, parse_argv
-from server.runtime import Crash, FileOps, Runtime
+from server.runtime import Crash, FileOps, Runtime, StrPath
 
 from .conftest import FakeQueue, make_user_home
 
@@ -314,12 +314,12 @@ def test_unwritable_maildir_defers(rt: Runtime, tmp_path: Path) -> None:
 
 
 class FullDisk(FileOps):
-    def write_new(self, path: Path, data: bytes, mode: int = 0o644) -> int:
+    def write_new(self, path: StrPath, data: bytes, mode: int = 0o644) -> int:
         raise OSError(28, "No space left on device")
 
 
 class CrashAtLink(FileOps):
-    def link(self, src: Path, dst: Path) -> None:
+    def link(self, src: StrPath, dst: StrPath) -> None:
         raise Crash("down")
 
 

@@ -45,11 +45,11 @@ class FaultyFileOps(FileOps):
         self._tick("open_new")
         return super().open_new(path, mode)
 
-    def link(self, src: Path, dst: Path) -> None:
+    def link(self, src: StrPath, dst: StrPath) -> None:
         self._tick("link")
         super().link(src, dst)
 
-    def unlink(self, path: Path) -> None:
+    def unlink(self, path: StrPath) -> None:
         self._tick("unlink")
         super().unlink(path)
 

@@ -5,8 +5,6 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from queue_helpers import RecordingFileOps, queue_files
-
 from server.qdir import qfn
 from server.queue.core import apply_cleanup, scan_queue
 from server.queue.states import (
@@ -17,6 +15,7 @@ from server.queue.states import (
     stale_cleanup_actions,
 )
 from server.runtime import FileOps
+from tests.queue.queue_helpers import RecordingFileOps, queue_files
 
 A = 1_700_000_000
 

@@ -6,7 +6,6 @@ import itertools
 from pathlib import Path
 
 import pytest
-from queue_helpers import FaultyFileOps, make_ctx, queue_files
 
 from server.qdir import qfn
 from server.queue import codes
@@ -14,6 +13,7 @@ from server.queue.client import queue_message
 from server.queue.core import apply_cleanup, scan_queue
 from server.queue.states import OSSIFIED, STATES, STEPS, stale_cleanup_actions
 from server.runtime import Crash, FileOps
+from tests.queue.queue_helpers import FaultyFileOps, make_ctx, queue_files
 
 MESSAGE = b"Subject: crash\n\nbody\n"
 ENVELOPE_FILE = b"u1000\0p1000\0Fa@b\0Tc@d\0"

@@ -9,7 +9,6 @@ import sys
 from pathlib import Path
 
 import pytest
-from queue_helpers import make_ctx, queue_files
 
 from server.programs import ProgramContext
 from server.queue import codes
@@ -18,6 +17,7 @@ from server.queue.core import DEATH
 from server.queue.invoker import Invoker, invoker_from_env
 from server.queue.program import main, system_qmail_uids
 from server.runtime import VirtualClock
+from tests.queue.queue_helpers import make_ctx, queue_files
 
 MESSAGE = b"Subject: program\n\nbody\n"
 ENVELOPE = b"Fa@b\0Tc@d\0\0"
@@ -29,7 +29,8 @@ def run_main(ctx: ProgramContext, envelope: bytes, env: dict[str, str] | None = 
 
 def only_message(queue: Path) -> bytes:
     [mess] = queue_files(queue)["mess"]
-    return mess.read_bytes()
+    data: bytes = mess.read_bytes()
+    return data
 
 
 def test_in_process_main_queues(home: Path) -> None:

@@ -14,7 +14,6 @@ from pathlib import Path
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from queue_helpers import FaultyFileOps, RecordingFileOps, make_ctx, queue_files
 
 from server.home import setup
 from server.queue import codes
@@ -22,6 +21,7 @@ from server.queue.client import QueueStream, open_queue, queue_message
 from server.queue.core import apply_cleanup, scan_queue
 from server.queue.states import OSSIFIED, STATES, stale_cleanup_actions
 from server.runtime import Crash, FileOps
+from tests.queue.queue_helpers import FaultyFileOps, RecordingFileOps, make_ctx, queue_files
 
 MESSAGE = b"Subject: stream\n\n" + b"".join(b"line %d\n" % i for i in range(200))
 RECEIVED = b"Received: (qmail 1000 invoked from network); 14 Nov 2023 22:13:20 -0000\n"

@@ -9,12 +9,12 @@ from pathlib import Path
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from queue_helpers import RecordingFileOps, make_ctx, queue_files
 
 from server.qdir import qfn
 from server.queue import codes
 from server.queue.client import queue_message
 from server.queue.core import message_ids, read_envelope, read_todo
+from tests.queue.queue_helpers import RecordingFileOps, make_ctx, queue_files
 
 MESSAGE = b"Subject: hi\n\nhello\n"
 RECEIVED_DATE = "14 Nov 2023 22:13:20 -0000"  # the virtual clock's start

@@ -10,7 +10,7 @@ import yaml
 from hypothesis import given
 from hypothesis import strategies as st
 
-from harness import maillog
+from harness import maillog, timeline, timeline_log
 from harness.commands.reproduce import run
 from harness.reproduce_history import schedule, schedule_notes
 from harness.reproduce_suspects import total_wait
@@ -62,7 +62,7 @@ def test_every_format_gives_back_the_history_it_was_written_from(
 
 @given(st.lists(st.text(max_size=80), max_size=20))
 def test_any_text_gives_a_history_or_says_there_is_none(lines: list[str]) -> None:
-    tl = maillog.timeline.build(maillog.timeline_log.parse("\n".join(lines)))
+    tl = timeline.build(timeline_log.parse("\n".join(lines)))
     try:
         index = maillog.pick(tl)
     except maillog.HistoryError:

@@ -40,7 +40,7 @@ best.example.    300 IN MX 10 me.self.example.
 best.example.    300 IN MX 20 mx1.far.example.
 plain.example.   300 IN A 127.0.2.30
 """
-OK = {"127.0.2.11": {}, "127.0.2.12": {}, "127.0.2.30": {}}
+OK: dict[str, dict[str, str]] = {"127.0.2.11": {}, "127.0.2.12": {}, "127.0.2.30": {}}
 
 
 def make_home(tmp_path: Path, **controls: str) -> Path:

@@ -95,7 +95,7 @@ def test_channel_crash_is_reported(tmp_path: Path) -> None:
         def exchange(self, *args: object, **kwargs: object) -> bytes:
             raise RuntimeError("bug")
 
-    ch.dns = Broken()  # type: ignore[assignment]
+    ch.dns = Broken()
     assert ch.deliver(job(message, "b@far.example")) == b"Zqmail-remote crashed.\n"
 
 

@@ -184,11 +184,12 @@ def test_a_signal_caught_by_another_thread_still_wakes_the_loop(
     thread, blocked in its wait (server.timedread.wait_readable) until its
     next wake-up: the self-pipe must be the signal wakeup fd, so TERM is acted
     on now."""
+    from server import timedread
     from server.send import daemon as daemon_module
     from server.send.program import SignalRouter
 
     asleep = threading.Event()
-    real_wait = daemon_module.wait_readable
+    real_wait = timedread.wait_readable
 
     def watched_wait(fds: list[int], timeout: float | None) -> list[int]:
         if timeout is None or timeout > WAIT:  # the long sleep of an idle qmail-send

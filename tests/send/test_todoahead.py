@@ -73,7 +73,7 @@ class Recorder(FileOps):
         for _fd, path in files:
             self.note("fsync", path)
 
-    def unlink(self, path: Path) -> None:
+    def unlink(self, path: StrPath) -> None:
         try:
             super().unlink(path)
         finally:
