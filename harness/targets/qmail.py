@@ -271,9 +271,6 @@ def _replace(folder: Path, sources: list[Path], pattern: str) -> None:
             shutil.copyfile(src, folder / src.name)
 
 
-__all__ = ["QmailTarget", "holding", "unusable"]
-
-
 def unusable(reference: Path) -> str | None:
     """Why ``qmail:DIR`` cannot play a scenario on this machine, or None."""
     if not (reference / "bin" / "qmail-send").exists():
@@ -308,6 +305,9 @@ def holding(reference: Path) -> Iterator[None]:
         yield
     finally:
         os.close(fd)
+
+
+__all__ = ["QmailTarget", "holding", "unusable"]
 
 
 def _alias_home_problem(reference: Path) -> str | None:

@@ -60,7 +60,8 @@ def live_log(
     conf = result.workdir / "resolv.conf"  # the one the target's qmail-remote reads
     log = result.workdir / "qmail-send.log"
     if "alert: cannot start: qmail-send is already running" in log.read_text():
-        # the reference target's own trouble (seen when runs overlap), not reproduce's
+        # a qmail-send on DIR started outside the harness (runs of the harness
+        # take turns: harness.targets.qmail holds DIR), not reproduce's trouble
         pytest.skip(f"{target}: qmail-send did not start (already running)")
     return log, conf, scenario.dns
 
