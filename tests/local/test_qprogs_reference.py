@@ -1,6 +1,7 @@
 """maildirwatch, qbiff, qreceipt and qsmhook against netqmail-1.06's own
 binaries: the same input to both, the same bytes out. Skipped where no
-reference qmail is installed (``$QMAILSIM_REFERENCE``, default /var/qmail-ref).
+reference qmail is installed (tests/reference.py: /var/qmail-ref or
+``$QMAILSIM_REFERENCE_QMAIL``).
 
 qbiff reads the fixed /var/run/utmp and writes under /dev, so the reference
 one runs in a private mount namespace (``unshare -m``, root only) with the
@@ -20,6 +21,7 @@ from pathlib import Path
 import pytest
 
 from server.local.maildirwatch import CLEAR, summary
+from tests.reference import REFERENCE, needs_reference
 
 from .test_maildirwatch import FIRST
 from .test_qbiff import MESSAGE as BIFF_MESSAGE
@@ -27,11 +29,7 @@ from .test_qbiff import make_world
 from .test_qreceipt_qsmhook import MESSAGE as RECEIPT_MESSAGE
 from .test_qreceipt_qsmhook import QENV
 
-REFERENCE = Path(os.environ.get("QMAILSIM_REFERENCE", "/var/qmail-ref"))
-
-pytestmark = pytest.mark.skipif(
-    not (REFERENCE / "bin" / "qsmhook").exists(), reason=f"no reference qmail at {REFERENCE}"
-)
+pytestmark = needs_reference("qsmhook")
 
 
 def both(

@@ -32,16 +32,12 @@ from server.programs import ProgramContext, run
 from server.runtime import real_runtime
 from tests import fakeqq
 from tests.qmqp.helpers import addresses, bodies, qmqp, qmtp
+from tests.reference import REFERENCE, needs_reference
 from tests.subprocs import stop
-
-REFERENCE = Path(os.environ.get("QMAILSIM_REFERENCE_QMAIL", "/var/qmail-ref"))
 
 pytestmark = [
     pytest.mark.external,
-    pytest.mark.skipif(
-        not (REFERENCE / "bin" / "qmail-qmtpd").exists(),
-        reason=f"no netqmail-1.06 home at {REFERENCE} (set QMAILSIM_REFERENCE_QMAIL)",
-    ),
+    needs_reference("qmail-qmtpd"),
 ]
 
 # Keeps only runs that were handed a whole envelope (it ends in two NULs):

@@ -21,8 +21,7 @@ from pathlib import Path
 import pytest
 
 from server.home import setup
-
-REFERENCE = Path(os.environ.get("QMAILSIM_REFERENCE_QMAIL", "/var/qmail-ref"))
+from tests.reference import REFERENCE, needs_reference
 
 
 def _addresses() -> tuple[str, str]:
@@ -37,10 +36,7 @@ SERVER_IP, SILENT_IP = _addresses()
 
 pytestmark = [
     pytest.mark.external,
-    pytest.mark.skipif(
-        not (REFERENCE / "bin" / "qmail-qmqpc").exists(),
-        reason=f"no netqmail-1.06 home at {REFERENCE} (set QMAILSIM_REFERENCE_QMAIL)",
-    ),
+    needs_reference("qmail-qmqpc"),
     pytest.mark.skipif(os.geteuid() != 0, reason="port 628 and a mount namespace need root"),
     pytest.mark.skipif(shutil.which("unshare") is None, reason="unshare(1) is not installed"),
 ]

@@ -2,7 +2,7 @@
 
 Each bundled scenario of scenarios/reproduce/ is played on the live target
 (our programs as processes, the fake DNS on loopback), and on the real
-netqmail-1.06 at /var/qmail-ref when it is there, up to its first attempt;
+netqmail-1.06 of tests/reference.py when it is there, up to its first attempt;
 its qmail-send log then goes to ``reproduce --log-file`` with the matching
 inputs: the home's resolv.conf, or a ``qmail-sim capture`` made
 against the same fake DNS on loopback. ``--run`` must reproduce the line,
@@ -23,13 +23,13 @@ from harness.scenario import load_text
 from harness.scenario.model import DnsSpec
 from harness.targets.qmail import unusable
 from tests.record.reproducing import capture_from, reproduce
+from tests.reference import REFERENCE
 
 SUITE = Path(__file__).resolve().parents[2] / "scenarios" / "reproduce"
 
 pytestmark = pytest.mark.live
 
 
-REFERENCE = Path("/var/qmail-ref")
 UNUSABLE = unusable(REFERENCE)
 TARGETS = [
     pytest.param(
