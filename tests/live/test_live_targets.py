@@ -23,6 +23,7 @@ from harness.runner import bundled_suite, load_all, run_scenario
 from harness.scenario import Scenario
 from harness.targets.qmailclock import libfaketime
 from server.home import setup as setup_home
+from tests.targets import needs_live
 
 pytestmark = pytest.mark.live
 
@@ -40,10 +41,6 @@ HANDFUL = [
     "harness/tcprules-relay.yaml",
 ]
 
-needs_live = pytest.mark.skipif(
-    not netns.available() and os.geteuid() != 0,
-    reason=f"live target needs namespaces or root: {netns.why_unavailable()}",
-)
 needs_netns = pytest.mark.skipif(
     not netns.available(), reason=f"no private namespaces here: {netns.why_unavailable()}"
 )

@@ -1,6 +1,6 @@
 """maildirwatch, qbiff, qreceipt and qsmhook against netqmail-1.06's own
 binaries: the same input to both, the same bytes out. Skipped where no
-reference qmail is installed (tests/reference.py: /var/qmail-ref or
+reference qmail is installed (tests/targets.py: /var/qmail-ref or
 ``$QMAILSIM_REFERENCE_QMAIL``).
 
 qbiff reads the fixed /var/run/utmp and writes under /dev, so the reference
@@ -21,7 +21,7 @@ from pathlib import Path
 import pytest
 
 from server.local.maildirwatch import CLEAR, summary
-from tests.reference import REFERENCE, needs_reference
+from tests.targets import REFERENCE, needs_reference
 
 from .test_maildirwatch import FIRST
 from .test_qbiff import MESSAGE as BIFF_MESSAGE

@@ -32,8 +32,8 @@ from server.programs import ProgramContext, run
 from server.runtime import real_runtime
 from tests import fakeqq
 from tests.qmqp.helpers import addresses, bodies, qmqp, qmtp
-from tests.reference import REFERENCE, needs_reference
 from tests.subprocs import stop
+from tests.targets import REFERENCE, needs_reference
 
 pytestmark = [
     pytest.mark.external,

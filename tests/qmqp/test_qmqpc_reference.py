@@ -21,7 +21,7 @@ from pathlib import Path
 import pytest
 
 from server.home import setup
-from tests.reference import REFERENCE, needs_reference
+from tests.targets import REFERENCE, needs_reference
 
 
 def _addresses() -> tuple[str, str]:

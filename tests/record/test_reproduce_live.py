@@ -2,7 +2,7 @@
 
 Each bundled scenario of scenarios/reproduce/ is played on the live target
 (our programs as processes, the fake DNS on loopback), and on the real
-netqmail-1.06 of tests/reference.py when it is there, up to its first attempt;
+netqmail-1.06 of tests/targets.py when it is there, up to its first attempt;
 its qmail-send log then goes to ``reproduce --log-file`` with the matching
 inputs: the home's resolv.conf, or a ``qmail-sim capture`` made
 against the same fake DNS on loopback. ``--run`` must reproduce the line,
@@ -11,19 +11,18 @@ name the right cause first and find a fix that delivers.
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import pytest
 import yaml
 
-from harness import capture, netns
+from harness import capture
 from harness.runner import run_scenario
 from harness.scenario import load_text
 from harness.scenario.model import DnsSpec
 from harness.targets.qmail import unusable
 from tests.record.reproducing import capture_from, reproduce
-from tests.reference import REFERENCE
+from tests.targets import REFERENCE, needs_live
 
 SUITE = Path(__file__).resolve().parents[2] / "scenarios" / "reproduce"
 
@@ -32,13 +31,7 @@ pytestmark = pytest.mark.live
 
 UNUSABLE = unusable(REFERENCE)
 TARGETS = [
-    pytest.param(
-        "live",
-        marks=pytest.mark.skipif(
-            not netns.available() and os.geteuid() != 0,
-            reason=f"the live target needs namespaces or root: {netns.why_unavailable()}",
-        ),
-    ),
+    pytest.param("live", marks=needs_live),
     pytest.param(
         f"qmail:{REFERENCE}",
         marks=pytest.mark.skipif(UNUSABLE is not None, reason=f"no netqmail-1.06: {UNUSABLE}"),
