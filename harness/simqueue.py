@@ -46,20 +46,21 @@ class SimQueueService:
 
     def __init__(self, ctx: ProgramContext, ids: privsep.QmailIds) -> None:
         self.service = QueueService(ctx, ids)
-        self.path = path = _acceptor().new_path()
+        self.acceptor = _acceptor()
+        self.path = path = self.acceptor.new_path()
         self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
         self.sock.bind(str(path))
         os.chmod(path, 0o666)
         self.sock.listen(BACKLOG)
         self.named_in = ctx.home / QUEUE_SOCKET_FILE
         self.named_in.write_text(f"{path}\n")
-        _acceptor().add(self.sock, self.service)
+        self.acceptor.add(self.sock, self.service)
 
     def close(self) -> None:
         """No new caller is served once this returns; one being served is
         waited for (up to :data:`CLOSE_WAIT` seconds)."""
         self.named_in.unlink(missing_ok=True)
-        _acceptor().remove(self.sock)
+        self.acceptor.remove(self.sock)
         self.sock.close()
         self.path.unlink(missing_ok=True)
 
